@@ -1,0 +1,115 @@
+"""Run profiles: every size, schedule and hyperparameter the CLI and notebooks use.
+
+Three profiles share one structure and differ only in scale:
+
+* ``smoke``    — seconds per notebook; what CI and ``make test`` run.
+* ``standard`` — meaningful results on a 2-core CPU, whole curriculum in about half an hour,
+  under 2 GB of RAM (fits a Binder session).
+* ``paper``    — the reference recipes of the three papers (224 px, ResNet-50 / R3D-50,
+  the authors' batch sizes and schedules), for GPUs and a real dataset.
+
+A profile is a plain nested dict with one section per concern. ``get_profile`` returns a
+deep copy, so callers may override values freely.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+PROFILE_NAMES = ("smoke", "standard", "paper")
+METHOD_NAMES = ("seco", "cvrl", "dualvar", "supervised")
+
+
+class ProfileError(ValueError):
+    """An unknown profile, method or section name."""
+
+
+_SMOKE: dict[str, Any] = {
+    "data": {"size": 64, "crop_size": 56, "num_workers": 0},
+    "synth": {"preset": "smoke"},
+    "seco": {
+        "arch": "resnet18", "width": 0.25, "small_input": True, "head_hidden": 64, "head_dim": 32,
+        "queue_size": 256, "temperature": 0.1, "key_momentum": 0.99,
+        "weights": {"inter": 1.0, "intra": 1.0, "order": 1.0},
+    },
+    "cvrl": {
+        "arch": "tiny3d", "width": 0.25, "clip_frames": 8, "stride": 1, "head_hidden": 64,
+        "head_dim": 32, "temperature": 0.1, "interval_power": 1.0,
+        "interval_distribution": "decreasing", "augment_mode": "consistent",
+    },
+    "dualvar": {
+        "arch": "tiny3d", "width": 0.25, "clip_frames": 8, "stride": 1, "head_hidden": 64,
+        "clip_dim": 32, "series_dim": 16, "segments": 2, "temperature": 0.07,
+        "rank_margin_temperature": 0.05, "losses": "clip+SR+TC", "variant": "simclr",
+    },
+    "supervised": {"encoder": "same"},
+    "train": {
+        "epochs": 1, "batch_size": 16, "optimizer": "adamw", "base_lr": 1e-3,
+        "lr_scaling_batch": 0, "weight_decay": 1e-4, "warmup_epochs": 0,
+        "checkpoint_every": 0, "knn_every": 0,
+    },
+    "eval": {"frames_per_video": 8, "clips_per_video": 2, "svm_c": 1.0},
+}
+
+_STANDARD: dict[str, Any] = copy.deepcopy(_SMOKE)
+_STANDARD.update({
+    "synth": {"preset": "standard"},
+    "train": {
+        "epochs": 30, "batch_size": 64, "optimizer": "adamw", "base_lr": 1e-3,
+        "lr_scaling_batch": 0, "weight_decay": 1e-4, "warmup_epochs": 2,
+        "checkpoint_every": 200, "knn_every": 5,
+    },
+    "eval": {"frames_per_video": 8, "clips_per_video": 4, "svm_c": 1.0},
+})
+_STANDARD["seco"].update({"width": 0.5, "head_hidden": 128, "head_dim": 64, "queue_size": 4096})
+_STANDARD["cvrl"].update({"width": 0.5, "head_hidden": 128, "head_dim": 64})
+_STANDARD["dualvar"].update({"width": 0.5, "head_hidden": 128, "clip_dim": 64, "series_dim": 32})
+
+_PAPER: dict[str, Any] = {
+    "data": {"size": 256, "crop_size": 224, "num_workers": 8},
+    "synth": {"preset": "standard"},
+    "seco": {
+        "arch": "resnet50", "width": 1.0, "small_input": False, "head_hidden": 2048, "head_dim": 128,
+        "queue_size": 131072, "temperature": 0.1, "key_momentum": 0.999,
+        "weights": {"inter": 1.0, "intra": 1.0, "order": 1.0},
+    },
+    "cvrl": {
+        "arch": "cvrl_r3d50", "width": 1.0, "clip_frames": 16, "stride": 2, "head_hidden": 2048,
+        "head_dim": 128, "temperature": 0.1, "interval_power": 1.0,
+        "interval_distribution": "decreasing", "augment_mode": "consistent",
+    },
+    "dualvar": {
+        "arch": "dualvar_r21d", "width": 1.0, "clip_frames": 16, "stride": 4, "head_hidden": 512,
+        "clip_dim": 128, "series_dim": 64, "segments": 2, "temperature": 0.07,
+        "rank_margin_temperature": 0.05, "losses": "clip+SR+TC", "variant": "simclr",
+    },
+    "supervised": {"encoder": "same"},
+    "train": {
+        "epochs": 400, "batch_size": 512, "optimizer": "sgd", "base_lr": 0.1,
+        "lr_scaling_batch": 256, "weight_decay": 1e-4, "warmup_epochs": 5,
+        "checkpoint_every": 1000, "knn_every": 0,
+    },
+    "eval": {"frames_per_video": 30, "clips_per_video": 10, "svm_c": 1.0},
+}
+
+PROFILES: dict[str, dict[str, Any]] = {"smoke": _SMOKE, "standard": _STANDARD, "paper": _PAPER}
+
+
+def get_profile(name: str) -> dict[str, Any]:
+    """Return a deep copy of profile ``name``; raise ``ProfileError`` naming the valid choices."""
+    if name not in PROFILES:
+        raise ProfileError(
+            f"unknown profile {name!r}: choose one of {', '.join(PROFILE_NAMES)}"
+        )
+    return copy.deepcopy(PROFILES[name])
+
+
+def profile_section(name: str, section: str) -> dict[str, Any]:
+    """Return one section (``"data"``, ``"seco"``, ``"train"``, ...) of a profile."""
+    profile = get_profile(name)
+    if section not in profile:
+        raise ProfileError(
+            f"profile {name!r} has no section {section!r}: sections are {', '.join(sorted(profile))}"
+        )
+    return profile[section]
