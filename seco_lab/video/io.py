@@ -1,0 +1,338 @@
+"""Reading and writing video files with PyAV.
+
+Frames are addressed by their *index*: the position of the frame in presentation order,
+counting every frame the decoder can produce from the start of the file. ``probe_video``
+counts those frames by decoding the whole stream, so the count is right even for files
+whose header lies (truncated files, missing frame counts in the container).
+
+``read_frames`` decodes only what it needs. Indices close to the current decoder position
+are reached by decoding forward; a far-away index is reached by seeking to the keyframe
+before it. After a seek, a frame's index is computed from its timestamp
+(``(pts - start) * time_base * frame_rate``) and checked against the timestamps of its
+neighbours; a file whose timestamps do not follow a constant frame rate, or a seek that
+lands after the requested frame, falls back to decoding sequentially from the start, where
+the index is simply the count of decoded frames.
+
+Every call opens and closes its own container, so DataLoader worker processes never share
+an open file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+__all__ = ["VideoDecodeError", "VideoInfo", "probe_video", "read_frames", "write_video", "resized_shape"]
+
+# A gap (in frames) beyond which seeking is tried instead of decoding forward. Decoding
+# forward through a few dozen small frames is cheaper than a seek plus the decode from the
+# keyframe before the target.
+SEEK_GAP_FRAMES = 48
+# Consecutive undecodable packets after which the rest of a file is treated as unreadable.
+MAX_CONSECUTIVE_BAD_PACKETS = 32
+
+
+class VideoDecodeError(RuntimeError):
+    """A video file could not be opened or decoded; the message names the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the index knows about one video: decodable frame count, frame rate and frame size."""
+
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+
+def resized_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
+    """Return ``(height, width)`` after resizing so the shorter side is ``size`` (aspect kept)."""
+    if size is None:
+        return height, width
+    if size <= 0:
+        raise ValueError(f"size must be a positive number of pixels or None, got {size}")
+    if height <= width:
+        return size, max(1, round(width * size / height))
+    return max(1, round(height * size / width)), size
+
+
+def _open_video(path: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open ``path`` for reading and return the container and its first video stream."""
+    if not path.is_file():
+        raise VideoDecodeError(path, "file does not exist")
+    if path.stat().st_size == 0:
+        raise VideoDecodeError(path, "file is empty (0 bytes)")
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
+        raise VideoDecodeError(path, f"not a readable video container ({error.__class__.__name__}: {error})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoDecodeError(path, "container has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def _decoded_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+    """Yield decoded frames from the container's current position, skipping bad packets.
+
+    A truncated or partly corrupt file yields the frames that decode and then stops,
+    instead of raising.
+    """
+    consecutive_bad = 0
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except (av.error.FFmpegError, OSError):
+            return  # the demuxer cannot go further: the file ends here
+        try:
+            frames = packet.decode()
+        except (av.error.FFmpegError, OSError):
+            consecutive_bad += 1
+            if consecutive_bad >= MAX_CONSECUTIVE_BAD_PACKETS:
+                return
+            continue
+        consecutive_bad = 0
+        yield from frames
+
+
+def _frame_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if rate is None or rate <= 0:
+        return None
+    return Fraction(rate)
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Decode the whole video stream of ``path`` and return its :class:`VideoInfo`.
+
+    ``num_frames`` counts the frames that actually decode (a truncated file reports the
+    frames before the damage). Raises :class:`VideoDecodeError` naming the file when it
+    cannot be opened, has no video stream, or yields no frame.
+    """
+    path = Path(path)
+    container, stream = _open_video(path)
+    try:
+        num_frames = 0
+        first_pts: int | None = None
+        last_pts: int | None = None
+        width, height = stream.codec_context.width, stream.codec_context.height
+        for frame in _decoded_frames(container, stream):
+            if num_frames == 0:
+                width, height = frame.width, frame.height
+                first_pts = frame.pts
+            last_pts = frame.pts
+            num_frames += 1
+        rate = _frame_rate(stream)
+        if rate is None and num_frames > 1 and first_pts is not None and last_pts is not None and stream.time_base:
+            span_seconds = float((last_pts - first_pts) * stream.time_base)
+            rate = Fraction(num_frames - 1) / Fraction(span_seconds) if span_seconds > 0 else None
+    finally:
+        container.close()
+    if num_frames == 0:
+        raise VideoDecodeError(path, "no decodable video frame")
+    return VideoInfo(num_frames=num_frames, fps=float(rate) if rate else 0.0, width=int(width), height=int(height))
+
+
+class _FrameReader:
+    """Decodes the frames of one open stream at requested indices, seeking when it pays."""
+
+    def __init__(self, path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> None:
+        self.path = path
+        self.container = container
+        self.stream = stream
+        rate = _frame_rate(stream)
+        time_base = stream.time_base
+        # Timestamp ticks per frame; None when the stream gives no way to map index <-> pts.
+        self.ticks_per_frame: Fraction | None = (1 / (rate * time_base)) if rate and time_base else None
+        self.start_pts: int = stream.start_time if stream.start_time is not None else 0
+        self.can_seek = self.ticks_per_frame is not None
+        self._frames: Iterator[av.VideoFrame] | None = None
+        self.position = -1  # index of the last frame taken from self._frames
+        self.sequential = True  # True while position is the exact count of decoded frames
+
+    def _restart_sequential(self) -> None:
+        """Go back to the start of the stream and count frames from there."""
+        self.can_seek = False
+        if self.position >= 0 or self._frames is not None:
+            try:
+                self.container.seek(self.start_pts, backward=True, any_frame=False, stream=self.stream)
+            except (av.error.FFmpegError, OSError) as error:
+                raise VideoDecodeError(self.path, f"cannot rewind to the first frame ({error})") from None
+        self._frames = _decoded_frames(self.container, self.stream)
+        self.position = -1
+        self.sequential = True
+
+    def _index_of(self, frame: av.VideoFrame) -> int | None:
+        if frame.pts is None or self.ticks_per_frame is None:
+            return None
+        return round((frame.pts - self.start_pts) / self.ticks_per_frame)
+
+    def _seek_to(self, target: int) -> bool:
+        """Seek so that the next frames lead to ``target``; False when the seek cannot be trusted."""
+        assert self.ticks_per_frame is not None
+        target_pts = self.start_pts + int(target * self.ticks_per_frame)
+        try:
+            self.container.seek(target_pts, backward=True, any_frame=False, stream=self.stream)
+        except (av.error.FFmpegError, OSError):
+            return False
+        self._frames = _decoded_frames(self.container, self.stream)
+        self.sequential = False
+        self.position = -1
+        return True
+
+    def _next_frame(self) -> av.VideoFrame | None:
+        """Advance one frame; keeps ``position`` right, or returns None at the end of the stream."""
+        if self._frames is None:
+            self._restart_sequential()
+        frame = next(self._frames, None)
+        if frame is None:
+            return None
+        if self.sequential:
+            self.position += 1
+            return frame
+        index = self._index_of(frame)
+        if index is None or (self.position >= 0 and index != self.position + 1):
+            # Timestamps do not follow the constant frame rate: positions cannot be trusted.
+            raise _UntrustedTimestamps
+        self.position = index
+        return frame
+
+    def frames_at(self, sorted_unique: list[int]) -> dict[int, av.VideoFrame]:
+        wanted: dict[int, av.VideoFrame] = {}
+        for target in sorted_unique:
+            while True:
+                try:
+                    frame = self._advance_to(target)
+                except _UntrustedTimestamps:
+                    self._restart_sequential()
+                    continue
+                break
+            if frame is None:
+                raise VideoDecodeError(
+                    self.path, f"frame {target} requested but the file has only {self.position + 1} decodable frames"
+                )
+            wanted[target] = frame
+        return wanted
+
+    def _advance_to(self, target: int) -> av.VideoFrame | None:
+        if self.can_seek and target - self.position > SEEK_GAP_FRAMES:
+            if not self._seek_to(target):
+                self._restart_sequential()
+            else:
+                frame = self._next_frame()
+                if frame is None or self.position > target:
+                    # The seek landed after the requested frame: decode from the start instead.
+                    self._restart_sequential()
+                elif self.position == target:
+                    return frame
+        if self.position > target:
+            self._restart_sequential()
+        while self.position < target:
+            frame = self._next_frame()
+            if frame is None:
+                return None
+            if self.position == target:
+                return frame
+            if self.position > target:
+                raise _UntrustedTimestamps
+        raise AssertionError("unreachable: position already at target without a frame")
+
+
+class _UntrustedTimestamps(Exception):
+    """Raised inside the reader when frame timestamps do not map to indices."""
+
+
+def read_frames(path: str | Path, indices: Sequence[int], size: int | None = None) -> torch.Tensor:
+    """Decode the frames at ``indices`` of the video at ``path``.
+
+    Args:
+        path: video file.
+        indices: frame indices (0-based, in presentation order); may repeat and be unsorted.
+        size: length of the shorter side after resizing (aspect ratio kept, antialiased);
+            None keeps the native size.
+
+    Returns:
+        uint8 tensor (T, C, H, W) with ``T == len(indices)``, frames in the order of
+        ``indices``, C = 3 (RGB).
+
+    Raises:
+        VideoDecodeError: the file cannot be opened, or an index is negative or past the
+            last decodable frame.
+    """
+    path = Path(path)
+    index_list = [int(i) for i in indices]
+    if not index_list:
+        raise ValueError(f"{path}: read_frames needs at least one frame index")
+    if min(index_list) < 0:
+        raise VideoDecodeError(path, f"negative frame index {min(index_list)} requested")
+    container, stream = _open_video(path)
+    try:
+        reader = _FrameReader(path, container, stream)
+        frames = reader.frames_at(sorted(set(index_list)))
+        first = frames[index_list[0]]
+        height, width = resized_shape(first.height, first.width, size)
+        interpolation = "AREA" if height < first.height else "BICUBIC"
+        arrays = {
+            index: frame.to_ndarray(width=width, height=height, format="rgb24", interpolation=interpolation)
+            for index, frame in frames.items()
+        }
+    finally:
+        container.close()
+    clip = np.stack([arrays[i] for i in index_list])  # (T, H, W, C)
+    return torch.from_numpy(clip).permute(0, 3, 1, 2).contiguous()  # (T, C, H, W)
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, codec: str = "libx264") -> None:
+    """Encode ``frames`` (uint8, shape (T, H, W, 3), RGB) into the video file ``path``.
+
+    The container format follows the file extension (.mp4, .avi, .mkv, .webm, ...). The file
+    is written under a temporary name and renamed when complete, so a reader never sees a
+    half-written video. Odd frame sizes are encoded in yuv444p with libx264 (yuv420p needs
+    even sizes); other codecs need even sizes.
+    """
+    path = Path(path)
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise ValueError(
+            f"{path}: frames must be uint8 of shape (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}"
+        )
+    if fps <= 0:
+        raise ValueError(f"{path}: fps must be positive, got {fps}")
+    _, height, width, _ = frames.shape
+    even = height % 2 == 0 and width % 2 == 0
+    if not even and codec != "libx264":
+        raise ValueError(f"{path}: codec {codec} needs even frame sizes, got {height}x{width}")
+    pixel_format = "yuv420p" if even else "yuv444p"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    rate = Fraction(fps).limit_denominator(1001)
+    try:
+        with av.open(str(partial), mode="w") as container:
+            stream = container.add_stream(codec, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, pixel_format
+            for image in frames:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
