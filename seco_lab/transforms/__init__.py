@@ -1,0 +1,39 @@
+"""Video augmentation: pure tensor ops (``functional``) and the methods' recipes (``recipes``)."""
+
+from seco_lab.transforms.functional import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    background_erase,
+    blur_kernel_size,
+    frame_differences,
+    normalize,
+    solarize,
+    time_reverse,
+    to_float01,
+)
+from seco_lab.transforms.recipes import (
+    AUGMENT_MODES,
+    VideoTransform,
+    cvrl_clip_augment,
+    dualvar_clip_augment,
+    eval_transform,
+    seco_frame_augment,
+)
+
+__all__ = [
+    "AUGMENT_MODES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "VideoTransform",
+    "background_erase",
+    "blur_kernel_size",
+    "cvrl_clip_augment",
+    "dualvar_clip_augment",
+    "eval_transform",
+    "frame_differences",
+    "normalize",
+    "seco_frame_augment",
+    "solarize",
+    "time_reverse",
+    "to_float01",
+]

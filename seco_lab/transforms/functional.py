@@ -1,0 +1,116 @@
+"""Pure tensor operations on videos laid out ``(T, C, H, W)`` (uint8 in [0, 255] or float in [0, 1]).
+
+Nothing here draws from torch's random generator; the one random operation,
+``background_erase``, takes an explicit ``np.random.Generator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def _check_video(clip: torch.Tensor, name: str = "clip") -> None:
+    if not isinstance(clip, torch.Tensor) or clip.ndim != 4:
+        shape = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__
+        raise ValueError(
+            f"seco_lab/transforms/functional.py: {name} must be a (T, C, H, W) tensor, got {shape}"
+        )
+
+
+def to_float01(clip: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[0, 255]`` -> float32 ``[0, 1]``; a floating tensor is returned as float32 unchanged
+    in value. Any shape."""
+    if clip.dtype == torch.uint8:
+        return clip.to(torch.float32).div_(255.0)
+    if not clip.is_floating_point():
+        raise TypeError(
+            f"seco_lab/transforms/functional.py: expected uint8 or float pixels, got {clip.dtype}"
+        )
+    return clip.to(torch.float32)
+
+
+def normalize(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(x - mean[c]) / std[c]`` per channel; channels are dim -3 (``(T, C, H, W)`` or
+    ``(C, H, W)``). uint8 input is first scaled to [0, 1]. Returns float32 of the same shape."""
+    pixels = to_float01(clip)
+    num_channels = pixels.shape[-3]
+    if len(mean) != num_channels or len(std) != num_channels:
+        raise ValueError(
+            f"seco_lab/transforms/functional.py: mean/std have {len(mean)}/{len(std)} entries, "
+            f"clip has {num_channels} channels"
+        )
+    mean_t = torch.tensor(mean, dtype=pixels.dtype, device=pixels.device).view(-1, 1, 1)  # (C, 1, 1)
+    std_t = torch.tensor(std, dtype=pixels.dtype, device=pixels.device).view(-1, 1, 1)  # (C, 1, 1)
+    return (pixels - mean_t) / std_t
+
+
+def frame_differences(clip: torch.Tensor) -> torch.Tensor:
+    """Motion-only input: ``out[t] = x[t + 1] - x[t]``, ``(T, C, H, W) -> (T - 1, C, H, W)``.
+
+    Pixels are scaled to [0, 1] first, so the result is float32 in [-1, 1]; anything that does
+    not move (a static background) becomes exactly 0. A model that wants ``T`` difference frames
+    must therefore decode ``T + 1`` frames (ask the sampler for ``clip_frames + 1``). Apply it
+    after a clip-consistent augmentation — with per-frame augmentation the differences would
+    mostly measure the augmentation — and before, or instead of, mean/std normalisation.
+    """
+    _check_video(clip)
+    if clip.shape[0] < 2:
+        raise ValueError(
+            f"seco_lab/transforms/functional.py: frame_differences needs >= 2 frames, got {clip.shape[0]}"
+        )
+    pixels = to_float01(clip)
+    return pixels[1:] - pixels[:-1]
+
+
+def background_erase(
+    clip: torch.Tensor,
+    rng: np.random.Generator,
+    alpha: float | tuple[float, float] = (0.0, 0.3),
+) -> torch.Tensor:
+    """Background erasing: mix one randomly chosen frame of the clip into every frame.
+
+    ``out[t] = (1 - w) x[t] + w x[k]`` with ``k`` uniform over the clip's frames and weight
+    ``w = alpha`` (a float) or ``w ~ U(alpha[0], alpha[1])`` (a range), both drawn from ``rng``.
+    The added frame is static, so it changes appearance without adding motion: two clips of one
+    video stop sharing an identical background, which removes the static-appearance shortcut
+    contrastive learning otherwise takes. Keeps shape ``(T, C, H, W)`` and dtype (uint8 is
+    rounded back).
+    """
+    _check_video(clip)
+    low, high = (alpha, alpha) if isinstance(alpha, (int, float)) else alpha
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"seco_lab/transforms/functional.py: alpha must lie in [0, 1], got {alpha!r}")
+    weight = float(rng.uniform(low, high)) if high > low else float(low)
+    still_frame = int(rng.integers(0, clip.shape[0]))
+    pixels = to_float01(clip)
+    mixed = (1.0 - weight) * pixels + weight * pixels[still_frame : still_frame + 1]  # (T, C, H, W)
+    if clip.dtype == torch.uint8:
+        return mixed.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return mixed.to(clip.dtype)
+
+
+def solarize(clip: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
+    """Invert every pixel at or above ``threshold`` (``x -> max - x``). Default threshold is half
+    the range: 128 for uint8, 0.5 for float in [0, 1]. Any shape; dtype kept."""
+    if threshold is None:
+        threshold = 128 if clip.dtype == torch.uint8 else 0.5
+    bound = 255 if clip.dtype == torch.uint8 else 1.0
+    return torch.where(clip >= threshold, bound - clip, clip)
+
+
+def time_reverse(clip: torch.Tensor, time_dim: int = 0) -> torch.Tensor:
+    """The clip played backwards along ``time_dim`` (0 for ``(T, C, H, W)``)."""
+    return torch.flip(clip, dims=(time_dim,))
+
+
+def blur_kernel_size(crop_size: int, fraction: float = 0.1) -> int:
+    """Odd Gaussian-blur kernel of about ``fraction`` of the crop side, at least 3
+    (SimCLR's 10 %: 23 px at 224, 5 px at 56)."""
+    size = max(3, int(round(crop_size * fraction)))
+    return size if size % 2 == 1 else size + 1
