@@ -29,7 +29,9 @@ import av
 import numpy as np
 import torch
 
-__all__ = ["VideoDecodeError", "VideoInfo", "probe_video", "read_frames", "write_video", "resized_shape"]
+__all__ = [
+    "VideoDecodeError", "VideoInfo", "probe_video", "probe_video_with_note", "read_frames", "resized_shape", "write_video",
+]
 
 # A gap (in frames) beyond which seeking is tried instead of decoding forward. Decoding
 # forward through a few dozen small frames is cheaper than a seek plus the decode from the
@@ -127,6 +129,16 @@ def probe_video(path: str | Path) -> VideoInfo:
     frames before the damage). Raises :class:`VideoDecodeError` naming the file when it
     cannot be opened, has no video stream, or yields no frame.
     """
+    return probe_video_with_note(path)[0]
+
+
+def probe_video_with_note(path: str | Path) -> tuple[VideoInfo, str | None]:
+    """Like :func:`probe_video`, plus a note when fewer frames decode than the container declares.
+
+    The note (e.g. ``"truncated or damaged: 13 of 40 frames decode"``) is None for a
+    healthy file. The declared count is the container's frame count, or its duration times
+    the frame rate when the container stores no count.
+    """
     path = Path(path)
     container, stream = _open_video(path)
     try:
@@ -144,11 +156,28 @@ def probe_video(path: str | Path) -> VideoInfo:
         if rate is None and num_frames > 1 and first_pts is not None and last_pts is not None and stream.time_base:
             span_seconds = float((last_pts - first_pts) * stream.time_base)
             rate = Fraction(num_frames - 1) / Fraction(span_seconds) if span_seconds > 0 else None
+        declared = _declared_frames(container, stream, rate)
     finally:
         container.close()
     if num_frames == 0:
-        raise VideoDecodeError(path, "no decodable video frame")
-    return VideoInfo(num_frames=num_frames, fps=float(rate) if rate else 0.0, width=int(width), height=int(height))
+        raise VideoDecodeError(path, "no decodable video frame" + (f" (container declares {declared})" if declared else ""))
+    info = VideoInfo(num_frames=num_frames, fps=float(rate) if rate else 0.0, width=int(width), height=int(height))
+    note = None
+    if declared and num_frames < declared * 0.95 - 1:
+        note = f"truncated or damaged: {num_frames} of {declared} frames decode"
+    return info, note
+
+
+def _declared_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                     rate: Fraction | None) -> int:
+    """Frame count the container claims (0 when it does not say)."""
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration and stream.time_base and rate:
+        return round(stream.duration * stream.time_base * rate)
+    if container.duration and rate:
+        return round(container.duration / av.time_base * rate)
+    return 0
 
 
 class _FrameReader:
