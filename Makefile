@@ -1,0 +1,32 @@
+# The two commands of the README:
+#   make report   set up .venv, build the embedded dataset, execute every notebook into reports/<profile>/
+#   make test     set up .venv, run the whole test suite (notebooks included, smoke profile)
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= standard
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.seco_lab-installed
+
+.PHONY: report test lab bench clean-reports
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --editable .
+	@touch $(STAMP)
+
+report: $(STAMP)
+	$(BIN)/python -m seco_lab report --profile $(PROFILE)
+
+test: $(STAMP)
+	SECO_LAB_PROFILE=smoke $(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+clean-reports:
+	rm -rf reports/

@@ -1,0 +1,167 @@
+"""Command line interface: ``python -m seco_lab`` or ``seco-lab``.
+
+Sub-commands::
+
+    info                                  versions, device and threads
+    data synth --out DIR --profile P      generate the embedded dataset (real mp4 files)
+    data check ROOT                       index a dataset folder and list every problem
+    pretrain --method M --data DIR ...    self-supervised (or supervised) pretraining
+    evaluate --checkpoint C --data DIR    a downstream protocol on a checkpoint's encoder
+    report --profile P                    execute the notebooks into reports/<profile>/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from seco_lab.profiles import METHOD_NAMES, PROFILE_NAMES
+
+PROTOCOL_NAMES = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking")
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from seco_lab.environment import environment_report
+
+    for key, value in environment_report().items():
+        print(f"{key:>18}: {value}")
+    return 0
+
+
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    from seco_lab.profiles import profile_section
+    from seco_lab.video.synth import generate_dataset
+
+    preset = profile_section(args.profile, "synth")["preset"]
+    root = generate_dataset(Path(args.out), preset=preset, seed=args.seed, progress=not args.quiet)
+    print(f"dataset ready: {root}")
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from seco_lab.video.check import run_check
+
+    return run_check(Path(args.root), layout=args.layout, split=args.split)
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from seco_lab.methods.pretrain import pretrain
+
+    result = pretrain(
+        method=args.method,
+        data_root=Path(args.data),
+        profile=args.profile,
+        run_dir=Path(args.out),
+        split=args.split,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        device=args.device,
+        resume=args.resume,
+        seed=args.seed,
+        num_workers=args.num_workers,
+        progress=not args.quiet,
+    )
+    print(f"checkpoint: {result.checkpoint_path}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from seco_lab.evaluation import run_protocol
+
+    metrics = run_protocol(
+        args.protocol,
+        checkpoint=Path(args.checkpoint),
+        data_root=Path(args.data),
+        profile=args.profile,
+        pooling=args.pooling,
+        device=args.device,
+        split=args.split,
+    )
+    if args.json:
+        print(json.dumps({"protocol": args.protocol, **metrics}, default=float))
+    else:
+        width = max(len(key) for key in metrics)
+        for key, value in metrics.items():
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            print(f"{key:<{width}}  {shown}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from seco_lab.report import run_report
+
+    selection = [part.strip() for part in args.notebooks.split(",") if part.strip()] if args.notebooks else None
+    result = run_report(args.profile, selection=selection, out_dir=Path(args.out) if args.out else None)
+    return 0 if result.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="seco-lab", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    info = commands.add_parser("info", help="versions, device and threads")
+    info.set_defaults(handler=_cmd_info)
+
+    data = commands.add_parser("data", help="generate or check datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    synth = data_commands.add_parser("synth", help="generate the embedded action dataset")
+    synth.add_argument("--out", required=True, help="dataset folder to create, e.g. data/synth-standard")
+    synth.add_argument("--profile", choices=("smoke", "standard"), default="standard")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    synth.set_defaults(handler=_cmd_data_synth)
+    check = data_commands.add_parser("check", help="index a dataset folder and list its problems")
+    check.add_argument("root")
+    check.add_argument("--layout", default="auto", choices=("auto", "ucf101", "hmdb51", "kinetics", "folders"))
+    check.add_argument("--split", type=int, default=1, help="official split number (1-3)")
+    check.set_defaults(handler=_cmd_data_check)
+
+    pretrain = commands.add_parser("pretrain", help="pretrain an encoder")
+    pretrain.add_argument("--method", required=True, choices=METHOD_NAMES)
+    pretrain.add_argument("--data", required=True, help="dataset root (any supported layout)")
+    pretrain.add_argument("--split", type=int, default=1)
+    pretrain.add_argument("--profile", choices=PROFILE_NAMES, default="standard")
+    pretrain.add_argument("--out", required=True, help="run directory (checkpoint, history, results)")
+    pretrain.add_argument("--epochs", type=int, default=None, help="0 writes the randomly initialised model")
+    pretrain.add_argument("--batch-size", type=int, default=None)
+    pretrain.add_argument("--num-workers", type=int, default=None)
+    pretrain.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    pretrain.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--quiet", action="store_true", help="no progress bar")
+    pretrain.set_defaults(handler=_cmd_pretrain)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint's encoder")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--split", type=int, default=1)
+    evaluate.add_argument("--protocol", default="linear-svm", choices=PROTOCOL_NAMES)
+    evaluate.add_argument("--pooling", default="mean", choices=("mean", "concat"))
+    evaluate.add_argument("--profile", choices=PROFILE_NAMES, default=None,
+                          help="evaluation sizes (default: the checkpoint's profile)")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--json", action="store_true", help="print one machine-readable line")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    report = commands.add_parser("report", help="execute the notebooks into an HTML report")
+    report.add_argument("--profile", choices=PROFILE_NAMES, default="standard")
+    report.add_argument("--notebooks", default=None, help="comma-separated prefixes, e.g. 00,01")
+    report.add_argument("--out", default=None, help="default: reports/<profile>")
+    report.set_defaults(handler=_cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen sub-command; errors print one clear line."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"seco-lab {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,38 @@
+"""What this machine offers: library versions, devices and threads."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment_report() -> dict[str, str]:
+    """Versions of the libraries seco_lab uses, the compute devices and the thread count."""
+    import torch
+
+    if torch.cuda.is_available():
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        accelerator = f"CUDA {torch.version.cuda}: {names}"
+    else:
+        accelerator = "none (CPU only)"
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "seco_lab": _version("seco_lab"),
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "av (PyAV)": _version("av"),
+        "numpy": _version("numpy"),
+        "scikit-learn": _version("scikit-learn"),
+        "accelerator": accelerator,
+        "cpu cores": str(os.cpu_count()),
+        "torch threads": str(torch.get_num_threads()),
+    }

@@ -1,0 +1,214 @@
+"""Execute the curriculum's notebooks headlessly and collect them into an HTML report.
+
+``run_report`` runs each notebook with papermill (its ``parameters`` cell gets ``profile``
+injected), converts the executed notebook to HTML with nbconvert, and writes
+``index.html`` linking every notebook with its status and run time, plus a table of the key
+numbers the notebooks saved with :func:`save_summary`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seco_lab import paths
+from seco_lab.profiles import get_profile
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised while papermill executed it."""
+
+
+@dataclass
+class NotebookRun:
+    """The outcome of executing one notebook."""
+
+    name: str
+    seconds: float
+    status: str  # "ok" | "failed"
+    peak_rss_mib: float
+    message: str = ""
+    html_path: Path | None = None
+    notebook_path: Path | None = None
+
+
+@dataclass
+class ReportResult:
+    """Everything ``run_report`` produced."""
+
+    out_dir: Path
+    index_path: Path
+    runs: list[NotebookRun] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(run.status == "ok" for run in self.runs)
+
+
+def summary_dir(profile: str) -> Path:
+    """Folder where notebooks of a profile leave their key numbers as JSON."""
+    return paths.runs_dir() / profile / "summary"
+
+
+def save_summary(profile: str, notebook: str, values: dict[str, Any]) -> Path:
+    """Record a notebook's key measured numbers (flat ``name -> value``) for the report index."""
+    folder = summary_dir(profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{notebook}.json"
+    path.write_text(json.dumps(values, indent=2, default=float))
+    return path
+
+
+def find_notebooks(selection: list[str] | None = None, folder: Path | None = None) -> list[Path]:
+    """Ordered curriculum notebooks; ``selection`` holds name prefixes such as ``"00"``."""
+    folder = folder or paths.notebooks_dir()
+    notebooks = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"no curriculum notebooks (NN_name.ipynb) found in {folder}")
+    if not selection:
+        return notebooks
+    chosen = []
+    for prefix in selection:
+        matches = [p for p in notebooks if p.name.startswith(prefix)]
+        if not matches:
+            names = ", ".join(p.stem for p in notebooks)
+            raise ValueError(f"no notebook matches {prefix!r}; the notebooks are: {names}")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def _peak_child_rss_mib() -> float:
+    """Largest resident set of any finished child process (the kernels), in MiB."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+
+
+def execute_notebook(notebook: Path, out_dir: Path, profile: str) -> NotebookRun:
+    """Run one notebook with papermill and write its executed copy and HTML into ``out_dir``."""
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+    from papermill.exceptions import PapermillExecutionError
+
+    executed = out_dir / notebook.name
+    start = time.perf_counter()
+    status, message = "ok", ""
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters={"profile": profile},
+            kernel_name="python3",
+            cwd=str(notebook.parent),
+            progress_bar=False,
+        )
+    except PapermillExecutionError as error:
+        status = "failed"
+        message = (
+            f"{notebook.name}: cell {error.exec_count} (index {error.cell_index}) raised "
+            f"{error.ename}: {error.evalue}"
+        )
+    seconds = time.perf_counter() - start
+    html_path = None
+    if executed.exists():
+        body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+        html_path = executed.with_suffix(".html")
+        html_path.write_text(body, encoding="utf-8")
+    return NotebookRun(
+        name=notebook.stem,
+        seconds=seconds,
+        status=status,
+        peak_rss_mib=_peak_child_rss_mib(),
+        message=message,
+        html_path=html_path,
+        notebook_path=executed if executed.exists() else None,
+    )
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def write_index(result: ReportResult, profile: str) -> Path:
+    """Write ``index.html``: one row per notebook, then every saved summary number."""
+    rows = []
+    for run in result.runs:
+        link = (
+            f'<a href="{html.escape(run.html_path.name)}">{html.escape(run.name)}</a>'
+            if run.html_path
+            else html.escape(run.name)
+        )
+        rows.append(
+            f"<tr><td>{link}</td><td class='{run.status}'>{run.status}</td>"
+            f"<td>{run.seconds:.1f}</td><td>{run.peak_rss_mib:.0f}</td>"
+            f"<td>{html.escape(run.message)}</td></tr>"
+        )
+    summary_rows = []
+    for path in sorted(summary_dir(profile).glob("*.json")):
+        values = json.loads(path.read_text())
+        for key, value in values.items():
+            summary_rows.append(
+                f"<tr><td>{html.escape(path.stem)}</td><td>{html.escape(str(key))}</td>"
+                f"<td>{html.escape(_format_value(value))}</td></tr>"
+            )
+    total = sum(run.seconds for run in result.runs)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>seco_lab report — {profile}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; }}
+table {{ border-collapse: collapse; margin-bottom: 2em; }}
+td, th {{ border: 1px solid #ccc; padding: 0.3em 0.8em; text-align: left; }}
+.ok {{ color: #1a7f37; }} .failed {{ color: #cf222e; font-weight: bold; }}
+</style></head><body>
+<h1>seco_lab report — profile <code>{html.escape(profile)}</code></h1>
+<p>Generated {time.strftime("%Y-%m-%d %H:%M:%S")}; total notebook time {total:.1f} s.</p>
+<h2>Notebooks</h2>
+<table><tr><th>Notebook</th><th>Status</th><th>Run time (s)</th>
+<th>Peak kernel RSS so far (MiB)</th><th>Message</th></tr>
+{''.join(rows)}
+</table>
+<h2>Key numbers measured in this run</h2>
+<table><tr><th>Notebook</th><th>Quantity</th><th>Value</th></tr>
+{''.join(summary_rows) or '<tr><td colspan="3">no summary saved</td></tr>'}
+</table>
+</body></html>
+"""
+    index_path = result.out_dir / "index.html"
+    index_path.write_text(page, encoding="utf-8")
+    return index_path
+
+
+def run_report(
+    profile: str,
+    selection: list[str] | None = None,
+    out_dir: Path | None = None,
+    stop_on_failure: bool = True,
+) -> ReportResult:
+    """Execute the selected notebooks in order for ``profile`` and write the report."""
+    get_profile(profile)
+    notebooks = find_notebooks(selection)
+    out_dir = Path(out_dir) if out_dir else paths.reports_dir() / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = ReportResult(out_dir=out_dir, index_path=out_dir / "index.html")
+    for notebook in notebooks:
+        print(f"[report] running {notebook.name} (profile {profile}) ...", flush=True)
+        run = execute_notebook(notebook, out_dir, profile)
+        result.runs.append(run)
+        print(f"[report] {notebook.name}: {run.status} in {run.seconds:.1f} s", flush=True)
+        write_index(result, profile)
+        if run.status != "ok":
+            print(f"[report] FAILED — {run.message}", file=sys.stderr, flush=True)
+            if run.notebook_path:
+                print(f"[report] executed notebook with the error: {run.notebook_path}", file=sys.stderr)
+            if stop_on_failure:
+                break
+    write_index(result, profile)
+    print(f"[report] index: {result.index_path}", flush=True)
+    return result

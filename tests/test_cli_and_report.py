@@ -1,0 +1,85 @@
+"""The command line and the papermill report runner."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from seco_lab.cli import build_parser, main
+from seco_lab.report import find_notebooks, run_report
+
+
+def test_every_subcommand_has_help():
+    parser = build_parser()
+    for argv in (["info"], ["data", "synth", "--out", "x"], ["data", "check", "x"],
+                 ["pretrain", "--method", "seco", "--data", "d", "--out", "o"],
+                 ["evaluate", "--checkpoint", "c", "--data", "d"], ["report"]):
+        assert parser.parse_args(argv).handler is not None
+
+
+def test_bad_profile_is_rejected_with_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["report", "--profile", "huge"])
+    assert "smoke" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_info():
+    completed = subprocess.run([sys.executable, "-m", "seco_lab", "info"], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert "torch" in completed.stdout
+
+
+def _write_notebook(path: Path, cells: list[str]) -> None:
+    parameters = nbformat.v4.new_code_cell("profile = None")
+    parameters.metadata["tags"] = ["parameters"]
+    notebook = nbformat.v4.new_notebook(cells=[parameters] + [nbformat.v4.new_code_cell(c) for c in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+
+
+def test_report_runs_notebooks_in_order_and_names_the_failing_cell(tmp_path, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write_notebook(notebooks / "00_first.ipynb", ["print('profile is', profile)"])
+    _write_notebook(notebooks / "01_broken.ipynb", ["x = 1", "raise ValueError('bad on purpose')"])
+    _write_notebook(notebooks / "02_never.ipynb", ["print('not reached')"])
+    monkeypatch.setattr("seco_lab.paths.notebooks_dir", lambda: notebooks)
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    result = run_report("smoke", out_dir=tmp_path / "report")
+    assert [run.name for run in result.runs] == ["00_first", "01_broken"]
+    assert [run.status for run in result.runs] == ["ok", "failed"]
+    assert "01_broken.ipynb" in result.runs[1].message and "ValueError: bad on purpose" in result.runs[1].message
+    index = (tmp_path / "report" / "index.html").read_text()
+    assert "00_first.html" in index and "failed" in index
+    executed = nbformat.read(tmp_path / "report" / "00_first.ipynb", as_version=4)
+    printed = "".join(output.get("text", "") for cell in executed.cells for output in cell.get("outputs", []))
+    assert "profile is smoke" in printed
+
+
+def test_report_index_collects_saved_summaries(tmp_path, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write_notebook(notebooks / "00_save.ipynb", [
+        "from seco_lab.report import save_summary\n"
+        "save_summary(profile, '00_save', {'accuracy': 0.625})"
+    ])
+    monkeypatch.setattr("seco_lab.paths.notebooks_dir", lambda: notebooks)
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    result = run_report("smoke", out_dir=tmp_path / "report")
+    assert result.ok
+    assert json.loads((tmp_path / "runs" / "smoke" / "summary" / "00_save.json").read_text()) == {"accuracy": 0.625}
+    assert "0.625" in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_report_selection_names_the_notebooks_when_nothing_matches(tmp_path):
+    _write_notebook(tmp_path / "00_a.ipynb", ["1"])
+    with pytest.raises(ValueError, match="00_a"):
+        find_notebooks(["07"], folder=tmp_path)
+
+
+def test_cli_reports_errors_in_one_line(capsys):
+    assert main(["data", "check", "/definitely/not/here"]) == 2
+    assert "error" in capsys.readouterr().err
