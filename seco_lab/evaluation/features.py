@@ -1,0 +1,483 @@
+"""Frozen encoders and per-video features for every evaluation protocol.
+
+A checkpoint written by the training engine holds ``"method"`` (registry name), ``"config"``
+(the full profile dict the run used, with its ``"data"`` and method sections) and ``"model"``
+(the method's state dict). ``load_encoder`` rebuilds the method, loads the weights and hands
+back only the trunk used for evaluation, together with how its inputs must be made
+(``InputSpec``).
+
+Pooling over frames (2D encoders) is the choice that decides motion classes: the mean over
+frame features is the papers' protocol and cannot tell a video from its time reversal;
+``"concat"`` keeps the frames in temporal order and can.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+POOLINGS = ("mean", "concat")
+ENCODER_KINDS = ("2d", "3d")
+INPUT_MODES = ("rgb", "frame_differences")
+
+
+class EvaluationError(RuntimeError):
+    """A checkpoint, dataset or option that an evaluation protocol cannot use."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How evaluation inputs are made for one encoder.
+
+    size: shorter side after decoding; crop_size: side of the centre crop fed to the encoder;
+    clip_frames / stride: temporal extent of one 3D clip (ignored by 2D encoders);
+    input_mode: ``"rgb"`` or ``"frame_differences"`` (motion-only input, one more frame read);
+    mean / std: normalisation used by ``eval_transform``.
+    """
+
+    size: int = 64
+    crop_size: int = 56
+    clip_frames: int = 8
+    stride: int = 1
+    input_mode: str = "rgb"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        if self.input_mode not in INPUT_MODES:
+            raise EvaluationError(
+                f"input_mode {self.input_mode!r} is not one of {', '.join(INPUT_MODES)}"
+            )
+        if self.crop_size > self.size:
+            raise EvaluationError(f"crop_size {self.crop_size} is larger than size {self.size}")
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], method: str) -> InputSpec:
+        """Read the spec from a run's full config (``"data"`` section + method section)."""
+        data = config.get("data", {})
+        section = config.get(method, {})
+        defaults = cls()
+        return cls(
+            size=int(data.get("size", defaults.size)),
+            crop_size=int(data.get("crop_size", defaults.crop_size)),
+            clip_frames=int(section.get("clip_frames", data.get("clip_frames", defaults.clip_frames))),
+            stride=int(section.get("stride", data.get("stride", defaults.stride))),
+            input_mode=str(section.get("input_mode", data.get("input_mode", defaults.input_mode))),
+            mean=tuple(data.get("mean", defaults.mean)),
+            std=tuple(data.get("std", defaults.std)),
+        )
+
+
+@dataclass
+class LoadedEncoder:
+    """A frozen trunk ready for evaluation.
+
+    module: 2D encoders map (N, C, H, W) -> (N, D) and offer ``forward_map`` -> (N, D, h, w);
+    3D encoders map (N, C, T, H, W) -> (N, D). kind: ``"2d"`` or ``"3d"``.
+    """
+
+    module: nn.Module
+    kind: str
+    input_spec: InputSpec
+    method: str = "unknown"
+    config: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENCODER_KINDS:
+            raise EvaluationError(f"encoder kind {self.kind!r} is not one of {', '.join(ENCODER_KINDS)}")
+
+    @property
+    def feature_dim(self) -> int:
+        """Width D of one frame/clip feature (probed with a dummy input if not declared)."""
+        declared = getattr(self.module, "feature_dim", None)
+        if declared is not None:
+            return int(declared)
+        spec = self.input_spec
+        if self.kind == "2d":
+            dummy = torch.zeros(1, 3, spec.crop_size, spec.crop_size)
+        else:
+            dummy = torch.zeros(1, 3, spec.clip_frames, spec.crop_size, spec.crop_size)
+        was_training = self.module.training
+        self.module.eval()
+        with torch.no_grad():
+            width = int(self.module(dummy.to(_module_device(self.module))).shape[1])
+        self.module.train(was_training)
+        return width
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    for tensor in module.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def load_encoder(checkpoint_path: str | Path, weights: str = "checkpoint",
+                 device: str | torch.device = "cpu") -> LoadedEncoder:
+    """Rebuild a run's method from its checkpoint and return its evaluation trunk.
+
+    weights: ``"checkpoint"`` loads the trained weights; ``"random"`` keeps the freshly built
+    (randomly initialised) method with the same config — the random baseline of that run.
+    The trunk is returned in eval mode.
+    """
+    from seco_lab.methods import build_method
+
+    checkpoint_path = Path(checkpoint_path)
+    if not checkpoint_path.is_file():
+        raise EvaluationError(f"{checkpoint_path}: checkpoint file not found")
+    if weights not in ("checkpoint", "random"):
+        raise EvaluationError(f"weights must be 'checkpoint' or 'random', got {weights!r}")
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    missing = [key for key in ("method", "config", "model") if key not in state]
+    if missing:
+        raise EvaluationError(
+            f"{checkpoint_path}: not a seco_lab checkpoint (missing keys: {', '.join(missing)})"
+        )
+    method_name = str(state["method"])
+    config = dict(state["config"])
+    method = build_method(method_name, config)
+    if weights == "checkpoint":
+        method.load_state_dict(state["model"])
+    kind = str(getattr(method, "encoder_kind", "2d"))
+    trunk = method.encoder().to(resolve_device(device)).eval()
+    return LoadedEncoder(
+        module=trunk,
+        kind=kind,
+        input_spec=InputSpec.from_config(config, method_name),
+        method=method_name,
+        config=config,
+        checkpoint=checkpoint_path,
+    )
+
+
+# --------------------------------------------------------------------------- pure pieces
+
+
+def pool_frame_features(frame_features: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+    """Pool per-frame features of each video.
+
+    frame_features: (N, T, D) in temporal order. ``"mean"`` -> (N, D) (the papers' protocol,
+    blind to frame order); ``"concat"`` -> (N, T * D), frames kept in temporal order.
+    """
+    if frame_features.ndim != 3:
+        raise EvaluationError(f"frame features must be (N, T, D), got shape {tuple(frame_features.shape)}")
+    if pooling == "mean":
+        return frame_features.mean(dim=1)
+    if pooling == "concat":
+        return frame_features.reshape(frame_features.shape[0], -1)  # (N, T * D)
+    raise EvaluationError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
+
+
+def evenly_spaced_indices(num_frames: int, count: int) -> np.ndarray:
+    """``count`` frame indices spread evenly over a video (centres of equal segments)."""
+    try:
+        from seco_lab.samplers import evenly_spaced_frames
+    except ImportError:
+        evenly_spaced_frames = None
+    if evenly_spaced_frames is not None:
+        return np.asarray(evenly_spaced_frames(num_frames, count), dtype=np.int64)
+    positions = (np.arange(count) + 0.5) * num_frames / count
+    return np.clip(np.floor(positions).astype(np.int64), 0, max(num_frames - 1, 0))
+
+
+def clip_frame_indices(num_frames: int, clip_frames: int, stride: int, num_clips: int) -> list[np.ndarray]:
+    """Frame indices of ``num_clips`` clips with evenly spaced starts; short videos wrap around.
+
+    Returns a list of ``num_clips`` arrays of ``clip_frames`` indices each.
+    """
+    span = (clip_frames - 1) * stride + 1
+    last_start = max(num_frames - span, 0)
+    if num_clips == 1:
+        starts = np.array([last_start // 2])
+    else:
+        starts = np.round(np.linspace(0, last_start, num_clips)).astype(np.int64)
+    offsets = np.arange(clip_frames) * stride
+    return [(int(start) + offsets) % max(num_frames, 1) for start in starts]
+
+
+def crop_offsets(height: int, width: int, crop_size: int, num_crops: int) -> list[tuple[int, int]]:
+    """Top-left corners of 1 (centre) or 3 (start, centre, end of the longer side) square crops."""
+    centre = ((height - crop_size) // 2, (width - crop_size) // 2)
+    if num_crops == 1:
+        return [centre]
+    if num_crops != 3:
+        raise EvaluationError(f"num_crops must be 1 or 3, got {num_crops}")
+    if width >= height:
+        return [(centre[0], 0), centre, (centre[0], width - crop_size)]
+    return [(0, centre[1]), centre, (height - crop_size, centre[1])]
+
+
+def normalise_frames(frames: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """uint8 (T, C, H, W) -> float32 (T, C, H, W) scaled to [0, 1] and normalised by spec."""
+    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (frames.float() / 255.0 - mean) / std
+
+
+def apply_input_mode(frames: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """RGB frames pass through; ``"frame_differences"`` turns (T+1, C, H, W) into (T, C, H, W)."""
+    if spec.input_mode == "frame_differences":
+        try:
+            from seco_lab.transforms.functional import frame_differences
+        except ImportError:
+            return frames[1:] - frames[:-1]
+        return frame_differences(frames)
+    return frames
+
+
+def _frames_to_read(indices: np.ndarray, spec: InputSpec, num_frames: int) -> np.ndarray:
+    """Frame differences need one more frame (the successor of the last index)."""
+    if spec.input_mode != "frame_differences":
+        return indices
+    step = spec.stride if len(indices) > 1 else 1
+    return np.concatenate([indices, [min(int(indices[-1]) + step, num_frames - 1)]])
+
+
+def centre_crop_transform(spec: InputSpec):
+    """Callable uint8 (T, C, H, W) -> float32 (T, C, crop, crop): ``eval_transform`` of the recipes."""
+    try:
+        from seco_lab.transforms.recipes import eval_transform
+    except ImportError:
+        eval_transform = None
+    if eval_transform is not None:
+        return eval_transform(spec.crop_size, mean=spec.mean, std=spec.std)
+
+    def fallback(frames: torch.Tensor) -> torch.Tensor:
+        top, left = crop_offsets(frames.shape[-2], frames.shape[-1], spec.crop_size, 1)[0]
+        cropped = frames[..., top:top + spec.crop_size, left:left + spec.crop_size]
+        return normalise_frames(cropped, spec)
+
+    return fallback
+
+
+# --------------------------------------------------------------------------- datasets of eval views
+
+
+def _read_frames(path: Path, indices: Sequence[int], size: int) -> torch.Tensor:
+    from seco_lab.video.io import read_frames
+
+    return read_frames(path, [int(i) for i in indices], size=size)
+
+
+def probe_num_frames(records: Sequence[Any]) -> list[int]:
+    """Decodable frame count of each record (``VideoRecord.path``)."""
+    from seco_lab.video.io import probe_video
+
+    return [probe_video(record.path).num_frames for record in records]
+
+
+class EvalViewDataset(torch.utils.data.Dataset):
+    """Deterministic evaluation views of each video.
+
+    2D: item ``"views"`` is (T, C, crop, crop) — ``frames_per_video`` evenly spaced frames,
+    centre crop. 3D: (V, C, clip_frames, crop, crop) — ``clips_per_video`` evenly spaced clips
+    times ``num_crops`` spatial crops (V = clips * crops).
+    """
+
+    def __init__(self, records: Sequence[Any], num_frames: Sequence[int], kind: str, spec: InputSpec,
+                 frames_per_video: int = 8, clips_per_video: int = 1, num_crops: int = 1):
+        if len(records) != len(num_frames):
+            raise EvaluationError(f"{len(records)} records but {len(num_frames)} frame counts")
+        self.records = list(records)
+        self.num_frames = [int(n) for n in num_frames]
+        self.kind = kind
+        self.spec = spec
+        self.frames_per_video = frames_per_video
+        self.clips_per_video = clips_per_video
+        self.num_crops = num_crops
+        self.transform = centre_crop_transform(spec)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _frames(self, record: Any, indices: np.ndarray, num_frames: int) -> torch.Tensor:
+        frames = _read_frames(record.path, _frames_to_read(indices, self.spec, num_frames), self.spec.size)
+        return frames
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        record, num_frames = self.records[i], self.num_frames[i]
+        spec = self.spec
+        if self.kind == "2d":
+            indices = evenly_spaced_indices(num_frames, self.frames_per_video)
+            frames = self._frames(record, indices, num_frames)
+            views = apply_input_mode(self.transform(frames), spec)  # (T, C, crop, crop)
+        else:
+            clips = []
+            for indices in clip_frame_indices(num_frames, spec.clip_frames, spec.stride, self.clips_per_video):
+                frames = self._frames(record, indices, num_frames)
+                if self.num_crops == 1:
+                    crops = [self.transform(frames)]
+                else:
+                    crops = [
+                        normalise_frames(frames[..., top:top + spec.crop_size, left:left + spec.crop_size], spec)
+                        for top, left in crop_offsets(frames.shape[-2], frames.shape[-1], spec.crop_size, self.num_crops)
+                    ]
+                for crop in crops:
+                    clip = apply_input_mode(crop, spec)  # (T, C, crop, crop)
+                    clips.append(clip.permute(1, 0, 2, 3))  # (C, T, crop, crop)
+            views = torch.stack(clips)  # (V, C, T, crop, crop)
+        return {"views": views, "label": int(record.label), "index": i}
+
+
+# --------------------------------------------------------------------------- feature extraction
+
+
+def _progress(iterable: Iterable, progress: bool, total: int, desc: str) -> Iterable:
+    if not progress:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+@torch.no_grad()
+def encode_views(module: nn.Module, kind: str, views: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Encode a batch of videos' views.
+
+    2D: views (B, T, C, H, W) -> (B, T, D). 3D: views (B, V, C, T, H, W) -> (B, V, D).
+    Inputs are sent in chunks of at most ``batch_size`` frames/clips.
+    """
+    batch, per_video = views.shape[:2]
+    flat = views.reshape(batch * per_video, *views.shape[2:])  # (B * T, C, H, W) or (B * V, C, T, H, W)
+    outputs = [module(chunk) for chunk in flat.split(max(batch_size, 1))]
+    features = torch.cat(outputs).float()
+    return features.reshape(batch, per_video, -1)  # (B, T|V, D)
+
+
+def iterate_view_features(encoder: LoadedEncoder, dataset: torch.utils.data.Dataset, batch_size: int = 64,
+                          device: str | torch.device = "auto", num_workers: int = 0,
+                          progress: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (features (B, T|V, D) on CPU, labels (B,)) for consecutive videos of ``dataset``."""
+    device = resolve_device(device)
+    module = encoder.module.to(device)
+    was_training = module.training
+    module.eval()
+    videos_per_batch = max(1, batch_size // max(1, _views_per_video(dataset)))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=videos_per_batch, shuffle=False,
+                                         num_workers=num_workers)
+    try:
+        for batch in _progress(loader, progress, len(loader), "features"):
+            views = batch["views"].to(device, non_blocking=True)
+            yield encode_views(module, encoder.kind, views, batch_size).cpu(), batch["label"]
+    finally:
+        module.train(was_training)
+
+
+def _views_per_video(dataset: Any) -> int:
+    if isinstance(dataset, EvalViewDataset):
+        if dataset.kind == "2d":
+            return dataset.frames_per_video
+        return dataset.clips_per_video * dataset.num_crops
+    return 1
+
+
+def extract_video_features(encoder: LoadedEncoder, records: Sequence[Any], input_spec: InputSpec | None = None,
+                           frames_per_video: int = 8, clips_per_video: int = 1, pooling: str = "mean",
+                           batch_size: int = 64, device: str | torch.device = "auto", progress: bool = False,
+                           num_frames: Sequence[int] | None = None, num_crops: int = 1,
+                           keep_views: bool = False, num_workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-video features of ``records`` from a frozen encoder.
+
+    2D encoders: ``frames_per_video`` evenly spaced frames, centre crop, frame features pooled
+    by ``pooling`` -> features (N, D) for ``"mean"`` or (N, frames * D) for ``"concat"``.
+    3D encoders: ``clips_per_video`` evenly spaced clips (x ``num_crops`` crops), clip features
+    averaged -> (N, D); with ``keep_views=True`` the per-clip features are kept: (N, V, D)
+    (2D encoders then return (N, 1, D')). num_frames: frame count per record (probed if None).
+    Returns (features float32, labels int64 (N,)).
+    """
+    if pooling not in POOLINGS:
+        raise EvaluationError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
+    spec = input_spec or encoder.input_spec
+    counts = list(num_frames) if num_frames is not None else probe_num_frames(records)
+    dataset = EvalViewDataset(records, counts, encoder.kind, spec, frames_per_video=frames_per_video,
+                              clips_per_video=clips_per_video, num_crops=num_crops)
+    chunks: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    for features, batch_labels in iterate_view_features(encoder, dataset, batch_size, device, num_workers, progress):
+        if encoder.kind == "2d":
+            video_features = pool_frame_features(features, pooling).unsqueeze(1)  # (B, 1, D')
+        else:
+            video_features = features  # (B, V, D)
+        chunks.append(video_features if keep_views else video_features.mean(dim=1))
+        labels.append(batch_labels)
+    if not chunks:
+        raise EvaluationError("no records to extract features from")
+    return torch.cat(chunks).numpy().astype(np.float32), torch.cat(labels).numpy().astype(np.int64)
+
+
+# --------------------------------------------------------------------------- BatchNorm re-estimation
+
+
+@torch.no_grad()
+def recompute_bn_stats_from_batches(module: nn.Module, batches: Iterable[torch.Tensor],
+                                    device: str | torch.device = "cpu") -> nn.Module:
+    """Re-estimate every BatchNorm's running mean/var as the average over ``batches``.
+
+    Running statistics are reset, BN layers run in train mode with a cumulative average
+    (momentum None) while every other layer stays in eval mode; no parameter changes.
+    The module is returned in eval mode with its original momenta restored.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return module.eval()
+    module.eval()
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    seen = 0
+    for batch in batches:
+        module(batch.to(device))
+        seen += 1
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    if seen == 0:
+        raise EvaluationError("recompute_bn_stats: no batches were given")
+    return module.eval()
+
+
+def recompute_bn_stats(encoder: LoadedEncoder, train_records: Sequence[Any], num_frames: Sequence[int] | None = None,
+                       frames_per_video: int = 8, clips_per_video: int = 1, max_videos: int | None = 512,
+                       batch_size: int = 64, device: str | torch.device = "auto", seed: int = 0) -> LoadedEncoder:
+    """Re-estimate the encoder's BatchNorm statistics on training videos (the fair random baseline).
+
+    A randomly initialised encoder's running statistics are the defaults (mean 0, var 1);
+    re-estimating them on the data it will be evaluated on changes its linear score, so
+    report which baseline is used. Uses the evaluation views of up to ``max_videos`` train
+    videos (a seeded random subset). Modifies ``encoder.module`` in place and returns ``encoder``.
+    """
+    device = resolve_device(device)
+    counts = list(num_frames) if num_frames is not None else probe_num_frames(train_records)
+    order = np.arange(len(train_records))
+    if max_videos is not None and len(order) > max_videos:
+        order = np.sort(np.random.default_rng(seed).choice(len(order), size=max_videos, replace=False))
+    dataset = EvalViewDataset([train_records[i] for i in order], [counts[i] for i in order], encoder.kind,
+                              encoder.input_spec, frames_per_video=frames_per_video,
+                              clips_per_video=clips_per_video)
+    videos_per_batch = max(1, batch_size // max(1, _views_per_video(dataset)))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=videos_per_batch, shuffle=False)
+
+    def batches() -> Iterator[torch.Tensor]:
+        for batch in loader:
+            views = batch["views"]
+            yield views.reshape(-1, *views.shape[2:])  # (B * T, C, H, W) or (B * V, C, T, H, W)
+
+    encoder.module.to(device)
+    recompute_bn_stats_from_batches(encoder.module, batches(), device)
+    return encoder

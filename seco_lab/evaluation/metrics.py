@@ -1,0 +1,32 @@
+"""Small classification metrics shared by the protocols."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def top1_accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of predictions (N,) equal to labels (N,), in percent."""
+    predictions = np.asarray(predictions)
+    labels = np.asarray(labels)
+    if predictions.shape != labels.shape:
+        raise ValueError(f"predictions {predictions.shape} and labels {labels.shape} differ in shape")
+    if labels.size == 0:
+        raise ValueError("top1_accuracy: no samples")
+    return float(100.0 * np.mean(predictions == labels))
+
+
+def chance_accuracy(train_labels: np.ndarray, test_labels: np.ndarray) -> float:
+    """Top-1 (percent) of always predicting the most frequent training class."""
+    values, counts = np.unique(np.asarray(train_labels), return_counts=True)
+    return top1_accuracy(np.full(len(test_labels), values[np.argmax(counts)]), np.asarray(test_labels))
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int | None = None) -> np.ndarray:
+    """Counts (num_classes, num_classes): row = true class, column = predicted class."""
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = np.asarray(predictions, dtype=np.int64)
+    size = num_classes if num_classes is not None else int(max(labels.max(), predictions.max())) + 1
+    matrix = np.zeros((size, size), dtype=np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix

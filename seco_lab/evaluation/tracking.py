@@ -1,0 +1,408 @@
+"""Single-object tracking with a frozen 2D trunk: a Siamese (SiamFC-style) correlation tracker.
+
+Sequences use the OTB layout: ``<seq>/img/0001.jpg ...`` and ``<seq>/groundtruth_rect.txt``
+with one ``x,y,w,h`` line per frame (1-based pixels, comma or whitespace separated).
+Boxes inside this module are 0-based ``(x, y, w, h)`` in continuous pixel coordinates
+(a pixel k covers [k, k+1)).
+
+The tracker crops a template around the first box (with context), and in every later frame
+a larger search region around the last position at a few scales; both go through the same
+frozen feature map; the template map is slid over the search map (cross-correlation), the
+response is upsampled, penalised by a cosine window (small displacements preferred) and its
+peak moves the box. Scores follow the OTB benchmark: precision (centre error <= 20 px) and
+success AUC (area under the IoU-threshold curve).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FeatureFn = Callable[[torch.Tensor], torch.Tensor]
+"""Maps images (N, 3, H, W) float in [0, 1] to feature maps (N, D, h, w)."""
+
+PRECISION_THRESHOLDS = np.arange(0, 51, dtype=np.float64)  # pixels, OTB: error <= threshold
+SUCCESS_THRESHOLDS = np.linspace(0.0, 1.0, 21)  # IoU, OTB: overlap > threshold
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class TrackingDataError(ValueError):
+    """A tracking sequence folder that does not follow the OTB layout."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class TrackingSequence:
+    """One sequence: frame image files in order and ground-truth boxes (T, 4) 0-based x, y, w, h."""
+
+    name: str
+    frame_paths: list[Path]
+    boxes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frame_paths)
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` as uint8 (H, W, 3)."""
+        return load_frame(self.frame_paths[index])
+
+    def frames(self) -> list[np.ndarray]:
+        return [self.frame(i) for i in range(len(self))]
+
+
+def parse_otb_boxes(text: str, source: str = "<text>") -> np.ndarray:
+    """Parse OTB ground-truth lines (1-based ``x,y,w,h``) into 0-based boxes (T, 4) float64."""
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        values = [v for v in re.split(r"[,\s]+", line) if v]
+        if len(values) != 4:
+            raise TrackingDataError(f"{source}: line {number} has {len(values)} values, expected x,y,w,h")
+        try:
+            rows.append([float(v) for v in values])
+        except ValueError as error:
+            raise TrackingDataError(f"{source}: line {number} is not numeric: {line!r}") from error
+    if not rows:
+        raise TrackingDataError(f"{source}: no boxes")
+    boxes = np.asarray(rows, dtype=np.float64)
+    boxes[:, :2] -= 1.0  # 1-based -> 0-based
+    return boxes
+
+
+def load_frame(path: str | Path) -> np.ndarray:
+    """Image file -> uint8 (H, W, 3) RGB."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def read_otb_sequence(sequence_dir: str | Path) -> TrackingSequence:
+    """Read one OTB-layout sequence; frames are paired with ground-truth rows in order."""
+    sequence_dir = Path(sequence_dir)
+    image_dir = sequence_dir / "img"
+    truth = sequence_dir / "groundtruth_rect.txt"
+    if not image_dir.is_dir():
+        raise TrackingDataError(f"{sequence_dir}: no img/ folder (OTB layout: <seq>/img/0001.jpg)")
+    if not truth.is_file():
+        raise TrackingDataError(f"{sequence_dir}: no groundtruth_rect.txt")
+    frame_paths = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not frame_paths:
+        raise TrackingDataError(f"{image_dir}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    boxes = parse_otb_boxes(truth.read_text(), str(truth))
+    length = min(len(frame_paths), len(boxes))
+    return TrackingSequence(sequence_dir.name, frame_paths[:length], boxes[:length])
+
+
+def discover_tracking_sequences(root: str | Path) -> list[TrackingSequence]:
+    """All OTB-layout sequences directly under ``root`` (or ``root/tracking``), sorted by name."""
+    root = Path(root)
+    if (root / "tracking").is_dir():
+        root = root / "tracking"
+    if not root.is_dir():
+        raise TrackingDataError(f"{root}: tracking folder not found")
+    folders = sorted(p for p in root.iterdir() if (p / "groundtruth_rect.txt").is_file())
+    if not folders:
+        raise TrackingDataError(f"{root}: no sequence folders with img/ and groundtruth_rect.txt")
+    return [read_otb_sequence(folder) for folder in folders]
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def box_centres(boxes: np.ndarray) -> np.ndarray:
+    """(T, 4) x, y, w, h -> (T, 2) centres."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    return boxes[:, :2] + boxes[:, 2:] / 2.0
+
+
+def centre_errors(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Euclidean distance (T,) between predicted and true box centres, in pixels."""
+    return np.linalg.norm(box_centres(predicted) - box_centres(truth), axis=1)
+
+
+def overlap_ratios(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Intersection over union (T,) of two box sequences (T, 4)."""
+    predicted = np.asarray(predicted, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    left = np.maximum(predicted[:, 0], truth[:, 0])
+    top = np.maximum(predicted[:, 1], truth[:, 1])
+    right = np.minimum(predicted[:, 0] + predicted[:, 2], truth[:, 0] + truth[:, 2])
+    bottom = np.minimum(predicted[:, 1] + predicted[:, 3], truth[:, 1] + truth[:, 3])
+    intersection = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
+    union = predicted[:, 2] * predicted[:, 3] + truth[:, 2] * truth[:, 3] - intersection
+    return np.where(union > 0, intersection / np.maximum(union, 1e-12), 0.0)
+
+
+def precision_curve(errors: np.ndarray, thresholds: np.ndarray = PRECISION_THRESHOLDS) -> np.ndarray:
+    """Fraction of frames with centre error <= each threshold."""
+    return (np.asarray(errors)[None, :] <= np.asarray(thresholds)[:, None]).mean(axis=1)
+
+
+def success_curve(overlaps: np.ndarray, thresholds: np.ndarray = SUCCESS_THRESHOLDS) -> np.ndarray:
+    """Fraction of frames with IoU > each threshold."""
+    return (np.asarray(overlaps)[None, :] > np.asarray(thresholds)[:, None]).mean(axis=1)
+
+
+def valid_truth(truth: np.ndarray) -> np.ndarray:
+    """Frames whose ground truth is a real box (finite, positive width and height)."""
+    truth = np.asarray(truth, dtype=np.float64)
+    return np.isfinite(truth).all(axis=1) & (truth[:, 2] > 0) & (truth[:, 3] > 0)
+
+
+def otb_metrics(predicted: np.ndarray, truth: np.ndarray, precision_at: float = 20.0) -> dict[str, Any]:
+    """OTB scores of one sequence; frames without a valid ground-truth box are left out.
+
+    Returns {"precision" (fraction at ``precision_at`` px), "success_auc" (mean of the success
+    curve over 21 IoU thresholds 0..1), "mean_iou", "mean_centre_error", "precision_curve" (51,),
+    "success_curve" (21,)}.
+    """
+    keep = valid_truth(truth)
+    if not keep.any():
+        raise TrackingDataError("otb_metrics: no frame has a valid ground-truth box")
+    errors = centre_errors(predicted[keep], truth[keep])
+    overlaps = overlap_ratios(predicted[keep], truth[keep])
+    precision = precision_curve(errors)
+    success = success_curve(overlaps)
+    return {
+        "precision": float(precision_curve(errors, np.array([precision_at]))[0]),
+        "success_auc": float(success.mean()),
+        "mean_iou": float(overlaps.mean()),
+        "mean_centre_error": float(errors.mean()),
+        "precision_curve": precision,
+        "success_curve": success,
+    }
+
+
+# --------------------------------------------------------------------------- tracker
+
+
+@dataclass
+class TrackerConfig:
+    """SiamFC-style tracker settings (SiamFC: exemplar 127, instance 255, 3 scales, step 1.0375).
+
+    feature_norm: ``"l2"`` normalises each feature-map location over channels (the response is
+    a mean cosine similarity; robust for frozen trunks), ``"none"`` keeps raw correlation.
+    """
+
+    exemplar_size: int = 64
+    instance_size: int = 128
+    context: float = 0.5
+    num_scales: int = 3
+    scale_step: float = 1.0375
+    scale_penalty: float = 0.9745
+    scale_lr: float = 0.59
+    window_influence: float = 0.176
+    response_upsample: int = 8
+    feature_norm: str = "l2"
+    min_size_factor: float = 0.2
+    max_size_factor: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.instance_size <= self.exemplar_size:
+            raise ValueError(f"instance_size {self.instance_size} must exceed exemplar_size {self.exemplar_size}")
+        if self.num_scales < 1:
+            raise ValueError(f"num_scales must be >= 1, got {self.num_scales}")
+        if self.feature_norm not in ("l2", "none"):
+            raise ValueError(f"feature_norm must be 'l2' or 'none', got {self.feature_norm!r}")
+
+    @property
+    def scale_factors(self) -> np.ndarray:
+        exponents = np.arange(self.num_scales) - (self.num_scales - 1) / 2
+        return self.scale_step ** exponents
+
+
+def image_to_tensor(frame: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (H, W, 3) or (3, H, W) -> float32 (3, H, W) in [0, 1]."""
+    tensor = frame if isinstance(frame, torch.Tensor) else torch.from_numpy(np.array(frame))
+    if tensor.ndim != 3:
+        raise ValueError(f"a frame must have 3 dimensions, got shape {tuple(tensor.shape)}")
+    if tensor.shape[-1] == 3 and tensor.shape[0] != 3:
+        tensor = tensor.permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+    tensor = tensor.float()
+    return tensor / 255.0 if tensor.max() > 1.0 else tensor
+
+
+def crop_square(image: torch.Tensor, centre: tuple[float, float], sides: Sequence[float], out_size: int) -> torch.Tensor:
+    """Square crops of ``image`` (3, H, W) centred at (cx, cy), one per side length, resized.
+
+    Returns (len(sides), 3, out_size, out_size); outside the image the per-channel image mean fills in.
+    """
+    _, height, width = image.shape
+    channel_mean = image.mean(dim=(1, 2), keepdim=True)
+    steps = (torch.arange(out_size, dtype=torch.float32) + 0.5) / out_size - 0.5  # (out,), -0.5..0.5
+    grids = []
+    for side in sides:
+        xs = centre[0] + steps * side
+        ys = centre[1] + steps * side
+        grid_x = (2.0 * xs / width - 1.0).view(1, -1).expand(out_size, out_size)
+        grid_y = (2.0 * ys / height - 1.0).view(-1, 1).expand(out_size, out_size)
+        grids.append(torch.stack([grid_x, grid_y], dim=-1))  # (out, out, 2)
+    grid = torch.stack(grids)  # (S, out, out, 2)
+    centred = (image - channel_mean).unsqueeze(0).expand(len(sides), -1, -1, -1)
+    crops = F.grid_sample(centred, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return crops + channel_mean.unsqueeze(0)
+
+
+def hann_window(size: int) -> torch.Tensor:
+    """Outer product of Hann windows (size, size), normalised to sum 1."""
+    window = torch.hann_window(size + 2, periodic=False)[1:-1]
+    outer = torch.outer(window, window)
+    return outer / outer.sum()
+
+
+class SiameseTracker:
+    """Cross-correlation tracker on a frozen feature map (see the module docstring)."""
+
+    def __init__(self, feature_fn: FeatureFn, config: TrackerConfig | None = None):
+        self.feature_fn = feature_fn
+        self.config = config or TrackerConfig()
+        self.centre = np.zeros(2)
+        self.size = np.ones(2)
+        self.initial_size = np.ones(2)
+        self.template: torch.Tensor | None = None
+
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            features = self.feature_fn(images).float()
+        if features.ndim != 4:
+            raise ValueError(f"feature_fn must return (N, D, h, w), got shape {tuple(features.shape)}")
+        if self.config.feature_norm == "l2":
+            features = F.normalize(features, dim=1)
+        return features
+
+    def _exemplar_side(self) -> float:
+        pad = self.config.context * float(self.size.sum())
+        return float(np.sqrt((self.size[0] + pad) * (self.size[1] + pad)))
+
+    def init(self, frame: np.ndarray | torch.Tensor, box: Sequence[float]) -> None:
+        """Take the template from ``box`` (x, y, w, h, 0-based) in the first frame."""
+        x, y, w, h = (float(v) for v in box)
+        if w <= 0 or h <= 0:
+            raise ValueError(f"initial box must have positive size, got {box}")
+        self.centre = np.array([x + w / 2, y + h / 2])
+        self.size = np.array([w, h])
+        self.initial_size = self.size.copy()
+        image = image_to_tensor(frame)
+        exemplar = crop_square(image, tuple(self.centre), [self._exemplar_side()], self.config.exemplar_size)
+        self.template = self._features(exemplar)  # (1, D, hz, wz)
+
+    def update(self, frame: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Locate the target in ``frame``; returns the new box (4,) x, y, w, h."""
+        if self.template is None:
+            raise RuntimeError("SiameseTracker.update called before init")
+        cfg = self.config
+        image = image_to_tensor(frame)
+        scales = cfg.scale_factors
+        search_side = self._exemplar_side() * cfg.instance_size / cfg.exemplar_size
+        sides = [search_side * s for s in scales]
+        instances = self._features(crop_square(image, tuple(self.centre), sides, cfg.instance_size))  # (S, D, hx, wx)
+        template = self.template
+        if instances.shape[-1] < template.shape[-1] or instances.shape[-2] < template.shape[-2]:
+            raise ValueError("search feature map is smaller than the template map: raise instance_size")
+        responses = F.conv2d(instances, template) / (template.shape[-1] * template.shape[-2])  # (S, 1, r, r)
+        response_cells = responses.shape[-1]
+        upsampled_size = (response_cells - 1) * cfg.response_upsample + 1
+        upsampled = F.interpolate(responses, size=(upsampled_size, upsampled_size), mode="bicubic",
+                                  align_corners=True)[:, 0]  # (S, R, R)
+        peaks = upsampled.flatten(1).max(dim=1).values.clone()
+        unit = int(np.argmin(np.abs(scales - 1.0)))
+        penalty = torch.full_like(peaks, cfg.scale_penalty)
+        penalty[unit] = 1.0
+        best = int((peaks * penalty).argmax())
+        response = upsampled[best]
+        response = response - response.min()
+        response = response / response.sum().clamp_min(1e-12)
+        response = (1 - cfg.window_influence) * response + cfg.window_influence * hann_window(upsampled_size)
+        row, col = divmod(int(response.argmax()), upsampled_size)
+        stride = cfg.instance_size / instances.shape[-1]  # instance pixels per feature cell
+        cell_scale = (response_cells - 1) / max(upsampled_size - 1, 1)
+        displacement_cells = np.array([col, row]) * cell_scale - (response_cells - 1) / 2
+        pixels_per_instance_pixel = sides[best] / cfg.instance_size
+        self.centre = self.centre + displacement_cells * stride * pixels_per_instance_pixel
+        height, width = image.shape[-2:]
+        self.centre = np.clip(self.centre, 0.0, [width, height])
+        scale_change = (1 - cfg.scale_lr) + cfg.scale_lr * scales[best]
+        self.size = np.clip(self.size * scale_change, self.initial_size * cfg.min_size_factor,
+                            self.initial_size * cfg.max_size_factor)
+        return self.box()
+
+    def box(self) -> np.ndarray:
+        return np.concatenate([self.centre - self.size / 2, self.size])
+
+    def track(self, frames: Iterable[np.ndarray | torch.Tensor], first_box: Sequence[float]) -> np.ndarray:
+        """Track through ``frames``; returns boxes (T, 4), the first being ``first_box``."""
+        boxes = []
+        for index, frame in enumerate(frames):
+            if index == 0:
+                self.init(frame, first_box)
+                boxes.append(np.asarray(first_box, dtype=np.float64))
+            else:
+                boxes.append(self.update(frame))
+        return np.stack(boxes)
+
+
+def trunk_feature_fn(module: torch.nn.Module, mean: Sequence[float] = (0.485, 0.456, 0.406),
+                     std: Sequence[float] = (0.229, 0.224, 0.225),
+                     device: str | torch.device = "cpu") -> FeatureFn:
+    """Feature function of a 2D encoder: normalise [0, 1] images, return ``forward_map`` (N, D, h, w)."""
+    if not hasattr(module, "forward_map"):
+        raise ValueError(f"{type(module).__name__} has no forward_map: tracking needs a 2D encoder's feature map")
+    module = module.to(device).eval()
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    def features(images: torch.Tensor) -> torch.Tensor:
+        return module.forward_map((images.to(device) - mean_t) / std_t).cpu()
+
+    return features
+
+
+@dataclass
+class SequenceResult:
+    name: str
+    boxes: np.ndarray
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def tracking_protocol(feature_fn: FeatureFn, sequences: Sequence[TrackingSequence],
+                      config: TrackerConfig | None = None, progress: bool = False) -> dict[str, Any]:
+    """Track every sequence from its first ground-truth box; OTB scores averaged over sequences.
+
+    Returns {"precision@20", "success_auc", "mean_iou", "num_sequences", "precision_curve" (51,),
+    "success_curve" (21,), "sequences": [SequenceResult with per-frame boxes and metrics]}.
+    """
+    if not sequences:
+        raise TrackingDataError("tracking_protocol: no sequences")
+    results = []
+    iterator: Iterable[TrackingSequence] = sequences
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(sequences, desc="tracking", leave=False)
+    for sequence in iterator:
+        tracker = SiameseTracker(feature_fn, config)
+        boxes = tracker.track((sequence.frame(i) for i in range(len(sequence))), sequence.boxes[0])
+        results.append(SequenceResult(sequence.name, boxes, otb_metrics(boxes, sequence.boxes)))
+    precision = np.mean([r.metrics["precision_curve"] for r in results], axis=0)
+    success = np.mean([r.metrics["success_curve"] for r in results], axis=0)
+    return {
+        "precision@20": float(np.mean([r.metrics["precision"] for r in results])),
+        "success_auc": float(success.mean()),
+        "mean_iou": float(np.mean([r.metrics["mean_iou"] for r in results])),
+        "num_sequences": len(results),
+        "precision_curve": precision,
+        "success_curve": success,
+        "sequences": results,
+    }
