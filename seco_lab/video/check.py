@@ -1,0 +1,43 @@
+"""``python -m seco_lab data check ROOT``: index a dataset and print what was found and every problem."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import TextIO
+
+from seco_lab.video.index import DataProblemWarning, VideoIndex
+from seco_lab.video.layouts import LayoutError, discover
+
+__all__ = ["run_check"]
+
+
+def run_check(root: str | Path, layout: str = "auto", split: int = 1, min_frames: int = 1,
+              cache_dir: str | Path | None = None, progress: bool = True, out: TextIO | None = None) -> int:
+    """Discover and index ``root``, print the summary and the problem list.
+
+    Returns the exit code: 0 when every annotated video is usable, 1 when some files were
+    skipped or are damaged (the rest is usable), 2 when the folder is not a layout seco_lab
+    understands (the error names the layouts) or nothing is usable.
+    """
+    out = out or sys.stdout
+    try:
+        spec = discover(root, layout=layout, split=split)
+    except LayoutError as error:
+        print(f"error: {error}", file=out)
+        return 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataProblemWarning)  # the full list is printed below
+        index = VideoIndex.build(spec, cache_dir=cache_dir, progress=progress, min_frames=min_frames)
+    print(index.summary(spec), file=out)
+    usable = index.usable(spec.records)
+    if not usable:
+        print("error: no usable video", file=out)
+        return 2
+    if index.problems:
+        print(f"{len(index.skipped_problems())} file(s) skipped, "
+              f"{len(index.problems) - len(index.skipped_problems())} kept with damage", file=out)
+        return 1
+    print("ok: every annotated video is usable", file=out)
+    return 0

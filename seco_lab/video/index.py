@@ -1,0 +1,294 @@
+"""A cached index of every video of a dataset: decodable frame count, fps and frame size.
+
+Building the index decodes each video once with PyAV (:func:`~seco_lab.video.io.probe_video`).
+The result is cached as JSON, in ``<root>/.seco_lab_index.json`` when the dataset folder is
+writable, else in ``~/.cache/seco_lab/`` (``$XDG_CACHE_HOME`` respected). Each entry is keyed
+by the file's path relative to the root and remembers the file's size and modification time:
+a file whose size or mtime changed is probed again, the others are read from the cache.
+
+Files that cannot be used (empty, not a video, no decodable frame, fewer than ``min_frames``
+frames) are skipped and recorded in :attr:`VideoIndex.problems` with the reason; a truncated
+file keeps the frames that decode and is recorded as a kept problem. One summary warning is
+issued per build, and the full list is written next to the cache as a text file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import warnings
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from seco_lab.video.io import VideoDecodeError, VideoInfo, probe_video_with_note
+from seco_lab.video.layouts import SPLITS, DatasetSpec, Problem, VideoRecord, discover
+
+__all__ = ["CACHE_FILE_NAME", "DataProblemWarning", "Problem", "VideoIndex", "default_cache_dir", "load_dataset"]
+
+CACHE_FILE_NAME = ".seco_lab_index.json"
+PROBLEMS_FILE_SUFFIX = ".problems.txt"
+CACHE_VERSION = 1
+SAVE_EVERY = 500  # new entries between intermediate cache saves while building
+
+
+class DataProblemWarning(UserWarning):
+    """Some dataset files are unusable or damaged (one warning per index build)."""
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/seco_lab`` or ``~/.cache/seco_lab``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "seco_lab"
+
+
+def _home_cache_file(root: Path, cache_dir: Path) -> Path:
+    digest = hashlib.sha1(str(root).encode()).hexdigest()[:16]
+    return cache_dir / f"index-{root.name}-{digest}.json"
+
+
+def _root_is_writable(root: Path) -> bool:
+    try:
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".seco_lab_probe_"):
+            return True
+    except OSError:
+        return False
+
+
+def _cache_file_for(root: Path, cache_dir: str | Path | None) -> Path:
+    if cache_dir is not None:
+        return _home_cache_file(root, Path(cache_dir).expanduser())
+    next_to_data = root / CACHE_FILE_NAME
+    if next_to_data.exists() and os.access(next_to_data, os.W_OK) or _root_is_writable(root):
+        return next_to_data
+    return _home_cache_file(root, default_cache_dir())
+
+
+def _key(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class _Entry:
+    size: int
+    mtime_ns: int
+    info: dict | None = None  # VideoInfo fields, None when the file is unusable
+    error: str | None = None
+    note: str | None = None
+
+
+def _load_cache(cache_file: Path) -> dict[str, _Entry]:
+    try:
+        payload = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(payload, dict) or payload.get("version") != CACHE_VERSION:
+        return {}
+    entries = {}
+    for key, value in payload.get("videos", {}).items():
+        try:
+            entries[key] = _Entry(**value)
+        except TypeError:
+            continue
+    return entries
+
+
+def _save_cache(cache_file: Path, root: Path, entries: dict[str, _Entry]) -> bool:
+    payload = {"version": CACHE_VERSION, "root": str(root),
+               "videos": {key: asdict(entry) for key, entry in sorted(entries.items())}}
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=cache_file.parent, prefix=".seco_lab_index.", suffix=".tmp")
+        with os.fdopen(handle, "w") as stream:
+            json.dump(payload, stream)
+        os.replace(temporary, cache_file)
+        return True
+    except OSError:
+        return False
+
+
+def _probe_entry(path: Path) -> _Entry:
+    try:
+        stat = path.stat()
+    except OSError as error:
+        return _Entry(size=-1, mtime_ns=-1, error=f"cannot read file ({error.strerror})")
+    try:
+        info, note = probe_video_with_note(path)
+    except VideoDecodeError as error:
+        return _Entry(size=stat.st_size, mtime_ns=stat.st_mtime_ns, error=error.reason)
+    return _Entry(size=stat.st_size, mtime_ns=stat.st_mtime_ns, info=asdict(info), note=note)
+
+
+@dataclass
+class VideoIndex:
+    """Per-video :class:`VideoInfo` of a dataset plus every problem found.
+
+    Attributes:
+        root: dataset root.
+        infos: VideoInfo of each usable file (path -> info).
+        problems: every file that was skipped or kept with damage, with the reason; includes
+            annotation entries whose file is missing (from the :class:`DatasetSpec`).
+        cache_file: where the index is cached (None if it could not be written).
+        min_frames: files with fewer decodable frames were skipped.
+    """
+
+    root: Path
+    infos: dict[Path, VideoInfo]
+    problems: list[Problem] = field(default_factory=list)
+    cache_file: Path | None = None
+    min_frames: int = 1
+
+    @classmethod
+    def build(cls, spec: DatasetSpec, cache_dir: str | Path | None = None, progress: bool = True,
+              min_frames: int = 1, warn: bool = True) -> VideoIndex:
+        """Index every record of ``spec``, reusing cached entries whose size and mtime still match.
+
+        Args:
+            spec: what :func:`~seco_lab.video.layouts.discover` found.
+            cache_dir: folder for the cache file; None = next to the data if writable, else
+                ``~/.cache/seco_lab``.
+            progress: show a tqdm progress bar while probing.
+            min_frames: files with fewer decodable frames are skipped as too short.
+            warn: issue one :class:`DataProblemWarning` summarising the problems.
+        """
+        if min_frames < 1:
+            raise ValueError(f"min_frames must be >= 1, got {min_frames}")
+        root = spec.root
+        cache_file = _cache_file_for(root, cache_dir)
+        entries = _load_cache(cache_file)
+        unique_paths = list(dict.fromkeys(record.path for record in spec.records))
+        to_probe = []
+        for path in unique_paths:
+            cached = entries.get(_key(root, path))
+            try:
+                stat = path.stat()
+                fresh = cached is not None and cached.size == stat.st_size and cached.mtime_ns == stat.st_mtime_ns
+            except OSError:
+                fresh = False
+            if not fresh:
+                to_probe.append(path)
+        changed = 0
+        saved = True
+        for path in tqdm(to_probe, desc=f"indexing {root.name}", unit="video", disable=not progress or not to_probe):
+            entries[_key(root, path)] = _probe_entry(path)
+            changed += 1
+            if changed % SAVE_EVERY == 0:
+                saved = _save_cache(cache_file, root, entries)
+        if to_probe or not cache_file.exists():
+            saved = _save_cache(cache_file, root, entries)
+        infos: dict[Path, VideoInfo] = {}
+        problems = list(spec.problems)
+        for path in unique_paths:
+            entry = entries[_key(root, path)]
+            if entry.info is None:
+                problems.append(Problem(path, entry.error or "unreadable"))
+                continue
+            info = VideoInfo(**entry.info)
+            if info.num_frames < min_frames:
+                problems.append(Problem(path, f"too short: {info.num_frames} decodable frame(s), need at least {min_frames}"))
+                continue
+            if entry.note:
+                problems.append(Problem(path, f"{entry.note} (kept)", skipped=False))
+            infos[path] = info
+        index = cls(root=root, infos=infos, problems=problems, cache_file=cache_file if saved else None,
+                    min_frames=min_frames)
+        if problems:
+            problems_file = index.write_problems()
+            if warn:
+                index.warn_summary(problems_file)
+        return index
+
+    def __contains__(self, item: VideoRecord | Path) -> bool:
+        return (item.path if isinstance(item, VideoRecord) else Path(item)) in self.infos
+
+    def __getitem__(self, item: VideoRecord | Path) -> VideoInfo:
+        path = item.path if isinstance(item, VideoRecord) else Path(item)
+        try:
+            return self.infos[path]
+        except KeyError:
+            reasons = [problem.reason for problem in self.problems if problem.path == path]
+            raise KeyError(f"{path} is not a usable indexed video" + (f": {reasons[0]}" if reasons else "")) from None
+
+    def usable(self, records: Iterable[VideoRecord]) -> list[VideoRecord]:
+        """The records whose file is usable, in their order."""
+        return [record for record in records if record.path in self.infos]
+
+    def skipped_problems(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.skipped]
+
+    def problems_text(self) -> str:
+        """One line per problem: ``<path>: <reason>``."""
+        return "".join(f"{problem.path}: {problem.reason}\n" for problem in self.problems)
+
+    def write_problems(self) -> Path | None:
+        """Write :meth:`problems_text` next to the cache file; returns its path (None if not writable)."""
+        if self.cache_file is None:
+            return None
+        target = self.cache_file.with_name(self.cache_file.name.removesuffix(".json") + PROBLEMS_FILE_SUFFIX)
+        try:
+            target.write_text(self.problems_text())
+        except OSError:
+            return None
+        return target
+
+    def warn_summary(self, problems_file: Path | None = None) -> None:
+        skipped = self.skipped_problems()
+        kept = len(self.problems) - len(skipped)
+        reasons = Counter(problem.reason.split(":")[0].split(" (")[0] for problem in self.problems)
+        first = "; ".join(f"{p.path.name}: {p.reason}" for p in self.problems[:3])
+        where = f"full list in {problems_file}" if problems_file else "full list in VideoIndex.problems"
+        warnings.warn(
+            f"{self.root}: {len(skipped)} file(s) skipped and {kept} kept with damage "
+            f"({', '.join(f'{count} {reason}' for reason, count in reasons.most_common(4))}); e.g. {first}; {where}",
+            DataProblemWarning,
+            stacklevel=3,
+        )
+
+    def summary(self, spec: DatasetSpec) -> str:
+        """Readable summary: videos per class and split, frame counts, frame sizes, problems."""
+        usable = self.usable(spec.records)
+        lines = [f"root: {spec.root}", f"layout: {spec.layout}, {len(spec.classes)} classes, "
+                 f"{len(usable)} usable of {len(spec.records)} found videos"]
+        if self.cache_file:
+            lines.append(f"index cache: {self.cache_file}")
+        per_split = Counter(record.split for record in usable)
+        lines.append("videos per split: " + ", ".join(f"{name} {per_split.get(name, 0)}" for name in SPLITS))
+        counts = Counter((record.class_name, record.split) for record in usable)
+        width = max([len(name) for name in spec.classes] + [5])
+        lines.append(f"  {'class'.ljust(width)}  {'train':>6}  {'test':>6}")
+        for name in spec.classes:
+            lines.append(f"  {name.ljust(width)}  {counts.get((name, 'train'), 0):>6}  {counts.get((name, 'test'), 0):>6}")
+        infos = [self.infos[record.path] for record in usable]
+        if infos:
+            frames = [info.num_frames for info in infos]
+            fps = [info.fps for info in infos]
+            lines.append(f"frames per video: min {min(frames)}, median {statistics.median(frames):g}, max {max(frames)}")
+            lines.append(f"fps: min {min(fps):.3g}, median {statistics.median(fps):.3g}, max {max(fps):.3g}")
+            sizes = Counter(f"{info.width}x{info.height}" for info in infos)
+            lines.append("frame sizes (WxH): " + ", ".join(f"{size} ({count})" for size, count in sizes.most_common(5))
+                         + (f", ... {len(sizes) - 5} more" if len(sizes) > 5 else ""))
+        lines.append(f"problems: {len(self.problems)}")
+        lines.extend(f"  {problem.path}: {problem.reason}" for problem in self.problems)
+        return "\n".join(lines)
+
+
+def load_dataset(root: str | Path, layout: str = "auto", split: int = 1, min_frames: int = 1,
+                 cache_dir: str | Path | None = None, progress: bool = True) -> tuple[DatasetSpec, VideoIndex]:
+    """Discover, index, and keep only usable records.
+
+    Returns:
+        ``(spec, index)`` where ``spec.records`` holds only videos with at least
+        ``min_frames`` decodable frames and ``index.problems`` lists everything left out.
+    """
+    spec = discover(root, layout=layout, split=split)
+    index = VideoIndex.build(spec, cache_dir=cache_dir, progress=progress, min_frames=min_frames)
+    return replace(spec, records=index.usable(spec.records), problems=list(index.problems)), index

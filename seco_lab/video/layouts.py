@@ -1,0 +1,533 @@
+"""Dataset layouts on disk -> lists of :class:`VideoRecord`.
+
+Four layouts are understood (see ``data/README.md`` for example trees):
+
+``ucf101``
+    ``<root>/<Class>/v_<Class>_gGG_cCC.<ext>`` and ``ucfTrainTestlist/`` holding
+    ``classInd.txt`` (``1 ApplyEyeMakeup``), ``trainlist0K.txt`` (``Class/v_...avi 1``) and
+    ``testlist0K.txt`` (``Class/v_...avi``), K = 1..3.
+``hmdb51``
+    ``<root>/<class>/<video>.avi`` and ``testTrainMulti_7030_splits/<class>_test_split<K>.txt``
+    with lines ``<video>.avi <tag>``: tag 1 = train, 2 = test, 0 = unused.
+``kinetics``
+    CSV annotations with the columns ``label,youtube_id,time_start,time_end,split`` and clips
+    named ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` stored in ``<root>/<split>/<label>/``,
+    ``<root>/<label>/`` or flat. Split ``train`` -> train, ``val``/``validate`` and ``test`` -> test.
+``folders``
+    ``<root>/<class>/*.<ext>``: the split is a deterministic hash of the file name (about
+    70 % train, 30 % test; split K salts the hash, so K = 1, 2, 3 are three different
+    partitions). When the root holds ``train/`` and ``test/`` (or ``val/``) folders of class
+    folders, those folders are the split instead.
+
+Video files are found by name wherever they sit under the root: annotation entries are
+matched on the file name without its extension (case-insensitive), preferring a file in the
+folder of the entry's class and with the entry's extension, so an annotation naming
+``x.avi`` finds ``x.mp4``. Entries whose file is missing become :class:`Problem` items of the
+returned :class:`DatasetSpec`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "LAYOUTS",
+    "VIDEO_EXTENSIONS",
+    "DatasetSpec",
+    "LayoutError",
+    "Problem",
+    "VideoRecord",
+    "discover",
+    "folder_split_of",
+]
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv", ".3gp")
+SPLITS = ("train", "test")
+FOLDERS_TRAIN_PERCENT = 70
+
+LAYOUTS: dict[str, str] = {
+    "ucf101": "<root>/<Class>/v_<Class>_gGG_cCC.avi with ucfTrainTestlist/{classInd.txt, trainlist0K.txt, testlist0K.txt}",
+    "hmdb51": "<root>/<class>/<video>.avi with testTrainMulti_7030_splits/<class>_test_split<K>.txt",
+    "kinetics": "CSV label,youtube_id,time_start,time_end,split with clips <youtube_id>_<start:06d>_<end:06d>.mp4",
+    "folders": "<root>/<class>/*.mp4 (or <root>/{train,test}/<class>/*.mp4)",
+}
+
+_UCF_GROUP = re.compile(r"_g(\d+)_c(\d+)$", re.IGNORECASE)
+_HMDB_SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>\d+)\.txt$", re.IGNORECASE)
+_KINETICS_SPLITS = {"train": "train", "training": "train", "val": "test", "valid": "test", "validate": "test",
+                    "validation": "test", "test": "test", "testing": "test"}
+_SPLIT_DIR_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test", "val": "test",
+                    "valid": "test", "validate": "test", "validation": "test"}
+
+
+class LayoutError(ValueError):
+    """The folder is not in a layout seco_lab understands (message lists the layouts and what was found)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One file that cannot be used as it is, and why."""
+
+    path: Path
+    reason: str
+    skipped: bool = True  # False: the file is kept (e.g. a truncated file keeps its decodable frames)
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One annotated video: where it is, its class, and which split it belongs to."""
+
+    path: Path
+    label: int
+    class_name: str
+    split: str  # "train" | "test"
+    group: str | None = None  # UCF101 group "gGG" (clips of one group share actors/scene); else None
+
+
+@dataclass
+class DatasetSpec:
+    """What :func:`discover` found: the classes (index = label) and every resolvable record."""
+
+    root: Path
+    layout: str
+    classes: list[str]
+    records: list[VideoRecord]
+    problems: list[Problem] = field(default_factory=list)
+
+    def split(self, name: str) -> list[VideoRecord]:
+        """Records of split ``name`` ("train" or "test"), in annotation order."""
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+        return [record for record in self.records if record.split == name]
+
+
+def _normalise(name: str) -> str:
+    """Comparable form of a class or file name: lowercase, no separators."""
+    return re.sub(r"[\s_\-]+", "", name.lower())
+
+
+def _is_video(name: str) -> bool:
+    return name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith(".")
+
+
+class _VideoFinder:
+    """Every video file under a root, looked up by file name without extension."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.by_stem: dict[str, list[Path]] = defaultdict(list)
+        for directory, subdirectories, files in os.walk(root, followlinks=True):
+            subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+            for name in sorted(files):
+                if _is_video(name):
+                    path = Path(directory) / name
+                    self.by_stem[path.stem.lower()].append(path)
+
+    def __len__(self) -> int:
+        return sum(len(paths) for paths in self.by_stem.values())
+
+    def all_paths(self) -> list[Path]:
+        return sorted(path for paths in self.by_stem.values() for path in paths)
+
+    def find(self, entry: str, class_name: str | None = None) -> Path | None:
+        """Resolve an annotation entry (``Class/name.ext``, ``name.ext`` or a bare name) to a file."""
+        entry_path = Path(entry.strip().replace("\\", "/"))
+        candidates = self.by_stem.get(entry_path.stem.lower() if entry_path.suffix.lower() in VIDEO_EXTENSIONS
+                                      else entry_path.name.lower(), [])
+        if not candidates:
+            return None
+        wanted_suffix = entry_path.suffix.lower()
+        class_keys = {_normalise(class_name)} if class_name else set()
+        if len(entry_path.parts) > 1:
+            class_keys.add(_normalise(entry_path.parts[-2]))
+
+        def preference(path: Path) -> tuple[int, int, int, str]:
+            relative_parts = path.relative_to(self.root).parts[:-1]
+            in_class_folder = any(_normalise(part) in class_keys for part in relative_parts)
+            return (
+                0 if in_class_folder else 1,
+                0 if path.suffix.lower() == wanted_suffix else 1,
+                VIDEO_EXTENSIONS.index(path.suffix.lower()),
+                str(path),
+            )
+
+        return min(candidates, key=preference)
+
+
+def _describe(root: Path) -> str:
+    """A short account of what is in ``root``, for layout errors."""
+    if not root.exists():
+        return f"{root} does not exist"
+    if not root.is_dir():
+        return f"{root} is not a folder"
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    folders = [p.name for p in entries if p.is_dir()]
+    files = [p for p in entries if p.is_file()]
+    videos = [p for p in files if _is_video(p.name)]
+    others = Counter(p.suffix.lower() or "(no extension)" for p in files if not _is_video(p.name))
+    parts = [f"{len(folders)} folder(s)" + (f" ({', '.join(folders[:6])}{', ...' if len(folders) > 6 else ''})" if folders else "")]
+    parts.append(f"{len(videos)} video file(s) at the top level")
+    if others:
+        parts.append("other files: " + ", ".join(f"{count} {suffix}" for suffix, count in sorted(others.items())))
+    return f"{root} holds " + "; ".join(parts)
+
+
+def _layout_error(root: Path, problem: str) -> LayoutError:
+    understood = "\n".join(f"  {name}: {description}" for name, description in LAYOUTS.items())
+    return LayoutError(f"{problem}.\nFound: {_describe(root)}.\nseco_lab understands these layouts:\n{understood}")
+
+
+def _search_dirs(root: Path, depth: int) -> list[Path]:
+    """``root`` and its non-hidden sub-folders down to ``depth`` levels, breadth first."""
+    found, frontier = [root], [root]
+    for _ in range(depth):
+        next_frontier = []
+        for directory in frontier:
+            try:
+                children = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+            except OSError:
+                children = []
+            next_frontier.extend(children)
+        found.extend(next_frontier)
+        frontier = next_frontier
+    return found
+
+
+def _find_file_ci(directory: Path, name: str) -> Path | None:
+    """The file ``name`` in ``directory``, matched case-insensitively."""
+    try:
+        for path in directory.iterdir():
+            if path.name.lower() == name.lower() and path.is_file():
+                return path
+    except OSError:
+        return None
+    return None
+
+
+def _candidate_dirs(root: Path) -> list[Path]:
+    """Where annotation folders may sit: the root and its sub-folders, two levels deep."""
+    return _search_dirs(root, 2)
+
+
+# ---------------------------------------------------------------- UCF101
+
+def _ucf_split_dir(root: Path) -> Path | None:
+    for directory in _candidate_dirs(root):
+        if _find_file_ci(directory, "classInd.txt") and any(
+            _find_file_ci(directory, f"trainlist0{k}.txt") for k in (1, 2, 3)
+        ):
+            return directory
+    return None
+
+
+def _read_lines(path: Path) -> list[str]:
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _discover_ucf101(root: Path, split: int) -> DatasetSpec:
+    split_dir = _ucf_split_dir(root)
+    if split_dir is None:
+        raise _layout_error(root, f"{root} is not a ucf101 layout: no folder with classInd.txt and trainlist0K.txt")
+    class_index = _find_file_ci(split_dir, "classInd.txt")
+    assert class_index is not None
+    classes: list[str] = []
+    for line_number, line in enumerate(_read_lines(class_index), 1):
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise LayoutError(f"{class_index}:{line_number}: expected '<number> <ClassName>', got {line!r}")
+        if int(parts[0]) != len(classes) + 1:
+            raise LayoutError(f"{class_index}:{line_number}: class numbers must run 1, 2, 3, ...; got {parts[0]}")
+        classes.append(parts[1])
+    by_key = {_normalise(name): label for label, name in enumerate(classes)}
+    lists = {"train": _find_file_ci(split_dir, f"trainlist0{split}.txt"),
+             "test": _find_file_ci(split_dir, f"testlist0{split}.txt")}
+    missing_lists = [name for name, path in lists.items() if path is None]
+    if missing_lists:
+        available = sorted(p.name for p in split_dir.glob("*list0*.txt"))
+        raise LayoutError(f"{split_dir}: split {split} needs trainlist0{split}.txt and testlist0{split}.txt; "
+                          f"available: {', '.join(available) or 'none'}")
+    finder = _VideoFinder(root)
+    records: list[VideoRecord] = []
+    problems: list[Problem] = []
+    for split_name, list_path in lists.items():
+        assert list_path is not None
+        seen: set[Path] = set()
+        for line_number, line in enumerate(_read_lines(list_path), 1):
+            fields = line.split()
+            entry = fields[0]
+            entry_path = Path(entry.replace("\\", "/"))
+            label = _ucf_label(entry_path, fields, by_key, classes)
+            if label is None:
+                problems.append(Problem(split_dir / list_path.name,
+                                        f"line {line_number}: cannot tell the class of {entry!r}"))
+                continue
+            path = finder.find(entry, classes[label])
+            if path is None:
+                problems.append(Problem(root / entry_path, f"listed in {list_path.name} but no such video under {root}"))
+                continue
+            if path in seen:
+                continue
+            seen.add(path)
+            match = _UCF_GROUP.search(path.stem)
+            group = f"g{int(match.group(1)):02d}" if match else None
+            records.append(VideoRecord(path, label, classes[label], split_name, group))
+    return DatasetSpec(root, "ucf101", classes, records, problems)
+
+
+def _ucf_label(entry_path: Path, fields: list[str], by_key: dict[str, int], classes: list[str]) -> int | None:
+    """Class of a UCF101 list entry: its folder, else its ``v_<Class>_`` name, else its label column."""
+    if len(entry_path.parts) > 1 and _normalise(entry_path.parts[-2]) in by_key:
+        return by_key[_normalise(entry_path.parts[-2])]
+    match = re.match(r"v_(.+?)_g\d+_c\d+", entry_path.stem, re.IGNORECASE)
+    if match and _normalise(match.group(1)) in by_key:
+        return by_key[_normalise(match.group(1))]
+    if len(fields) > 1 and fields[1].isdigit() and 1 <= int(fields[1]) <= len(classes):
+        return int(fields[1]) - 1
+    return None
+
+
+# ---------------------------------------------------------------- HMDB51
+
+def _hmdb_split_files(root: Path) -> tuple[Path, dict[int, dict[str, Path]]] | None:
+    for directory in _candidate_dirs(root):
+        try:
+            names = [p for p in directory.iterdir() if p.is_file()]
+        except OSError:
+            continue
+        splits: dict[int, dict[str, Path]] = defaultdict(dict)
+        for path in names:
+            match = _HMDB_SPLIT_FILE.match(path.name)
+            if match:
+                splits[int(match.group("k"))][match.group("cls")] = path
+        if splits:
+            return directory, dict(splits)
+    return None
+
+
+def _discover_hmdb51(root: Path, split: int) -> DatasetSpec:
+    found = _hmdb_split_files(root)
+    if found is None:
+        raise _layout_error(root, f"{root} is not a hmdb51 layout: no <class>_test_split<K>.txt files")
+    split_dir, splits = found
+    if split not in splits:
+        raise LayoutError(f"{split_dir}: no <class>_test_split{split}.txt files; splits available: "
+                          f"{', '.join(str(k) for k in sorted(splits))}")
+    files_by_class = splits[split]
+    classes = sorted(files_by_class)
+    finder = _VideoFinder(root)
+    records: list[VideoRecord] = []
+    problems: list[Problem] = []
+    tags = {"1": "train", "2": "test"}
+    for label, class_name in enumerate(classes):
+        list_path = files_by_class[class_name]
+        for line_number, line in enumerate(_read_lines(list_path), 1):
+            entry, _, tag = line.rpartition(" ")
+            entry = entry.strip()
+            if not entry or tag not in ("0", "1", "2"):
+                problems.append(Problem(list_path, f"line {line_number}: expected '<video>.avi <0|1|2>', got {line!r}"))
+                continue
+            if tag == "0":
+                continue
+            path = finder.find(entry, class_name)
+            if path is None:
+                problems.append(Problem(root / class_name / entry, f"listed in {list_path.name} but no such video under {root}"))
+                continue
+            records.append(VideoRecord(path, label, class_name, tags[tag]))
+    return DatasetSpec(root, "hmdb51", classes, records, problems)
+
+
+# ---------------------------------------------------------------- Kinetics
+
+_KINETICS_COLUMNS = {"youtube_id", "time_start", "time_end"}
+
+
+def _kinetics_csvs(root: Path) -> list[Path]:
+    found = []
+    for directory in _search_dirs(root, 2):
+        for path in sorted(directory.glob("*.csv")):
+            try:
+                with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+                    header = next(csv.reader(handle), [])
+            except OSError:
+                continue
+            if _KINETICS_COLUMNS <= {column.strip().lower() for column in header}:
+                found.append(path)
+    return found
+
+
+def _split_from_csv_name(path: Path) -> str | None:
+    stem = path.stem.lower()
+    for key, value in _KINETICS_SPLITS.items():
+        if re.search(rf"(^|[^a-z]){key}([^a-z]|$)", stem):
+            return value
+    return None
+
+
+def _discover_kinetics(root: Path, split: int) -> DatasetSpec:
+    csv_paths = _kinetics_csvs(root)
+    if not csv_paths:
+        raise _layout_error(root, f"{root} is not a kinetics layout: no CSV with columns youtube_id,time_start,time_end")
+    rows: list[tuple[str, str, str, Path]] = []  # (label, clip name, split, csv)
+    problems: list[Problem] = []
+    for csv_path in csv_paths:
+        with csv_path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            reader = csv.DictReader(handle)
+            reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
+            for line_number, row in enumerate(reader, 2):
+                label = (row.get("label") or "").strip().strip('"')
+                split_value = (row.get("split") or "").strip().lower() or (_split_from_csv_name(csv_path) or "")
+                split_name = _KINETICS_SPLITS.get(split_value)
+                if not label or split_name is None:
+                    continue  # unlabelled (e.g. hidden test set) or unknown split: not usable
+                try:
+                    start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+                except (TypeError, ValueError):
+                    problems.append(Problem(csv_path, f"line {line_number}: bad time_start/time_end {row!r}"))
+                    continue
+                youtube_id = (row.get("youtube_id") or "").strip()
+                rows.append((label, f"{youtube_id}_{start:06d}_{end:06d}", split_name, csv_path))
+    classes = sorted({label for label, _, _, _ in rows})
+    by_name = {name: index for index, name in enumerate(classes)}
+    finder = _VideoFinder(root)
+    records: list[VideoRecord] = []
+    seen: set[Path] = set()
+    for label, clip_name, split_name, csv_path in rows:
+        path = finder.find(clip_name, label) or finder.find(clip_name.rsplit("_", 2)[0], label)
+        if path is None:
+            problems.append(Problem(root / label / f"{clip_name}.mp4", f"listed in {csv_path.name} but no such video under {root}"))
+            continue
+        if path in seen:
+            continue
+        seen.add(path)
+        records.append(VideoRecord(path, by_name[label], label, split_name))
+    return DatasetSpec(root, "kinetics", classes, records, problems)
+
+
+# ---------------------------------------------------------------- plain class folders
+
+def folder_split_of(file_name: str, split: int = 1) -> str:
+    """Deterministic split of a file in the ``folders`` layout: "train" for ~70 % of names.
+
+    The name without extension is hashed (sha1, salted by ``split``), so renaming a file's
+    extension or moving the root keeps its split, and splits 1, 2, 3 differ.
+    """
+    digest = hashlib.sha1(f"seco_lab-split{split}:{Path(file_name).stem.lower()}".encode()).digest()
+    return "train" if int.from_bytes(digest[:8], "big") % 100 < FOLDERS_TRAIN_PERCENT else "test"
+
+
+def _class_folders(directory: Path) -> dict[str, list[Path]]:
+    """Sub-folders of ``directory`` that hold video files (at any depth), with those files."""
+    classes: dict[str, list[Path]] = {}
+    try:
+        children = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return classes
+    for child in children:
+        videos = _VideoFinder(child).all_paths()
+        if videos:
+            classes[child.name] = videos
+    return classes
+
+
+def _split_folders(root: Path) -> dict[str, list[Path]]:
+    """``train``/``test``/``val`` folders directly under ``root``, grouped by the split they mean."""
+    found: dict[str, list[Path]] = defaultdict(list)
+    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        split_name = _SPLIT_DIR_NAMES.get(child.name.lower())
+        if split_name:
+            found[split_name].append(child)
+    return dict(found)
+
+
+def _discover_folders(root: Path, split: int) -> DatasetSpec:
+    split_dirs = _split_folders(root) if root.is_dir() else {}
+    records: list[VideoRecord] = []
+    if "train" in split_dirs and "test" in split_dirs:
+        per_split = {name: {} for name in SPLITS}
+        for split_name, directories in split_dirs.items():
+            for directory in directories:
+                for class_name, videos in _class_folders(directory).items():
+                    per_split[split_name].setdefault(class_name, []).extend(videos)
+        classes = sorted(set(per_split["train"]) | set(per_split["test"]))
+        if not classes:
+            raise _layout_error(root, f"{root} has train/test folders but no class folders with videos inside")
+        for split_name in SPLITS:
+            for class_name in classes:
+                for path in per_split[split_name].get(class_name, []):
+                    records.append(VideoRecord(path, classes.index(class_name), class_name, split_name))
+        return DatasetSpec(root, "folders", classes, records)
+    videos_by_class = _class_folders(root) if root.is_dir() else {}
+    if not videos_by_class:
+        raise _layout_error(root, f"{root} is not a folders layout: no sub-folder holds video files "
+                                  f"({', '.join(VIDEO_EXTENSIONS)})")
+    classes = sorted(videos_by_class)
+    for label, class_name in enumerate(classes):
+        for path in videos_by_class[class_name]:
+            records.append(VideoRecord(path, label, class_name, folder_split_of(path.name, split)))
+    return DatasetSpec(root, "folders", classes, records)
+
+
+# ---------------------------------------------------------------- entry point
+
+_DISCOVER = {
+    "ucf101": _discover_ucf101,
+    "hmdb51": _discover_hmdb51,
+    "kinetics": _discover_kinetics,
+    "folders": _discover_folders,
+}
+
+
+def detect_layout(root: str | Path) -> str:
+    """Name of the layout of ``root``; raises :class:`LayoutError` when none fits."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise _layout_error(root, f"cannot read a dataset from {root}")
+    if _ucf_split_dir(root) is not None:
+        return "ucf101"
+    if _hmdb_split_files(root) is not None:
+        return "hmdb51"
+    if _kinetics_csvs(root):
+        return "kinetics"
+    if (_split_folders(root).keys() >= set(SPLITS)) or _class_folders(root):
+        return "folders"
+    raise _layout_error(root, f"{root} matches none of the layouts seco_lab understands")
+
+
+def discover(root: str | Path, layout: str = "auto", split: int = 1) -> DatasetSpec:
+    """Find every annotated video under ``root``.
+
+    Args:
+        root: dataset folder.
+        layout: "auto" (detect), "ucf101", "hmdb51", "kinetics" or "folders".
+        split: official split number 1..3 (ucf101, hmdb51) or hash salt (folders); kinetics
+            has one split and ignores it.
+
+    Returns:
+        DatasetSpec whose ``records`` are the entries with an existing file and whose
+        ``problems`` name annotation entries without a file.
+
+    Raises:
+        LayoutError: the layout is unknown, or ``root`` is not in the requested layout, or
+            its annotations name no existing video.
+    """
+    root = Path(root).expanduser().resolve()
+    if layout != "auto" and layout not in _DISCOVER:
+        raise LayoutError(f"unknown layout {layout!r}: seco_lab understands auto, {', '.join(LAYOUTS)}")
+    if isinstance(split, bool) or not isinstance(split, int) or split < 1:
+        raise ValueError(f"split must be a positive integer (1..3 for ucf101/hmdb51), got {split!r}")
+    if not root.is_dir():
+        raise _layout_error(root, f"cannot read a dataset from {root}")
+    name = detect_layout(root) if layout == "auto" else layout
+    spec = _DISCOVER[name](root, split)
+    if not spec.records:
+        missing = len(spec.problems)
+        raise _layout_error(root, f"{root} looks like a {name} layout but none of its {missing} annotated "
+                                  f"entries names an existing video file")
+    return spec
