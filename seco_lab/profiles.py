@@ -49,7 +49,18 @@ _SMOKE: dict[str, Any] = {
         "lr_scaling_batch": 0, "weight_decay": 1e-4, "warmup_epochs": 0,
         "checkpoint_every": 0, "knn_every": 0,
     },
-    "eval": {"frames_per_video": 8, "clips_per_video": 2, "svm_c": 1.0},
+    "eval": {
+        "frames_per_video": 8, "clips_per_video": 2, "test_crops": 1, "batch_size": 64, "bn_stats": "checkpoint",
+        "svm_c": 1.0,
+        "linear_lr": 4.0, "linear_epochs": 50, "linear_batch_size": 256, "linear_weight_decay": 0.0,
+        "knn_k": 20, "knn_temperature": 0.07,
+        "retrieval_ks": [1, 5, 10, 20, 50],
+        "finetune_epochs": 1, "finetune_lr": 1e-3, "finetune_optimizer": "adam", "finetune_batch_size": 16,
+        "finetune_weight_decay": 0.0, "finetune_segments": 4, "finetune_dropout": 0.5, "finetune_partial_bn": True,
+        "finetune_hflip": False, "finetune_test_clips": 2, "finetune_test_crops": 1,
+        "tracking_exemplar_size": 32, "tracking_instance_size": 64, "tracking_num_scales": 3,
+        "tracking_feature_norm": "l2",
+    },
 }
 
 _STANDARD: dict[str, Any] = copy.deepcopy(_SMOKE)
@@ -60,8 +71,8 @@ _STANDARD.update({
         "lr_scaling_batch": 0, "weight_decay": 1e-4, "warmup_epochs": 2,
         "checkpoint_every": 200, "knn_every": 5,
     },
-    "eval": {"frames_per_video": 8, "clips_per_video": 4, "svm_c": 1.0},
 })
+_STANDARD["eval"].update({"clips_per_video": 4, "linear_epochs": 100, "finetune_epochs": 5})
 _STANDARD["seco"].update({"width": 0.5, "head_hidden": 128, "head_dim": 64, "queue_size": 4096})
 _STANDARD["cvrl"].update({"width": 0.5, "head_hidden": 128, "head_dim": 64})
 _STANDARD["dualvar"].update({"width": 0.5, "head_hidden": 128, "clip_dim": 64, "series_dim": 32})
@@ -90,8 +101,17 @@ _PAPER: dict[str, Any] = {
         "lr_scaling_batch": 256, "weight_decay": 1e-4, "warmup_epochs": 5,
         "checkpoint_every": 1000, "knn_every": 0,
     },
-    "eval": {"frames_per_video": 30, "clips_per_video": 10, "svm_c": 1.0},
 }
+_PAPER["eval"] = copy.deepcopy(_SMOKE["eval"])
+_PAPER["eval"].update({
+    "frames_per_video": 30, "clips_per_video": 10, "test_crops": 3, "batch_size": 256,
+    "linear_lr": 32.0, "linear_epochs": 100, "linear_batch_size": 1024,
+    "knn_k": 200,
+    "finetune_epochs": 150, "finetune_lr": 1e-3, "finetune_optimizer": "sgd", "finetune_batch_size": 64,
+    "finetune_weight_decay": 5e-4, "finetune_segments": 7, "finetune_dropout": 0.9, "finetune_test_clips": 20,
+    "finetune_test_crops": 3, "finetune_hflip": True,
+    "tracking_exemplar_size": 127, "tracking_instance_size": 255,
+})
 
 PROFILES: dict[str, dict[str, Any]] = {"smoke": _SMOKE, "standard": _STANDARD, "paper": _PAPER}
 
