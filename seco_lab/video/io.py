@@ -37,6 +37,9 @@ __all__ = [
 # forward through a few dozen small frames is cheaper than a seek plus the decode from the
 # keyframe before the target.
 SEEK_GAP_FRAMES = 48
+# Encoders whose default rate control targets a quality (crf), not a bit rate.
+QUALITY_CONTROLLED_CODECS = ("libx264", "libx265")
+HIGH_BIT_RATE = 2_000_000
 # Consecutive undecodable packets after which the rest of a file is treated as unreadable.
 MAX_CONSECUTIVE_BAD_PACKETS = 32
 
@@ -334,7 +337,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, codec: 
 
     The container format follows the file extension (.mp4, .avi, .mkv, .webm, ...). The file
     is written under a temporary name and renamed when complete, so a reader never sees a
-    half-written video. Odd frame sizes are encoded in yuv444p with libx264 (yuv420p needs
+    half-written video. libx264 uses its default quality (crf 23); bit-rate controlled codecs
+    (mpeg4, libvpx-vp9, ...) get a high bit rate so small frames stay sharp. Odd frame sizes are encoded in yuv444p with libx264 (yuv420p needs
     even sizes); other codecs need even sizes.
     """
     path = Path(path)
@@ -357,6 +361,10 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, codec: 
         with av.open(str(partial), mode="w") as container:
             stream = container.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, pixel_format
+            if codec not in QUALITY_CONTROLLED_CODECS:
+                # Bit-rate controlled encoders (mpeg4, vp9, ...) default to a low rate that
+                # smears small frames; allow enough bits for near-lossless quality.
+                stream.bit_rate = max(HIGH_BIT_RATE, 8 * width * height * int(np.ceil(fps)))
             for image in frames:
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
                 container.mux(stream.encode(frame))
