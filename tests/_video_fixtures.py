@@ -52,3 +52,41 @@ def make_video(path: Path, num_frames: int = 12, size: int = 32, seed: int = 0, 
         codec = {".avi": "mpeg4", ".webm": "libvpx-vp9"}.get(path.suffix.lower(), "libx264")
     write_video(path, smooth_frames(num_frames, size, seed), fps=25.0, codec=codec)
     return path
+
+
+def make_ucf101(root: Path, classes=("ApplyEyeMakeup", "HandstandPushups"), video_dir: str = "UCF-101",
+                suffix: str = ".avi", list_suffix: str = ".avi", groups: int = 3, clips: int = 2) -> Path:
+    """A tiny UCF101 tree: groups 1..groups-1 train, the last group test (split 1 and 2 lists)."""
+    split_dir = root / "ucfTrainTestlist"
+    split_dir.mkdir(parents=True, exist_ok=True)
+    (split_dir / "classInd.txt").write_text("".join(f"{i + 1} {name}\n" for i, name in enumerate(classes)))
+    train, test = [], []
+    seed = 0
+    for label, class_name in enumerate(classes):
+        file_class = "HandStandPushups" if class_name == "HandstandPushups" else class_name  # as in UCF101
+        for group in range(1, groups + 1):
+            for clip in range(1, clips + 1):
+                stem = f"v_{file_class}_g{group:02d}_c{clip:02d}"
+                make_video(root / video_dir / class_name / f"{stem}{suffix}", seed=seed)
+                seed += 1
+                entry = f"{class_name}/{stem}{list_suffix}"
+                (test.append(entry) if group == groups else train.append(f"{entry} {label + 1}"))
+    for k in (1, 2):
+        (split_dir / f"trainlist0{k}.txt").write_text("\r\n".join(train) + "\r\n")
+        (split_dir / f"testlist0{k}.txt").write_text("\r\n".join(test) + "\r\n")
+    return root
+
+
+def make_hmdb51(root: Path, classes=("brush_hair", "wave"), per_class: int = 4) -> Path:
+    """A tiny HMDB51 tree: per class, video 0 unused (tag 0), the last test (2), the rest train (1)."""
+    split_dir = root / "testTrainMulti_7030_splits"
+    split_dir.mkdir(parents=True, exist_ok=True)
+    for class_index, class_name in enumerate(classes):
+        lines = []
+        for video in range(per_class):
+            name = f"Clip_{class_name}_[{video}]_u_nm_np1_fr_med_{video}.avi"
+            make_video(root / class_name / name, seed=10 * class_index + video)
+            tag = 0 if video == 0 else 2 if video == per_class - 1 else 1
+            lines.append(f"{name} {tag} ")
+        (split_dir / f"{class_name}_test_split1.txt").write_text("\n".join(lines) + "\n")
+    return root

@@ -1,0 +1,137 @@
+"""Layout discovery: UCF101, HMDB51, Kinetics, plain folders; auto-detection and layout errors."""
+
+import csv
+
+import pytest
+
+from seco_lab.video.layouts import LAYOUTS, LayoutError, detect_layout, discover, folder_split_of
+from tests._video_fixtures import make_hmdb51, make_ucf101, make_video
+
+
+def test_ucf101_split_lists_classes_groups_and_extension_mismatch(tmp_path):
+    make_ucf101(tmp_path, suffix=".mp4", list_suffix=".avi")  # lists say .avi, files are .mp4
+    spec = discover(tmp_path)
+    assert spec.layout == "ucf101"
+    assert spec.classes == ["ApplyEyeMakeup", "HandstandPushups"]
+    train, test = spec.split("train"), spec.split("test")
+    assert (len(train), len(test)) == (8, 4)
+    assert not spec.problems
+    assert {r.group for r in train} == {"g01", "g02"} and {r.group for r in test} == {"g03"}
+    handstand = [r for r in spec.records if r.class_name == "HandstandPushups"]
+    assert all(r.label == 1 and r.path.suffix == ".mp4" and r.path.exists() for r in handstand)
+    assert all(r.path.parent.name == r.class_name for r in spec.records)
+
+
+def test_ucf101_missing_entries_are_problems_and_unknown_split_is_an_error(tmp_path):
+    make_ucf101(tmp_path)
+    (tmp_path / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g01_c01.avi").unlink()
+    spec = discover(tmp_path, layout="ucf101", split=2)
+    assert len(spec.split("train")) == 7
+    assert [p.path.name for p in spec.problems] == ["v_ApplyEyeMakeup_g01_c01.avi"]
+    assert "trainlist02.txt" in spec.problems[0].reason
+    with pytest.raises(LayoutError, match=r"split 3.*trainlist01\.txt"):
+        discover(tmp_path, layout="ucf101", split=3)
+
+
+def test_hmdb51_tags_select_train_test_and_skip_unused(tmp_path):
+    make_hmdb51(tmp_path)
+    (tmp_path / "wave" / "Clip_wave_[2]_u_nm_np1_fr_med_2.avi").unlink()
+    spec = discover(tmp_path)
+    assert spec.layout == "hmdb51"
+    assert spec.classes == ["brush_hair", "wave"]
+    assert len(spec.split("train")) == 3 and len(spec.split("test")) == 2
+    assert not any("[0]" in r.path.name for r in spec.records)  # tag 0 = unused
+    assert [p.path.name for p in spec.problems] == ["Clip_wave_[2]_u_nm_np1_fr_med_2.avi"]
+    assert all(r.label == spec.classes.index(r.class_name) for r in spec.records)
+
+
+def _kinetics_csv(path, rows):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+        writer.writerows(rows)
+
+
+@pytest.mark.parametrize("storage", ["split/label", "label", "flat"])
+def test_kinetics_csv_finds_clips_wherever_stored(tmp_path, storage):
+    rows = [("air drumming", "abc_DEF-123", 5, 15, "train"), ("air drumming", "zzz", 0, 10, "val"),
+            ("abseiling", "q1", 30, 40, "train"), ("abseiling", "q2", 1, 11, "test")]
+    _kinetics_csv(tmp_path / "kinetics_annotations.csv", rows)
+    for seed, (label, youtube_id, start, end, split) in enumerate(rows):
+        folder = {"split/label": tmp_path / ("val" if split == "val" else split) / label,
+                  "label": tmp_path / label, "flat": tmp_path / "videos"}[storage]
+        make_video(folder / f"{youtube_id}_{start:06d}_{end:06d}.mp4", seed=seed)
+    spec = discover(tmp_path)
+    assert spec.layout == "kinetics"
+    assert spec.classes == ["abseiling", "air drumming"]
+    assert sorted((r.class_name, r.split) for r in spec.records) == [
+        ("abseiling", "test"), ("abseiling", "train"), ("air drumming", "test"), ("air drumming", "train")]
+    assert not spec.problems
+
+
+def test_kinetics_missing_clip_is_a_problem(tmp_path):
+    _kinetics_csv(tmp_path / "train.csv", [("a", "x", 0, 10, "train"), ("a", "y", 0, 10, "train")])
+    make_video(tmp_path / "train" / "a" / "x_000000_000010.mp4")
+    spec = discover(tmp_path, layout="kinetics")
+    assert len(spec.records) == 1
+    assert [p.path.name for p in spec.problems] == ["y_000000_000010.mp4"]
+
+
+def test_folders_hash_split_is_deterministic_and_about_70_30(tmp_path):
+    names = [f"video_{i}.mp4" for i in range(2000)]
+    train_share = sum(folder_split_of(name) == "train" for name in names) / len(names)
+    assert 0.66 < train_share < 0.74
+    assert [folder_split_of(n) for n in names[:50]] == [folder_split_of(n.replace(".mp4", ".avi")) for n in names[:50]]
+    assert [folder_split_of(n, 1) for n in names[:50]] != [folder_split_of(n, 2) for n in names[:50]]
+    for class_name in ("cats", "dogs"):
+        for i in range(4):
+            make_video(tmp_path / class_name / f"{class_name}{i}.mkv", seed=i)
+    spec = discover(tmp_path)
+    assert spec.layout == "folders" and spec.classes == ["cats", "dogs"]
+    assert len(spec.records) == 8
+    assert all(r.split == folder_split_of(r.path.name) for r in spec.records)
+    assert discover(tmp_path).records == spec.records
+
+
+def test_folders_with_train_and_val_directories_use_them_as_split(tmp_path):
+    make_video(tmp_path / "train" / "cats" / "a.mp4")
+    make_video(tmp_path / "train" / "dogs" / "b.mp4")
+    make_video(tmp_path / "val" / "dogs" / "c.webm")
+    spec = discover(tmp_path)
+    assert spec.layout == "folders" and spec.classes == ["cats", "dogs"]
+    assert [(r.path.name, r.split, r.label) for r in spec.records] == [
+        ("a.mp4", "train", 0), ("b.mp4", "train", 1), ("c.webm", "test", 1)]
+
+
+def test_auto_detection_picks_each_layout(tmp_path):
+    make_ucf101(tmp_path / "ucf", groups=2, clips=1)
+    make_hmdb51(tmp_path / "hmdb", per_class=3)
+    make_video(tmp_path / "folders" / "a" / "x.mp4")
+    assert detect_layout(tmp_path / "ucf") == "ucf101"
+    assert detect_layout(tmp_path / "hmdb") == "hmdb51"
+    assert detect_layout(tmp_path / "folders") == "folders"
+
+
+def test_wrong_layout_errors_name_the_understood_layouts_and_what_was_found(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "empty_folder").mkdir()
+    with pytest.raises(LayoutError) as error:
+        discover(tmp_path)
+    message = str(error.value)
+    assert all(name in message for name in LAYOUTS)
+    assert "1 .txt" in message and "empty_folder" in message
+    make_hmdb51(tmp_path / "hmdb", per_class=3)
+    with pytest.raises(LayoutError, match=r"not a ucf101 layout[\s\S]*hmdb51"):
+        discover(tmp_path / "hmdb", layout="ucf101")
+    with pytest.raises(LayoutError, match="unknown layout 'imagenet'"):
+        discover(tmp_path, layout="imagenet")
+    with pytest.raises(LayoutError, match="does not exist"):
+        discover(tmp_path / "nowhere")
+
+
+def test_annotations_naming_no_existing_video_are_a_layout_error(tmp_path):
+    make_ucf101(tmp_path, groups=2, clips=1)
+    for video in (tmp_path / "UCF-101").rglob("*.avi"):
+        video.unlink()
+    with pytest.raises(LayoutError, match="none of its 4 annotated entries"):
+        discover(tmp_path)
