@@ -13,7 +13,7 @@ frame features is the papers' protocol and cannot tell a video from its time rev
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from seco_lab.methods.base import clip_with_next_frame
+from seco_lab.samplers import evenly_spaced_frames, uniform_clip_indices
+from seco_lab.transforms.functional import IMAGENET_MEAN, IMAGENET_STD, frame_differences, normalize, to_float01
+from seco_lab.transforms.recipes import eval_transform
 
 POOLINGS = ("mean", "concat")
 ENCODER_KINDS = ("2d", "3d")
@@ -38,7 +43,7 @@ class InputSpec:
     size: shorter side after decoding; crop_size: side of the centre crop fed to the encoder;
     clip_frames / stride: temporal extent of one 3D clip (ignored by 2D encoders);
     input_mode: ``"rgb"`` or ``"frame_differences"`` (motion-only input, one more frame read);
-    mean / std: normalisation used by ``eval_transform``.
+    mean / std: normalisation used by ``eval_transform`` (None: [0, 1] input, as CVRL/DualVar).
     """
 
     size: int = 64
@@ -46,8 +51,8 @@ class InputSpec:
     clip_frames: int = 8
     stride: int = 1
     input_mode: str = "rgb"
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, ...] | None = IMAGENET_MEAN
+    std: tuple[float, ...] | None = IMAGENET_STD
 
     def __post_init__(self) -> None:
         if self.input_mode not in INPUT_MODES:
@@ -69,9 +74,13 @@ class InputSpec:
             clip_frames=int(section.get("clip_frames", data.get("clip_frames", defaults.clip_frames))),
             stride=int(section.get("stride", data.get("stride", defaults.stride))),
             input_mode=str(section.get("input_mode", data.get("input_mode", defaults.input_mode))),
-            mean=tuple(data.get("mean", defaults.mean)),
-            std=tuple(data.get("std", defaults.std)),
+            mean=_optional_tuple(section.get("mean", data.get("mean", defaults.mean))),
+            std=_optional_tuple(section.get("std", data.get("std", defaults.std))),
         )
+
+
+def _optional_tuple(values: Sequence[float] | None) -> tuple[float, ...] | None:
+    return None if values is None else tuple(float(v) for v in values)
 
 
 @dataclass
@@ -142,7 +151,10 @@ def load_encoder(checkpoint_path: str | Path, weights: str = "checkpoint",
         raise EvaluationError(f"{checkpoint_path}: checkpoint file not found")
     if weights not in ("checkpoint", "random"):
         raise EvaluationError(f"weights must be 'checkpoint' or 'random', got {weights!r}")
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged zip/pickle
+        raise EvaluationError(f"{checkpoint_path}: not a readable checkpoint ({type(error).__name__}: {error})") from error
     missing = [key for key in ("method", "config", "model") if key not in state]
     if missing:
         raise EvaluationError(
@@ -183,33 +195,6 @@ def pool_frame_features(frame_features: torch.Tensor, pooling: str = "mean") -> 
     raise EvaluationError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
 
 
-def evenly_spaced_indices(num_frames: int, count: int) -> np.ndarray:
-    """``count`` frame indices spread evenly over a video (centres of equal segments)."""
-    try:
-        from seco_lab.samplers import evenly_spaced_frames
-    except ImportError:
-        evenly_spaced_frames = None
-    if evenly_spaced_frames is not None:
-        return np.asarray(evenly_spaced_frames(num_frames, count), dtype=np.int64)
-    positions = (np.arange(count) + 0.5) * num_frames / count
-    return np.clip(np.floor(positions).astype(np.int64), 0, max(num_frames - 1, 0))
-
-
-def clip_frame_indices(num_frames: int, clip_frames: int, stride: int, num_clips: int) -> list[np.ndarray]:
-    """Frame indices of ``num_clips`` clips with evenly spaced starts; short videos wrap around.
-
-    Returns a list of ``num_clips`` arrays of ``clip_frames`` indices each.
-    """
-    span = (clip_frames - 1) * stride + 1
-    last_start = max(num_frames - span, 0)
-    if num_clips == 1:
-        starts = np.array([last_start // 2])
-    else:
-        starts = np.round(np.linspace(0, last_start, num_clips)).astype(np.int64)
-    offsets = np.arange(clip_frames) * stride
-    return [(int(start) + offsets) % max(num_frames, 1) for start in starts]
-
-
 def crop_offsets(height: int, width: int, crop_size: int, num_crops: int) -> list[tuple[int, int]]:
     """Top-left corners of 1 (centre) or 3 (start, centre, end of the longer side) square crops."""
     centre = ((height - crop_size) // 2, (width - crop_size) // 2)
@@ -223,46 +208,34 @@ def crop_offsets(height: int, width: int, crop_size: int, num_crops: int) -> lis
 
 
 def normalise_frames(frames: torch.Tensor, spec: InputSpec) -> torch.Tensor:
-    """uint8 (T, C, H, W) -> float32 (T, C, H, W) scaled to [0, 1] and normalised by spec."""
-    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
-    return (frames.float() / 255.0 - mean) / std
+    """uint8 (T, C, H, W) -> float32 (T, C, H, W) in [0, 1], then mean/std normalised unless the
+    spec has none or the input is frame differences (which are taken on [0, 1] pixels)."""
+    pixels = to_float01(frames)
+    if spec.mean is None or spec.std is None or spec.input_mode == "frame_differences":
+        return pixels
+    return normalize(pixels, spec.mean, spec.std)
 
 
 def apply_input_mode(frames: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """RGB frames pass through; ``"frame_differences"`` turns (T+1, C, H, W) into (T, C, H, W)."""
     if spec.input_mode == "frame_differences":
-        try:
-            from seco_lab.transforms.functional import frame_differences
-        except ImportError:
-            return frames[1:] - frames[:-1]
         return frame_differences(frames)
     return frames
 
 
 def _frames_to_read(indices: np.ndarray, spec: InputSpec, num_frames: int) -> np.ndarray:
-    """Frame differences need one more frame (the successor of the last index)."""
+    """Frame differences need one more frame than they return (as the methods' view makers read)."""
     if spec.input_mode != "frame_differences":
         return indices
-    step = spec.stride if len(indices) > 1 else 1
-    return np.concatenate([indices, [min(int(indices[-1]) + step, num_frames - 1)]])
+    return clip_with_next_frame(np.asarray(indices), num_frames)
 
 
-def centre_crop_transform(spec: InputSpec):
-    """Callable uint8 (T, C, H, W) -> float32 (T, C, crop, crop): ``eval_transform`` of the recipes."""
-    try:
-        from seco_lab.transforms.recipes import eval_transform
-    except ImportError:
-        eval_transform = None
-    if eval_transform is not None:
-        return eval_transform(spec.crop_size, mean=spec.mean, std=spec.std)
-
-    def fallback(frames: torch.Tensor) -> torch.Tensor:
-        top, left = crop_offsets(frames.shape[-2], frames.shape[-1], spec.crop_size, 1)[0]
-        cropped = frames[..., top:top + spec.crop_size, left:left + spec.crop_size]
-        return normalise_frames(cropped, spec)
-
-    return fallback
+def centre_crop_transform(spec: InputSpec) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 (T, C, H, W) -> float32 (T, C, crop, crop): ``eval_transform`` (shorter side to
+    ``spec.size``, centre crop, normalisation as in ``normalise_frames``)."""
+    plain = spec.mean is None or spec.std is None or spec.input_mode == "frame_differences"
+    return eval_transform(spec.crop_size, resize_size=spec.size,
+                          mean=None if plain else spec.mean, std=None if plain else spec.std)
 
 
 # --------------------------------------------------------------------------- datasets of eval views
@@ -313,12 +286,12 @@ class EvalViewDataset(torch.utils.data.Dataset):
         record, num_frames = self.records[i], self.num_frames[i]
         spec = self.spec
         if self.kind == "2d":
-            indices = evenly_spaced_indices(num_frames, self.frames_per_video)
+            indices = evenly_spaced_frames(num_frames, self.frames_per_video)
             frames = self._frames(record, indices, num_frames)
             views = apply_input_mode(self.transform(frames), spec)  # (T, C, crop, crop)
         else:
             clips = []
-            for indices in clip_frame_indices(num_frames, spec.clip_frames, spec.stride, self.clips_per_video):
+            for indices in uniform_clip_indices(num_frames, spec.clip_frames, spec.stride, self.clips_per_video):
                 frames = self._frames(record, indices, num_frames)
                 if self.num_crops == 1:
                     crops = [self.transform(frames)]

@@ -16,7 +16,7 @@ def top1_accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
     return float(100.0 * np.mean(predictions == labels))
 
 
-def chance_accuracy(train_labels: np.ndarray, test_labels: np.ndarray) -> float:
+def majority_class_accuracy(train_labels: np.ndarray, test_labels: np.ndarray) -> float:
     """Top-1 (percent) of always predicting the most frequent training class."""
     values, counts = np.unique(np.asarray(train_labels), return_counts=True)
     return top1_accuracy(np.full(len(test_labels), values[np.argmax(counts)]), np.asarray(test_labels))

@@ -1,0 +1,199 @@
+"""One entry point for every protocol: ``run_protocol`` (used by ``python -m seco_lab evaluate``).
+
+Loads a checkpoint's trunk, builds the features or trains what the protocol needs, and
+returns a flat dict of metrics (numbers and short strings) with the wall time; the same dict
+is appended as one JSON line to ``<checkpoint folder>/results.jsonl``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seco_lab.evaluation.features import (
+    EvaluationError, LoadedEncoder, extract_video_features, load_encoder, recompute_bn_stats, resolve_device,
+)
+from seco_lab.evaluation.finetune import finetune_protocol
+from seco_lab.evaluation.knn import knn_protocol
+from seco_lab.evaluation.linear import linear_protocol
+from seco_lab.evaluation.linear_svm import linear_svm_protocol
+from seco_lab.evaluation.metrics import majority_class_accuracy
+from seco_lab.evaluation.retrieval import retrieval_protocol
+from seco_lab.evaluation.tracking import TrackerConfig, discover_tracking_sequences, tracking_protocol, trunk_feature_fn
+
+PROTOCOLS = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking")
+RUN_OPTIONS = ("split", "layout", "weights", "progress", "seed", "results_file", "num_workers")
+BN_STATS = ("checkpoint", "train")
+
+
+def evaluation_settings(profile: str | dict[str, Any] | None, encoder: LoadedEncoder) -> dict[str, Any]:
+    """The ``"eval"`` section: of the named profile, of a given profile dict, or (None) of the
+    checkpoint's own config, falling back to the ``standard`` profile's."""
+    from seco_lab.profiles import get_profile
+
+    if isinstance(profile, str):
+        settings = get_profile(profile)["eval"]
+    elif isinstance(profile, dict):
+        settings = copy.deepcopy(profile.get("eval", profile))
+    else:
+        settings = copy.deepcopy(encoder.config.get("eval", get_profile("standard")["eval"]))
+    base = get_profile("standard")["eval"]
+    return {**base, **settings}
+
+
+def _scalars(result: dict[str, Any]) -> dict[str, Any]:
+    """Keep numbers, booleans and strings (arrays and per-sample outputs are left out)."""
+    flat: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, (bool, int, float, str)):
+            flat[key] = value
+        elif isinstance(value, np.generic):
+            flat[key] = value.item()
+    return flat
+
+
+def append_result(results_file: Path, metrics: dict[str, Any]) -> None:
+    """Append one JSON line to ``results_file`` (folders created as needed)."""
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    with results_file.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(metrics, default=float) + "\n")
+
+
+def read_results(results_file: str | Path) -> list[dict[str, Any]]:
+    """All JSON lines of a ``results.jsonl`` (empty list when it does not exist)."""
+    results_file = Path(results_file)
+    if not results_file.is_file():
+        return []
+    lines = results_file.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _video_splits(data_root: Path, split: int, layout: str, progress: bool):
+    from seco_lab.video.index import load_dataset
+
+    spec, index = load_dataset(data_root, layout=layout, split=split, progress=progress)
+    train, test = spec.split("train"), spec.split("test")
+    if not train or not test:
+        raise EvaluationError(f"{data_root}: needs train and test videos, found {len(train)} train / {len(test)} test")
+    return spec, train, test, [index[r].num_frames for r in train], [index[r].num_frames for r in test]
+
+
+def _tracking(encoder: LoadedEncoder, data_root: Path, settings: dict[str, Any], device, progress: bool) -> dict[str, Any]:
+    if encoder.kind != "2d":
+        return {"skipped": f"tracking needs a 2D frame encoder's feature map; method {encoder.method!r} "
+                           f"has a {encoder.kind} encoder"}
+    spec = encoder.input_spec
+    plain = spec.mean is None or spec.std is None
+    feature_fn = trunk_feature_fn(encoder.module, mean=(0.0, 0.0, 0.0) if plain else spec.mean,
+                                  std=(1.0, 1.0, 1.0) if plain else spec.std, device=device)
+    config = TrackerConfig(exemplar_size=int(settings["tracking_exemplar_size"]),
+                           instance_size=int(settings["tracking_instance_size"]),
+                           num_scales=int(settings["tracking_num_scales"]),
+                           feature_norm=str(settings["tracking_feature_norm"]))
+    result = tracking_protocol(feature_fn, discover_tracking_sequences(data_root), config, progress=progress)
+    result["success_auc@iou"] = result.pop("success_auc")
+    return result
+
+
+def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str | dict[str, Any] | None = None,
+                 pooling: str = "mean", device: str = "auto", **options: Any) -> dict[str, Any]:
+    """Evaluate a checkpoint's encoder with one protocol; returns a flat dict of metrics.
+
+    protocol: linear-svm | linear | knn | finetune | retrieval | tracking.
+    profile: profile name, profile dict (or its "eval" section), or None for the checkpoint's own.
+    pooling: 2D encoders' pooling over frames, "mean" (papers) or "concat" (temporal order kept).
+    options: any key of the profile's "eval" section (e.g. ``bn_stats="train"`` to re-estimate
+    BatchNorm statistics on train videos first, ``linear_lr=...``), and ``split`` (1), ``layout``
+    ("auto"), ``weights`` ("checkpoint" | "random": the same architecture untrained), ``seed``,
+    ``progress``, ``num_workers``, ``results_file`` (default: results.jsonl next to the checkpoint).
+    """
+    if protocol not in PROTOCOLS:
+        raise EvaluationError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    started = time.perf_counter()
+    checkpoint = Path(checkpoint)
+    data_root = Path(data_root)
+    device_t = resolve_device(device)
+    weights = options.get("weights", "checkpoint")
+    encoder = load_encoder(checkpoint, weights=weights, device=device_t)
+    settings = evaluation_settings(profile, encoder)
+    unknown = sorted(set(options) - set(settings) - set(RUN_OPTIONS))
+    if unknown:
+        raise EvaluationError(
+            f"unknown option(s) {', '.join(unknown)}: use run options {', '.join(RUN_OPTIONS)} "
+            f"or eval settings {', '.join(sorted(settings))}")
+    settings.update({key: value for key, value in options.items() if key in settings})
+    if settings["bn_stats"] not in BN_STATS:
+        raise EvaluationError(f"bn_stats must be one of {', '.join(BN_STATS)}, got {settings['bn_stats']!r}")
+    progress = bool(options.get("progress", False))
+    seed = int(options.get("seed", 0))
+    num_workers = int(options.get("num_workers", 0))
+    context: dict[str, Any] = {
+        "protocol": protocol, "method": encoder.method, "encoder_kind": encoder.kind, "weights": weights,
+        "pooling": pooling if encoder.kind == "2d" else "clip-mean",
+        "checkpoint": str(checkpoint), "data": str(data_root),
+    }
+
+    if protocol == "tracking":
+        result = _tracking(encoder, data_root, settings, device_t, progress)
+        context["bn_stats"] = "checkpoint"
+    else:
+        spec, train, test, train_frames, test_frames = _video_splits(
+            data_root, int(options.get("split", 1)), str(options.get("layout", "auto")), progress)
+        num_classes = len(spec.classes)
+        if settings["bn_stats"] == "train":
+            recompute_bn_stats(encoder, train, train_frames, frames_per_video=int(settings["frames_per_video"]),
+                               clips_per_video=int(settings["clips_per_video"]),
+                               batch_size=int(settings["batch_size"]), device=device_t, seed=seed)
+        context.update({"bn_stats": settings["bn_stats"], "num_classes": num_classes, "num_train": len(train),
+                        "num_test": len(test), "chance": 100.0 / num_classes})
+        train_labels_all = np.array([r.label for r in train])
+        test_labels_all = np.array([r.label for r in test])
+        context["majority_baseline"] = majority_class_accuracy(train_labels_all, test_labels_all)
+        if protocol == "finetune":
+            result = finetune_protocol(
+                encoder, train, test, train_frames, test_frames, num_classes,
+                epochs=int(settings["finetune_epochs"]), lr=float(settings["finetune_lr"]),
+                optimizer=str(settings["finetune_optimizer"]), batch_size=int(settings["finetune_batch_size"]),
+                weight_decay=float(settings["finetune_weight_decay"]), segments=int(settings["finetune_segments"]),
+                dropout=float(settings["finetune_dropout"]), partial_bn=bool(settings["finetune_partial_bn"]),
+                hflip=bool(settings["finetune_hflip"]), test_clips=int(settings["finetune_test_clips"]),
+                test_crops=int(settings["finetune_test_crops"]), device=device_t, seed=seed,
+                num_workers=num_workers, progress=progress)
+            result["final_train_loss"] = result["train_losses"][-1] if result["train_losses"] else float("nan")
+        else:
+            common = dict(frames_per_video=int(settings["frames_per_video"]),
+                          clips_per_video=int(settings["clips_per_video"]), pooling=pooling,
+                          batch_size=int(settings["batch_size"]), device=device_t, progress=progress,
+                          num_workers=num_workers)
+            keep_views = protocol == "linear"
+            train_x, train_y = extract_video_features(encoder, train, num_frames=train_frames,
+                                                      keep_views=keep_views, **common)
+            test_x, test_y = extract_video_features(
+                encoder, test, num_frames=test_frames, keep_views=keep_views,
+                num_crops=int(settings["test_crops"]) if keep_views else 1, **common)
+            context["feature_dim"] = int(train_x.shape[-1])
+            if protocol == "linear-svm":
+                result = linear_svm_protocol(train_x, train_y, test_x, test_y, C=float(settings["svm_c"]), seed=seed)
+            elif protocol == "linear":
+                result = linear_protocol(train_x, train_y, test_x, test_y, num_classes=num_classes,
+                                         lr=float(settings["linear_lr"]), epochs=int(settings["linear_epochs"]),
+                                         batch_size=int(settings["linear_batch_size"]),
+                                         weight_decay=float(settings["linear_weight_decay"]), seed=seed)
+            elif protocol == "knn":
+                result = knn_protocol(train_x, train_y, test_x, test_y, k=int(settings["knn_k"]),
+                                      temperature=float(settings["knn_temperature"]), num_classes=num_classes)
+            else:
+                result = retrieval_protocol(train_x, train_y, test_x, test_y, ks=settings["retrieval_ks"])
+
+    metrics = {**context, **_scalars(result)}
+    metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
+    metrics["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results_file = Path(options.get("results_file") or checkpoint.parent / "results.jsonl")
+    append_result(results_file, metrics)
+    return metrics

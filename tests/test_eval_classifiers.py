@@ -1,0 +1,126 @@
+"""Linear SVM, linear probe, kNN and retrieval on hand-made features."""
+
+import numpy as np
+import pytest
+
+from seco_lab.evaluation.knn import knn_protocol
+from seco_lab.evaluation.linear import linear_protocol
+from seco_lab.evaluation.linear_svm import linear_svm_protocol
+from seco_lab.evaluation.metrics import confusion_matrix, majority_class_accuracy, top1_accuracy
+from seco_lab.evaluation.retrieval import recall_at_k, retrieval_neighbours, retrieval_protocol
+
+NUM_CLASSES = 4
+CHANCE = 100.0 / NUM_CLASSES
+
+
+def separable(seed, per_class=20, dim=16, views=None):
+    """Class c lives around +5 on axis c (plus a shared offset), noise 0.5: linearly separable."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(NUM_CLASSES), per_class)
+    shape = (len(labels), dim) if views is None else (len(labels), views, dim)
+    features = rng.normal(0, 0.5, shape) + 3.0
+    features[..., :NUM_CLASSES] += 5.0 * np.eye(NUM_CLASSES)[labels][:, None, :] if views else 5.0 * np.eye(NUM_CLASSES)[labels]
+    order = rng.permutation(len(labels))
+    return features[order].astype(np.float32), labels[order]
+
+
+def shuffled(seed, n=80, dim=16):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, dim)).astype(np.float32), rng.integers(0, NUM_CLASSES, n)
+
+
+def run_classifier(name, train_x, train_y, test_x, test_y):
+    if name == "linear-svm":
+        return linear_svm_protocol(train_x, train_y, test_x, test_y)
+    if name == "linear":
+        return linear_protocol(train_x, train_y, test_x, test_y, num_classes=NUM_CLASSES, epochs=30)
+    return knn_protocol(train_x, train_y, test_x, test_y, k=10, num_classes=NUM_CLASSES)
+
+
+@pytest.mark.parametrize("name", ["linear-svm", "linear", "knn"])
+def test_separable_features_reach_100(name):
+    train_x, train_y = separable(0)
+    test_x, test_y = separable(1)
+    result = run_classifier(name, train_x, train_y, test_x, test_y)
+    assert result["top1"] == 100.0
+    assert result["predictions"].shape == test_y.shape
+
+
+@pytest.mark.parametrize("name", ["linear-svm", "linear", "knn"])
+def test_shuffled_labels_stay_near_chance(name):
+    scores = []
+    for seed in range(5):
+        train_x, train_y = shuffled(2 * seed)
+        test_x, test_y = shuffled(2 * seed + 1)
+        scores.append(run_classifier(name, train_x, train_y, test_x, test_y)["top1"])
+    assert np.mean(scores) < CHANCE + 15
+
+
+def test_linear_averages_softmax_over_test_views():
+    train_x, train_y = separable(0, views=3)
+    test_x, test_y = separable(1, views=3)
+    test_x[:, 1:] = np.random.default_rng(5).normal(0, 0.5, test_x[:, 1:].shape) + 3.0  # two uninformative views
+    result = linear_protocol(train_x, train_y, test_x, test_y, num_classes=NUM_CLASSES, epochs=30)
+    assert result["top1"] == 100.0
+
+
+def test_knn_weights_votes_by_similarity():
+    train = np.array([[1.0, 0.0], [0.0, 1.0], [0.1, 1.0]])
+    labels = np.array([0, 1, 1])
+    query = np.array([[1.0, 0.05]])
+    # two neighbours of class 1 are far (cos ~0.1), one of class 0 is near: a sharp temperature trusts the near one
+    assert knn_protocol(train, labels, query, np.array([0]), k=3, temperature=0.05, num_classes=2)["top1"] == 100.0
+    assert knn_protocol(train, labels, query, np.array([0]), k=3, temperature=100.0, num_classes=2)["top1"] == 0.0
+
+
+def slow_recall(train_x, train_y, test_x, test_y, k):
+    train_x = train_x - train_x.mean(axis=0)
+    test_x = test_x - test_x.mean(axis=0)
+    hits = 0
+    for query, label in zip(test_x, test_y):
+        sims = []
+        for index, item in enumerate(train_x):
+            sims.append((-(query @ item) / (np.linalg.norm(query) * np.linalg.norm(item)), index))
+        top = [train_y[index] for _, index in sorted(sims)[:k]]
+        hits += label in top
+    return 100.0 * hits / len(test_y)
+
+
+def test_retrieval_recall_matches_slow_reference():
+    rng = np.random.default_rng(3)
+    train_x, train_y = rng.normal(size=(60, 8)), rng.integers(0, 6, 60)
+    test_x, test_y = rng.normal(size=(25, 8)) + 0.3, rng.integers(0, 6, 25)
+    result = retrieval_protocol(train_x, train_y, test_x, test_y)
+    for k in (1, 5, 10, 20, 50):
+        assert result[f"R@{k}"] == pytest.approx(slow_recall(train_x, train_y, test_x, test_y, k))
+    assert "R@k_capped_to" not in result
+
+
+def test_retrieval_caps_k_and_averages_clip_views():
+    rng = np.random.default_rng(4)
+    train_x, train_y = rng.normal(size=(7, 5, 4)), rng.integers(0, 3, 7)
+    test_x, test_y = rng.normal(size=(4, 5, 4)), rng.integers(0, 3, 4)
+    result = retrieval_protocol(train_x, train_y, test_x, test_y, ks=(1, 5, 50))
+    assert result["R@k_capped_to"] == 7
+    assert result["R@50"] == pytest.approx(100.0 * np.mean(np.isin(test_y, train_y)))
+    assert result["R@1"] == pytest.approx(slow_recall(train_x.mean(1), train_y, test_x.mean(1), test_y, 1))
+    assert result["neighbours"].shape == (4, 7)
+
+
+def test_retrieval_centring_uses_each_split_mean():
+    train = np.array([[10.0, 1.0], [10.0, -1.0]])
+    test = np.array([[-5.0, 0.9], [-5.0, -0.9]])  # without centring every test video looks like both
+    neighbours, _ = retrieval_neighbours(train, test, k=1)
+    np.testing.assert_array_equal(neighbours[:, 0], [0, 1])
+
+
+def test_recall_at_k_hand_values():
+    ranked = np.array([[1, 0, 0], [2, 2, 1], [0, 0, 0]])
+    recalls = recall_at_k(ranked, np.array([0, 1, 1]), [1, 2, 3])
+    assert recalls == {1: 0.0, 2: pytest.approx(100 / 3), 3: pytest.approx(200 / 3)}
+
+
+def test_metrics_hand_values():
+    assert top1_accuracy(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2])) == 75.0
+    assert majority_class_accuracy(np.array([1, 1, 0]), np.array([1, 0, 1, 1])) == 75.0
+    np.testing.assert_array_equal(confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 1]), 2), [[1, 0], [1, 1]])
