@@ -1,0 +1,379 @@
+"""``fit``: the training loop shared by every method (SeCo, CVRL, DualVar, supervised).
+
+One step: ``out = model(batch)`` (``out["loss"]`` plus detached terms) -> backward ->
+optional clipping -> ``optimizer.step()`` -> ``scheduler.step()`` -> ``method.after_step()``.
+Under torchrun (``WORLD_SIZE > 1``) the method is wrapped in ``DistributedDataParallel``;
+only rank 0 writes the checkpoint, the history and the progress bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from seco_lab.engine import distributed
+from seco_lab.engine.checkpoint import (
+    CHECKPOINT_FORMAT, CHECKPOINT_NAME, CheckpointError, capture_rng_state, load_checkpoint,
+    preserved_rng, restore_rng_state, save_checkpoint, seed_everything,
+)
+from seco_lab.engine.config import SCHEDULE_FIELDS, TrainConfig
+from seco_lab.engine.device import (
+    autocast_dtype, build_grad_scaler, module_to_channels_last, move_batch, resolve_device,
+)
+from seco_lab.engine.history import HistoryWriter
+from seco_lab.engine.sampler import SeededBatchSampler
+from seco_lab.engine.schedule import build_optimizer, build_scheduler
+
+Monitor = Callable[[nn.Module], dict[str, float]]
+CONFIG_NAME = "config.json"
+
+
+@dataclass
+class TrainResult:
+    """What ``fit`` did. ``final_terms``: last logged loss terms (mean over ranks);
+    ``samples_per_second``: mean training throughput of this call (0 when nothing ran)."""
+
+    run_dir: Path
+    checkpoint_path: Path
+    steps: int
+    epochs: int
+    final_terms: dict[str, float]
+    wall_time: float
+    samples_per_second: float
+    resumed_from_step: int | None
+    already_finished: bool
+
+
+def fit(
+    method: nn.Module,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    full_config: dict[str, Any],
+    resume: bool = True,
+    monitor: Monitor | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``method`` on ``dataset`` following ``cfg``; checkpoints and history go to ``run_dir``.
+
+    ``dataset[i]`` returns a dict of tensors; its optional ``set_epoch(epoch)`` is called at
+    every epoch start. ``full_config`` (JSON-able) is written to ``run_dir/config.json`` and
+    into every checkpoint. With ``resume=True`` an existing ``run_dir/checkpoint.pt`` is
+    continued exactly (a finished run loads its weights into ``method`` and returns);
+    ``resume=False`` starts afresh and overwrites it. ``monitor(method) -> dict`` runs on
+    rank 0 every ``cfg.knn_every`` epochs, without disturbing the training RNG.
+    """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"fit: cfg must be a TrainConfig, got {type(cfg).__name__}")
+    try:
+        json.dumps(full_config)
+    except TypeError as error:
+        raise TypeError(f"fit: full_config must be JSON-able ({error})") from None
+    device = resolve_device(cfg.device, distributed.env_local_rank())
+    owns_group = distributed.init_from_env(use_cuda=device.type == "cuda")
+    try:
+        return _TrainingRun(method, dataset, cfg, Path(run_dir), full_config, device, monitor,
+                            progress).run(resume)
+    finally:
+        if owns_group:
+            dist.destroy_process_group()
+
+
+class _TrainingRun:
+    """State of one ``fit`` call (kept in one object so checkpoints can see all of it)."""
+
+    def __init__(self, method: nn.Module, dataset: Dataset, cfg: TrainConfig, run_dir: Path,
+                 full_config: dict[str, Any], device: torch.device, monitor: Monitor | None,
+                 progress: bool) -> None:
+        self.cfg = cfg
+        self.dataset = dataset
+        self.run_dir = run_dir
+        self.full_config = full_config
+        self.device = device
+        self.monitor = monitor
+        self.progress = progress
+        self.world_size = distributed.world_size()
+        self.rank = distributed.rank()
+        self.is_main = self.rank == 0
+        self.method_name = str(getattr(method, "name", type(method).__name__))
+        self.checkpoint_path = run_dir / CHECKPOINT_NAME
+        self.sampler = SeededBatchSampler(len(dataset), cfg.batch_size, self.world_size, self.rank,
+                                          cfg.seed)
+        self.steps_per_epoch = self.sampler.steps_per_epoch
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.warmup_steps = round(cfg.warmup_epochs * self.steps_per_epoch)
+        self.use_channels_last = cfg.channels_last and device.type == "cuda"
+        self.amp_dtype = autocast_dtype(device, cfg.amp)
+
+        if self.world_size > 1 and cfg.sync_bn:
+            method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+        self.method = method.to(device)
+        if self.use_channels_last:
+            module_to_channels_last(self.method)
+        self.optimizer = build_optimizer(self.method, cfg)
+        self.scheduler = build_scheduler(self.optimizer, self.total_steps, self.warmup_steps)
+        self.scaler = build_grad_scaler(self.amp_dtype)
+
+        self.step = 0
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.previous_wall_time = 0.0
+        self.last_terms: dict[str, float] = {}
+        self.pending: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
+
+    # ----------------------------------------------------------------------------- run
+    def run(self, resume: bool) -> TrainResult:
+        checkpoint = None
+        if resume and self.checkpoint_path.exists():
+            checkpoint = load_checkpoint(self.checkpoint_path)
+            self._check_compatible(checkpoint)
+        if checkpoint is not None and checkpoint["finished"]:
+            self.method.load_state_dict(checkpoint["model"])
+            return TrainResult(self.run_dir, self.checkpoint_path, checkpoint["step"],
+                               checkpoint["epoch"], {}, checkpoint.get("wall_time", 0.0), 0.0,
+                               checkpoint["step"], already_finished=True)
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _write_json_atomic(self.run_dir / CONFIG_NAME, self.full_config)
+        if checkpoint is None:
+            seed_everything(self.cfg.seed + self.rank)
+        else:
+            self._restore(checkpoint)
+        resumed_from = None if checkpoint is None else self.step
+        history = HistoryWriter(self.run_dir, resumed_from) if self.is_main else None
+        distributed.barrier()  # history truncated before any rank moves on
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.method_name}",
+                   unit="step", dynamic_ncols=True, disable=not (self.progress and self.is_main))
+        self.history, self.bar = history, bar
+        session_start = time.perf_counter()
+        session_steps = self.step
+        try:
+            self._train(session_start)
+        finally:
+            bar.close()
+            if history is not None:
+                history.close()
+        elapsed = time.perf_counter() - session_start
+        samples = (self.step - session_steps) * self.cfg.batch_size
+        return TrainResult(self.run_dir, self.checkpoint_path, self.step, self.epoch,
+                           dict(self.last_terms), self.previous_wall_time + elapsed,
+                           samples / elapsed if elapsed > 0 else 0.0, resumed_from,
+                           already_finished=False)
+
+    def _train(self, session_start: float) -> None:
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        model: nn.Module = self.method
+        if self.world_size > 1:
+            model = DistributedDataParallel(
+                self.method, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.cfg.find_unused_parameters,
+                broadcast_buffers=self.cfg.broadcast_buffers,
+            )
+        self.method.train()
+        while self.epoch < self.cfg.epochs:
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(self.epoch)
+            self.sampler.set_epoch(self.epoch, self.step_in_epoch)
+            loader = DataLoader(
+                self.dataset, batch_sampler=self.sampler, num_workers=self.cfg.num_workers,
+                pin_memory=self.device.type == "cuda",
+                # the loader draws its worker base seed from here, never from the global RNG
+                generator=torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch),
+            )
+            step_start = time.perf_counter()
+            for batch in loader:
+                lr = self.optimizer.param_groups[0]["lr"]
+                terms = self._optimisation_step(model, batch)
+                self.step += 1
+                self.step_in_epoch += 1
+                now = time.perf_counter()
+                self.pending.append(({
+                    "type": "step", "step": self.step, "epoch": self.epoch, "lr": lr,
+                    "samples_per_s": self.cfg.batch_size / max(now - step_start, 1e-9),
+                    "wall_time": self.previous_wall_time + now - session_start,
+                }, terms))
+                step_start = now
+                self.bar.update(1)
+                if self.step % self.cfg.log_every == 0:
+                    self._flush_log()
+                mid_epoch = self.step_in_epoch < self.steps_per_epoch
+                if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0 and mid_epoch:
+                    self._save(session_start)
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self._flush_log()
+            if self.monitor is not None and self.cfg.knn_every and self.epoch % self.cfg.knn_every == 0:
+                self._run_monitor()
+            self._save(session_start)
+
+    def _optimisation_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        batch = move_batch(batch, self.device, self.use_channels_last)
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) \
+            if self.amp_dtype is not None else contextlib.nullcontext()
+        with autocast:
+            out = model(batch)
+        loss = _check_output(out, self.method_name)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(
+                [p for group in self.optimizer.param_groups for p in group["params"]], self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.method.after_step()
+        return {name: value.detach().float().reshape(()) for name, value in out.items()
+                if isinstance(value, torch.Tensor) and value.numel() == 1}
+
+    # ------------------------------------------------------------------------- logging
+    def _flush_log(self) -> None:
+        """Write pending step records: one device sync and (DDP) one all-reduce per flush;
+        logged terms are means over ranks."""
+        if not self.pending:
+            return
+        names = [sorted(terms) for _, terms in self.pending]
+        values = torch.cat([torch.stack([terms[name] for name in step_names]) if step_names
+                            else torch.zeros(0, device=self.device)
+                            for step_names, (_, terms) in zip(names, self.pending)])
+        if self.world_size > 1:
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+            values = values / self.world_size
+        flat = values.cpu().tolist()
+        offset = 0
+        for step_names, (record, _) in zip(names, self.pending):
+            step_terms = dict(zip(step_names, flat[offset:offset + len(step_names)]))
+            offset += len(step_names)
+            if not math.isfinite(step_terms.get("loss", 0.0)):
+                raise FloatingPointError(
+                    f"{self.method_name}: loss is {step_terms['loss']} at step {record['step']} "
+                    f"(epoch {record['epoch']}, lr {record['lr']:.3g}); lower base_lr or set "
+                    f"grad_clip. Last good checkpoint: {self.checkpoint_path}"
+                )
+            self.last_terms = step_terms
+            if self.history is not None:
+                self.history.write({**record, **step_terms})
+        self.pending.clear()
+        if self.history is not None:
+            self.history.flush()
+        if "loss" in self.last_terms:
+            self.bar.set_postfix(loss=f"{self.last_terms['loss']:.4f}", refresh=False)
+
+    def _run_monitor(self) -> None:
+        if self.is_main:
+            with preserved_rng():
+                metrics = self.monitor(self.method)
+            self.method.train()
+            if self.history is not None:
+                self.history.write({"type": "monitor", "step": self.step, "epoch": self.epoch,
+                                    **{key: float(value) for key, value in metrics.items()}})
+                self.history.flush()
+            if self.progress:
+                self.bar.write(f"epoch {self.epoch}: " + ", ".join(
+                    f"{key} {float(value):.4g}" for key, value in metrics.items()))
+        distributed.barrier()
+
+    # ------------------------------------------------------------------- checkpointing
+    def _save(self, session_start: float) -> None:
+        self._flush_log()
+        rng_states = [capture_rng_state()]
+        if self.world_size > 1:
+            rng_states = [None] * self.world_size
+            dist.all_gather_object(rng_states, capture_rng_state())
+        if self.is_main:
+            save_checkpoint({
+                "format": CHECKPOINT_FORMAT,
+                "method": self.method_name,
+                "model": self.method.state_dict(),
+                "config": self.full_config,
+                "train_config": self.cfg.to_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "step": self.step,
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps,
+                "finished": self.step >= self.total_steps,
+                "wall_time": self.previous_wall_time + time.perf_counter() - session_start,
+                "data_order": {"seed": self.cfg.seed, "epoch": self.epoch,
+                               "step_in_epoch": self.step_in_epoch,
+                               "batch_size": self.cfg.batch_size, "num_items": len(self.dataset)},
+                "rng": rng_states,
+                "world_size": self.world_size,
+            }, self.checkpoint_path)
+        distributed.barrier()
+
+    def _check_compatible(self, checkpoint: dict[str, Any]) -> None:
+        path = self.checkpoint_path
+        if checkpoint["method"] != self.method_name:
+            raise CheckpointError(
+                f"{path}: holds method {checkpoint['method']!r}, not {self.method_name!r}; "
+                f"use another run_dir or resume=False"
+            )
+        current = self.cfg.to_dict()
+        changed = [f"{name}={checkpoint['train_config'].get(name)!r} (now {current[name]!r})"
+                   for name in SCHEDULE_FIELDS if checkpoint["train_config"].get(name) != current[name]]
+        if changed:
+            raise CheckpointError(
+                f"{path}: written with {', '.join(changed)}; these fix the data order and lr "
+                f"schedule, so the run cannot continue: use resume=False or another run_dir"
+            )
+        num_items = checkpoint.get("data_order", {}).get("num_items")
+        if num_items != len(self.dataset):
+            raise CheckpointError(
+                f"{path}: trained on {num_items} items but the dataset now has {len(self.dataset)}; "
+                f"use resume=False or another run_dir"
+            )
+
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        self.method.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.step = checkpoint["step"]
+        self.epoch = checkpoint["epoch"]
+        self.step_in_epoch = checkpoint["step_in_epoch"]
+        self.previous_wall_time = float(checkpoint.get("wall_time", 0.0))
+        rng_states = checkpoint["rng"]
+        if len(rng_states) == self.world_size:
+            restore_rng_state(rng_states[self.rank])
+        else:
+            seed_everything(self.cfg.seed + self.rank + self.step)
+
+
+def _check_output(out: Any, method_name: str) -> torch.Tensor:
+    if not isinstance(out, dict) or "loss" not in out:
+        raise TypeError(
+            f"{method_name}.forward must return a dict with a 'loss' tensor, got "
+            f"{type(out).__name__}{' with keys ' + ', '.join(out) if isinstance(out, dict) else ''}"
+        )
+    loss = out["loss"]
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
+        raise TypeError(
+            f"{method_name}.forward: 'loss' must be a one-element tensor that requires grad"
+        )
+    return loss
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(temporary, path)

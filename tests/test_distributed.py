@@ -1,0 +1,199 @@
+"""Two gloo processes against one process holding the whole global batch.
+
+One spawn (module fixture) runs, on each of 2 ranks: a full ``fit`` of the toy MoCo-style
+method under DDP (``fit`` creates the process group from torchrun-style env variables), then
+the gather / shuffle-BN helpers on a fresh group. The parent computes the same things in a
+single process and compares.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch import nn
+
+from _toy_method import INPUT_DIM, ToyMoCo, ToyPairDataset
+from seco_lab.engine import TrainConfig, fit, load_history
+from seco_lab.engine.distributed import (
+    all_gather_no_grad, all_gather_with_grad, is_distributed, rank, shuffle_bn_forward, world_size,
+)
+
+WORLD = 2
+LOCAL_BATCH = 4
+TEMPERATURE = 0.5
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ddp_config() -> TrainConfig:
+    return TrainConfig(epochs=2, batch_size=LOCAL_BATCH * WORLD, base_lr=0.1, lr_scaling_batch=0,
+                       optimizer="sgd", weight_decay=1e-4, warmup_epochs=1, grad_clip=10.0,
+                       device="cpu", seed=1, log_every=1)
+
+
+def build_toy() -> tuple[ToyMoCo, ToyPairDataset]:
+    torch.manual_seed(0)
+    return ToyMoCo(queue_size=20), ToyPairDataset(num_items=20, seed=2)
+
+
+def global_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two views (W * B, D) of the helper checks' global batch."""
+    generator = torch.Generator().manual_seed(7)
+    return (torch.randn(WORLD * LOCAL_BATCH, INPUT_DIM, generator=generator),
+            torch.randn(WORLD * LOCAL_BATCH, INPUT_DIM, generator=generator))
+
+
+def local_ntxent(z1: torch.Tensor, z2_all: torch.Tensor, offset: int) -> torch.Tensor:
+    """Mean over local rows of cross-entropy of z1 against all z2 (positive at ``offset + i``)."""
+    z1 = F.normalize(z1, dim=1)
+    z2_all = F.normalize(z2_all, dim=1)
+    targets = torch.arange(len(z1)) + offset
+    return F.cross_entropy(z1 @ z2_all.T / TEMPERATURE, targets)
+
+
+def projector() -> nn.Module:
+    torch.manual_seed(11)
+    return nn.Sequential(nn.Linear(INPUT_DIM, 6), nn.Tanh(), nn.Linear(6, 5))
+
+
+def worker(rank_index: int, out_dir: str, fit_port: int, helper_port: int) -> None:
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(fit_port),
+                       "WORLD_SIZE": str(WORLD), "RANK": str(rank_index),
+                       "LOCAL_RANK": str(rank_index)})
+    out = Path(out_dir)
+    method, dataset = build_toy()
+    fit(method, dataset, ddp_config(), out / "ddp_run", {"method": "toy"}, progress=False)
+    torch.save(method.state_dict(), out / f"fit_rank{rank_index}.pt")
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{helper_port}",
+                            world_size=WORLD, rank=rank_index)
+    results: dict[str, object] = {"world_size": world_size(), "rank": rank(),
+                                  "is_distributed": is_distributed()}
+    x1, x2 = global_inputs()
+    rows = slice(rank_index * LOCAL_BATCH, (rank_index + 1) * LOCAL_BATCH)
+    model = projector()
+
+    # gather with gradient: local queries against every rank's keys
+    z1_in = x1[rows].clone().requires_grad_(True)
+    z2_in = x2[rows].clone().requires_grad_(True)
+    loss = local_ntxent(model(z1_in), all_gather_with_grad(model(z2_in)), rank_index * LOCAL_BATCH)
+    loss.backward()
+    results.update(loss=loss.detach(), grad_z1=z1_in.grad, grad_z2=z2_in.grad,
+                   grad_weight=model[0].weight.grad.clone())
+
+    # the gather that drops other ranks' gradients (what the project must not do)
+    model.zero_grad()
+    z2_naive = x2[rows].clone().requires_grad_(True)
+    keys = model(z2_naive)
+    parts = [torch.empty_like(keys) for _ in range(WORLD)]
+    dist.all_gather(parts, keys.detach())
+    parts[rank_index] = keys
+    naive_loss = local_ntxent(model(x1[rows]), torch.cat(parts), rank_index * LOCAL_BATCH)
+    naive_loss.backward()
+    results.update(grad_z2_naive=z2_naive.grad)
+
+    results["gathered_ranks"] = all_gather_no_grad(torch.full((2, 3), float(rank_index)))
+
+    # shuffle-BN on a BN-free model equals a plain forward, values and input gradients
+    model.zero_grad()
+    shuffled_in = x1[rows].clone().requires_grad_(True)
+    shuffled = shuffle_bn_forward(model, shuffled_in)
+    (shuffled * torch.arange(5.0)).sum().backward()
+    results.update(shuffled=shuffled.detach(), grad_shuffled=shuffled_in.grad)
+    # with BatchNorm the statistics come from a cross-rank shuffle: differs from a local forward
+    torch.manual_seed(3)
+    bn_model = nn.Sequential(nn.Linear(INPUT_DIM, 5), nn.BatchNorm1d(5))
+    with torch.no_grad():
+        results["bn_shuffled"] = shuffle_bn_forward(bn_model, x1[rows])
+        results["bn_local"] = bn_model(x1[rows])
+    torch.save(results, out / f"helpers_rank{rank_index}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def spawned(tmp_path_factory) -> Path:
+    out_dir = tmp_path_factory.mktemp("ddp")
+    mp.spawn(worker, args=(str(out_dir), free_port(), free_port()), nprocs=WORLD, join=True)
+    return out_dir
+
+
+def load_rank(out_dir: Path, name: str, rank_index: int) -> dict:
+    return torch.load(out_dir / f"{name}_rank{rank_index}.pt", weights_only=True)
+
+
+def test_helpers_see_the_process_group(spawned):
+    for rank_index in range(WORLD):
+        results = load_rank(spawned, "helpers", rank_index)
+        assert results["world_size"] == WORLD and results["rank"] == rank_index
+        assert results["is_distributed"]
+        expected = torch.cat([torch.full((2, 3), 0.0), torch.full((2, 3), 1.0)])
+        assert torch.equal(results["gathered_ranks"], expected)
+    assert not is_distributed() and world_size() == 1 and rank() == 0
+
+
+def test_all_gather_with_grad_matches_single_process_loss(spawned):
+    x1, x2 = global_inputs()
+    model = projector()
+    z1_in, z2_in = x1.clone().requires_grad_(True), x2.clone().requires_grad_(True)
+    full_loss = local_ntxent(model(z1_in), model(z2_in), 0)  # mean over the whole global batch
+    full_loss.backward()
+    rank_results = [load_rank(spawned, "helpers", r) for r in range(WORLD)]
+    mean_rank_loss = torch.stack([r["loss"] for r in rank_results]).mean()
+    torch.testing.assert_close(mean_rank_loss, full_loss.detach())
+    for rank_index, results in enumerate(rank_results):
+        rows = slice(rank_index * LOCAL_BATCH, (rank_index + 1) * LOCAL_BATCH)
+        # each rank's loss is a mean over B of the W*B rows, so its gradients are W x the full one
+        torch.testing.assert_close(results["grad_z1"] / WORLD, z1_in.grad[rows])
+        torch.testing.assert_close(results["grad_z2"] / WORLD, z2_in.grad[rows])
+        assert not torch.allclose(results["grad_z2_naive"] / WORLD, z2_in.grad[rows], atol=1e-5)
+    # DDP averages parameter gradients over ranks: that average is the single-process gradient
+    averaged_weight_grad = torch.stack([r["grad_weight"] for r in rank_results]).mean(0)
+    torch.testing.assert_close(averaged_weight_grad, model[0].weight.grad)
+
+
+def test_shuffle_bn_forward_is_a_plain_forward_without_bn(spawned):
+    x1, _ = global_inputs()
+    model = projector()
+    x = x1.clone().requires_grad_(True)
+    plain = model(x)
+    (plain * torch.arange(5.0)).sum().backward()
+    for rank_index in range(WORLD):
+        rows = slice(rank_index * LOCAL_BATCH, (rank_index + 1) * LOCAL_BATCH)
+        results = load_rank(spawned, "helpers", rank_index)
+        torch.testing.assert_close(results["shuffled"], plain.detach()[rows])
+        torch.testing.assert_close(results["grad_shuffled"], x.grad[rows])
+    bn_differs = [not torch.allclose(load_rank(spawned, "helpers", r)["bn_shuffled"],
+                                     load_rank(spawned, "helpers", r)["bn_local"]) for r in range(WORLD)]
+    assert any(bn_differs)
+
+
+def test_ddp_fit_matches_single_process_fit(spawned, tmp_path):
+    method, dataset = build_toy()
+    fit(method, dataset, ddp_config(), tmp_path / "single", {"method": "toy"}, progress=False)
+    single_state = method.state_dict()
+    rank_states = [load_rank(spawned, "fit", r) for r in range(WORLD)]
+    for name, single_value in single_state.items():
+        torch.testing.assert_close(rank_states[0][name], rank_states[1][name], msg=name)
+        torch.testing.assert_close(rank_states[0][name], single_value, msg=name)
+    assert int(rank_states[0]["queue_ptr"]) == int(single_state["queue_ptr"]) != 0
+    # losses logged by rank 0 are means over ranks: equal to the single process's, step by step
+    ddp_steps = load_history(spawned / "ddp_run", "step")
+    single_steps = load_history(tmp_path / "single", "step")
+    assert [r["step"] for r in ddp_steps] == [r["step"] for r in single_steps] == list(range(1, 5))
+    for ddp_record, single_record in zip(ddp_steps, single_steps):
+        for term in ("loss", "infonce", "cross", "lr"):
+            assert ddp_record[term] == pytest.approx(single_record[term], rel=1e-5, abs=1e-6)
+    checkpoint = torch.load(spawned / "ddp_run" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["world_size"] == WORLD and len(checkpoint["rng"]) == WORLD
+    assert checkpoint["finished"]
