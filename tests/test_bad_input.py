@@ -1,0 +1,159 @@
+"""Bad input: empty, truncated, non-video, too-short and missing files; layout errors; bad files during training."""
+
+import io
+import warnings
+
+import pytest
+import torch
+
+from seco_lab.video.check import run_check
+from seco_lab.video.dataset import VideoDataset
+from seco_lab.video.index import DataProblemWarning, VideoIndex, load_dataset
+from seco_lab.video.io import VideoDecodeError, probe_video, read_frames, write_video
+from seco_lab.video.layouts import LAYOUTS, discover
+from tests._video_fixtures import make_ucf101, make_video, smooth_frames
+
+CLASS_DIR = "UCF-101/ApplyEyeMakeup"
+
+
+def _truncate(path, keep_fraction):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep_fraction)])
+
+
+@pytest.fixture
+def damaged_ucf(tmp_path):
+    """UCF101 tree with one empty, one non-video, one truncated, one too-short file and one missing entry."""
+    root = make_ucf101(tmp_path / "ucf")
+    (root / CLASS_DIR / "v_ApplyEyeMakeup_g01_c01.avi").write_bytes(b"")
+    (root / CLASS_DIR / "v_ApplyEyeMakeup_g01_c02.avi").write_text("this is a text file, not a video\n" * 20)
+    truncated = root / CLASS_DIR / "v_ApplyEyeMakeup_g02_c01.avi"
+    write_video(truncated, smooth_frames(40), codec="mpeg4")
+    _truncate(truncated, 0.6)
+    make_video(root / CLASS_DIR / "v_ApplyEyeMakeup_g02_c02.avi", num_frames=3)
+    with open(root / "ucfTrainTestlist" / "trainlist01.txt", "a") as handle:
+        handle.write("ApplyEyeMakeup/v_ApplyEyeMakeup_g07_c01.avi 1\r\n")
+    return root
+
+
+def test_each_problem_file_is_named_with_its_reason_in_one_warning(damaged_ucf):
+    spec = discover(damaged_ucf)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        index = VideoIndex.build(spec, progress=False, min_frames=8)
+    data_warnings = [w for w in caught if issubclass(w.category, DataProblemWarning)]
+    assert len(data_warnings) == 1
+    assert "4 file(s) skipped and 1 kept" in str(data_warnings[0].message)
+    reasons = {problem.path.name: problem for problem in index.problems}
+    assert set(reasons) == {"v_ApplyEyeMakeup_g01_c01.avi", "v_ApplyEyeMakeup_g01_c02.avi",
+                            "v_ApplyEyeMakeup_g02_c01.avi", "v_ApplyEyeMakeup_g02_c02.avi",
+                            "v_ApplyEyeMakeup_g07_c01.avi"}
+    assert "empty" in reasons["v_ApplyEyeMakeup_g01_c01.avi"].reason
+    assert "not a readable video" in reasons["v_ApplyEyeMakeup_g01_c02.avi"].reason
+    assert "too short: 3 decodable frame(s)" in reasons["v_ApplyEyeMakeup_g02_c02.avi"].reason
+    assert "trainlist01.txt but no such video" in reasons["v_ApplyEyeMakeup_g07_c01.avi"].reason
+    truncated = reasons["v_ApplyEyeMakeup_g02_c01.avi"]
+    assert not truncated.skipped and "truncated" in truncated.reason
+    assert [p.skipped for p in index.problems].count(True) == 4
+    problems_file = index.write_problems()
+    listed = problems_file.read_text()
+    assert all(name in listed for name in reasons)
+
+
+def test_truncated_file_keeps_its_decodable_frames(tmp_path):
+    path = tmp_path / "cut.avi"
+    write_video(path, smooth_frames(40), codec="mpeg4")
+    _truncate(path, 0.6)
+    kept = probe_video(path).num_frames
+    assert 1 <= kept < 40
+    assert read_frames(path, [0, kept - 1]).shape == (2, 3, 32, 32)
+    with pytest.raises(VideoDecodeError, match=f"{kept} decodable"):
+        read_frames(path, [kept])
+
+
+def test_truncated_mp4_without_index_is_skipped(tmp_path):
+    for name in ("good", "cut"):
+        make_video(tmp_path / "cls" / f"{name}.mp4")
+    _truncate(tmp_path / "cls" / "cut.mp4", 0.7)
+    with pytest.warns(DataProblemWarning, match="cut.mp4"):
+        spec, index = load_dataset(tmp_path, progress=False)
+    assert [r.path.name for r in spec.records] == ["good.mp4"]
+    assert [p.path.name for p in index.problems] == ["cut.mp4"]
+
+
+def test_problems_are_remembered_by_the_cache(damaged_ucf):
+    spec = discover(damaged_ucf)
+    with pytest.warns(DataProblemWarning):
+        first = VideoIndex.build(spec, progress=False, min_frames=8)
+    with pytest.warns(DataProblemWarning):
+        second = VideoIndex.build(spec, progress=False, min_frames=8)
+    assert first.problems == second.problems and first.infos == second.infos
+
+
+def test_run_check_prints_summary_and_every_problem(damaged_ucf):
+    out = io.StringIO()
+    code = run_check(damaged_ucf, min_frames=8, progress=False, out=out)
+    text = out.getvalue()
+    assert code == 1
+    assert "layout: ucf101, 2 classes, 9 usable of 12 found videos" in text
+    assert "problems: 5" in text and "v_ApplyEyeMakeup_g02_c02.avi: too short" in text
+    assert "4 file(s) skipped, 1 kept with damage" in text
+
+
+def test_run_check_on_a_wrong_layout_names_the_understood_layouts(tmp_path):
+    (tmp_path / "readme.md").write_text("no videos here")
+    out = io.StringIO()
+    assert run_check(tmp_path, progress=False, out=out) == 2
+    assert all(name in out.getvalue() for name in LAYOUTS)
+    out = io.StringIO()
+    make_video(tmp_path / "cls" / "ok.mp4")
+    assert run_check(tmp_path, layout="hmdb51", progress=False, out=out) == 2
+    assert "not a hmdb51 layout" in out.getvalue()
+    out = io.StringIO()
+    assert run_check(tmp_path, progress=False, out=out) == 0
+    assert "ok: every annotated video is usable" in out.getvalue()
+
+
+class FirstFrames:
+    """ViewMaker: the first two frames, plus a number from the torch RNG."""
+
+    def __call__(self, source, rng):
+        start = int(rng.integers(0, source.num_frames - 1))
+        return {"clip": source.read([start, start + 1]), "noise": torch.rand(())}
+
+
+def test_a_file_broken_after_indexing_gets_a_deterministic_replacement(tmp_path):
+    for i in range(6):
+        make_video(tmp_path / "cls" / f"v{i}.mp4", seed=i)
+    spec = discover(tmp_path)
+    index = VideoIndex.build(spec, progress=False)
+    records = spec.records
+    broken = 2
+    records[broken].path.write_bytes(b"\x00" * 500)
+    log = tmp_path / "problems.log"
+    first = VideoDataset(records, index, FirstFrames(), size=16, seed=3, problem_log=log)
+    with pytest.warns(RuntimeWarning, match="v2.mp4"):
+        item = first[broken]
+    assert item["index"].item() != broken and item["clip"].shape == (2, 3, 16, 16)
+    assert [p.path.name for p in first.problems] == ["v2.mp4"]
+    assert "v2.mp4" in log.read_text()
+    second = VideoDataset(records, index, FirstFrames(), size=16, seed=3)
+    with pytest.warns(RuntimeWarning):
+        again = second[broken]
+    assert all(torch.equal(item[key], again[key]) for key in item)
+    for i in range(len(records)):  # the whole epoch runs
+        assert first[i]["clip"].dtype == torch.uint8
+
+
+def test_view_maker_bugs_are_not_masked_as_bad_files(tmp_path):
+    make_video(tmp_path / "cls" / "v.mp4")
+    spec = discover(tmp_path)
+    index = VideoIndex.build(spec, progress=False)
+
+    def reads_past_the_end(source, rng):
+        return {"clip": source.read([source.num_frames])}
+
+    dataset = VideoDataset(spec.records, index, reads_past_the_end, size=None)
+    with pytest.raises(IndexError, match=r"\[0, 12\)"):
+        dataset[0]
+    assert dataset.problems == []

@@ -1,0 +1,93 @@
+"""VideoIndex: cached per file by size and mtime, cache location, summary, load_dataset."""
+
+import json
+import os
+
+import pytest
+
+from seco_lab.video import index as index_module
+from seco_lab.video.index import CACHE_FILE_NAME, DataProblemWarning, VideoIndex, load_dataset
+from seco_lab.video.io import VideoInfo
+from seco_lab.video.layouts import discover
+from tests._video_fixtures import make_video
+
+
+@pytest.fixture
+def folders_root(tmp_path):
+    root = tmp_path / "data"
+    for class_name in ("a", "b"):
+        for i in range(3):
+            make_video(root / class_name / f"{class_name}{i}.mp4", num_frames=8 + i, seed=i)
+    return root
+
+
+@pytest.fixture
+def probe_counter(monkeypatch):
+    calls = []
+    original = index_module.probe_video_with_note
+
+    def counting(path):
+        calls.append(path.name)
+        return original(path)
+
+    monkeypatch.setattr(index_module, "probe_video_with_note", counting)
+    return calls
+
+
+def test_index_records_frame_counts_and_caches_next_to_data(folders_root, probe_counter):
+    spec = discover(folders_root)
+    index = VideoIndex.build(spec, progress=False)
+    assert index.cache_file == folders_root / CACHE_FILE_NAME and index.cache_file.exists()
+    assert index[folders_root / "a" / "a2.mp4"] == VideoInfo(num_frames=10, fps=25.0, width=32, height=32)
+    assert len(probe_counter) == 6 and not index.problems
+    cached = json.loads(index.cache_file.read_text())
+    assert cached["videos"]["b/b1.mp4"]["info"]["num_frames"] == 9
+    probe_counter.clear()
+    again = VideoIndex.build(spec, progress=False)
+    assert probe_counter == [] and again.infos == index.infos
+
+
+def test_changed_file_is_probed_again_alone(folders_root, probe_counter):
+    spec = discover(folders_root)
+    VideoIndex.build(spec, progress=False)
+    probe_counter.clear()
+    changed = folders_root / "b" / "b0.mp4"
+    make_video(changed, num_frames=20)
+    os.utime(changed, ns=(1, 1))
+    index = VideoIndex.build(spec, progress=False)
+    assert probe_counter == ["b0.mp4"]
+    assert index[changed].num_frames == 20
+
+
+def test_read_only_root_caches_in_home_cache(folders_root, tmp_path, monkeypatch, probe_counter):
+    monkeypatch.setattr(index_module, "_root_is_writable", lambda root: False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    spec = discover(folders_root)
+    index = VideoIndex.build(spec, progress=False)
+    assert index.cache_file.parent == tmp_path / "cache" / "seco_lab"
+    assert not (folders_root / CACHE_FILE_NAME).exists()
+    probe_counter.clear()
+    VideoIndex.build(spec, progress=False)
+    assert probe_counter == []
+    explicit = VideoIndex.build(spec, cache_dir=tmp_path / "elsewhere", progress=False)
+    assert explicit.cache_file.parent == tmp_path / "elsewhere"
+
+
+def test_corrupt_cache_is_rebuilt(folders_root):
+    spec = discover(folders_root)
+    (folders_root / CACHE_FILE_NAME).write_text("{not json")
+    index = VideoIndex.build(spec, progress=False)
+    assert len(index.infos) == 6
+    assert json.loads((folders_root / CACHE_FILE_NAME).read_text())["version"] == index_module.CACHE_VERSION
+
+
+def test_summary_and_load_dataset(folders_root):
+    with pytest.warns(DataProblemWarning, match="2 file"):
+        spec, index = load_dataset(folders_root, min_frames=9, progress=False)
+    assert len(spec.records) == 4  # a0 and b0 have 8 frames
+    assert all(index[r].num_frames >= 9 for r in spec.records)
+    text = index.summary(discover(folders_root))
+    assert "layout: folders, 2 classes, 4 usable of 6 found videos" in text
+    assert "frames per video: min 9, median 9.5, max 10" in text
+    assert "32x32 (4)" in text
+    assert "a0.mp4: too short: 8 decodable frame(s), need at least 9" in text
