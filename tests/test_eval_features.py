@@ -1,0 +1,187 @@
+"""Feature extraction from real video files, pooling, BatchNorm re-estimation, run_protocol end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from seco_lab.evaluation.features import (
+    EvaluationError, InputSpec, LoadedEncoder, extract_video_features, pool_frame_features,
+    recompute_bn_stats_from_batches,
+)
+from seco_lab.evaluation.linear_svm import linear_svm_protocol
+from seco_lab.video.io import write_video
+from seco_lab.video.layouts import VideoRecord
+
+FRAMES = 8
+SIZE = 32
+
+
+def square_video(start, reverse):
+    """A white square sliding right across a grey frame (left when reversed), (T, H, W, 3) uint8."""
+    frames = np.full((FRAMES, SIZE, SIZE, 3), 60, dtype=np.uint8)
+    for t in range(FRAMES):
+        x = start + 2 * t
+        frames[t, 12:20, x:x + 8] = 230
+    return frames[::-1].copy() if reverse else frames
+
+
+def write_pairs(root, split, starts):
+    """Class "right" and its exact time reversal "left" for every start; returns records."""
+    records = []
+    for start in starts:
+        for label, name in enumerate(["left", "right"]):
+            path = root / split / name / f"{name}_{split}_{start}.mp4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_video(path, square_video(start, reverse=name == "left"))
+            records.append(VideoRecord(path, label, name, split))
+    return records
+
+
+class BlockMeans(nn.Module):
+    """Hand-made frame encoder: 8x8 block means of every channel, (N, 3, 32, 32) -> (N, 48)."""
+
+    feature_dim = 48
+
+    def forward(self, x):
+        return nn.functional.avg_pool2d(x, 8).flatten(1)
+
+    def forward_map(self, x):
+        return nn.functional.avg_pool2d(x, 8)
+
+
+class ClipMean(nn.Module):
+    """Hand-made clip encoder: (N, 3, T, H, W) -> per-channel mean and temporal slope (N, 6)."""
+
+    def forward(self, x):
+        over_space = x.mean(dim=(3, 4))  # (N, 3, T)
+        slope = over_space[..., -1] - over_space[..., 0]
+        return torch.cat([over_space.mean(-1), slope], dim=1)
+
+
+SPEC = InputSpec(size=SIZE, crop_size=SIZE, clip_frames=4, stride=1, mean=None, std=None)
+
+
+@pytest.fixture(scope="module")
+def pair_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pairs")
+    train = write_pairs(root, "train", [0, 2, 4, 6])
+    test = write_pairs(root, "test", [1, 3, 5])
+    return root, train, test
+
+
+def test_pool_frame_features_shapes_and_order():
+    features = torch.arange(12.0).reshape(1, 3, 4)  # (N, T, D)
+    assert torch.equal(pool_frame_features(features, "mean"), torch.tensor([[4.0, 5.0, 6.0, 7.0]]))
+    assert torch.equal(pool_frame_features(features, "concat"), torch.arange(12.0).reshape(1, 12))
+    assert not torch.equal(pool_frame_features(features.flip(1), "concat"), pool_frame_features(features, "concat"))
+    assert torch.equal(pool_frame_features(features.flip(1), "mean"), pool_frame_features(features, "mean"))
+    with pytest.raises(EvaluationError, match="pooling"):
+        pool_frame_features(features, "max")
+
+
+def test_concat_tells_time_reversal_apart_and_mean_cannot(pair_dataset):
+    _, train, test = pair_dataset
+    encoder = LoadedEncoder(BlockMeans(), "2d", SPEC)
+    scores = {}
+    for pooling in ("mean", "concat"):
+        train_x, train_y = extract_video_features(encoder, train, frames_per_video=FRAMES, pooling=pooling,
+                                                  device="cpu", num_frames=[FRAMES] * len(train))
+        test_x, test_y = extract_video_features(encoder, test, frames_per_video=FRAMES, pooling=pooling,
+                                                device="cpu", num_frames=[FRAMES] * len(test))
+        assert train_x.shape == (len(train), 48 if pooling == "mean" else 48 * FRAMES)
+        np.testing.assert_array_equal(train_y, [r.label for r in train])
+        scores[pooling] = linear_svm_protocol(train_x, train_y, test_x, test_y)["top1"]
+    assert scores["concat"] == 100.0
+    assert scores["mean"] <= 67.0  # a video and its reversal have (nearly) the same mean: one of each pair is wrong
+
+
+def test_3d_clips_are_averaged_or_kept(pair_dataset):
+    _, train, _ = pair_dataset
+    encoder = LoadedEncoder(ClipMean(), "3d", SPEC)
+    kept, labels = extract_video_features(encoder, train, clips_per_video=3, device="cpu", keep_views=True,
+                                          num_frames=[FRAMES] * len(train))
+    averaged, _ = extract_video_features(encoder, train, clips_per_video=3, device="cpu",
+                                         num_frames=[FRAMES] * len(train))
+    assert kept.shape == (len(train), 3, 6) and averaged.shape == (len(train), 6)
+    np.testing.assert_allclose(kept.mean(axis=1), averaged, atol=1e-6)
+    slopes = averaged[:, 3]
+    assert np.all(slopes[labels == 0] != slopes[labels == 1][:, None])
+    three_crops, _ = extract_video_features(encoder, train[:2], clips_per_video=2, num_crops=3, device="cpu",
+                                            keep_views=True, num_frames=[FRAMES] * 2)
+    assert three_crops.shape == (2, 6, 6)
+
+
+def test_recompute_bn_stats_from_batches_matches_data_statistics():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.5))
+    weights_before = model[0].weight.clone()
+    batches = [torch.randn(5, 3, 8, 8) * 3 + 1 for _ in range(4)]
+    recompute_bn_stats_from_batches(model, batches)
+    with torch.no_grad():
+        outputs = torch.cat([model[0](b) for b in batches])  # (20, 4, 6, 6)
+    np.testing.assert_allclose(model[1].running_mean, outputs.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    per_batch_var = torch.stack([model[0](b).var(dim=(0, 2, 3)) for b in batches]).mean(0).detach()
+    assert torch.allclose(model[1].running_var, per_batch_var, rtol=1e-3)
+    assert torch.equal(model[0].weight, weights_before)
+    assert not model.training and model[1].momentum == 0.1
+
+
+def test_recompute_bn_stats_needs_batches():
+    with pytest.raises(EvaluationError, match="no batches"):
+        recompute_bn_stats_from_batches(nn.Sequential(nn.BatchNorm1d(2)), [])
+
+
+class TinyFrameMethod(nn.Module):
+    """A stand-in method for run_protocol: a 2D trunk with BatchNorm."""
+
+    name = "eval_test_tiny2d"
+    encoder_kind = "2d"
+
+    def __init__(self, config):
+        super().__init__()
+        torch.manual_seed(0)
+        self.trunk = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                   nn.AdaptiveAvgPool2d(2), nn.Flatten())
+
+    def encoder(self):
+        return self.trunk
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, monkeypatch):
+    from seco_lab.methods import base
+
+    monkeypatch.setitem(base._REGISTRY, TinyFrameMethod.name, TinyFrameMethod)
+    config = {"data": {"size": SIZE, "crop_size": SIZE, "mean": None, "std": None}, TinyFrameMethod.name: {}}
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    path = run_dir / "checkpoint.pt"
+    torch.save({"method": TinyFrameMethod.name, "config": config, "model": TinyFrameMethod(config).state_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize("protocol", ["linear-svm", "knn", "retrieval", "linear"])
+def test_run_protocol_end_to_end_appends_results(pair_dataset, tiny_checkpoint, protocol):
+    from seco_lab.evaluation.runner import read_results, run_protocol
+
+    root, _, _ = pair_dataset
+    metrics = run_protocol(protocol, tiny_checkpoint, root, profile="smoke", pooling="concat", device="cpu",
+                           bn_stats="train", linear_epochs=5, progress=False)
+    assert metrics["protocol"] == protocol and metrics["num_train"] == 8 and metrics["num_test"] == 6
+    assert metrics["bn_stats"] == "train" and metrics["pooling"] == "concat" and metrics["wall_time_s"] > 0
+    key = "R@1" if protocol == "retrieval" else "top1"
+    assert 0.0 <= metrics[key] <= 100.0
+    lines = read_results(tiny_checkpoint.parent / "results.jsonl")
+    assert lines[-1] == json.loads(json.dumps(metrics))
+
+
+def test_run_protocol_rejects_unknown_options(pair_dataset, tiny_checkpoint):
+    from seco_lab.evaluation.runner import run_protocol
+
+    with pytest.raises(EvaluationError, match="linear_lrr"):
+        run_protocol("linear", tiny_checkpoint, pair_dataset[0], profile="smoke", device="cpu", linear_lrr=1.0)
+    with pytest.raises(EvaluationError, match="unknown protocol"):
+        run_protocol("svm", tiny_checkpoint, pair_dataset[0], profile="smoke", device="cpu")
