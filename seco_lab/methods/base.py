@@ -1,0 +1,112 @@
+"""What every method shares: the ``Method`` interface, the registry and input preparation.
+
+A method is an ``nn.Module`` made of an encoder, heads and losses. Its ``forward(batch)`` is
+one training step's loss (the shared engine calls it through DistributedDataParallel), its
+``view_maker()`` turns one video into the views that step needs (run in DataLoader workers,
+so it is a light, picklable object), ``after_step()`` runs after each optimiser step (EMA
+updates), and ``encoder()`` is the trunk every evaluation protocol uses.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from seco_lab.transforms.functional import frame_differences
+
+INPUT_MODES = ("rgb", "frame_differences")
+
+_REGISTRY: dict[str, type["Method"]] = {}
+
+
+class Method(nn.Module):
+    """Base class: subclasses set ``name`` and ``encoder_kind`` and implement the hooks."""
+
+    name: ClassVar[str]
+    encoder_kind: ClassVar[str]  # "2d" (frame encoder) or "3d" (clip encoder)
+
+    def view_maker(self) -> Callable[[Any, np.random.Generator], dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def encoder(self) -> nn.Module:
+        raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Called after every optimiser step; nothing to do unless the method keeps an EMA."""
+
+    def has_unused_parameters(self) -> bool:
+        """Whether some trainable parameters get no gradient (a switched-off loss); DDP must know."""
+        return False
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator adding a method to the registry under ``cls.name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def method_names() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def build_method(name: str, config: dict[str, Any]) -> Method:
+    """Build method ``name`` from a run's full config (``"data"`` and ``name`` sections)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}: choose one of {', '.join(method_names())}")
+    for section in ("data", name):
+        if section not in config:
+            raise ValueError(f"config for method {name!r} lacks its {section!r} section")
+    return _REGISTRY[name](config)
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose parameters receive no gradient (a momentum key encoder)."""
+    twin = copy.deepcopy(module)
+    for parameter in twin.parameters():
+        parameter.requires_grad_(False)
+    return twin
+
+
+@torch.no_grad()
+def momentum_update(target: nn.Module, source: nn.Module, momentum: float) -> None:
+    """EMA of parameters only: ``target <- momentum * target + (1 - momentum) * source``."""
+    for target_param, source_param in zip(target.parameters(), source.parameters()):
+        target_param.mul_(momentum).add_(source_param.detach(), alpha=1.0 - momentum)
+
+
+def check_input_mode(mode: str) -> str:
+    if mode not in INPUT_MODES:
+        raise ValueError(f"unknown input_mode {mode!r}: choose one of {', '.join(INPUT_MODES)}")
+    return mode
+
+
+def extra_frames(input_mode: str) -> int:
+    """Frames read beyond a clip: frame differences need one more frame than they return."""
+    return 1 if input_mode == "frame_differences" else 0
+
+
+def clip_with_next_frame(indices: np.ndarray, num_frames: int) -> np.ndarray:
+    """``indices`` plus the frame after the last one (clamped), for frame differences."""
+    step = int(indices[-1] - indices[-2]) if len(indices) > 1 else 1
+    step = step if step != 0 else 1
+    following = int(np.clip(indices[-1] + step, 0, num_frames - 1))
+    return np.append(indices, following)
+
+
+def finish_clip(clip: Tensor, input_mode: str) -> Tensor:
+    """An augmented clip ``(T', C, H, W)`` as the encoder sees it: ``(C, T, H, W)``.
+
+    With ``frame_differences`` the ``T' = T + 1`` frames become ``T`` differences, so static
+    appearance (background, the object's colour) cancels and only motion remains.
+    """
+    if input_mode == "frame_differences":
+        clip = frame_differences(clip)  # (T, C, H, W)
+    return clip.permute(1, 0, 2, 3).contiguous()  # (C, T, H, W)

@@ -1,0 +1,177 @@
+"""Pretraining from a dataset folder and a profile: what ``seco-lab pretrain`` and notebook 03 run.
+
+``pretrain`` builds the run's full config (profile + overrides + the dataset's classes), the
+method, the training dataset, and hands them to the shared engine. ``epochs=0`` writes the
+randomly initialised model as a checkpoint: the baseline every evaluation compares against.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seco_lab.engine.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, save_checkpoint
+from seco_lab.engine.config import TrainConfig
+from seco_lab.engine.trainer import CONFIG_NAME, fit
+from seco_lab.methods.base import build_method, method_names
+from seco_lab.profiles import get_profile
+
+MIN_FRAMES = 2
+
+
+@dataclass
+class PretrainResult:
+    """Where a run's checkpoint is and what this call did (``"trained"``, ``"resumed"``,
+    ``"reused"`` for a finished run, ``"initialised"`` for ``epochs=0``)."""
+
+    run_dir: Path
+    checkpoint_path: Path
+    action: str
+    wall_time: float
+    steps: int
+    samples_per_second: float
+
+
+def deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in recursively; unknown sections are an error."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_update(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def build_run_config(
+    method: str,
+    profile: str,
+    data_root: Path,
+    split: int = 1,
+    layout: str = "auto",
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The full, JSON-able configuration of one run: the profile, the method's name, the data
+    location, and ``overrides`` (a nested dict, e.g. ``{"seco": {"weights": {"order": 0}}}``)."""
+    if method not in method_names():
+        raise ValueError(f"unknown method {method!r}: choose one of {', '.join(method_names())}")
+    config = get_profile(profile)
+    unknown = sorted(set(overrides or {}) - set(config))
+    if unknown:
+        raise ValueError(f"unknown config section(s) {', '.join(unknown)}: sections are {', '.join(sorted(config))}")
+    config = deep_update(config, overrides or {})
+    config["method"] = method
+    config["profile"] = profile
+    config["data"].update({"root": str(Path(data_root).resolve()), "split": int(split), "layout": layout})
+    return config
+
+
+def train_config(config: dict[str, Any], device: str = "auto", seed: int = 0) -> TrainConfig:
+    """The engine's ``TrainConfig`` for a run config: ``train`` plus ``train_<method>`` overrides."""
+    values = {**config["train"], **config.get(f"train_{config['method']}", {})}
+    values.update(device=device, seed=seed, num_workers=int(config["data"]["num_workers"]))
+    return TrainConfig.from_dict(values)
+
+
+def _write_initial_checkpoint(method: Any, config: dict[str, Any], run_dir: Path) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    path = run_dir / CHECKPOINT_NAME
+    save_checkpoint({
+        "format": CHECKPOINT_FORMAT, "method": method.name, "model": method.state_dict(), "config": config,
+        "train_config": {}, "optimizer": {}, "scheduler": {}, "step": 0, "epoch": 0,
+        "step_in_epoch": 0, "finished": True, "rng": [], "wall_time": 0.0,
+    }, path)
+    return path
+
+
+def _existing_config_differences(run_dir: Path, config: dict[str, Any]) -> list[str]:
+    path = run_dir / CONFIG_NAME
+    if not path.exists():
+        return []
+    existing = json.loads(path.read_text())
+    return sorted(key for key in set(existing) | set(config) if existing.get(key) != config.get(key))
+
+
+def pretrain(
+    method: str,
+    data_root: Path,
+    profile: str,
+    run_dir: Path,
+    split: int = 1,
+    layout: str = "auto",
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    seed: int = 0,
+    num_workers: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    monitor: bool = True,
+) -> PretrainResult:
+    """Pretrain ``method`` on the train split of ``data_root`` into ``run_dir``.
+
+    ``resume=False`` refuses to touch a run directory that already holds a checkpoint;
+    ``resume=True`` continues it (or reuses it when finished). The run's config must match the
+    existing one, so a finished run is never silently mixed with different settings.
+    """
+    from seco_lab.video.dataset import VideoDataset
+    from seco_lab.video.index import load_dataset
+
+    run_dir = Path(run_dir)
+    overrides = copy.deepcopy(overrides or {})
+    if epochs is not None:
+        if epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        overrides.setdefault("train", {})["epochs"] = epochs
+    if batch_size is not None:
+        overrides.setdefault("train", {})["batch_size"] = batch_size
+    if num_workers is not None:
+        overrides.setdefault("data", {})["num_workers"] = num_workers
+    config = build_run_config(method, profile, data_root, split, layout, overrides)
+    spec, index = load_dataset(data_root, layout=layout, split=split, min_frames=MIN_FRAMES, progress=progress)
+    train_records = spec.split("train")
+    if not train_records:
+        raise ValueError(f"{data_root}: split {split} has no usable training videos")
+    config["data"]["num_classes"] = len(spec.classes)
+    config["data"]["classes"] = list(spec.classes)
+
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    if checkpoint_path.exists():
+        if not resume:
+            raise FileExistsError(
+                f"{checkpoint_path} already exists: pass --resume to continue or reuse it, or choose another --out"
+            )
+        differences = _existing_config_differences(run_dir, config)
+        if differences:
+            raise ValueError(
+                f"{run_dir} holds a run with different settings (sections: {', '.join(differences)}); "
+                "choose another run directory or delete this one"
+            )
+
+    model = build_method(method, config)
+    if config["train"]["epochs"] == 0:
+        start = time.perf_counter()
+        if not checkpoint_path.exists():
+            _write_initial_checkpoint(model, config, run_dir)
+        return PretrainResult(run_dir, checkpoint_path, "initialised", time.perf_counter() - start, 0, 0.0)
+
+    cfg = train_config(config, device=device, seed=seed)
+    cfg.find_unused_parameters = model.has_unused_parameters()
+    dataset = VideoDataset(train_records, index, model.view_maker(), size=int(config["data"]["size"]),
+                           seed=seed, problem_log=run_dir / "data_problems.txt")
+    knn_monitor = None
+    if monitor and cfg.knn_every:
+        from seco_lab.evaluation.monitor import knn_monitor as make_knn_monitor
+
+        knn_monitor = make_knn_monitor(method, config, spec, index)
+    resumed = checkpoint_path.exists()
+    result = fit(model, dataset, cfg, run_dir, config, resume=resume, monitor=knn_monitor, progress=progress)
+    action = "reused" if result.already_finished else ("resumed" if resumed else "trained")
+    return PretrainResult(run_dir, result.checkpoint_path, action, result.wall_time, result.steps,
+                          result.samples_per_second)
