@@ -6,6 +6,7 @@ from seco_lab.transforms.functional import (
     background_erase,
     blur_kernel_size,
     frame_differences,
+    gaussian_blur,
     normalize,
     solarize,
     time_reverse,
@@ -13,6 +14,7 @@ from seco_lab.transforms.functional import (
 )
 from seco_lab.transforms.recipes import (
     AUGMENT_MODES,
+    SeparableGaussianBlur,
     VideoTransform,
     cvrl_clip_augment,
     dualvar_clip_augment,
@@ -24,6 +26,7 @@ __all__ = [
     "AUGMENT_MODES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "SeparableGaussianBlur",
     "VideoTransform",
     "background_erase",
     "blur_kernel_size",
@@ -31,6 +34,7 @@ __all__ = [
     "dualvar_clip_augment",
     "eval_transform",
     "frame_differences",
+    "gaussian_blur",
     "normalize",
     "seco_frame_augment",
     "solarize",

@@ -17,17 +17,40 @@ are on by default as in the papers, but a flip turns "move left" into "move righ
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from seco_lab.transforms.functional import IMAGENET_MEAN, IMAGENET_STD, blur_kernel_size
+from seco_lab.transforms.functional import IMAGENET_MEAN, IMAGENET_STD, blur_kernel_size, gaussian_blur
 
 AugmentMode = Literal["consistent", "per_frame"]
 AUGMENT_MODES: tuple[str, ...] = ("consistent", "per_frame")
 
 Jitter = tuple[float, float, float, float]
+
+
+class SeparableGaussianBlur(v2.Transform):
+    """``v2.GaussianBlur`` drop-in (sigma uniform in ``sigma``, one draw per call, from torch's
+    global generator) computed with ``functional.gaussian_blur`` — the same result, several times
+    faster on a CPU than torchvision's depthwise convolution."""
+
+    def __init__(self, kernel_size: int, sigma: tuple[float, float] = (0.1, 2.0)) -> None:
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"seco_lab/transforms/recipes.py: blur kernel must be odd, got {kernel_size}")
+        if not 0.0 < sigma[0] <= sigma[1]:
+            raise ValueError(f"seco_lab/transforms/recipes.py: sigma must be (min, max) > 0, got {sigma}")
+        self.kernel_size = kernel_size
+        self.sigma = sigma
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return {"sigma": torch.empty(1).uniform_(self.sigma[0], self.sigma[1]).item()}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        blurred = gaussian_blur(inpt.as_subclass(torch.Tensor), self.kernel_size, params["sigma"])
+        return tv_tensors.wrap(blurred, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else blurred
 
 
 class VideoTransform:
@@ -36,10 +59,11 @@ class VideoTransform:
 
     ``mode="consistent"``: one random draw shared by all frames. ``mode="per_frame"``: an
     independent draw for every frame. Input uint8 or float in [0, 1]; output float32 with the
-    pipeline's spatial size, same leading shape as the input.
+    pipeline's spatial size, same leading shape as the input. ``clamp01`` clips the output to
+    [0, 1] (for un-normalised recipes, whose float arithmetic can overshoot by ~1e-7).
     """
 
-    def __init__(self, pipeline: v2.Transform, mode: AugmentMode = "consistent") -> None:
+    def __init__(self, pipeline: v2.Transform, mode: AugmentMode = "consistent", clamp01: bool = False) -> None:
         if mode not in AUGMENT_MODES:
             raise ValueError(
                 f"seco_lab/transforms/recipes.py: unknown augment mode {mode!r}; "
@@ -47,6 +71,7 @@ class VideoTransform:
             )
         self.pipeline = pipeline
         self.mode = mode
+        self.clamp01 = clamp01
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
         if not isinstance(clip, torch.Tensor) or clip.ndim not in (3, 4):
@@ -65,10 +90,11 @@ class VideoTransform:
             out = self.pipeline(clip)
         else:
             out = torch.cat([self.pipeline(clip[t : t + 1]) for t in range(clip.shape[0])])
-        return out.as_subclass(torch.Tensor).to(torch.float32)
+        out = out.as_subclass(torch.Tensor).to(torch.float32)
+        return out.clamp(0.0, 1.0) if self.clamp01 else out
 
     def __repr__(self) -> str:
-        return f"VideoTransform(mode={self.mode!r}, pipeline={self.pipeline!r})"
+        return f"VideoTransform(mode={self.mode!r}, clamp01={self.clamp01}, pipeline={self.pipeline!r})"
 
 
 def _normalize_step(mean: Sequence[float] | None, std: Sequence[float] | None) -> list[v2.Transform]:
@@ -81,7 +107,7 @@ def _blur_step(crop_size: int, sigma: tuple[float, float], prob: float, kernel: 
     if prob <= 0:
         return []
     size = blur_kernel_size(crop_size) if kernel is None else kernel
-    return [v2.RandomApply([v2.GaussianBlur(kernel_size=size, sigma=sigma)], p=prob)]
+    return [v2.RandomApply([SeparableGaussianBlur(kernel_size=size, sigma=sigma)], p=prob)]
 
 
 def _check_prob(name: str, value: float) -> None:
@@ -122,7 +148,7 @@ def seco_frame_augment(
     if hflip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
     steps += _normalize_step(mean, std)
-    return VideoTransform(v2.Compose(steps), mode="consistent")
+    return VideoTransform(v2.Compose(steps), mode="consistent", clamp01=mean is None)
 
 
 def cvrl_clip_augment(
@@ -176,7 +202,7 @@ def cvrl_clip_augment(
     if solarize_prob > 0:
         steps.append(v2.RandomSolarize(threshold=0.5, p=solarize_prob))
     steps += _normalize_step(mean, std)
-    return VideoTransform(v2.Compose(steps), mode=mode)
+    return VideoTransform(v2.Compose(steps), mode=mode, clamp01=mean is None)
 
 
 def dualvar_clip_augment(
@@ -212,7 +238,7 @@ def dualvar_clip_augment(
         *_blur_step(crop_size, blur_sigma, blur_prob, blur_kernel),
     ]
     steps += _normalize_step(mean, std)
-    return VideoTransform(v2.Compose(steps), mode=mode)
+    return VideoTransform(v2.Compose(steps), mode=mode, clamp01=mean is None)
 
 
 def eval_transform(
@@ -237,4 +263,4 @@ def eval_transform(
         v2.ToDtype(torch.float32, scale=True),
         *_normalize_step(mean, std),
     ]
-    return VideoTransform(v2.Compose(steps), mode="consistent")
+    return VideoTransform(v2.Compose(steps), mode="consistent", clamp01=mean is None)
