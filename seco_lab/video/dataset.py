@@ -157,7 +157,7 @@ class VideoDataset(Dataset):
             rng = np.random.default_rng([self.seed, epoch, index, *extra])
             try:
                 with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(item_seed(self.seed, epoch, index, *extra))
+                    torch.random.default_generator.manual_seed(item_seed(self.seed, epoch, index, *extra))
                     views = self.view_maker(self.source(candidate), rng)
             except VideoDecodeError as error:
                 self._record_problem(candidate, error)

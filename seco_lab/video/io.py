@@ -28,6 +28,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 __all__ = [
     "VideoDecodeError", "VideoInfo", "probe_video", "probe_video_with_note", "read_frames", "resized_shape", "write_video",
@@ -37,6 +38,9 @@ __all__ = [
 # forward through a few dozen small frames is cheaper than a seek plus the decode from the
 # keyframe before the target.
 SEEK_GAP_FRAMES = 48
+# Frame size from which decoding uses FFmpeg's threads; smaller frames decode faster on one
+# thread (thread start-up costs more than it saves, and DataLoader workers are parallel already).
+THREADED_DECODE_MIN_PIXELS = 640 * 360
 # Encoders whose default rate control targets a quality (crf), not a bit rate.
 QUALITY_CONTROLLED_CODECS = ("libx264", "libx265")
 HIGH_BIT_RATE = 2_000_000
@@ -88,7 +92,10 @@ def _open_video(path: Path) -> tuple[av.container.InputContainer, av.video.strea
         container.close()
         raise VideoDecodeError(path, "container has no video stream")
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
+    if stream.codec_context.width * stream.codec_context.height >= THREADED_DECODE_MIN_PIXELS:
+        stream.thread_type = "AUTO"
+    else:
+        stream.codec_context.thread_count = 1
     return container, stream
 
 
@@ -322,14 +329,18 @@ def read_frames(path: str | Path, indices: Sequence[int], size: int | None = Non
         first = frames[index_list[0]]
         height, width = resized_shape(first.height, first.width, size)
         interpolation = "AREA" if height < first.height else "BICUBIC"
+        reformatter = VideoReformatter()  # one scaler context for all frames of the call
         arrays = {
-            index: frame.to_ndarray(width=width, height=height, format="rgb24", interpolation=interpolation)
+            index: reformatter.reformat(
+                frame, width=width, height=height, format="rgb24", interpolation=interpolation
+            ).to_ndarray()
             for index, frame in frames.items()
         }
     finally:
         container.close()
     clip = np.stack([arrays[i] for i in index_list])  # (T, H, W, C)
-    return torch.from_numpy(clip).permute(0, 3, 1, 2).contiguous()  # (T, C, H, W)
+    # Transposed with numpy: a torch copy here would start torch's intra-op threads in every worker.
+    return torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))  # (T, C, H, W)
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, codec: str = "libx264") -> None:
