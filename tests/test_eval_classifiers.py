@@ -2,12 +2,23 @@
 
 import numpy as np
 import pytest
+import torch
 
 from seco_lab.evaluation.knn import knn_protocol
 from seco_lab.evaluation.linear import linear_protocol
 from seco_lab.evaluation.linear_svm import linear_svm_protocol
 from seco_lab.evaluation.metrics import confusion_matrix, majority_class_accuracy, top1_accuracy
 from seco_lab.evaluation.retrieval import recall_at_k, retrieval_neighbours, retrieval_protocol
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Tiny tensors: one intra-op thread avoids spin-waiting on a busy 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 
 NUM_CLASSES = 4
 CHANCE = 100.0 / NUM_CLASSES

@@ -11,6 +11,15 @@ from seco_lab.evaluation.tracking import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Tiny tensors: one intra-op thread avoids spin-waiting on a busy 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def slow_iou(a, b):
     ax1, ay1, aw, ah = a
     bx1, by1, bw, bh = b

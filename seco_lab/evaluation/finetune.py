@@ -243,7 +243,7 @@ def train_classifier(model: nn.Module, train_data: torch.utils.data.Dataset, epo
             loss.backward()
             opt.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         epoch_losses.append(float(np.mean(losses)))
     model.eval()
     return epoch_losses
