@@ -328,14 +328,12 @@ def read_frames(path: str | Path, indices: Sequence[int], size: int | None = Non
         frames = reader.frames_at(sorted(set(index_list)))
         first = frames[index_list[0]]
         height, width = resized_shape(first.height, first.width, size)
-        interpolation = "AREA" if height < first.height else "BICUBIC"
+        if (height, width) == (first.height, first.width):
+            scale = {}  # colour conversion only: swscale's fast unscaled path
+        else:
+            scale = {"width": width, "height": height, "interpolation": "AREA" if height < first.height else "BICUBIC"}
         reformatter = VideoReformatter()  # one scaler context for all frames of the call
-        arrays = {
-            index: reformatter.reformat(
-                frame, width=width, height=height, format="rgb24", interpolation=interpolation
-            ).to_ndarray()
-            for index, frame in frames.items()
-        }
+        arrays = {index: reformatter.reformat(frame, format="rgb24", **scale).to_ndarray() for index, frame in frames.items()}
     finally:
         container.close()
     clip = np.stack([arrays[i] for i in index_list])  # (T, H, W, C)
