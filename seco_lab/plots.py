@@ -1,0 +1,266 @@
+"""Figures for the notebooks: every function returns a ``matplotlib.figure.Figure``.
+
+Figures are built without pyplot (no global state, nothing shown); a notebook displays the
+returned figure, a script saves it with ``fig.savefig(path)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+NON_LOSS_KEYS = {"type", "step", "epoch", "lr", "samples_per_s", "wall_time", "time"}
+
+
+def _records(history: str | Path | Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """History records from a run folder, a history.jsonl file, or a list of dicts."""
+    if isinstance(history, (str, Path)):
+        path = Path(history)
+        if path.is_dir():
+            path = path / "history.jsonl"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no training history")
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return list(history)
+
+
+def smooth(values: Sequence[float], weight: float = 0.0) -> np.ndarray:
+    """Exponential moving average with debiasing (weight 0 = unchanged, 0.9 = strong)."""
+    values = np.asarray(values, dtype=np.float64)
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
+    out = np.empty_like(values)
+    average = 0.0
+    for index, value in enumerate(values):
+        average = weight * average + (1 - weight) * value
+        out[index] = average / (1 - weight ** (index + 1))
+    return out
+
+
+def plot_loss_curves(history: str | Path | Sequence[Mapping[str, Any]], terms: Sequence[str] | None = None,
+                     smoothing: float = 0.0, title: str | None = None) -> Figure:
+    """Loss terms against step (left), learning rate (middle), monitor metrics (right, if any).
+
+    history: run folder, history.jsonl path, or the records ({"type": "step"|"monitor", ...}).
+    terms: loss keys to draw (default: every numeric key of the step records except step,
+    epoch, lr, samples_per_s, wall_time).
+    """
+    records = _records(history)
+    steps = [r for r in records if r.get("type", "step") == "step"]
+    monitors = [r for r in records if r.get("type") == "monitor"]
+    if not steps:
+        raise ValueError("plot_loss_curves: the history has no step records")
+    if terms is None:
+        terms = sorted({key for r in steps for key, value in r.items()
+                        if key not in NON_LOSS_KEYS and isinstance(value, (int, float))},
+                       key=lambda key: (key != "loss", key))
+    monitor_keys = sorted({key for r in monitors for key, value in r.items()
+                           if key not in NON_LOSS_KEYS and isinstance(value, (int, float))})
+    figure = Figure(figsize=(5 * (2 + bool(monitor_keys)), 3.6), layout="constrained")
+    axes = figure.subplots(1, 2 + bool(monitor_keys), squeeze=False)[0]
+    for term in terms:
+        points = [(r["step"], r[term]) for r in steps if term in r and r[term] is not None]
+        if points:
+            x, y = zip(*points)
+            axes[0].plot(x, smooth(y, smoothing), label=term, linewidth=2.0 if term == "loss" else 1.2)
+    axes[0].set(xlabel="step", ylabel="loss", title=title or "training losses")
+    axes[0].legend(fontsize="small")
+    lr_points = [(r["step"], r["lr"]) for r in steps if "lr" in r]
+    if lr_points:
+        axes[1].plot(*zip(*lr_points), color="tab:gray")
+    axes[1].set(xlabel="step", ylabel="learning rate", title="schedule")
+    if monitor_keys:
+        for key in monitor_keys:
+            points = [(r["step"], r[key]) for r in monitors if key in r]
+            axes[2].plot(*zip(*points), marker="o", label=key)
+        axes[2].set(xlabel="step", title="monitor")
+        axes[2].legend(fontsize="small")
+    return figure
+
+
+def embed_features(features: np.ndarray, method: str = "pca", seed: int = 0, perplexity: float | None = None) -> np.ndarray:
+    """2-D embedding (N, 2) of features (N, D) by ``"pca"`` or ``"tsne"`` (sklearn)."""
+    features = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(features)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = perplexity if perplexity is not None else float(min(30.0, max(2.0, (len(features) - 1) / 3)))
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+    raise ValueError(f"embedding method must be 'pca' or 'tsne', got {method!r}")
+
+
+def plot_embedding(features: np.ndarray, labels: np.ndarray, methods: Sequence[str] = ("pca", "tsne"),
+                   class_names: Sequence[str] | None = None, seed: int = 0, title: str | None = None) -> Figure:
+    """Scatter of features (N, D) in 2-D, one panel per method, one colour (artist) per class."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    figure = Figure(figsize=(4.6 * len(methods) + 1.5, 4.2), layout="constrained")
+    axes = figure.subplots(1, len(methods), squeeze=False)[0]
+    colours = _class_colours(len(classes))
+    for axis, method in zip(axes, methods):
+        points = embed_features(features, method, seed)
+        for colour, label in zip(colours, classes):
+            name = class_names[label] if class_names is not None else str(label)
+            chosen = labels == label
+            axis.scatter(points[chosen, 0], points[chosen, 1], s=14, color=colour, label=name)
+        axis.set(title=f"{title + ': ' if title else ''}{method.upper() if method == 'pca' else 't-SNE'}",
+                 xticks=[], yticks=[])
+    axes[-1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return figure
+
+
+def _class_colours(count: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if count <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(count)]
+
+
+def _as_image(frame: Any) -> np.ndarray:
+    """Frame (H, W, 3) or (3, H, W), uint8 or float -> array (H, W, 3) for imshow."""
+    array = frame.detach().cpu().numpy() if hasattr(frame, "detach") else np.asarray(frame)
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
+        array = array.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
+    if array.dtype != np.uint8:
+        low, high = float(array.min()), float(array.max())
+        if low < 0.0 or high > 1.0:
+            array = (array - low) / max(high - low, 1e-12)
+    return array.squeeze(-1) if array.shape[-1] == 1 else array
+
+
+def plot_nearest_neighbours(query_frames: Any, neighbour_frames: Sequence[Any], similarities: Sequence[float],
+                            neighbour_labels: Sequence[int], query_label: int | None = None,
+                            class_names: Sequence[str] | None = None) -> Figure:
+    """A query video's frames (top row) above its k retrieved videos (one row each).
+
+    query_frames: (T, H, W, 3) or (T, 3, H, W); neighbour_frames: k such arrays; the row title
+    gives the cosine similarity and class, green when the class matches the query's.
+    """
+    rows = 1 + len(neighbour_frames)
+    columns = max(len(query_frames), *(len(frames) for frames in neighbour_frames)) if neighbour_frames else len(query_frames)
+    figure = Figure(figsize=(1.3 * columns + 1.5, 1.35 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+
+    def name(label: int) -> str:
+        return class_names[label] if class_names is not None else str(label)
+
+    videos = [query_frames, *neighbour_frames]
+    for row, frames in enumerate(videos):
+        for column in range(columns):
+            axis = axes[row, column]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if column < len(frames):
+                axis.imshow(_as_image(frames[column]))
+            else:
+                axis.set_axis_off()
+        if row == 0:
+            text, colour = ("query" + (f"\n{name(query_label)}" if query_label is not None else "")), "black"
+        else:
+            label = int(neighbour_labels[row - 1])
+            text = f"#{row}  {similarities[row - 1]:.2f}\n{name(label)}"
+            colour = "black" if query_label is None else ("tab:green" if label == query_label else "tab:red")
+        axes[row, 0].set_ylabel(text, rotation=0, ha="right", va="center", fontsize="small", color=colour)
+    return figure
+
+
+def plot_confusion_matrix(labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str] | None = None,
+                          normalize: bool = True, title: str | None = None) -> Figure:
+    """Confusion matrix (rows = true class, columns = predicted), row-normalised in percent by default."""
+    from seco_lab.evaluation.metrics import confusion_matrix
+
+    count = len(class_names) if class_names is not None else None
+    matrix = confusion_matrix(labels, predictions, count).astype(np.float64)
+    if normalize:
+        matrix = 100.0 * matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = matrix.shape[0]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(size)]
+    figure = Figure(figsize=(1.0 + 0.55 * size + 1.5, 0.8 + 0.55 * size), layout="constrained")
+    axis = figure.subplots()
+    image = axis.imshow(matrix, cmap="Blues", vmin=0, vmax=100 if normalize else None)
+    for row in range(size):
+        for column in range(size):
+            value = matrix[row, column]
+            if value:
+                axis.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize="x-small",
+                          color="white" if value > 0.6 * matrix.max() else "black")
+    axis.set_xticks(range(size), names, rotation=60, ha="right", fontsize="small")
+    axis.set_yticks(range(size), names, fontsize="small")
+    axis.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
+    figure.colorbar(image, ax=axis, label="% of the true class" if normalize else "videos")
+    return figure
+
+
+def plot_tracking_overlay(frames: Sequence[Any], truth_boxes: np.ndarray, predicted_boxes: np.ndarray,
+                          frame_indices: Sequence[int] | None = None, num_frames: int = 6,
+                          title: str | None = None) -> Figure:
+    """Frames with the ground-truth box (green) and the tracker's box (red), boxes (T, 4) x, y, w, h."""
+    if frame_indices is None:
+        frame_indices = np.unique(np.linspace(0, len(frames) - 1, min(num_frames, len(frames))).round().astype(int))
+    figure = Figure(figsize=(2.4 * len(frame_indices), 2.6), layout="constrained")
+    axes = figure.subplots(1, len(frame_indices), squeeze=False)[0]
+    for axis, index in zip(axes, frame_indices):
+        axis.imshow(_as_image(frames[index]))
+        for boxes, colour, label in ((truth_boxes, "tab:green", "truth"), (predicted_boxes, "tab:red", "tracker")):
+            x, y, w, h = np.asarray(boxes[index], dtype=np.float64)
+            axis.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor=colour, linewidth=1.5, label=label))
+        axis.set(title=f"frame {index}", xticks=[], yticks=[])
+    axes[0].legend(fontsize="x-small", loc="upper left")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_tracking_curves(results: Mapping[str, Mapping[str, Any]] | Mapping[str, Any]) -> Figure:
+    """OTB precision (centre error 0..50 px) and success (IoU 0..1) plots.
+
+    results: one ``tracking_protocol``/``otb_metrics`` result, or a dict name -> result; each
+    needs "precision_curve" (51,) and "success_curve" (21,).
+    """
+    from seco_lab.evaluation.tracking import PRECISION_THRESHOLDS, SUCCESS_THRESHOLDS
+
+    named = {"tracker": results} if "precision_curve" in results else dict(results)
+    figure = Figure(figsize=(9.5, 3.8), layout="constrained")
+    precision_axis, success_axis = figure.subplots(1, 2)
+    for name, result in named.items():
+        precision = np.asarray(result["precision_curve"])
+        success = np.asarray(result["success_curve"])
+        precision_axis.plot(PRECISION_THRESHOLDS, precision, label=f"{name} [{precision[20]:.3f}]")
+        success_axis.plot(SUCCESS_THRESHOLDS, success, label=f"{name} [{success.mean():.3f}]")
+    precision_axis.axvline(20, color="gray", linestyle=":", linewidth=1)
+    precision_axis.set(xlabel="location error threshold (px)", ylabel="precision", ylim=(0, 1.02),
+                       title="precision plot (at 20 px)")
+    success_axis.set(xlabel="overlap threshold (IoU)", ylabel="success rate", ylim=(0, 1.02),
+                     title="success plot (AUC)")
+    precision_axis.legend(fontsize="small")
+    success_axis.legend(fontsize="small")
+    return figure
+
+
+def plot_run_comparison(values: Mapping[str, float], errors: Mapping[str, float] | None = None,
+                        chance: float | None = None, ylabel: str = "top-1 (%)", title: str | None = None) -> Figure:
+    """Bar chart of one metric per run (name -> value), optional error bars and a chance line."""
+    names = list(values)
+    heights = [float(values[name]) for name in names]
+    spread = [float(errors.get(name, 0.0)) for name in names] if errors else None
+    figure = Figure(figsize=(1.2 + 0.9 * len(names), 3.8), layout="constrained")
+    axis = figure.subplots()
+    bars = axis.bar(range(len(names)), heights, yerr=spread, capsize=4 if spread else 0,
+                    color=_class_colours(len(names)))
+    axis.bar_label(bars, labels=[f"{h:.1f}" for h in heights], fontsize="small", padding=2)
+    if chance is not None:
+        axis.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.1f})")
+        axis.legend(fontsize="small")
+    axis.set_xticks(range(len(names)), names, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+    axis.set(ylabel=ylabel, title=title or "")
+    return figure

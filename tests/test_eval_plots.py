@@ -1,0 +1,85 @@
+"""Every plot returns a Figure with the expected axes and artists."""
+
+import json
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from seco_lab import plots
+from seco_lab.evaluation.tracking import otb_metrics
+
+
+def history_records():
+    records = []
+    for step in range(1, 21):
+        records.append({"type": "step", "step": step, "epoch": step // 10, "loss": 5.0 / step, "inter": 3.0 / step,
+                        "order": 0.69, "lr": 0.1 * (1 - step / 20), "samples_per_s": 100.0})
+        if step % 10 == 0:
+            records.append({"type": "monitor", "step": step, "epoch": step // 10, "knn_top1": 20.0 + step})
+    return records
+
+
+def test_loss_curves_from_records_and_file(tmp_path):
+    figure = plots.plot_loss_curves(history_records())
+    assert isinstance(figure, Figure) and len(figure.axes) == 3
+    assert [line.get_label() for line in figure.axes[0].lines] == ["loss", "inter", "order"]
+    (tmp_path / "history.jsonl").write_text("\n".join(json.dumps(r) for r in history_records() if r["type"] == "step"))
+    assert len(plots.plot_loss_curves(tmp_path, terms=["loss"], smoothing=0.5).axes) == 2
+
+
+def test_smooth_is_debiased_ema():
+    np.testing.assert_allclose(plots.smooth([2.0, 2.0, 2.0], 0.9), [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(plots.smooth([1.0, 3.0], 0.5), [1.0, (0.25 + 1.5) / 0.75])
+
+
+def test_embedding_one_panel_per_method_one_artist_per_class():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(30, 5))
+    labels = np.repeat([0, 1, 2], 10)
+    figure = plots.plot_embedding(features, labels, class_names=["a", "b", "c"])
+    assert len(figure.axes) == 2
+    assert all(len(axis.collections) == 3 for axis in figure.axes)
+
+
+def test_nearest_neighbour_strip_grid():
+    frames = np.zeros((4, 8, 8, 3), dtype=np.uint8)
+    figure = plots.plot_nearest_neighbours(frames, [frames, frames.transpose(0, 3, 1, 2)], [0.9, 0.5], [1, 2],
+                                           query_label=1, class_names=["x", "y", "z"])
+    assert len(figure.axes) == 3 * 4
+    assert figure.axes[4].get_ylabel().endswith("y") and figure.axes[4].yaxis.label.get_color() == "tab:green"
+
+
+def test_confusion_matrix_figure():
+    figure = plots.plot_confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), class_names=["a", "b", "c"])
+    assert len(figure.axes) == 2  # matrix + colour bar
+    image = figure.axes[0].images[0].get_array()
+    np.testing.assert_allclose(image[1], [0, 50, 50])
+
+
+def test_tracking_overlay_and_curves():
+    frames = np.zeros((10, 20, 20, 3), dtype=np.uint8)
+    truth = np.tile([2.0, 2.0, 5.0, 5.0], (10, 1))
+    predicted = truth + 1.0
+    overlay = plots.plot_tracking_overlay(frames, truth, predicted, num_frames=4)
+    assert len(overlay.axes) == 4
+    assert all(sum(isinstance(p, Rectangle) for p in axis.patches) == 2 for axis in overlay.axes)
+    metrics = otb_metrics(predicted, truth)
+    curves = plots.plot_tracking_curves({"a": metrics, "b": otb_metrics(truth, truth)})
+    assert len(curves.axes) == 2 and all(len(axis.get_legend().get_texts()) == 2 for axis in curves.axes)
+    assert len(plots.plot_tracking_curves(metrics).axes[0].lines) == 2  # curve + 20 px marker
+
+
+def test_run_comparison_bars_errors_and_chance():
+    figure = plots.plot_run_comparison({"random": 12.0, "seco": 30.0, "supervised": 60.0}, errors={"seco": 2.0},
+                                       chance=12.5)
+    axis = figure.axes[0]
+    assert len(axis.patches) == 3
+    assert [bar.get_height() for bar in axis.patches] == [12.0, 30.0, 60.0]
+    assert any(line.get_linestyle() == "--" for line in axis.lines)
+
+
+def test_loss_curves_without_steps_fail():
+    with pytest.raises(ValueError, match="no step records"):
+        plots.plot_loss_curves([{"type": "monitor", "step": 1, "knn_top1": 1.0}])
