@@ -1,0 +1,201 @@
+"""Methods: views, one training step, SeCo's queue and EMA, the switches the ablations use."""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from seco_lab.methods import build_method
+from seco_lab.methods.pretrain import build_run_config
+from seco_lab.profiles import get_profile
+
+
+class FakeVideo:
+    """A VideoSource stand-in: frame t is filled with the value t (so indices can be read back)."""
+
+    def __init__(self, num_frames: int = 24, size: int = 64) -> None:
+        self.num_frames, self.size, self.label, self.index = num_frames, size, 0, 0
+        self.reads: list[list[int]] = []
+
+    def read(self, indices) -> torch.Tensor:
+        self.reads.append([int(i) for i in indices])
+        frames = torch.zeros(len(indices), 3, self.size, self.size, dtype=torch.uint8)
+        for position, frame_index in enumerate(indices):
+            frames[position] = int(frame_index) * 5 % 256
+        return frames
+
+
+def smoke_config(method: str, **overrides) -> dict:
+    config = get_profile("smoke")
+    for section, values in overrides.items():
+        config[section].update(values)
+    config["method"] = method
+    config["data"]["num_classes"] = 4
+    return config
+
+
+def make_batch(method, batch_size: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
+    views = method.view_maker()
+    items = []
+    for index in range(batch_size):
+        torch.manual_seed(seed * 100 + index)
+        item = views(FakeVideo(), np.random.default_rng([seed, index]))
+        item["label"] = torch.tensor(index % 4)
+        items.append(item)
+    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+
+@pytest.mark.parametrize("name", ["seco", "cvrl", "dualvar", "supervised"])
+def test_one_training_step_gives_a_finite_loss_and_gradients(name):
+    torch.manual_seed(0)
+    method = build_method(name, smoke_config(name))
+    out = method(make_batch(method))
+    assert torch.isfinite(out["loss"]) and out["loss"].requires_grad
+    out["loss"].backward()
+    grads = [p.grad for p in method.encoder().parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_seco_views_follow_the_triplet_rule():
+    method = build_method("seco", smoke_config("seco"))
+    video = FakeVideo(num_frames=40)
+    item = method.view_maker()(video, np.random.default_rng(3))
+    a, b, c = video.reads[0]
+    half = 20
+    if int(item["order"]) == 0:
+        assert a < half <= b <= c
+    else:
+        assert b <= c < half <= a
+    assert item["xq"].shape == item["x1"].shape == (3, 56, 56)
+    assert not torch.equal(item["xq"], item["x1"]), "the anchor's two views must be augmented independently"
+
+
+def test_seco_enqueues_all_three_keys_and_advances_the_pointer():
+    torch.manual_seed(0)
+    method = build_method("seco", smoke_config("seco"))
+    size = method.queue.shape[0]
+    before = method.queue.clone()
+    method(make_batch(method, batch_size=4))
+    assert int(method.queue_ptr) == 12 % size
+    changed = (method.queue != before).any(dim=1)
+    assert changed[:12].all() and not changed[12:].any()
+    assert torch.allclose(method.queue[:12].norm(dim=1), torch.ones(12), atol=1e-5)
+
+
+def test_seco_queue_wraps_around():
+    torch.manual_seed(0)
+    method = build_method("seco", smoke_config("seco", seco={"queue_size": 10}))
+    method(make_batch(method, batch_size=4))  # 12 keys into a queue of 10
+    assert int(method.queue_ptr) == 2
+
+
+def test_seco_key_encoder_is_an_ema_of_the_query_encoder():
+    torch.manual_seed(0)
+    method = build_method("seco", smoke_config("seco"))
+    for parameter in method.query.parameters():
+        parameter.data.add_(1.0)
+    key_before = [p.clone() for p in method.key.parameters()]
+    method.after_step()
+    m = method.momentum
+    for before, key, query in zip(key_before, method.key.parameters(), method.query.parameters()):
+        assert torch.allclose(key, m * before + (1 - m) * query)
+        assert not key.requires_grad
+
+
+@pytest.mark.parametrize("weights,expected", [
+    ({"inter": 0.0, "intra": 1.0, "order": 0.0}, {"intra"}),
+    ({"inter": 1.0, "intra": 1.0, "order": 0.0}, {"inter", "intra"}),
+    ({"inter": 1.0, "intra": 1.0, "order": 1.0}, {"inter", "intra", "order"}),
+])
+def test_seco_signals_can_be_switched_off(weights, expected):
+    torch.manual_seed(0)
+    method = build_method("seco", smoke_config("seco", seco={"weights": weights}))
+    out = method(make_batch(method))
+    assert {name for name in ("inter", "intra", "order") if name in out} == expected
+    total = sum(weights[name] * out[name] for name in expected)
+    assert torch.allclose(out["loss"].detach(), total)
+    assert method.has_unused_parameters() == (len(expected) < 3)
+
+
+def test_seco_without_any_signal_is_an_error():
+    with pytest.raises(ValueError, match="at least one signal"):
+        build_method("seco", smoke_config("seco", seco={"weights": {"inter": 0, "intra": 0, "order": 0}}))
+
+
+def test_cvrl_views_are_two_clips_of_the_configured_length():
+    method = build_method("cvrl", smoke_config("cvrl"))
+    item = method.view_maker()(FakeVideo(num_frames=40), np.random.default_rng(0))
+    assert item["v1"].shape == item["v2"].shape == (3, 8, 56, 56)
+
+
+def test_frame_difference_input_reads_one_more_frame_and_cancels_static_content():
+    method = build_method("cvrl", smoke_config("cvrl", cvrl={"input_mode": "frame_differences",
+                                                              "augment": {"hflip": False, "jitter_prob": 0.0,
+                                                                          "grayscale_prob": 0.0, "blur_prob": 0.0,
+                                                                          "solarize_prob": 0.0}}))
+    video = FakeVideo(num_frames=40)
+    video.read = lambda indices: torch.full((len(indices), 3, 64, 64), 90, dtype=torch.uint8)  # a still video
+    item = method.view_maker()(video, np.random.default_rng(0))
+    assert item["v1"].shape == (3, 8, 56, 56)
+    assert torch.count_nonzero(item["v1"]) == 0
+
+
+def test_dualvar_shuffle_is_never_the_identity_and_calibration_restores_order():
+    method = build_method("dualvar", smoke_config("dualvar"))
+    item = method.view_maker()(FakeVideo(num_frames=40), np.random.default_rng(1))
+    perm = item["perm"]
+    assert not torch.equal(perm, torch.arange(len(perm)))
+    halves = torch.tensor_split(item["v2"], len(perm), dim=1)
+    shuffled_halves = torch.tensor_split(item["v2_shuffled"], len(perm), dim=1)
+    for slot, segment in enumerate(perm.tolist()):
+        assert torch.equal(shuffled_halves[slot], halves[segment])
+
+
+@pytest.mark.parametrize("losses,expected", [
+    ("clip", {"clip"}), ("clip+SR", {"clip", "SR_v0", "SR_v2"}), ("clip+SR+TC", {"clip", "SR_v0", "SR_v2", "TC"}),
+])
+@pytest.mark.parametrize("variant", ["simclr", "moco"])
+def test_dualvar_loss_switches(losses, expected, variant):
+    torch.manual_seed(0)
+    method = build_method("dualvar", smoke_config("dualvar", dualvar={"losses": losses, "variant": variant}))
+    out = method(make_batch(method))
+    terms = {name for name in ("clip", "SR_v0", "SR_v2", "TC") if name in out}
+    assert terms == expected
+    total = out["clip"] + out.get("TC", 0.0) + 0.5 * out.get("SR_v0", 0.0) + 0.5 * out.get("SR_v2", 0.0)
+    assert torch.allclose(out["loss"].detach(), torch.as_tensor(total))
+
+
+def test_supervised_2d_concatenates_segments_in_order():
+    torch.manual_seed(0)
+    method = build_method("supervised", smoke_config("supervised"))
+    batch = make_batch(method)
+    assert batch["x"].shape == (4, 4, 3, 56, 56)
+    assert method.classifier.in_features == 4 * method.trunk.feature_dim
+    reversed_batch = dict(batch, x=batch["x"].flip(1))
+    method.eval()
+    assert not torch.allclose(method(batch)["loss"], method(reversed_batch)["loss"])
+
+
+def test_supervised_3d_uses_the_backbone_methods_encoder():
+    method = build_method("supervised", smoke_config("supervised", supervised={"backbone": "cvrl"}))
+    assert method.encoder_kind == "3d"
+    assert type(method.trunk) is type(build_method("cvrl", smoke_config("cvrl")).encoder())
+
+
+def test_run_config_rejects_unknown_methods_and_sections(tmp_path):
+    with pytest.raises(ValueError, match="seco"):
+        build_run_config("simsiam", "smoke", tmp_path)
+    with pytest.raises(ValueError, match="sections are"):
+        build_run_config("seco", "smoke", tmp_path, overrides={"optimiser": {}})
+    config = build_run_config("seco", "smoke", tmp_path, overrides={"seco": {"weights": {"order": 0.0}}})
+    assert config["seco"]["weights"] == {"inter": 1.0, "intra": 1.0, "order": 0.0}
+
+
+def test_unknown_method_names_the_choices():
+    with pytest.raises(ValueError, match="cvrl, dualvar, seco, supervised"):
+        build_method("byol", copy.deepcopy(smoke_config("seco")))
