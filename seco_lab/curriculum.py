@@ -1,0 +1,193 @@
+"""The runs and measurements the notebooks share, so that no notebook redefines them.
+
+``ensure_run`` trains a named run in the session's run folder, or reuses it when it already
+finished with the same settings (and says so). ``measure_run`` extracts an encoder's features
+once and applies the frozen-feature protocols to them. ``results_table`` renders rows of
+measured numbers as Markdown.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seco_lab.session import Session
+
+FROZEN_PROTOCOLS = ("linear-svm", "linear", "knn", "retrieval")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A named pretraining run: method, config overrides, and (optionally) a fixed epoch count."""
+
+    name: str
+    method: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None
+    description: str = ""
+
+
+BASELINE_RUNS = {
+    "random-2d": RunSpec("random-2d", "seco", epochs=0, description="SeCo's frame encoder, untrained"),
+    "random-3d": RunSpec("random-3d", "cvrl", epochs=0, description="the 3D clip encoder, untrained"),
+    "supervised-2d": RunSpec("supervised-2d", "supervised", {"supervised": {"backbone": "seco"}},
+                             description="the frame encoder trained with labels"),
+    "supervised-3d": RunSpec("supervised-3d", "supervised", {"supervised": {"backbone": "cvrl"}},
+                             description="the clip encoder trained with labels"),
+}
+METHOD_RUNS = {
+    "seco": RunSpec("seco", "seco", description="SeCo: intra-frame + inter-frame + order"),
+    "cvrl": RunSpec("cvrl", "cvrl", description="CVRL: clip contrast, decreasing interval, consistent augmentation"),
+    "dualvar": RunSpec("dualvar", "dualvar", description="DualVar: clip + shuffle-rank + temporal coherence"),
+}
+
+
+def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
+    """Train ``spec`` into ``lab.run_dir / spec.name`` unless a finished run is already there.
+
+    Returns the checkpoint path. An interrupted run is resumed from its last checkpoint.
+    """
+    from seco_lab.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from seco_lab.methods.pretrain import pretrain
+
+    run_dir = lab.run_dir / spec.name
+    checkpoint = run_dir / CHECKPOINT_NAME
+    if checkpoint.exists() and load_checkpoint(checkpoint)["finished"]:
+        print(f"{spec.name}: reusing the finished run in {run_dir} (delete that folder to train again)")
+    else:
+        state = "resuming" if checkpoint.exists() else "training"
+        print(f"{spec.name}: {state} — {spec.description or spec.method}")
+    result = pretrain(spec.method, lab.data_root, lab.profile_name, run_dir, epochs=spec.epochs,
+                      device=lab.device, resume=True, seed=lab.seed, overrides=spec.overrides, progress=progress)
+    if result.action in ("trained", "resumed"):
+        print(f"{spec.name}: {result.steps} steps in {result.wall_time:.0f} s "
+              f"({result.samples_per_second:.0f} videos/s)")
+    return result.checkpoint_path
+
+
+@dataclass
+class RunFeatures:
+    """Frozen features of one run's encoder for the train and test splits."""
+
+    name: str
+    kind: str
+    pooling: str
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    test_views: np.ndarray | None = None
+    train_views: np.ndarray | None = None
+
+
+def extract_run_features(lab: Session, name: str, pooling: str = "mean", bn_stats: str = "checkpoint",
+                         progress: bool = False) -> RunFeatures:
+    """Features of run ``name`` (``lab.run_dir/name/checkpoint.pt``) on the session's dataset.
+
+    ``pooling`` applies to frame encoders (mean over frames, or concatenation in temporal order);
+    ``bn_stats="train"`` re-estimates BatchNorm statistics on train videos first.
+    """
+    from seco_lab.evaluation.features import extract_video_features, load_encoder, recompute_bn_stats
+    from seco_lab.video.index import load_dataset
+
+    settings = lab.section("eval")
+    encoder = load_encoder(lab.run_dir / name / "checkpoint.pt", device=_device(lab))
+    spec, index = load_dataset(lab.data_root, progress=False)
+    train, test = spec.split("train"), spec.split("test")
+    train_frames = [index[record].num_frames for record in train]
+    test_frames = [index[record].num_frames for record in test]
+    if bn_stats == "train":
+        recompute_bn_stats(encoder, train, train_frames, frames_per_video=settings["frames_per_video"],
+                           clips_per_video=settings["clips_per_video"], batch_size=settings["batch_size"],
+                           device=_device(lab), seed=lab.seed)
+    options = dict(frames_per_video=settings["frames_per_video"], clips_per_video=settings["clips_per_video"],
+                   pooling=pooling, batch_size=settings["batch_size"], device=_device(lab), progress=progress,
+                   keep_views=True)
+    train_views, train_y = extract_video_features(encoder, train, num_frames=train_frames, **options)
+    test_views, test_y = extract_video_features(encoder, test, num_frames=test_frames, **options)
+    return RunFeatures(name, encoder.kind, pooling if encoder.kind == "2d" else "clips",
+                       train_views.mean(axis=1), train_y, test_views.mean(axis=1), test_y,
+                       test_views=test_views, train_views=train_views)
+
+
+def _device(lab: Session) -> str:
+    from seco_lab.engine.device import resolve_device
+
+    return str(resolve_device(lab.device))
+
+
+def frozen_protocols(features: RunFeatures, lab: Session, protocols: tuple[str, ...] = FROZEN_PROTOCOLS
+                     ) -> dict[str, float]:
+    """The frozen-feature protocols on already extracted features: a flat ``metric -> value``."""
+    from seco_lab.evaluation import knn_protocol, linear_protocol, linear_svm_protocol, retrieval_protocol
+
+    settings = lab.section("eval")
+    num_classes = int(max(features.train_y.max(), features.test_y.max())) + 1
+    metrics: dict[str, float] = {}
+    for protocol in protocols:
+        if protocol == "linear-svm":
+            result = linear_svm_protocol(features.train_x, features.train_y, features.test_x, features.test_y,
+                                         C=settings["svm_c"], seed=lab.seed)
+            metrics["linear-svm top1"] = result["top1"]
+        elif protocol == "linear":
+            result = linear_protocol(features.train_views, features.train_y, features.test_views, features.test_y,
+                                     num_classes=num_classes, lr=settings["linear_lr"],
+                                     epochs=settings["linear_epochs"], batch_size=settings["linear_batch_size"],
+                                     weight_decay=settings["linear_weight_decay"], seed=lab.seed)
+            metrics["linear top1"] = result["top1"]
+        elif protocol == "knn":
+            result = knn_protocol(features.train_x, features.train_y, features.test_x, features.test_y,
+                                  k=settings["knn_k"], temperature=settings["knn_temperature"],
+                                  num_classes=num_classes)
+            metrics["knn top1"] = result["top1"]
+        elif protocol == "retrieval":
+            result = retrieval_protocol(features.train_x, features.train_y, features.test_x, features.test_y,
+                                        ks=settings["retrieval_ks"])
+            metrics.update({key: value for key, value in result.items() if key.startswith("R@") and key[2:].isdigit()})
+        else:
+            raise ValueError(f"unknown frozen protocol {protocol!r}: choose from {', '.join(FROZEN_PROTOCOLS)}")
+    return metrics
+
+
+def results_table(rows: list[dict[str, Any]], columns: list[str] | None = None, digits: int = 1) -> str:
+    """Rows of measured values as a Markdown table (floats rounded to ``digits``)."""
+    if not rows:
+        return "_no results_"
+    columns = columns or list(dict.fromkeys(key for row in rows for key in row))
+
+    def shown(value: Any) -> str:
+        if isinstance(value, float):
+            return "—" if np.isnan(value) else f"{value:.{digits}f}"
+        return "—" if value is None else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(shown(row.get(column)) for column in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def save_results(lab: Session, name: str, rows: list[dict[str, Any]]) -> Path:
+    """Keep a notebook's measured rows as JSON in the run folder (the report reads summaries)."""
+    path = lab.run_dir / f"{name}.json"
+    path.write_text(json.dumps(rows, indent=2, default=float))
+    return path
+
+
+def difference_note(a_name: str, a: float, b_name: str, b: float, noise: float) -> str:
+    """One honest sentence comparing two measured accuracies against a noise level (points)."""
+    gap = a - b
+    if abs(gap) < noise:
+        return (f"{a_name} ({a:.1f} %) and {b_name} ({b:.1f} %) differ by {abs(gap):.1f} points, "
+                f"within the noise of this test set (about ±{noise:.1f} points): no difference can be claimed.")
+    better, worse = (a_name, b_name) if gap > 0 else (b_name, a_name)
+    return (f"{better} beats {worse} by {abs(gap):.1f} points "
+            f"({a_name} {a:.1f} %, {b_name} {b:.1f} %), more than the noise level of about ±{noise:.1f} points.")
+
+
+def accuracy_noise(num_test: int, accuracy: float = 50.0) -> float:
+    """Two standard errors of a test accuracy (points) for ``num_test`` test videos."""
+    p = min(max(accuracy / 100.0, 0.05), 0.95)
+    return float(200.0 * np.sqrt(p * (1 - p) / max(num_test, 1)))
