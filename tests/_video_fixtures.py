@@ -87,6 +87,6 @@ def make_hmdb51(root: Path, classes=("brush_hair", "wave"), per_class: int = 4) 
             name = f"Clip_{class_name}_[{video}]_u_nm_np1_fr_med_{video}.avi"
             make_video(root / class_name / name, seed=10 * class_index + video)
             tag = 0 if video == 0 else 2 if video == per_class - 1 else 1
-            lines.append(f"{name} {tag} ")
+            lines.append(f"{name}\t{tag} " if video == 1 else f"{name} {tag} ")
         (split_dir / f"{class_name}_test_split1.txt").write_text("\n".join(lines) + "\n")
     return root

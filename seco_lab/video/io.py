@@ -78,8 +78,12 @@ def resized_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
     return max(1, round(height * size / width)), size
 
 
-def _open_video(path: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-    """Open ``path`` for reading and return the container and its first video stream."""
+def _open_video(path: Path, threaded: bool = False) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open ``path`` for reading and return the container and its first video stream.
+
+    ``threaded`` makes FFmpeg decode with its own threads whatever the frame size (for
+    whole-file decodes in the main process, such as probing).
+    """
     if not path.is_file():
         raise VideoDecodeError(path, "file does not exist")
     if path.stat().st_size == 0:
@@ -92,7 +96,7 @@ def _open_video(path: Path) -> tuple[av.container.InputContainer, av.video.strea
         container.close()
         raise VideoDecodeError(path, "container has no video stream")
     stream = container.streams.video[0]
-    if stream.codec_context.width * stream.codec_context.height >= THREADED_DECODE_MIN_PIXELS:
+    if threaded or stream.codec_context.width * stream.codec_context.height >= THREADED_DECODE_MIN_PIXELS:
         stream.thread_type = "AUTO"
     else:
         stream.codec_context.thread_count = 1
@@ -150,7 +154,7 @@ def probe_video_with_note(path: str | Path) -> tuple[VideoInfo, str | None]:
     the frame rate when the container stores no count.
     """
     path = Path(path)
-    container, stream = _open_video(path)
+    container, stream = _open_video(path, threaded=True)
     try:
         num_frames = 0
         first_pts: int | None = None

@@ -60,6 +60,7 @@ LAYOUTS: dict[str, str] = {
 
 _UCF_GROUP = re.compile(r"_g(\d+)_c(\d+)$", re.IGNORECASE)
 _HMDB_SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>\d+)\.txt$", re.IGNORECASE)
+_HMDB_SPLIT_LINE = re.compile(r"^(?P<video>.*\S)\s+(?P<tag>[012])$")
 _KINETICS_SPLITS = {"train": "train", "training": "train", "val": "test", "valid": "test", "validate": "test",
                     "validation": "test", "test": "test", "testing": "test"}
 _SPLIT_DIR_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test", "val": "test",
@@ -328,11 +329,11 @@ def _discover_hmdb51(root: Path, split: int) -> DatasetSpec:
     for label, class_name in enumerate(classes):
         list_path = files_by_class[class_name]
         for line_number, line in enumerate(_read_lines(list_path), 1):
-            entry, _, tag = line.rpartition(" ")
-            entry = entry.strip()
-            if not entry or tag not in ("0", "1", "2"):
+            match = _HMDB_SPLIT_LINE.match(line)
+            if match is None:
                 problems.append(Problem(list_path, f"line {line_number}: expected '<video>.avi <0|1|2>', got {line!r}"))
                 continue
+            entry, tag = match.group("video"), match.group("tag")
             if tag == "0":
                 continue
             path = finder.find(entry, class_name)
