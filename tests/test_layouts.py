@@ -135,3 +135,13 @@ def test_annotations_naming_no_existing_video_are_a_layout_error(tmp_path):
         video.unlink()
     with pytest.raises(LayoutError, match="none of its 4 annotated entries"):
         discover(tmp_path)
+
+
+def test_kinetics_without_split_column_uses_csv_name_and_bare_youtube_ids(tmp_path):
+    with open(tmp_path / "validate.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["label", "youtube_id", "time_start", "time_end"])
+        writer.writerow(["bowling", "id_with_underscore", "3.0", "13.0"])
+    make_video(tmp_path / "bowling" / "id_with_underscore.webm")
+    spec = discover(tmp_path)
+    assert [(r.path.name, r.split, r.class_name) for r in spec.records] == [("id_with_underscore.webm", "test", "bowling")]

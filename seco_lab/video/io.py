@@ -41,6 +41,7 @@ SEEK_GAP_FRAMES = 48
 # Frame size from which decoding uses FFmpeg's threads; smaller frames decode faster on one
 # thread (thread start-up costs more than it saves, and DataLoader workers are parallel already).
 THREADED_DECODE_MIN_PIXELS = 640 * 360
+THREADED_PROBE_MIN_PIXELS = 256 * 256
 # Encoders whose default rate control targets a quality (crf), not a bit rate.
 QUALITY_CONTROLLED_CODECS = ("libx264", "libx265")
 HIGH_BIT_RATE = 2_000_000
@@ -78,11 +79,11 @@ def resized_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
     return max(1, round(height * size / width)), size
 
 
-def _open_video(path: Path, threaded: bool = False) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+def _open_video(path: Path, whole_file: bool = False) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
     """Open ``path`` for reading and return the container and its first video stream.
 
-    ``threaded`` makes FFmpeg decode with its own threads whatever the frame size (for
-    whole-file decodes in the main process, such as probing).
+    ``whole_file`` (probing: every frame decoded in the main process) lets FFmpeg use its
+    threads from a smaller frame size on.
     """
     if not path.is_file():
         raise VideoDecodeError(path, "file does not exist")
@@ -96,7 +97,8 @@ def _open_video(path: Path, threaded: bool = False) -> tuple[av.container.InputC
         container.close()
         raise VideoDecodeError(path, "container has no video stream")
     stream = container.streams.video[0]
-    if threaded or stream.codec_context.width * stream.codec_context.height >= THREADED_DECODE_MIN_PIXELS:
+    threads_from = THREADED_PROBE_MIN_PIXELS if whole_file else THREADED_DECODE_MIN_PIXELS
+    if stream.codec_context.width * stream.codec_context.height >= threads_from:
         stream.thread_type = "AUTO"
     else:
         stream.codec_context.thread_count = 1
@@ -154,7 +156,7 @@ def probe_video_with_note(path: str | Path) -> tuple[VideoInfo, str | None]:
     the frame rate when the container stores no count.
     """
     path = Path(path)
-    container, stream = _open_video(path, threaded=True)
+    container, stream = _open_video(path, whole_file=True)
     try:
         num_frames = 0
         first_pts: int | None = None
