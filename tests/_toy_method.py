@@ -27,6 +27,7 @@ from seco_lab.engine.distributed import (  # noqa: E402
 
 INPUT_DIM = 12
 EMBED_DIM = 8
+RESUME_DROPOUT = 0.2
 
 
 class ToyPairDataset(Dataset):
@@ -57,18 +58,19 @@ class ToyPairDataset(Dataset):
 class ToyMoCo(nn.Module):
     """Query encoder + EMA key encoder + queue/pointer buffers; two losses:
     InfoNCE of q against its key and the queue, and a cross-rank term of q against the
-    query embeddings of the second view gathered with gradient from every rank."""
+    query embeddings of the second view gathered with gradient from every rank. ``dropout``
+    makes training consume the global torch RNG (so resuming must restore it)."""
 
     name = "toy"
     encoder_kind = "2d"
 
     def __init__(self, queue_size: int = 32, key_momentum: float = 0.9, use_bn: bool = False,
-                 temperature: float = 0.2) -> None:
+                 temperature: float = 0.2, dropout: float = 0.0) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Linear(INPUT_DIM, 16)]
         if use_bn:
             layers.append(nn.BatchNorm1d(16))
-        layers += [nn.ReLU(), nn.Linear(16, EMBED_DIM)]
+        layers += [nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, EMBED_DIM)]
         self.query = nn.Sequential(*layers)
         self.key = copy.deepcopy(self.query)
         for parameter in self.key.parameters():
@@ -119,7 +121,7 @@ def resume_config(num_workers: int, checkpoint_every: int) -> TrainConfig:
 def train_for_resume_test(run_dir: str, num_workers: int, checkpoint_every: int,
                           delay: float) -> None:
     torch.manual_seed(0)
-    method = ToyMoCo(queue_size=24)
+    method = ToyMoCo(queue_size=24, dropout=RESUME_DROPOUT)
     dataset = ToyPairDataset(num_items=36, seed=5, delay=delay)
     cfg = resume_config(num_workers, checkpoint_every)
     fit(method, dataset, cfg, Path(run_dir), {"method": "toy", "train": cfg.to_dict()},

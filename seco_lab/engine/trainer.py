@@ -9,6 +9,7 @@ only rank 0 writes the checkpoint, the history and the progress bar.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -38,6 +39,9 @@ from seco_lab.engine.history import HistoryWriter
 from seco_lab.engine.sampler import SeededBatchSampler
 from seco_lab.engine.schedule import build_optimizer, build_scheduler
 
+# torch >= 2.12 renamed DDP's per-forward buffer broadcast; older versions only know the old name
+_DDP_BUFFER_SYNC_ARGUMENT = "forward_sync_buffers" if "forward_sync_buffers" in \
+    inspect.signature(DistributedDataParallel.__init__).parameters else "broadcast_buffers"
 Monitor = Callable[[nn.Module], dict[str, float]]
 CONFIG_NAME = "config.json"
 
@@ -182,7 +186,7 @@ class _TrainingRun:
             model = DistributedDataParallel(
                 self.method, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=self.cfg.find_unused_parameters,
-                broadcast_buffers=self.cfg.broadcast_buffers,
+                **{_DDP_BUFFER_SYNC_ARGUMENT: self.cfg.broadcast_buffers},
             )
         self.method.train()
         while self.epoch < self.cfg.epochs:

@@ -1,0 +1,284 @@
+"""Engine pieces: lr schedule, weight-decay groups, config validation, devices, data order, fit."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from _toy_method import ToyMoCo, ToyPairDataset
+from seco_lab.engine import (
+    DeviceError, TrainConfig, TrainConfigError, autocast_dtype, fit, load_history, lr_at,
+    parameter_groups, resolve_device,
+)
+from seco_lab.engine.checkpoint import capture_rng_state, preserved_rng, restore_rng_state
+from seco_lab.engine.device import build_grad_scaler, move_batch
+from seco_lab.engine.sampler import SeededBatchSampler, epoch_order, rank_batches
+from seco_lab.engine.schedule import build_optimizer, build_scheduler, scaled_lr
+
+
+# ------------------------------------------------------------------------------ schedule
+def test_lr_warmup_is_linear_and_reaches_base():
+    base = 0.4
+    assert [lr_at(step, 100, 4, base) for step in range(4)] == pytest.approx([0.1, 0.2, 0.3, 0.4])
+
+
+def test_lr_cosine_after_warmup_follows_the_formula():
+    base, total, warmup = 0.4, 100, 4
+    for step in (4, 10, 52, 99):
+        progress = (step - warmup) / (total - warmup)
+        assert lr_at(step, total, warmup, base) == pytest.approx(base * 0.5 * (1 + math.cos(math.pi * progress)))
+    assert lr_at(4, total, warmup, base) == pytest.approx(base)
+    assert lr_at(52, total, warmup, base) == pytest.approx(base / 2)
+
+
+def test_lr_without_warmup_starts_at_base_and_decays_to_near_zero():
+    assert lr_at(0, 10, 0, 1.0) == pytest.approx(1.0)
+    assert 0 < lr_at(9, 10, 0, 1.0) < 0.03
+
+
+@pytest.mark.parametrize("total, warmup", [(0, 0), (10, 11), (10, -1)])
+def test_lr_rejects_impossible_schedules(total, warmup):
+    with pytest.raises(ValueError, match="warmup_steps"):
+        lr_at(0, total, warmup, 1.0)
+
+
+def test_scheduler_sets_lr_at_every_iteration():
+    parameter = nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD([parameter], lr=0.3)
+    scheduler = build_scheduler(optimizer, total_steps=12, warmup_steps=3)
+    seen = []
+    for _ in range(12):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen == pytest.approx([lr_at(step, 12, 3, 0.3) for step in range(12)])
+
+
+def test_weight_decay_groups_exclude_biases_norms_and_frozen_parameters():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.zeros(2, 3, 5, 5))
+    frozen = nn.Linear(2, 2)
+    for parameter in frozen.parameters():
+        parameter.requires_grad = False
+    container = nn.ModuleDict({"trained": model, "frozen": frozen})
+    groups = parameter_groups(container, weight_decay=0.05)
+    decay, no_decay = groups
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert {id(p) for p in decay["params"]} == {id(model[0].weight), id(model[3].weight)}
+    assert {id(p) for p in no_decay["params"]} == {
+        id(model[0].bias), id(model[1].weight), id(model[1].bias), id(model[3].bias)}
+
+
+def test_optimizer_uses_scaled_lr_and_chosen_algorithm():
+    model = nn.Linear(3, 2)
+    sgd = build_optimizer(model, TrainConfig(epochs=1, batch_size=512, base_lr=0.1, lr_scaling_batch=256))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["lr"] == pytest.approx(0.2)
+    assert sgd.param_groups[0]["momentum"] == 0.9
+    adamw = build_optimizer(model, TrainConfig(epochs=1, batch_size=512, base_lr=0.1, lr_scaling_batch=0,
+                                               optimizer="adamw"))
+    assert isinstance(adamw, torch.optim.AdamW) and adamw.param_groups[0]["lr"] == pytest.approx(0.1)
+    assert scaled_lr(0.3, 1024, 256) == pytest.approx(1.2)
+
+
+# -------------------------------------------------------------------------------- config
+@pytest.mark.parametrize("field, value, message", [
+    ("optimizer", "adam", "optimizer='adam': choose one of sgd, adamw"),
+    ("device", "tpu", "device='tpu': choose 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ("epochs", 0, "epochs=0: must be an integer >= 1"),
+    ("base_lr", 0.0, "base_lr=0.0: must be a number > 0"),
+    ("momentum", 1.0, "momentum=1.0: must be in"),
+    ("grad_clip", -1.0, "grad_clip=-1.0"),
+    ("warmup_epochs", 5, "warmup_epochs=5 exceeds epochs=2"),
+    ("amp", "yes", "amp='yes': must be True or False"),
+])
+def test_train_config_errors_name_the_field(field, value, message):
+    with pytest.raises(TrainConfigError) as error:
+        TrainConfig(**{"epochs": 2, "batch_size": 4, "base_lr": 0.1, field: value})
+    assert message in str(error.value)
+
+
+def test_train_config_from_dict_rejects_unknown_keys_and_round_trips():
+    cfg = TrainConfig.from_dict({"epochs": 3, "batch_size": 8, "base_lr": 1e-3, "optimizer": "adamw"})
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    json.dumps(cfg.to_dict())
+    with pytest.raises(TrainConfigError, match="unknown TrainConfig field.*lr_sched"):
+        TrainConfig.from_dict({"epochs": 3, "batch_size": 8, "base_lr": 1e-3, "lr_sched": "cos"})
+
+
+# ------------------------------------------------------------------------------- devices
+def test_auto_device_is_cpu_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_auto_device_on_this_machine():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+
+
+@pytest.mark.parametrize("spec", ["cuda", "cuda:0"])
+def test_cuda_without_cuda_is_a_clear_error(monkeypatch, spec):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match="CUDA is not available"):
+        resolve_device(spec)
+
+
+def test_unknown_device_names_the_choices():
+    with pytest.raises(DeviceError, match="unknown device 'gpu'.*'auto', 'cpu'"):
+        resolve_device("gpu")
+
+
+def test_cuda_devices_follow_local_rank(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto", local_rank=1) == torch.device("cuda", 1)
+    assert resolve_device("cuda", local_rank=1) == torch.device("cuda", 1)
+    assert resolve_device("cuda:0", local_rank=1) == torch.device("cuda", 0)
+    with pytest.raises(DeviceError, match="cuda:3.*only 2"):
+        resolve_device("cuda:3")
+
+
+@pytest.mark.parametrize("bf16, expected", [(True, torch.bfloat16), (False, torch.float16)])
+def test_autocast_dtype_on_cuda(monkeypatch, bf16, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+    assert autocast_dtype(torch.device("cuda", 0), amp=True) == expected
+    assert autocast_dtype(torch.device("cuda", 0), amp=False) is None
+
+
+def test_no_autocast_and_no_scaler_on_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert autocast_dtype(torch.device("cpu"), amp=True) is None
+    assert not build_grad_scaler(None).is_enabled()
+    assert not build_grad_scaler(torch.bfloat16).is_enabled()
+
+
+def test_move_batch_uses_channels_last_layouts_for_float_images():
+    batch = {"frames": torch.rand(2, 3, 4, 5), "clips": torch.rand(2, 3, 2, 4, 5),
+             "label": torch.tensor([1, 2]), "name": ["a", "b"]}
+    moved = move_batch(batch, torch.device("cpu"), channels_last=True)
+    assert moved["frames"].is_contiguous(memory_format=torch.channels_last)
+    assert not moved["frames"].is_contiguous()
+    assert moved["clips"].is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(moved["frames"], batch["frames"]) and torch.equal(moved["clips"], batch["clips"])
+    assert moved["label"].is_contiguous() and moved["name"] == ["a", "b"]
+    plain = move_batch(batch, torch.device("cpu"), channels_last=False)
+    assert plain["frames"].is_contiguous()
+
+
+# ---------------------------------------------------------------------------- data order
+def test_epoch_order_is_seeded_per_epoch():
+    assert np.array_equal(epoch_order(50, seed=1, epoch=2), epoch_order(50, seed=1, epoch=2))
+    assert not np.array_equal(epoch_order(50, seed=1, epoch=2), epoch_order(50, seed=1, epoch=3))
+    assert sorted(epoch_order(50, seed=1, epoch=2)) == list(range(50))
+
+
+def test_rank_batches_concatenate_to_the_single_process_batches():
+    order = epoch_order(22, seed=0, epoch=0)
+    single = rank_batches(order, global_batch=6, world_size=1, rank=0)  # (3, 6): tail of 4 dropped
+    assert single.shape == (3, 6)
+    ranks = [rank_batches(order, global_batch=6, world_size=2, rank=r) for r in range(2)]
+    assert np.array_equal(np.concatenate(ranks, axis=1), single)
+    with pytest.raises(ValueError, match="not divisible"):
+        rank_batches(order, global_batch=6, world_size=4, rank=0)
+
+
+def test_sampler_skips_batches_done_before_a_resume():
+    sampler = SeededBatchSampler(20, global_batch=4, world_size=1, rank=0, seed=3)
+    sampler.set_epoch(1)
+    full = list(sampler)
+    sampler.set_epoch(1, start_step=2)
+    assert list(sampler) == full[2:] and len(sampler) == 3
+    with pytest.raises(ValueError, match="fewer than batch_size=8"):
+        SeededBatchSampler(5, global_batch=8, world_size=1, rank=0, seed=0)
+
+
+def test_rng_state_round_trip_and_preserved_block():
+    import random
+    state = capture_rng_state()
+    first = (torch.rand(3), np.random.rand(3), random.random())
+    restore_rng_state(state)
+    second = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+    assert first[2] == second[2]
+    with preserved_rng():
+        torch.rand(5), np.random.rand(5), random.random()
+    after_block = torch.rand(1)
+    restore_rng_state(state)
+    torch.rand(3)
+    assert torch.equal(after_block, torch.rand(1))
+
+
+# ----------------------------------------------------------------------------------- fit
+def small_config(**overrides) -> TrainConfig:
+    values = dict(epochs=2, batch_size=4, base_lr=0.05, lr_scaling_batch=0, warmup_epochs=1,
+                  device="cpu", seed=0, log_every=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_fit_writes_history_config_and_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    method = ToyMoCo(queue_size=8)
+    before = {name: value.clone() for name, value in method.state_dict().items()}
+    monitor_calls = []
+
+    def monitor(model):
+        monitor_calls.append(model.training)
+        return {"knn_top1": 0.5}
+
+    result = fit(method, ToyPairDataset(13, seed=1), small_config(knn_every=1), tmp_path,
+                 {"method": "toy", "x": 1}, monitor=monitor, progress=False)
+    assert result.steps == 6 and result.epochs == 2 and not result.already_finished
+    assert set(result.final_terms) == {"loss", "infonce", "cross"}
+    assert json.loads((tmp_path / "config.json").read_text()) == {"method": "toy", "x": 1}
+    steps = load_history(tmp_path, "step")
+    assert [record["step"] for record in steps] == list(range(1, 7))
+    assert [record["epoch"] for record in steps] == [0, 0, 0, 1, 1, 1]
+    assert [record["lr"] for record in steps] == pytest.approx([lr_at(s, 6, 3, 0.05) for s in range(6)])
+    assert all(record["samples_per_s"] > 0 and {"loss", "infonce", "cross"} <= set(record) for record in steps)
+    assert steps[-1]["loss"] == pytest.approx(result.final_terms["loss"])
+    monitors = load_history(tmp_path, "monitor")
+    assert [(m["epoch"], m["knn_top1"]) for m in monitors] == [(1, 0.5), (2, 0.5)]
+    assert len(load_history(tmp_path)) == 8 and monitor_calls == [True, True]
+    assert method.training
+    state = method.state_dict()
+    assert not torch.equal(state["key.0.weight"], before["key.0.weight"])  # EMA moved
+    assert not torch.equal(state["queue"], before["queue"]) and int(state["queue_ptr"]) == 8 * 6 % 8
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert checkpoint["method"] == "toy" and checkpoint["config"] == {"method": "toy", "x": 1}
+    assert all(torch.equal(checkpoint["model"][name], value) for name, value in state.items())
+
+
+def test_fit_rejects_a_method_without_loss(tmp_path):
+    class NoLoss(nn.Module):
+        name = "broken"
+
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(12, 2)
+
+        def forward(self, batch):
+            return {"logits": self.layer(batch["x1"])}
+
+        def after_step(self):
+            pass
+
+    with pytest.raises(TypeError, match="broken.forward must return a dict with a 'loss'.*logits"):
+        fit(NoLoss(), ToyPairDataset(8), small_config(), tmp_path, {}, progress=False)
+
+
+def test_fit_stops_on_a_diverging_loss(tmp_path):
+    class Diverging(ToyMoCo):
+        def forward(self, batch):
+            out = super().forward(batch)
+            return {"loss": out["loss"] * float("nan")}
+
+    with pytest.raises(FloatingPointError, match="loss is nan at step 1"):
+        fit(Diverging(queue_size=8), ToyPairDataset(8), small_config(log_every=1), tmp_path, {},
+            progress=False)
