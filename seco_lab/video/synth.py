@@ -78,7 +78,7 @@ from seco_lab.video.io import write_video
 
 __all__ = [
     "GENERATOR_VERSION", "MANIFEST_NAME", "SHAPES", "CLASS_DESCRIPTIONS", "SYNTH_PRESETS",
-    "SynthConfig", "SynthDatasetError", "ObjectStyle", "Scene", "RenderedClip", "TrackingSequence",
+    "SynthConfig", "SynthDatasetError", "ObjectStyle", "Scene", "RenderedClip", "RenderedTrackingSequence",
     "reversal_pairs", "horizontal_flip_pairs", "get_synth_config", "draw_scene", "render_clip",
     "render_video", "group_scene", "render_dataset_clip", "render_tracking_sequence", "tracking_sequence_name", "generate_dataset", "read_manifest",
 ]
@@ -602,7 +602,7 @@ def render_video(
 # Tracking sequences
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
-class TrackingSequence:
+class RenderedTrackingSequence:
     """``frames`` uint8 (T, S, S, 3); ``boxes`` float (T, 4) x, y, w, h, 0-based, the tight box of
     the target's pixels (coverage > 0.5); ``target_alpha`` float32 (T, S, S) the target's coverage."""
 
@@ -635,7 +635,7 @@ def _tight_boxes(alpha: np.ndarray) -> np.ndarray:
     return np.stack([left, top, right - left + 1, bottom - top + 1], axis=1).astype(np.float64)
 
 
-def render_tracking_sequence(rng: np.random.Generator, config: SynthConfig | None = None) -> TrackingSequence:
+def render_tracking_sequence(rng: np.random.Generator, config: SynthConfig | None = None) -> RenderedTrackingSequence:
     """Render one tracking sequence of ``config.tracking_frames`` frames at ``config.tracking_size``."""
     config = config or SYNTH_PRESETS["standard"]
     size, num_frames = config.tracking_size, config.tracking_frames
@@ -655,10 +655,10 @@ def render_tracking_sequence(rng: np.random.Generator, config: SynthConfig | Non
         spin = rng.uniform(0, 2 * np.pi) + rng.uniform(-0.05, 0.05) * np.arange(num_frames)
         _draw_object(frames, style, path - offsets, np.full(num_frames, style.radius), spin)
     alpha = _draw_object(frames, target, centres - offsets, radii, angles, coverage=True)
-    return TrackingSequence(_finish(rng, frames, config.noise_std), _tight_boxes(alpha), alpha)
+    return RenderedTrackingSequence(_finish(rng, frames, config.noise_std), _tight_boxes(alpha), alpha)
 
 
-def _write_tracking_sequence(sequence: TrackingSequence, folder: Path) -> None:
+def _write_tracking_sequence(sequence: RenderedTrackingSequence, folder: Path) -> None:
     """Write ``folder/img/0001.jpg ...`` and ``folder/groundtruth_rect.txt`` (OTB, 1-based)."""
     from PIL import Image
 
