@@ -69,14 +69,14 @@ def validate_device(device: str) -> str:
 
 
 def ensure_synth_dataset(preset: str, seed: int = 0, root: Path | None = None) -> Path:
-    """The embedded dataset of ``preset``: reused when complete, generated otherwise."""
-    from seco_lab.video.synth import dataset_is_complete, generate_dataset
+    """The embedded dataset of ``preset``: reused when already generated, generated otherwise."""
+    from seco_lab.video.synth import generate_dataset, read_manifest
 
     root = root or paths.synth_dataset_dir(preset)
-    if dataset_is_complete(root):
-        print(f"Using the embedded dataset at {root} (already generated).")
-        return root
-    print(f"Generating the embedded dataset ({preset}) at {root} — this happens once.")
+    if read_manifest(root) is not None:
+        print(f"Using the embedded dataset at {root}.")
+    else:
+        print(f"Generating the embedded dataset ({preset}) at {root} — this happens once.")
     return generate_dataset(root, preset=preset, seed=seed, progress=True)
 
 

@@ -1,0 +1,75 @@
+"""What each of SeCo's three signals teaches, measured on held-out videos.
+
+For every test video one SeCo triplet ``(a, b, c)`` is drawn and the anchor is augmented twice,
+exactly as in training. Three probes on the frozen trunk (cosine similarity of pooled features)
+and the order head answer the three questions SeCo asks:
+
+* same frame?  — ``same_frame_acc``: the anchor's second view is closer to its first view than
+  both other frames of its video are (what the intra-frame loss trains);
+* same video?  — ``same_video_r1``: the nearest of all other videos' and its own frames b, c to
+  the anchor belongs to its own video (what the inter-frame loss trains);
+* right order? — ``order_acc``: the order classifier's accuracy on these triplets (what the
+  order loss trains; 50 % is chance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seco_lab.methods.seco import ORDER, SeCo
+from seco_lab.samplers import seco_frame_triplet
+from seco_lab.transforms.recipes import seco_frame_augment
+from seco_lab.video.dataset import VideoSource
+
+
+@torch.no_grad()
+def seco_signal_probes(method: SeCo, records: Sequence[Any], num_frames: Sequence[int], size: int,
+                       crop_size: int, seed: int = 0, augment: dict[str, Any] | None = None,
+                       batch_size: int = 64) -> dict[str, float]:
+    """The three probes (percent) of a SeCo model on ``records`` (usually the test split)."""
+    if len(records) < 2:
+        raise ValueError("seco_signal_probes needs at least two videos")
+    transform = seco_frame_augment(crop_size=crop_size, **(augment or {"hflip": False}))
+    views, orders = [], []
+    for position, (record, frames) in enumerate(zip(records, num_frames)):
+        rng = np.random.default_rng([seed, position])
+        indices, order = seco_frame_triplet(frames, rng)
+        anchor, b, c = VideoSource(record.path, frames, record.label, position, size).read(indices)
+        torch.manual_seed(seed * 100_003 + position)
+        views.append(torch.stack([transform(anchor), transform(anchor), transform(b), transform(c)]))
+        orders.append(order)
+    stacked = torch.stack(views)  # (N, 4, C, H, W): a1, a2, b, c
+    device = next(method.parameters()).device
+    was_training = method.training
+    method.eval()
+    try:
+        flat = stacked.flatten(0, 1).to(device)  # (4N, C, H, W)
+        features = torch.cat([method.query.trunk(chunk) for chunk in flat.split(batch_size)])
+        embeddings = torch.cat([method.query(chunk) for chunk in flat.split(batch_size)])  # (4N, 3, dim)
+    finally:
+        method.train(was_training)
+    features = F.normalize(features.float(), dim=1).view(len(records), 4, -1).cpu()  # (N, 4, D)
+    embeddings = embeddings.float().view(len(records), 4, 3, -1).cpu()  # (N, 4 views, 3 signals, dim)
+
+    a1, a2, b, c = features.unbind(dim=1)  # (N, D) each
+    same_frame = (a1 * a2).sum(1) > torch.maximum((a1 * b).sum(1), (a1 * c).sum(1))
+
+    gallery = torch.cat([b, c])  # (2N, D): frames b and c of every video
+    owner = torch.arange(len(records)).repeat(2)  # (2N,)
+    nearest = (a1 @ gallery.T).argmax(dim=1)  # (N,)
+    same_video = owner[nearest] == torch.arange(len(records))
+
+    labels = torch.tensor(orders, dtype=torch.long)
+    q_order, k_b, k_c = embeddings[:, 0, ORDER], embeddings[:, 2, ORDER], embeddings[:, 3, ORDER]
+    order_acc = method.order_loss.cpu().accuracy(q_order, k_b, k_c, labels)
+    method.order_loss.to(device)
+    return {
+        "same_frame_acc": 100.0 * float(same_frame.float().mean()),
+        "same_video_r1": 100.0 * float(same_video.float().mean()),
+        "order_acc": 100.0 * float(order_acc),
+    }
