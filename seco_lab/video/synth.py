@@ -80,7 +80,8 @@ __all__ = [
     "GENERATOR_VERSION", "MANIFEST_NAME", "SHAPES", "CLASS_DESCRIPTIONS", "SYNTH_PRESETS",
     "SynthConfig", "SynthDatasetError", "ObjectStyle", "Scene", "RenderedClip", "RenderedTrackingSequence",
     "reversal_pairs", "horizontal_flip_pairs", "get_synth_config", "draw_scene", "render_clip",
-    "render_video", "group_scene", "render_dataset_clip", "render_tracking_sequence", "tracking_sequence_name", "generate_dataset", "read_manifest",
+    "render_video", "group_scene", "render_dataset_clip", "render_tracking_sequence", "tracking_sequence_name",
+    "generate_dataset", "read_manifest",
 ]
 
 GENERATOR_VERSION = 1
