@@ -198,3 +198,13 @@ def test_run_protocol_rejects_unknown_options(pair_dataset, tiny_checkpoint):
         run_protocol("linear", tiny_checkpoint, pair_dataset[0], profile="smoke", device="cpu", linear_lrr=1.0)
     with pytest.raises(EvaluationError, match="unknown protocol"):
         run_protocol("svm", tiny_checkpoint, pair_dataset[0], profile="smoke", device="cpu")
+
+
+def test_input_spec_from_config_follows_method_and_backbone():
+    config = {"data": {"size": 40, "crop_size": 32}, "seco": {}, "cvrl": {"clip_frames": 6, "stride": 2, "mean": None,
+              "std": None, "input_mode": "frame_differences"}, "supervised": {"backbone": "cvrl"}}
+    seco = InputSpec.from_config(config, "seco")
+    assert (seco.size, seco.crop_size, seco.mean is not None) == (40, 32, True)
+    for method in ("cvrl", "supervised"):
+        spec = InputSpec.from_config(config, method)
+        assert (spec.clip_frames, spec.stride, spec.mean, spec.input_mode) == (6, 2, None, "frame_differences")

@@ -64,9 +64,15 @@ class InputSpec:
 
     @classmethod
     def from_config(cls, config: dict[str, Any], method: str) -> InputSpec:
-        """Read the spec from a run's full config (``"data"`` section + method section)."""
+        """Read the spec from a run's full config (``"data"`` section + method section).
+
+        A method section naming a ``"backbone"`` (the supervised baseline) defers to that
+        backbone's section, whose encoder and inputs it reuses.
+        """
         data = config.get("data", {})
         section = config.get(method, {})
+        if "backbone" in section:
+            section = config.get(section["backbone"], section)
         defaults = cls()
         return cls(
             size=int(data.get("size", defaults.size)),
