@@ -264,3 +264,65 @@ def plot_run_comparison(values: Mapping[str, float], errors: Mapping[str, float]
     axis.set_xticks(range(len(names)), names, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
     axis.set(ylabel=ylabel, title=title or "")
     return figure
+
+
+def plot_frame_triplets(num_frames: int, triplets: np.ndarray, orders: np.ndarray) -> Figure:
+    """SeCo triplets on a video's timeline: one row per draw, anchor ``a`` (red) and frames
+    ``b``, ``c`` (blue), the halves split by a dashed line. triplets (N, 3), orders (N,)."""
+    triplets, orders = np.asarray(triplets), np.asarray(orders)
+    figure = Figure(figsize=(7.5, 0.9 + 0.16 * len(triplets)), layout="constrained")
+    axis = figure.subplots()
+    rows = np.arange(len(triplets))
+    axis.scatter(triplets[:, 0], rows, color="tab:red", marker="o", label="anchor a")
+    axis.scatter(triplets[:, 1:].ravel(), np.repeat(rows, 2), color="tab:blue", marker="s", label="b, c")
+    axis.axvline((num_frames // 2) - 0.5, color="gray", linestyle="--", linewidth=1)
+    axis.set_yticks(rows, [f"order {int(o)}" for o in orders], fontsize=6)
+    axis.set(xlim=(-0.5, num_frames - 0.5), xlabel="frame index", title="SeCo frame triplets (one draw per row)")
+    axis.invert_yaxis()
+    axis.legend(loc="upper right", fontsize="small")
+    return figure
+
+
+def plot_view_grid(views: Mapping[str, Any], title: str | None = None) -> Figure:
+    """Images side by side with their names; each (C, H, W) or (H, W, C), rescaled for display."""
+    figure = Figure(figsize=(1.9 * len(views), 2.2), layout="constrained")
+    axes = figure.subplots(1, len(views), squeeze=False)[0]
+    for axis, (name, image) in zip(axes, views.items()):
+        axis.imshow(_as_image(image))
+        axis.set(title=name, xticks=[], yticks=[])
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_clip_strips(clips: Mapping[str, Any], max_frames: int = 12) -> Figure:
+    """One row per named clip (T, C, H, W), at most ``max_frames`` evenly spaced frames each."""
+    columns = min(max_frames, max(len(clip) for clip in clips.values()))
+    figure = Figure(figsize=(1.1 * columns + 1.2, 1.3 * len(clips) + 0.2), layout="constrained")
+    axes = figure.subplots(len(clips), columns, squeeze=False)
+    for row, (name, clip) in enumerate(clips.items()):
+        shown = np.unique(np.linspace(0, len(clip) - 1, min(columns, len(clip))).round().astype(int))
+        for column, axis in enumerate(axes[row]):
+            axis.set(xticks=[], yticks=[])
+            if column < len(shown):
+                axis.imshow(_as_image(clip[shown[column]]))
+                axis.set_title(f"t={shown[column]}", fontsize=6)
+            else:
+                axis.set_axis_off()
+        axes[row, 0].set_ylabel(name, fontsize=7)
+    return figure
+
+
+def plot_similarity_matrices(matrices: Mapping[str, np.ndarray]) -> Figure:
+    """Heat maps of similarity matrices (rows: queries), one panel each, shared colour scale."""
+    arrays = {name: np.asarray(matrix, dtype=np.float64) for name, matrix in matrices.items()}
+    low = min(float(a.min()) for a in arrays.values())
+    high = max(float(a.max()) for a in arrays.values())
+    figure = Figure(figsize=(4.2 * len(arrays) + 0.8, 3.8), layout="constrained")
+    axes = figure.subplots(1, len(arrays), squeeze=False)[0]
+    image = None
+    for axis, (name, matrix) in zip(axes, arrays.items()):
+        image = axis.imshow(matrix, vmin=low, vmax=high, cmap="viridis", aspect="auto")
+        axis.set(title=name, xlabel="key", ylabel="query")
+    figure.colorbar(image, ax=list(axes), label="cosine similarity")
+    return figure

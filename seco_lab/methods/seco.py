@@ -25,10 +25,11 @@ from seco_lab.engine.distributed import all_gather_no_grad, shuffle_bn_forward
 from seco_lab.losses.info_nce import InfoNCELoss
 from seco_lab.losses.intra_frame import IntraFrameLoss
 from seco_lab.losses.order import OrderLoss
-from seco_lab.methods.base import Method, frozen_copy, momentum_update, register
+from seco_lab.methods.base import Method, check_input_mode, frozen_copy, momentum_update, register
 from seco_lab.models.encoders2d import build_encoder_2d, load_trunk_weights
 from seco_lab.models.heads import seco_head
 from seco_lab.samplers import seco_frame_triplet
+from seco_lab.transforms.functional import frame_differences
 from seco_lab.transforms.recipes import seco_frame_augment
 
 SIGNALS = ("inter", "intra", "order")
@@ -51,22 +52,41 @@ class FrameEncoderWithHeads(nn.Module):
 
 @dataclass
 class SeCoViews:
-    """One video -> ``xq``, ``x1`` (two views of anchor a), ``x2``, ``x3`` (frames b, c) and ``order``."""
+    """One video -> ``xq``, ``x1`` (two views of anchor a), ``x2``, ``x3`` (frames b, c) and ``order``.
+
+    With ``input_mode="frame_differences"`` a "frame" is the difference between frame t and
+    frame t + 1, both augmented with one draw (pixels in [0, 1], no mean/std normalisation).
+    """
 
     augment_options: dict[str, Any] = field(default_factory=dict)
+    input_mode: str = "rgb"
 
     def __post_init__(self) -> None:
-        self.augment = seco_frame_augment(**self.augment_options)
+        check_input_mode(self.input_mode)
+        options = dict(self.augment_options)
+        if self.input_mode == "frame_differences":
+            options.update(mean=None, std=None)
+        self.augment = seco_frame_augment(**options)
+
+    def _view(self, frames: Tensor) -> Tensor:
+        """One augmented view: (C, H, W) for RGB, from a (2, C, H, W) pair for differences."""
+        if self.input_mode == "rgb":
+            return self.augment(frames)
+        return frame_differences(self.augment(frames))[0]
 
     def __call__(self, video: Any, rng: np.random.Generator) -> dict[str, Tensor]:
         indices, order = seco_frame_triplet(video.num_frames, rng)
-        frames = video.read(indices)  # (3, C, H, W) uint8: a, b, c
-        anchor, b, c = frames
+        if self.input_mode == "rgb":
+            anchor, b, c = video.read(indices)  # (C, H, W) uint8 each
+        else:
+            pairs = np.stack([indices, np.minimum(indices + 1, video.num_frames - 1)], axis=1)  # (3, 2)
+            frames = video.read(pairs.reshape(-1))  # (6, C, H, W): a, a+1, b, b+1, c, c+1
+            anchor, b, c = frames.view(3, 2, *frames.shape[1:])
         return {
-            "xq": self.augment(anchor),
-            "x1": self.augment(anchor),
-            "x2": self.augment(b),
-            "x3": self.augment(c),
+            "xq": self._view(anchor),
+            "x1": self._view(anchor),
+            "x2": self._view(b),
+            "x3": self._view(c),
             "order": torch.tensor(order, dtype=torch.long),
         }
 
@@ -84,6 +104,7 @@ class SeCo(Method):
             raise ValueError("SeCo needs at least one signal with a non-zero weight: inter, intra or order")
         self.momentum = float(cfg["key_momentum"])
         self.augment_options = {"crop_size": int(data["crop_size"]), **cfg.get("augment", {})}
+        self.input_mode = cfg.get("input_mode", "rgb")
         trunk = build_encoder_2d(cfg["arch"], width=cfg["width"], small_input=cfg["small_input"])
         if cfg.get("init_checkpoint"):
             load_trunk_weights(trunk, cfg["init_checkpoint"])
@@ -96,7 +117,7 @@ class SeCo(Method):
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
     def view_maker(self) -> SeCoViews:
-        return SeCoViews(self.augment_options)
+        return SeCoViews(self.augment_options, self.input_mode)
 
     def encoder(self) -> nn.Module:
         return self.query.trunk
