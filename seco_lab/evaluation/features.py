@@ -222,18 +222,31 @@ def normalise_frames(frames: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     return normalize(pixels, spec.mean, spec.std)
 
 
-def apply_input_mode(frames: torch.Tensor, spec: InputSpec) -> torch.Tensor:
-    """RGB frames pass through; ``"frame_differences"`` turns (T+1, C, H, W) into (T, C, H, W)."""
-    if spec.input_mode == "frame_differences":
-        return frame_differences(frames)
-    return frames
+def apply_input_mode(frames: torch.Tensor, spec: InputSpec, kind: str = "3d") -> torch.Tensor:
+    """Turn processed frames into encoder inputs (T, C, H, W); RGB passes through.
+
+    ``"frame_differences"``: a 3D clip of T+1 frames gives T differences of consecutive frames;
+    for 2D encoders the frames come in (t, t+1) pairs (see ``_frames_to_read``) and each pair
+    gives one difference frame, as the SeCo view maker makes them.
+    """
+    if spec.input_mode != "frame_differences":
+        return frames
+    if kind == "2d":
+        pairs = to_float01(frames).reshape(-1, 2, *frames.shape[1:])  # (T, 2, C, H, W)
+        return pairs[:, 1] - pairs[:, 0]
+    return frame_differences(frames)
 
 
-def _frames_to_read(indices: np.ndarray, spec: InputSpec, num_frames: int) -> np.ndarray:
-    """Frame differences need one more frame than they return (as the methods' view makers read)."""
+def _frames_to_read(indices: np.ndarray, spec: InputSpec, num_frames: int, kind: str = "3d") -> np.ndarray:
+    """Frame indices to decode: frame differences need the next frame too (after the clip for
+    3D encoders, after every frame for 2D encoders), as the methods' view makers read them."""
+    indices = np.asarray(indices)
     if spec.input_mode != "frame_differences":
         return indices
-    return clip_with_next_frame(np.asarray(indices), num_frames)
+    if kind == "2d":
+        pairs = np.stack([indices, np.minimum(indices + 1, num_frames - 1)], axis=1)  # (T, 2)
+        return pairs.reshape(-1)
+    return clip_with_next_frame(indices, num_frames)
 
 
 def centre_crop_transform(spec: InputSpec) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -285,8 +298,7 @@ class EvalViewDataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def _frames(self, record: Any, indices: np.ndarray, num_frames: int) -> torch.Tensor:
-        frames = _read_frames(record.path, _frames_to_read(indices, self.spec, num_frames), self.spec.size)
-        return frames
+        return _read_frames(record.path, _frames_to_read(indices, self.spec, num_frames, self.kind), self.spec.size)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         record, num_frames = self.records[i], self.num_frames[i]
@@ -294,7 +306,7 @@ class EvalViewDataset(torch.utils.data.Dataset):
         if self.kind == "2d":
             indices = evenly_spaced_frames(num_frames, self.frames_per_video)
             frames = self._frames(record, indices, num_frames)
-            views = apply_input_mode(self.transform(frames), spec)  # (T, C, crop, crop)
+            views = apply_input_mode(self.transform(frames), spec, "2d")  # (T, C, crop, crop)
         else:
             clips = []
             for indices in uniform_clip_indices(num_frames, spec.clip_frames, spec.stride, self.clips_per_video):

@@ -122,14 +122,14 @@ class FinetuneTrainVideos(torch.utils.data.Dataset):
             indices = tsn_segment_indices(num_frames, self.segments, rng)
         else:
             indices = random_clip_indices(num_frames, spec.clip_frames, spec.stride, rng)
-        frames = _read_frames(record.path, _frames_to_read(np.asarray(indices), spec, num_frames), spec.size)
+        frames = _read_frames(record.path, _frames_to_read(indices, spec, num_frames, self.kind), spec.size)
         height, width = frames.shape[-2:]
         top = int(rng.integers(0, height - spec.crop_size + 1))
         left = int(rng.integers(0, width - spec.crop_size + 1))
         frames = frames[..., top:top + spec.crop_size, left:left + spec.crop_size]
         if self.hflip and rng.random() < 0.5:
             frames = frames.flip(-1)
-        clip = apply_input_mode(normalise_frames(frames, spec), spec)  # (T, C, crop, crop)
+        clip = apply_input_mode(normalise_frames(frames, spec), spec, self.kind)  # (T, C, crop, crop)
         if self.kind == "3d":
             clip = clip.permute(1, 0, 2, 3)  # (C, T, crop, crop)
         return {"input": clip, "label": int(record.label)}
@@ -171,10 +171,10 @@ class FinetuneTestVideos(torch.utils.data.Dataset):
             clips = uniform_clip_indices(num_frames, spec.clip_frames, spec.stride, self.num_clips)
         views = []
         for indices in clips:
-            frames = _read_frames(record.path, _frames_to_read(indices, spec, num_frames), spec.size)
+            frames = _read_frames(record.path, _frames_to_read(indices, spec, num_frames, self.kind), spec.size)
             for top, left in crop_offsets(frames.shape[-2], frames.shape[-1], spec.crop_size, self.num_crops):
                 crop = frames[..., top:top + spec.crop_size, left:left + spec.crop_size]
-                clip = apply_input_mode(normalise_frames(crop, spec), spec)  # (T, C, crop, crop)
+                clip = apply_input_mode(normalise_frames(crop, spec), spec, self.kind)  # (T, C, crop, crop)
                 views.append(clip if self.kind == "2d" else clip.permute(1, 0, 2, 3))
         return {"views": torch.stack(views), "label": int(record.label)}
 

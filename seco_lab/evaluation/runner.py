@@ -97,7 +97,6 @@ def _tracking(encoder: LoadedEncoder, data_root: Path, settings: dict[str, Any],
                            num_scales=int(settings["tracking_num_scales"]),
                            feature_norm=str(settings["tracking_feature_norm"]))
     result = tracking_protocol(feature_fn, discover_tracking_sequences(data_root), config, progress=progress)
-    result["success_auc@iou"] = result.pop("success_auc")
     return result
 
 
