@@ -16,7 +16,8 @@ widget                        controls                                    output
 
 An executed HTML report has no kernel behind its widgets, so each view has a function that
 returns a matplotlib ``Figure`` of the same content: ``video_strip_figure``,
-``interval_sampler_figure``, ``augmentation_figure`` and ``neighbour_figure``.
+``interval_sampler_figure``, ``augmentation_figure`` and ``neighbour_figure``. They return a
+``DisplayFigure``, which a notebook shows as a PNG even when pyplot was never imported.
 
 Images are shown as PNG bytes in an ``ipywidgets.Image``; frames are uint8 ``(C, H, W)`` or
 clips ``(T, C, H, W)`` as everywhere in ``seco_lab``.
@@ -42,7 +43,7 @@ from seco_lab.video.io import probe_video, read_frames
 from seco_lab.video.layouts import VideoRecord, discover
 
 __all__ = [
-    "AugmentationPreview", "IntervalSamplerExplorer", "NeighbourExplorer", "VideoBrowser",
+    "AugmentationPreview", "DisplayFigure", "IntervalSamplerExplorer", "NeighbourExplorer", "VideoBrowser",
     "augmentation_figure", "augmentation_preview", "figure_png", "frame_png", "interval_sampler_explorer",
     "interval_sampler_figure", "neighbour_explorer", "neighbour_figure", "records_by_class",
     "sample_interval_gaps", "top_k_neighbours", "video_browser", "video_strip_figure",
@@ -84,6 +85,14 @@ def figure_png(figure: Figure, dpi: int = 80) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return buffer.getvalue()
+
+
+class DisplayFigure(Figure):
+    """A matplotlib ``Figure`` that shows itself as a PNG in Jupyter, whether or not pyplot (and
+    with it the inline backend's figure formatter) was ever imported; nothing is drawn twice."""
+
+    def _repr_png_(self) -> bytes:
+        return figure_png(self, dpi=100)
 
 
 def _check_clip(clip: torch.Tensor, where: str) -> None:
@@ -249,7 +258,7 @@ def video_strip_figure(
     each of the first ``max_classes`` classes), ``frames_per_video`` evenly spaced frames."""
     videos = records_by_class(source)
     rows = [(name, path) for name, paths in list(videos.items())[:max_classes] for path in paths[:videos_per_class]]
-    figure = Figure(figsize=(1.3 * frames_per_video, 1.2 * len(rows) + 0.3), layout="constrained")
+    figure = DisplayFigure(figsize=(1.3 * frames_per_video, 1.2 * len(rows) + 0.3), layout="constrained")
     axes = np.asarray(figure.subplots(len(rows), frames_per_video, squeeze=False))
     for row, (class_name, path) in enumerate(rows):
         num_frames = probe_video(path).num_frames
@@ -340,7 +349,7 @@ def interval_sampler_figure(
     distributions: Sequence[str] = GAP_DISTRIBUTIONS, seed: int = 0,
 ) -> Figure:
     """Static twin of ``interval_sampler_explorer``: one panel per distribution at ``power``."""
-    figure = Figure(figsize=(4.2 * len(distributions), 3.2), layout="constrained")
+    figure = DisplayFigure(figsize=(4.2 * len(distributions), 3.2), layout="constrained")
     axes = figure.subplots(1, len(distributions), squeeze=False)[0]
     for axis, distribution in zip(axes, distributions):
         _draw_interval_panel(axis, max_gap, n_draws, power, distribution, seed)
@@ -444,7 +453,7 @@ def augmentation_figure(
     positions = np.linspace(0, clip.shape[0] - 1, min(max_frames, clip.shape[0])).round().astype(np.int64)
     shown = clip[torch.from_numpy(positions)]  # (T', C, H, W)
     views = _augmented_views(shown, recipe or _default_recipe(clip), seed)
-    figure = Figure(figsize=(1.1 * shown.shape[0], 3.6), layout="constrained")
+    figure = DisplayFigure(figsize=(1.1 * shown.shape[0], 3.6), layout="constrained")
     _draw_augmentations(figure.subplots(), shown, views, f"clip-consistent vs per-frame augmentation, seed {seed}")
     return figure
 
@@ -594,7 +603,7 @@ def neighbour_figure(
     queries = [q for q in queries if 0 <= q < len(query_labels)]
     if not queries:
         raise ValueError(f"seco_lab/widgets.py: neighbour_figure needs query indices in [0, {len(query_labels)})")
-    figure = Figure(figsize=(1.4 * (neighbours.shape[1] + 1), 1.9 * len(queries)), layout="constrained")
+    figure = DisplayFigure(figsize=(1.4 * (neighbours.shape[1] + 1), 1.9 * len(queries)), layout="constrained")
     axes = figure.subplots(len(queries), 1, squeeze=False)[:, 0]
     for axis, query in zip(axes, queries):
         _draw_neighbour_row(axis, query, neighbours[query], similarities[query], query_labels,

@@ -112,6 +112,7 @@ def test_video_browser_refuses_an_empty_source():
 def test_video_strip_figure_has_one_row_per_video(dataset_root: Path):
     figure = widgets.video_strip_figure(dataset_root, size=FRAME_SIZE, frames_per_video=4, videos_per_class=2)
     assert isinstance(figure, Figure)
+    assert figure._repr_png_().startswith(b"\x89PNG"), "a static figure must display as a PNG in Jupyter"
     assert len(figure.axes) == 4 * 4
     assert "jump" in figure.axes[0].get_ylabel()
 
