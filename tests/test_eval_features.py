@@ -210,6 +210,13 @@ def test_input_spec_from_config_follows_method_and_backbone():
         assert (spec.clip_frames, spec.stride, spec.mean, spec.input_mode) == (6, 2, None, "frame_differences")
 
 
+class AbsoluteMean3D(nn.Module):
+    """Hand-made clip encoder: mean absolute value per channel, (N, 3, T, H, W) -> (N, 3)."""
+
+    def forward(self, x):
+        return x.abs().mean(dim=(2, 3, 4))
+
+
 @pytest.mark.parametrize("kind", ["2d", "3d"])
 def test_frame_differences_cancel_static_content(tmp_path, kind):
     static = np.repeat(square_video(4, reverse=False)[:1], FRAMES, axis=0)
@@ -218,7 +225,7 @@ def test_frame_differences_cancel_static_content(tmp_path, kind):
     write_video(paths["moving"], square_video(4, reverse=False))
     records = [VideoRecord(paths[name], label, name, "train") for label, name in enumerate(paths)]
     spec = InputSpec(size=SIZE, crop_size=SIZE, clip_frames=4, stride=1, input_mode="frame_differences")
-    module = BlockMeans() if kind == "2d" else ClipMean()
+    module = BlockMeans() if kind == "2d" else AbsoluteMean3D()
     features, _ = extract_video_features(LoadedEncoder(module, kind, spec), records, frames_per_video=4,
                                          clips_per_video=2, device="cpu", num_frames=[FRAMES, FRAMES])
     assert np.abs(features[0]).max() < 0.005
