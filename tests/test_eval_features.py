@@ -229,4 +229,4 @@ def test_frame_differences_cancel_static_content(tmp_path, kind):
     features, _ = extract_video_features(LoadedEncoder(module, kind, spec), records, frames_per_video=4,
                                          clips_per_video=2, device="cpu", num_frames=[FRAMES, FRAMES])
     assert np.abs(features[0]).max() < 0.005
-    assert np.abs(features[1]).max() > 0.02
+    assert np.abs(features[1]).max() > 0.01
