@@ -258,19 +258,20 @@ def video_strip_figure(
     each of the first ``max_classes`` classes), ``frames_per_video`` evenly spaced frames."""
     videos = records_by_class(source)
     rows = [(name, path) for name, paths in list(videos.items())[:max_classes] for path in paths[:videos_per_class]]
-    figure = DisplayFigure(figsize=(1.3 * frames_per_video, 1.2 * len(rows) + 0.3), layout="constrained")
-    axes = np.asarray(figure.subplots(len(rows), frames_per_video, squeeze=False))
-    for row, (class_name, path) in enumerate(rows):
+    figure = DisplayFigure(figsize=(1.3 * frames_per_video, 1.3 * len(rows) + 0.3), layout="constrained")
+    axes = figure.subplots(len(rows), 1, squeeze=False)[:, 0]
+    for axis, (class_name, path) in zip(axes, rows):
         num_frames = probe_video(path).num_frames
         indices = np.linspace(0, num_frames - 1, frames_per_video).round().astype(np.int64)
         frames = read_frames(path, indices.tolist(), size)  # (frames_per_video, C, H, W)
-        for column, axis in enumerate(axes[row]):
-            axis.imshow(_to_hwc_uint8(frames[column]))
-            axis.set_xticks([])
-            axis.set_yticks([])
-            if row == 0 or column == 0:
-                axis.set_title(f"frame {indices[column]}", fontsize=7)
-        axes[row, 0].set_ylabel(f"{class_name}\n{path.name}", fontsize=7)
+        mosaic, _, width = _mosaic([[_to_hwc_uint8(frame) for frame in frames]])
+        axis.imshow(mosaic)
+        axis.set_xticks([c * (width + 2) + width / 2 for c in range(len(indices))],
+                        [f"frame {i}" for i in indices], fontsize=7)
+        axis.set_yticks([])
+        axis.tick_params(length=0)
+        axis.set_frame_on(False)
+        axis.set_ylabel(f"{class_name}\n{path.name}", fontsize=7)
     figure.suptitle(f"{len(videos)} classes; one row per video", fontsize=9)
     return figure
 

@@ -113,8 +113,9 @@ def test_video_strip_figure_has_one_row_per_video(dataset_root: Path):
     figure = widgets.video_strip_figure(dataset_root, size=FRAME_SIZE, frames_per_video=4, videos_per_class=2)
     assert isinstance(figure, Figure)
     assert figure._repr_png_().startswith(b"\x89PNG"), "a static figure must display as a PNG in Jupyter"
-    assert len(figure.axes) == 4 * 4
-    assert "jump" in figure.axes[0].get_ylabel()
+    assert len(figure.axes) == 4
+    assert figure.axes[0].get_ylabel() == "jump\njump_0.mp4" and figure.axes[3].get_ylabel() == "walk\nwalk_1.mp4"
+    assert [label.get_text() for label in figure.axes[3].get_xticklabels()] == [f"frame {i}" for i in (0, 4, 7, 11)]
 
 
 # -------------------------------------------------------------------------------------------- sampler
