@@ -175,14 +175,16 @@ def tiny_checkpoint(tmp_path, monkeypatch):
     return path
 
 
-@pytest.mark.parametrize("protocol", ["linear-svm", "knn", "retrieval", "linear"])
+@pytest.mark.parametrize("protocol", ["linear-svm", "knn", "retrieval", "linear", "finetune"])
 def test_run_protocol_end_to_end_appends_results(pair_dataset, tiny_checkpoint, protocol):
     from seco_lab.evaluation.runner import read_results, run_protocol
 
     root, _, _ = pair_dataset
     metrics = run_protocol(protocol, tiny_checkpoint, root, profile="smoke", pooling="concat", device="cpu",
-                           bn_stats="train", linear_epochs=5, progress=False)
+                           bn_stats="train", linear_epochs=5, finetune_segments=2, weights="random",
+                           progress=False)
     assert metrics["protocol"] == protocol and metrics["num_train"] == 8 and metrics["num_test"] == 6
+    assert metrics["weights"] == "random" and metrics["method"] == TinyFrameMethod.name
     assert metrics["bn_stats"] == "train" and metrics["pooling"] == "concat" and metrics["wall_time_s"] > 0
     key = "R@1" if protocol == "retrieval" else "top1"
     assert 0.0 <= metrics[key] <= 100.0

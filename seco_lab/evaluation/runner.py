@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -74,14 +75,30 @@ def read_results(results_file: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _video_splits(data_root: Path, split: int, layout: str, progress: bool):
+@dataclass
+class VideoSplits:
+    """A dataset's train and test records with their decodable frame counts."""
+
+    spec: Any
+    train: list[Any]
+    test: list[Any]
+    train_frames: list[int]
+    test_frames: list[int]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.spec.classes)
+
+
+def load_video_splits(data_root: str | Path, split: int = 1, layout: str = "auto", progress: bool = False) -> VideoSplits:
+    """Index a dataset (any supported layout) and return its usable train/test records."""
     from seco_lab.video.index import load_dataset
 
     spec, index = load_dataset(data_root, layout=layout, split=split, progress=progress)
     train, test = spec.split("train"), spec.split("test")
     if not train or not test:
         raise EvaluationError(f"{data_root}: needs train and test videos, found {len(train)} train / {len(test)} test")
-    return spec, train, test, [index[r].num_frames for r in train], [index[r].num_frames for r in test]
+    return VideoSplits(spec, train, test, [index[r].num_frames for r in train], [index[r].num_frames for r in test])
 
 
 def _tracking(encoder: LoadedEncoder, data_root: Path, settings: dict[str, Any], device, progress: bool) -> dict[str, Any]:
@@ -142,9 +159,9 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
         result = _tracking(encoder, data_root, settings, device_t, progress)
         context["bn_stats"] = "checkpoint"
     else:
-        spec, train, test, train_frames, test_frames = _video_splits(
-            data_root, int(options.get("split", 1)), str(options.get("layout", "auto")), progress)
-        num_classes = len(spec.classes)
+        splits = load_video_splits(data_root, int(options.get("split", 1)), str(options.get("layout", "auto")), progress)
+        train, test, train_frames, test_frames = splits.train, splits.test, splits.train_frames, splits.test_frames
+        num_classes = splits.num_classes
         if settings["bn_stats"] == "train":
             recompute_bn_stats(encoder, train, train_frames, frames_per_video=int(settings["frames_per_video"]),
                                clips_per_video=int(settings["clips_per_video"]),
