@@ -103,6 +103,18 @@ def test_load_trunk_weights_torchvision_and_moco_formats(tmp_path):
     assert torch.equal(target.layer4[1].conv2.weight, query_trunk.layer4[1].conv2.weight)
 
 
+def test_load_trunk_weights_from_method_state_dict(tmp_path):
+    query_trunk = build_encoder_2d("resnet18", width=0.25, small_input=True)
+    method_state = {f"query.trunk.{k}": v for k, v in query_trunk.state_dict().items()}
+    method_state |= {f"key.trunk.{k}": torch.zeros_like(v) for k, v in query_trunk.state_dict().items()}
+    method_state["query.heads.inter.0.weight"] = torch.zeros(8, 128)
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model": method_state, "step": 10}, path)
+    target = build_encoder_2d("resnet18", width=0.25, small_input=True)
+    load_trunk_weights(target, path)
+    assert torch.equal(target.conv1.weight, query_trunk.conv1.weight)
+
+
 def test_load_trunk_weights_errors_name_keys(tmp_path):
     state = build_encoder_2d("resnet18", width=0.25).state_dict()
     del state["layer1.0.conv1.weight"]

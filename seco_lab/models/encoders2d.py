@@ -127,16 +127,17 @@ def build_encoder_2d(
     return Encoder2D(arch=arch, width=width, small_input=small_input, in_channels=in_channels)
 
 
-TRUNK_PREFIXES = ("module.encoder_q.", "encoder_q.", "module.", "backbone.", "encoder.")
+TRUNK_PREFIXES = ("module.encoder_q.", "encoder_q.", "query.trunk.", "trunk.", "module.", "backbone.", "encoder.")
 CHECKPOINT_CONTAINER_KEYS = ("state_dict", "model")
 
 
 def extract_trunk_state_dict(state: dict[str, Tensor], path: str | Path = "<state dict>") -> dict[str, Tensor]:
     """Normalise a checkpoint's state dict to the trunk's own key names.
 
-    Unwraps ``{"state_dict": ...}`` / ``{"model": ...}`` containers, keeps only the query encoder
-    of MoCo-style checkpoints (``module.encoder_q.``), strips ``module.`` and similar prefixes, and
-    drops the classifier / projection head (``fc.*``).
+    Unwraps ``{"state_dict": ...}`` / ``{"model": ...}`` containers, keeps only the query trunk
+    of MoCo-style checkpoints (``module.encoder_q.``) and of seco_lab method state dicts
+    (``query.trunk.`` / ``trunk.``), strips ``module.`` and similar prefixes (the first prefix in
+    ``TRUNK_PREFIXES`` that occurs wins) and drops the classifier / projection head (``fc.*``).
     """
     for container_key in CHECKPOINT_CONTAINER_KEYS:
         if container_key in state and isinstance(state[container_key], dict):
