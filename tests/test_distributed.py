@@ -1,8 +1,8 @@
 """Two gloo processes against one process holding the whole global batch.
 
 One spawn (module fixture) runs, on each of 2 ranks: a full ``fit`` of the toy MoCo-style
-method under DDP (``fit`` creates the process group from torchrun-style env variables), then
-the gather / shuffle-BN helpers on a fresh group. The parent computes the same things in a
+method under DDP (``fit`` creates the process group from torchrun-style env variables), a
+second ``fit`` (sync_bn on CPU), then the gather / shuffle-BN helpers on the same group. The parent computes the same things in a
 single process and compares.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ from seco_lab.engine.distributed import (
 WORLD = 2
 LOCAL_BATCH = 4
 TEMPERATURE = 0.5
+SPAWN_TIMEOUT = 240.0
 
 
 def free_port() -> int:
@@ -67,17 +70,23 @@ def projector() -> nn.Module:
     return nn.Sequential(nn.Linear(INPUT_DIM, 6), nn.Tanh(), nn.Linear(6, 5))
 
 
-def worker(rank_index: int, out_dir: str, fit_port: int, helper_port: int) -> None:
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(fit_port),
+def worker(rank_index: int, out_dir: str, port: int) -> None:
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
                        "WORLD_SIZE": str(WORLD), "RANK": str(rank_index),
                        "LOCAL_RANK": str(rank_index)})
     out = Path(out_dir)
     method, dataset = build_toy()
     fit(method, dataset, ddp_config(), out / "ddp_run", {"method": "toy"}, progress=False)
     torch.save(method.state_dict(), out / f"fit_rank{rank_index}.pt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.manual_seed(0)
+        fit(ToyMoCo(queue_size=20, use_bn=True), dataset,
+            TrainConfig.from_dict({**ddp_config().to_dict(), "epochs": 1, "sync_bn": True}),
+            out / "sync_bn_run", {"method": "toy"}, progress=False)
+    torch.save({"warnings": [str(w.message) for w in caught]}, out / f"sync_bn_rank{rank_index}.pt")
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{helper_port}",
-                            world_size=WORLD, rank=rank_index)
+    assert dist.is_initialized(), "fit keeps the process group it created from the environment"
     results: dict[str, object] = {"world_size": world_size(), "rank": rank(),
                                   "is_distributed": is_distributed()}
     x1, x2 = global_inputs()
@@ -124,7 +133,13 @@ def worker(rank_index: int, out_dir: str, fit_port: int, helper_port: int) -> No
 @pytest.fixture(scope="module")
 def spawned(tmp_path_factory) -> Path:
     out_dir = tmp_path_factory.mktemp("ddp")
-    mp.spawn(worker, args=(str(out_dir), free_port(), free_port()), nprocs=WORLD, join=True)
+    context = mp.start_processes(worker, args=(str(out_dir), free_port()), nprocs=WORLD, join=False)
+    deadline = time.monotonic() + SPAWN_TIMEOUT
+    while not context.join(timeout=1.0):  # raises if a worker failed
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"distributed workers still running after {SPAWN_TIMEOUT} s (deadlock?)")
     return out_dir
 
 
@@ -197,3 +212,10 @@ def test_ddp_fit_matches_single_process_fit(spawned, tmp_path):
     checkpoint = torch.load(spawned / "ddp_run" / "checkpoint.pt", weights_only=True)
     assert checkpoint["world_size"] == WORLD and len(checkpoint["rng"]) == WORLD
     assert checkpoint["finished"]
+
+
+def test_sync_bn_on_cpu_processes_warns_and_trains(spawned):
+    for rank_index in range(WORLD):
+        messages = load_rank(spawned, "sync_bn", rank_index)["warnings"]
+        assert any("sync_bn=True ignored" in message for message in messages)
+    assert load_history(spawned / "sync_bn_run", "step")[-1]["step"] == 2

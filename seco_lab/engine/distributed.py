@@ -8,6 +8,7 @@ exact: its backward sums the gradient that every rank's loss sends to each gathe
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -43,8 +44,9 @@ def env_local_rank() -> int:
 def init_from_env(use_cuda: bool) -> bool:
     """Initialise the default process group from torchrun's environment when ``WORLD_SIZE > 1``.
 
-    Backend: nccl for CUDA, gloo for CPU. Returns True when this call created the group (the
-    caller then owns it and destroys it), False when there is nothing to do or a group exists.
+    Backend: nccl for CUDA, gloo for CPU. The group is kept for the rest of the process (a
+    second rendezvous on the same ``MASTER_PORT`` is unreliable) and destroyed at exit.
+    Returns True when this call created it, False when there is nothing to do or one exists.
     """
     if env_world_size() <= 1 or (dist.is_available() and dist.is_initialized()):
         return False
@@ -58,7 +60,13 @@ def init_from_env(use_cuda: bool) -> bool:
     if use_cuda:
         torch.cuda.set_device(env_local_rank())
     dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    atexit.register(_destroy_if_initialised)
     return True
+
+
+def _destroy_if_initialised() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier() -> None:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,8 @@ def fit(
     continued exactly (a finished run loads its weights into ``method`` and returns);
     ``resume=False`` starts afresh and overwrites it. ``monitor(method) -> dict`` runs on
     rank 0 every ``cfg.knn_every`` epochs, without disturbing the training RNG.
+    Under torchrun the process group created here stays up for later ``fit`` calls or
+    evaluation and is destroyed at interpreter exit.
     """
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"fit: cfg must be a TrainConfig, got {type(cfg).__name__}")
@@ -88,13 +91,9 @@ def fit(
     except TypeError as error:
         raise TypeError(f"fit: full_config must be JSON-able ({error})") from None
     device = resolve_device(cfg.device, distributed.env_local_rank())
-    owns_group = distributed.init_from_env(use_cuda=device.type == "cuda")
-    try:
-        return _TrainingRun(method, dataset, cfg, Path(run_dir), full_config, device, monitor,
-                            progress).run(resume)
-    finally:
-        if owns_group:
-            dist.destroy_process_group()
+    distributed.init_from_env(use_cuda=device.type == "cuda")
+    return _TrainingRun(method, dataset, cfg, Path(run_dir), full_config, device, monitor,
+                        progress).run(resume)
 
 
 class _TrainingRun:
@@ -124,7 +123,11 @@ class _TrainingRun:
         self.amp_dtype = autocast_dtype(device, cfg.amp)
 
         if self.world_size > 1 and cfg.sync_bn:
-            method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+            if device.type == "cuda":
+                method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+            else:
+                warnings.warn("sync_bn=True ignored: torch's SyncBatchNorm runs on GPUs only, "
+                              "so each CPU process normalises its own batch", stacklevel=3)
         self.method = method.to(device)
         if self.use_channels_last:
             module_to_channels_last(self.method)
