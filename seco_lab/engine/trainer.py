@@ -244,7 +244,9 @@ class _TrainingRun:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        self.method.after_step()
+        after_step = getattr(self.method, "after_step", None)
+        if after_step is not None:
+            after_step()
         return {name: value.detach().float().reshape(()) for name, value in out.items()
                 if isinstance(value, torch.Tensor) and value.numel() == 1}
 
