@@ -28,6 +28,9 @@ class TrainConfig:
     ``amp`` and ``channels_last`` act on CUDA only. ``checkpoint_every`` counts steps
     (0: checkpoint at epoch ends only); ``knn_every`` counts epochs between ``monitor`` calls
     (0: never); ``log_every`` counts steps between progress-bar/history flushes.
+    ``momentum`` is SGD's momentum, or AdamW's beta1 (beta2 = 0.999). Under DDP,
+    ``find_unused_parameters`` is needed by methods with switched-off losses, and
+    ``broadcast_buffers`` re-sends rank 0's buffers (BN statistics, queue) at every forward.
     """
 
     epochs: int
