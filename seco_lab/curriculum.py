@@ -84,12 +84,14 @@ class RunFeatures:
     train_views: np.ndarray | None = None
 
 
-def extract_run_features(lab: Session, name: str, pooling: str = "mean", bn_stats: str = "checkpoint",
-                         progress: bool = False) -> RunFeatures:
+def extract_run_features(lab: Session, name: str, bn_stats: str = "checkpoint",
+                         progress: bool = False) -> dict[str, RunFeatures]:
     """Features of run ``name`` (``lab.run_dir/name/checkpoint.pt``) on the session's dataset.
 
-    ``pooling`` applies to frame encoders (mean over frames, or concatenation in temporal order);
-    ``bn_stats="train"`` re-estimates BatchNorm statistics on train videos first.
+    Frame encoders give two poolings from one extraction: ``"concat"`` (frame features in
+    temporal order) and ``"mean"`` (their average, the papers' protocol); clip encoders give
+    ``"clips"`` (clip features averaged over evenly spaced clips). ``bn_stats="train"``
+    re-estimates BatchNorm statistics on train videos first.
     """
     from seco_lab.evaluation.features import extract_video_features, load_encoder, recompute_bn_stats
     from seco_lab.video.index import load_dataset
@@ -105,13 +107,24 @@ def extract_run_features(lab: Session, name: str, pooling: str = "mean", bn_stat
                            clips_per_video=settings["clips_per_video"], batch_size=settings["batch_size"],
                            device=_device(lab), seed=lab.seed)
     options = dict(frames_per_video=settings["frames_per_video"], clips_per_video=settings["clips_per_video"],
-                   pooling=pooling, batch_size=settings["batch_size"], device=_device(lab), progress=progress,
+                   pooling="concat", batch_size=settings["batch_size"], device=_device(lab), progress=progress,
                    keep_views=True)
     train_views, train_y = extract_video_features(encoder, train, num_frames=train_frames, **options)
     test_views, test_y = extract_video_features(encoder, test, num_frames=test_frames, **options)
-    return RunFeatures(name, encoder.kind, pooling if encoder.kind == "2d" else "clips",
-                       train_views.mean(axis=1), train_y, test_views.mean(axis=1), test_y,
-                       test_views=test_views, train_views=train_views)
+    if encoder.kind == "3d":
+        return {"clips": RunFeatures(name, "3d", "clips", train_views.mean(axis=1), train_y,
+                                     test_views.mean(axis=1), test_y, test_views=test_views, train_views=train_views)}
+    frames = settings["frames_per_video"]
+    pooled = {}
+    for pooling in ("mean", "concat"):
+        split_features = []
+        for views in (train_views, test_views):
+            concat = views[:, 0]  # (N, T * D), frames in temporal order
+            features = concat if pooling == "concat" else concat.reshape(len(concat), frames, -1).mean(axis=1)
+            split_features.append(features)
+        pooled[pooling] = RunFeatures(name, "2d", pooling, split_features[0], train_y, split_features[1], test_y,
+                                      test_views=split_features[1][:, None], train_views=split_features[0][:, None])
+    return pooled
 
 
 def _device(lab: Session) -> str:

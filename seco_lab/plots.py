@@ -279,7 +279,7 @@ def plot_frame_triplets(num_frames: int, triplets: np.ndarray, orders: np.ndarra
     axis.set_yticks(rows, [f"order {int(o)}" for o in orders], fontsize=6)
     axis.set(xlim=(-0.5, num_frames - 0.5), xlabel="frame index", title="SeCo frame triplets (one draw per row)")
     axis.invert_yaxis()
-    axis.legend(loc="upper right", fontsize="small")
+    axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     return figure
 
 

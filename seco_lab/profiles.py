@@ -54,6 +54,7 @@ _SMOKE: dict[str, Any] = {
         "lr_scaling_batch": 0, "weight_decay": 1e-4, "warmup_epochs": 0,
         "checkpoint_every": 0, "knn_every": 0,
     },
+    "train_signals": {"epochs": 1},
     "eval": {
         "frames_per_video": 8, "clips_per_video": 2, "test_crops": 1, "batch_size": 64, "bn_stats": "checkpoint",
         "svm_c": 1.0,
@@ -64,7 +65,7 @@ _SMOKE: dict[str, Any] = {
         "finetune_weight_decay": 0.0, "finetune_segments": 4, "finetune_dropout": 0.5, "finetune_partial_bn": True,
         "finetune_hflip": False, "finetune_test_clips": 2, "finetune_test_crops": 1,
         "tracking_exemplar_size": 32, "tracking_instance_size": 64, "tracking_num_scales": 3,
-        "tracking_feature_norm": "l2",
+        "tracking_feature_norm": "l2", "embeddings": ["pca"],
     },
 }
 
@@ -77,7 +78,8 @@ _STANDARD.update({
         "checkpoint_every": 200, "knn_every": 5,
     },
 })
-_STANDARD["eval"].update({"clips_per_video": 4, "linear_epochs": 100, "finetune_epochs": 5})
+_STANDARD["eval"].update({"embeddings": ["pca", "tsne"], "clips_per_video": 4, "linear_epochs": 100, "finetune_epochs": 5})
+_STANDARD["train_signals"] = {"epochs": 5}
 _STANDARD["seco"].update({"width": 0.5, "head_hidden": 128, "head_dim": 64, "queue_size": 4096})
 _STANDARD["cvrl"].update({"width": 0.5, "head_hidden": 128, "head_dim": 64})
 _STANDARD["dualvar"].update({"width": 0.5, "head_hidden": 128, "clip_dim": 64, "series_dim": 32})
@@ -111,6 +113,7 @@ _PAPER: dict[str, Any] = {
         "lr_scaling_batch": 256, "weight_decay": 1e-4, "warmup_epochs": 5,
         "checkpoint_every": 1000, "knn_every": 0,
     },
+    "train_signals": {"epochs": 50},
 }
 _PAPER["eval"] = copy.deepcopy(_SMOKE["eval"])
 _PAPER["eval"].update({
@@ -120,7 +123,7 @@ _PAPER["eval"].update({
     "finetune_epochs": 150, "finetune_lr": 1e-3, "finetune_optimizer": "sgd", "finetune_batch_size": 64,
     "finetune_weight_decay": 5e-4, "finetune_segments": 7, "finetune_dropout": 0.9, "finetune_test_clips": 20,
     "finetune_test_crops": 3, "finetune_hflip": True,
-    "tracking_exemplar_size": 127, "tracking_instance_size": 255,
+    "tracking_exemplar_size": 127, "tracking_instance_size": 255, "embeddings": ["pca", "tsne"],
 })
 
 PROFILES: dict[str, dict[str, Any]] = {"smoke": _SMOKE, "standard": _STANDARD, "paper": _PAPER}

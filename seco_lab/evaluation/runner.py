@@ -101,7 +101,10 @@ def load_video_splits(data_root: str | Path, split: int = 1, layout: str = "auto
     return VideoSplits(spec, train, test, [index[r].num_frames for r in train], [index[r].num_frames for r in test])
 
 
-def _tracking(encoder: LoadedEncoder, data_root: Path, settings: dict[str, Any], device, progress: bool) -> dict[str, Any]:
+def track_encoder(encoder: LoadedEncoder, data_root: Path, settings: dict[str, Any], device: Any = "cpu",
+                  progress: bool = False) -> dict[str, Any]:
+    """The tracking protocol on every OTB sequence under ``data_root``: scores, curves and the
+    per-sequence boxes (``"sequences"``), or ``{"skipped": reason}`` for a 3D encoder."""
     if encoder.kind != "2d":
         return {"skipped": f"tracking needs a 2D frame encoder's feature map; method {encoder.method!r} "
                            f"has a {encoder.kind} encoder"}
@@ -156,7 +159,7 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
     }
 
     if protocol == "tracking":
-        result = _tracking(encoder, data_root, settings, device_t, progress)
+        result = track_encoder(encoder, data_root, settings, device_t, progress)
         context["bn_stats"] = "checkpoint"
     else:
         splits = load_video_splits(data_root, int(options.get("split", 1)), str(options.get("layout", "auto")), progress)
