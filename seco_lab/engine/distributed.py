@@ -81,7 +81,8 @@ class _AllGatherWithGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         ctx.batch = x.shape[0]
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        parts = [torch.empty_like(x, memory_format=torch.contiguous_format)
+                 for _ in range(dist.get_world_size())]
         dist.all_gather(parts, x.contiguous())
         return torch.cat(parts, dim=0)  # (W * B, ...)
 
@@ -110,7 +111,8 @@ def all_gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     """(B, ...) on every rank -> (W * B, ...) in rank order, detached. ``x.detach()`` in one process."""
     if not is_distributed():
         return x.detach()
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    parts = [torch.empty_like(x, memory_format=torch.contiguous_format)
+                 for _ in range(dist.get_world_size())]
     dist.all_gather(parts, x.detach().contiguous())
     return torch.cat(parts, dim=0)
 
