@@ -112,7 +112,7 @@ def all_gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     if not is_distributed():
         return x.detach()
     parts = [torch.empty_like(x, memory_format=torch.contiguous_format)
-                 for _ in range(dist.get_world_size())]
+             for _ in range(dist.get_world_size())]
     dist.all_gather(parts, x.detach().contiguous())
     return torch.cat(parts, dim=0)
 
