@@ -59,7 +59,7 @@ def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
     if checkpoint.exists() and load_checkpoint(checkpoint)["finished"]:
         print(f"{spec.name}: reusing the finished run in {run_dir} (delete that folder to train again)")
     else:
-        state = "resuming" if checkpoint.exists() else "training"
+        state = "resuming" if checkpoint.exists() else ("initialising" if spec.epochs == 0 else "training")
         print(f"{spec.name}: {state} — {spec.description or spec.method}")
     result = pretrain(spec.method, lab.data_root, lab.profile_name, run_dir, epochs=spec.epochs,
                       device=lab.device, resume=True, seed=lab.seed, overrides=spec.overrides, progress=progress)

@@ -26,7 +26,7 @@ class ProfileError(ValueError):
 
 
 _SMOKE: dict[str, Any] = {
-    "data": {"size": 64, "crop_size": 56, "num_workers": 0},
+    "data": {"size": 64, "crop_size": 56, "num_workers": 1, "frame_cache": True},
     "synth": {"preset": "smoke"},
     "seco": {
         "arch": "resnet18", "width": 0.25, "small_input": True, "head_hidden": 64, "head_dim": 32,
@@ -80,12 +80,12 @@ _STANDARD.update({
 })
 _STANDARD["eval"].update({"embeddings": ["pca", "tsne"], "clips_per_video": 4, "linear_epochs": 100, "finetune_epochs": 5})
 _STANDARD["train_signals"] = {"epochs": 5}
-_STANDARD["seco"].update({"width": 0.5, "head_hidden": 128, "head_dim": 64, "queue_size": 4096})
+_STANDARD["seco"].update({"width": 0.5, "small_input": False, "head_hidden": 128, "head_dim": 64, "queue_size": 4096})
 _STANDARD["cvrl"].update({"width": 0.5, "head_hidden": 128, "head_dim": 64})
 _STANDARD["dualvar"].update({"width": 0.5, "head_hidden": 128, "clip_dim": 64, "series_dim": 32})
 
 _PAPER: dict[str, Any] = {
-    "data": {"size": 256, "crop_size": 224, "num_workers": 8},
+    "data": {"size": 256, "crop_size": 224, "num_workers": 8, "frame_cache": False},
     "synth": {"preset": "standard"},
     "seco": {
         "arch": "resnet50", "width": 1.0, "small_input": False, "head_hidden": 2048, "head_dim": 128,

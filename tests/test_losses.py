@@ -119,6 +119,21 @@ def test_order_loss_matches_reference_and_accuracy():
     assert order_loss.logits(q, kb, kc).shape == (5, 2)
 
 
+def test_order_loss_with_a_hidden_layer_matches_reference():
+    torch.manual_seed(0)
+    order_loss = OrderLoss(embed_dim=4, hidden_dim=6).double()
+    q, kb, kc = unit_vectors(3, 4, seed=1), unit_vectors(3, 4, seed=2), unit_vectors(3, 4, seed=3)
+    labels = torch.tensor([1, 0, 1])
+    first, _, second = order_loss.classifier
+    rows = []
+    for b in range(3):
+        features = q[b].tolist() + kb[b].tolist() + kc[b].tolist()
+        hidden = [max(0.0, dot(first.weight[h].tolist(), features) + first.bias[h].item()) for h in range(6)]
+        logits = [dot(second.weight[c].tolist(), hidden) + second.bias[c].item() for c in range(2)]
+        rows.append(cross_entropy_at(logits, int(labels[b])))
+    assert order_loss(q, kb, kc, labels).item() == pytest.approx(sum(rows) / 3, rel=1e-9)
+
+
 def test_order_loss_is_sensitive_to_argument_order():
     torch.manual_seed(0)
     order_loss = OrderLoss(embed_dim=8).double()

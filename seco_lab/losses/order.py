@@ -19,13 +19,25 @@ class OrderLoss(nn.Module):
     and ``k_c`` the key encoder's order-head embeddings of frames b and c (b <= c), and ``y`` the
     sampled order (0: anchor in the first half). The classifier's parameters belong to this module.
 
+    ``hidden_dim > 0`` replaces the linear classifier by Linear(3·D -> hidden) - ReLU -
+    Linear(hidden -> 2). A linear classifier can only add up evidence from each frame on its
+    own; deciding whether ``a`` lies before or after ``b -> c`` from where an object is in each
+    frame needs the frames' features to interact, which the hidden layer allows. SeCo's
+    reference is linear (``hidden_dim=0``).
+
     Shapes: q_order, k_b, k_c (B, D); labels (B,) int64 in {0, 1} -> scalar.
     """
 
-    def __init__(self, embed_dim: int = 128, num_classes: int = 2) -> None:
+    def __init__(self, embed_dim: int = 128, num_classes: int = 2, hidden_dim: int = 0) -> None:
         super().__init__()
+        if hidden_dim < 0:
+            raise ValueError(f"seco_lab/losses: OrderLoss: hidden_dim must be >= 0, got {hidden_dim}")
         self.embed_dim = embed_dim
-        self.classifier = nn.Linear(3 * embed_dim, num_classes)
+        self.num_classes = num_classes
+        self.classifier = (
+            nn.Linear(3 * embed_dim, num_classes) if hidden_dim == 0 else
+            nn.Sequential(nn.Linear(3 * embed_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, num_classes))
+        )
 
     def logits(self, q_order: Tensor, k_b: Tensor, k_c: Tensor) -> Tensor:
         """(B, D) x3 -> classifier logits (B, num_classes)."""
@@ -44,7 +56,7 @@ class OrderLoss(nn.Module):
                 f"seco_lab/losses: OrderLoss: labels must be an int64 tensor of shape ({batch_size},), got "
                 f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}"
             )
-        num_classes = self.classifier.out_features
+        num_classes = self.num_classes
         if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(f"seco_lab/losses: OrderLoss: labels must lie in [0, {num_classes - 1}]")
 

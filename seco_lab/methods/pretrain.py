@@ -89,12 +89,21 @@ def _write_initial_checkpoint(method: Any, config: dict[str, Any], run_dir: Path
     return path
 
 
+def training_sections(config: dict[str, Any]) -> list[str]:
+    """The config sections that change what a run trains (evaluation settings do not)."""
+    method = config["method"]
+    sections = ["method", "data", "train", f"train_{method}", method]
+    if method == "supervised":
+        sections.append(config["supervised"]["backbone"])
+    return sections
+
+
 def _existing_config_differences(run_dir: Path, config: dict[str, Any]) -> list[str]:
     path = run_dir / CONFIG_NAME
     if not path.exists():
         return []
     existing = json.loads(path.read_text())
-    return sorted(key for key in set(existing) | set(config) if existing.get(key) != config.get(key))
+    return [key for key in training_sections(config) if existing.get(key) != config.get(key)]
 
 
 def pretrain(
@@ -121,6 +130,7 @@ def pretrain(
     existing one, so a finished run is never silently mixed with different settings.
     """
     from seco_lab.video.dataset import VideoDataset
+    from seco_lab.video.frame_store import FrameStore, store_folder
     from seco_lab.video.index import load_dataset
 
     run_dir = Path(run_dir)
@@ -163,8 +173,13 @@ def pretrain(
 
     cfg = train_config(config, device=device, seed=seed)
     cfg.find_unused_parameters = model.has_unused_parameters()
-    dataset = VideoDataset(train_records, index, model.view_maker(), size=int(config["data"]["size"]),
-                           seed=seed, problem_log=run_dir / "data_problems.txt")
+    size = int(config["data"]["size"])
+    store = None
+    if config["data"].get("frame_cache"):
+        store = FrameStore.build([r.path for r in train_records], [index[r].num_frames for r in train_records],
+                                 size, store_folder(Path(data_root)), progress=progress)
+    dataset = VideoDataset(train_records, index, model.view_maker(), size=size, seed=seed,
+                           problem_log=run_dir / "data_problems.txt", frame_store=store)
     knn_monitor = None
     if monitor and cfg.knn_every:
         from seco_lab.evaluation.monitor import knn_monitor as make_knn_monitor

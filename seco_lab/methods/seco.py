@@ -112,7 +112,7 @@ class SeCo(Method):
         self.key = frozen_copy(self.query)
         self.inter_loss = InfoNCELoss(cfg["temperature"])
         self.intra_loss = IntraFrameLoss(cfg["temperature"])
-        self.order_loss = OrderLoss(cfg["head_dim"])
+        self.order_loss = OrderLoss(cfg["head_dim"], hidden_dim=int(cfg.get("order_hidden", 0)))
         self.register_buffer("queue", F.normalize(torch.randn(cfg["queue_size"], cfg["head_dim"]), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 

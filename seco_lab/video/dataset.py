@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from seco_lab.video.frame_store import FrameStore
 from seco_lab.video.io import VideoDecodeError, VideoInfo, read_frames
 from seco_lab.video.layouts import Problem, VideoRecord
 
@@ -53,12 +54,14 @@ class VideoSource:
         size: shorter side of the frames :meth:`read` returns (None = native).
     """
 
-    def __init__(self, path: Path, num_frames: int, label: int, index: int, size: int | None) -> None:
+    def __init__(self, path: Path, num_frames: int, label: int, index: int, size: int | None,
+                 store: FrameStore | None = None) -> None:
         self.path = Path(path)
         self.num_frames = num_frames
         self.label = label
         self.index = index
         self.size = size
+        self.store = store if store is not None and self.path in store else None
 
     def read(self, indices: Sequence[int]) -> torch.Tensor:
         """Decode frames ``indices`` (any order, repeats allowed): uint8 (T, C, H, W), short side = size.
@@ -73,6 +76,8 @@ class VideoSource:
             raise IndexError(
                 f"{self.path}: frame indices must lie in [0, {self.num_frames}), got {index_array.min()}..{index_array.max()}"
             )
+        if self.store is not None:
+            return self.store.read(self.path, index_array.tolist())
         return read_frames(self.path, index_array.tolist(), self.size)
 
     def __repr__(self) -> str:
@@ -101,10 +106,13 @@ class VideoDataset(Dataset):
         seed: base seed.
         problem_log: optional text file; each decode failure is appended as
             ``<path>: <reason>`` (works across worker processes).
+        frame_store: optional :class:`~seco_lab.video.frame_store.FrameStore` holding the
+            videos' frames already decoded at ``size``; videos not in it are decoded as usual.
     """
 
     def __init__(self, records: Sequence[VideoRecord], infos: Sequence[VideoInfo] | Mapping[Path, VideoInfo],
-                 view_maker: ViewMaker, size: int | None, seed: int = 0, problem_log: str | Path | None = None) -> None:
+                 view_maker: ViewMaker, size: int | None, seed: int = 0, problem_log: str | Path | None = None,
+                 frame_store: FrameStore | None = None) -> None:
         self.records = list(records)
         if not self.records:
             raise ValueError("VideoDataset needs at least one record")
@@ -124,6 +132,7 @@ class VideoDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.problem_log = Path(problem_log) if problem_log is not None else None
+        self.frame_store = frame_store
         self.problems: list[Problem] = []
         self._bad: set[int] = set()
 
@@ -136,7 +145,7 @@ class VideoDataset(Dataset):
 
     def source(self, index: int) -> VideoSource:
         record, info = self.records[index], self.infos[index]
-        return VideoSource(record.path, info.num_frames, record.label, index, self.size)
+        return VideoSource(record.path, info.num_frames, record.label, index, self.size, self.frame_store)
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         """Views of video ``item`` (or of ``(epoch, index)``) plus "label" and "index" (int64 scalars).

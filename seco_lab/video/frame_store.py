@@ -1,0 +1,141 @@
+"""Decoded frames of a small dataset, kept in one memory-mapped file.
+
+Self-supervised training reads a few frames of every video in every epoch. For a small dataset
+(the embedded one decodes to about 300 MB at 64 px) decoding each video once and keeping the
+frames in a memory-mapped file turns every later read into an array slice; all DataLoader
+workers share the file's pages through the operating system's cache. Large datasets (UCF101
+at full size, Kinetics) keep decoding on the fly: set the profile's ``frame_cache`` to false.
+
+The store lives next to the data (``<root>/.seco_lab_frames_<size>.bin`` and ``.json``), or in
+the user cache folder when the dataset folder is read-only; it is rebuilt when a video's size
+or modification time changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seco_lab.video.io import VideoDecodeError, read_frames
+
+STORE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class _Entry:
+    offset: int  # first frame's position in the flat array
+    num_frames: int
+    height: int
+    width: int
+
+
+def _fingerprint(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+class FrameStore:
+    """All frames of some videos, decoded once at shorter side ``size``: ``read(path, indices)``."""
+
+    def __init__(self, data_file: Path, entries: dict[str, _Entry]) -> None:
+        self.data_file = Path(data_file)
+        self.entries = entries
+        self._frames: np.ndarray | None = None  # opened lazily, so each worker maps its own view
+
+    def __contains__(self, path: str | Path) -> bool:
+        return str(Path(path)) in self.entries
+
+    def __getstate__(self) -> dict:
+        return {"data_file": self.data_file, "entries": self.entries, "_frames": None}
+
+    def _array(self) -> np.ndarray:
+        if self._frames is None:
+            self._frames = np.memmap(self.data_file, dtype=np.uint8, mode="r")
+        return self._frames
+
+    def read(self, path: str | Path, indices: Sequence[int]) -> torch.Tensor:
+        """Frames ``indices`` of video ``path``: uint8 (T, C, H, W)."""
+        entry = self.entries[str(Path(path))]
+        frame_bytes = entry.height * entry.width * 3
+        flat = self._array()
+        frames = np.stack([
+            flat[(entry.offset + int(i)) * frame_bytes:(entry.offset + int(i) + 1) * frame_bytes]
+            for i in indices
+        ]).reshape(len(indices), entry.height, entry.width, 3)  # (T, H, W, C)
+        return torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()  # (T, C, H, W)
+
+    @classmethod
+    def build(cls, paths: Sequence[Path], num_frames: Sequence[int], size: int, folder: Path,
+              progress: bool = True) -> FrameStore:
+        """Decode ``paths`` (with their frame counts) into ``folder``, or reuse a matching store.
+
+        A video that fails to decode is left out (it is then read from its file, where the
+        dataset's bad-file handling applies).
+        """
+        from tqdm.auto import tqdm
+
+        folder = Path(folder)
+        data_file = folder / f".seco_lab_frames_{size}.bin"
+        index_file = folder / f".seco_lab_frames_{size}.json"
+        wanted = {str(Path(p)): (_fingerprint(Path(p)), int(n)) for p, n in zip(paths, num_frames)}
+        existing = cls._load_index(index_file, data_file)
+        if existing is not None and all(
+            key in existing[0] and existing[1][key] == fingerprint for key, (fingerprint, _) in wanted.items()
+        ):
+            return cls(data_file, {key: existing[0][key] for key in wanted})
+
+        entries: dict[str, _Entry] = {}
+        fingerprints: dict[str, list[int]] = {}
+        temporary = data_file.with_name(data_file.name + f".tmp-{os.getpid()}")
+        offset = 0
+        with open(temporary, "wb") as handle:
+            for key, (fingerprint, count) in tqdm(wanted.items(), desc="caching decoded frames", unit="video",
+                                                  disable=not progress):
+                try:
+                    frames = read_frames(key, list(range(count)), size)  # (T, C, H, W)
+                except VideoDecodeError:
+                    continue
+                handle.write(frames.permute(0, 2, 3, 1).contiguous().numpy().tobytes())
+                entries[key] = _Entry(offset, count, int(frames.shape[2]), int(frames.shape[3]))
+                fingerprints[key] = fingerprint
+                offset += count
+        os.replace(temporary, data_file)
+        index = {"version": STORE_VERSION, "size": size,
+                 "videos": {key: [e.offset, e.num_frames, e.height, e.width, *fingerprints[key]]
+                            for key, e in entries.items()}}
+        index_temporary = index_file.with_name(index_file.name + f".tmp-{os.getpid()}")
+        index_temporary.write_text(json.dumps(index))
+        os.replace(index_temporary, index_file)
+        return cls(data_file, entries)
+
+    @staticmethod
+    def _load_index(index_file: Path, data_file: Path) -> tuple[dict[str, _Entry], dict[str, list[int]]] | None:
+        try:
+            index = json.loads(index_file.read_text())
+        except (OSError, ValueError):
+            return None
+        if index.get("version") != STORE_VERSION or not data_file.exists():
+            return None
+        entries = {key: _Entry(*values[:4]) for key, values in index["videos"].items()}
+        fingerprints = {key: list(values[4:6]) for key, values in index["videos"].items()}
+        return entries, fingerprints
+
+
+def store_folder(root: Path) -> Path:
+    """``root`` when writable, else a per-dataset folder in the user cache."""
+    root = Path(root)
+    if os.access(root, os.W_OK):
+        return root
+    from seco_lab.video.index import default_cache_dir
+
+    digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
+    folder = default_cache_dir() / f"frames-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

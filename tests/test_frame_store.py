@@ -1,0 +1,62 @@
+"""The decoded-frame store returns exactly what decoding returns, and is rebuilt when a video changes."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seco_lab.video.dataset import VideoDataset
+from seco_lab.video.frame_store import FrameStore
+from seco_lab.video.io import probe_video, read_frames, write_video
+
+
+def _videos(folder: Path, count: int = 3, frames: int = 10) -> list[Path]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        path = folder / f"clip{i}.mp4"
+        write_video(path, rng.integers(0, 255, (frames + i, 32, 48, 3), dtype=np.uint8))
+        paths.append(path)
+    return paths
+
+
+def test_store_reads_equal_decoded_frames(tmp_path):
+    paths = _videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    store = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    for path, count in zip(paths, counts):
+        indices = [count - 1, 0, 3, 3]
+        assert torch.equal(store.read(path, indices), read_frames(path, indices, 24))
+
+
+def test_store_is_reused_and_rebuilt_when_a_video_changes(tmp_path):
+    paths = _videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    data_file = tmp_path / ".seco_lab_frames_24.bin"
+    first_mtime = data_file.stat().st_mtime_ns
+    FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    assert data_file.stat().st_mtime_ns == first_mtime, "an up-to-date store must be reused"
+    write_video(paths[1], np.zeros((7, 32, 48, 3), dtype=np.uint8))
+    counts[1] = probe_video(paths[1]).num_frames
+    store = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    assert torch.equal(store.read(paths[1], [0]), read_frames(paths[1], [0], 24))
+
+
+def test_dataset_items_are_the_same_with_and_without_the_store(tmp_path):
+    from seco_lab.video.io import VideoInfo
+    from seco_lab.video.layouts import VideoRecord
+
+    paths = _videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    records = [VideoRecord(p, 0, "a", "train") for p in paths]
+    infos = [VideoInfo(n, 25.0, 48, 32) for n in counts]
+
+    def view_maker(video, rng):
+        return {"frames": video.read(rng.integers(0, video.num_frames, 4))}
+
+    store = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    plain = VideoDataset(records, infos, view_maker, size=24, seed=3)
+    cached = VideoDataset(records, infos, view_maker, size=24, seed=3, frame_store=store)
+    for i in range(len(records)):
+        assert torch.equal(plain[i]["frames"], cached[i]["frames"])
