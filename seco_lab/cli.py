@@ -78,6 +78,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         pooling=args.pooling,
         device=args.device,
         split=args.split,
+        bn_stats=args.bn_stats,
+        weights=args.weights,
+        progress=not args.json,
     )
     if args.json:
         print(json.dumps({"protocol": args.protocol, **metrics}, default=float))
@@ -142,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pooling", default="mean", choices=("mean", "concat"))
     evaluate.add_argument("--profile", choices=PROFILE_NAMES, default=None,
                           help="evaluation sizes (default: the checkpoint's profile)")
+    evaluate.add_argument("--bn-stats", default="checkpoint", choices=("checkpoint", "train"),
+                          help="re-estimate BatchNorm statistics on train videos first (a fairer random baseline)")
+    evaluate.add_argument("--weights", default="checkpoint", choices=("checkpoint", "random"),
+                          help="random: the same architecture, untrained")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true", help="print one machine-readable line")
     evaluate.set_defaults(handler=_cmd_evaluate)

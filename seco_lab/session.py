@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from seco_lab import paths
 from seco_lab.profiles import PROFILE_NAMES, ProfileError, get_profile
 
 DEFAULT_PROFILE_VARIABLE = "SECO_LAB_PROFILE"
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 @dataclass
@@ -58,13 +56,12 @@ def resolve_profile_name(profile: str | None) -> str:
 
 def validate_device(device: str) -> str:
     """Accept ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; CUDA must exist when asked for."""
-    if not isinstance(device, str) or not _DEVICE_PATTERN.match(device):
-        raise ValueError(f"unknown device {device!r}: choose auto, cpu, cuda or cuda:N")
-    if device.startswith("cuda"):
-        import torch
+    from seco_lab.engine.device import DeviceError, resolve_device
 
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but this machine has no CUDA GPU: use auto or cpu")
+    try:
+        resolve_device(device)
+    except DeviceError as error:
+        raise ValueError(str(error)) from None
     return device
 
 

@@ -1,0 +1,135 @@
+"""Training-step benchmark of each method on a profile's real data and encoders.
+
+For SeCo, CVRL and DualVar (and the supervised baseline) it measures, on the same batch shapes:
+
+* ``bare``    — the encoder work a step cannot avoid: trunk forward + backward on the views that
+  get gradients, trunk forward without gradient on the key views (SeCo);
+* ``step``    — the method's full step (heads, losses, optimiser, EMA, queue) on in-memory batches;
+* ``loader``  — the full step fed by the real DataLoader (decoding, or the frame store, plus
+  augmentation in worker processes).
+
+It prints videos/s (median over steps), the ratios step ÷ bare and loader ÷ step, and the peak
+resident memory of this process and of its worker processes.
+
+Usage: ``python benchmarks/bench_training.py [--profile standard] [--data data/synth-standard]
+[--steps 20] [--methods seco,cvrl,dualvar,supervised]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from seco_lab.engine.schedule import build_optimizer
+from seco_lab.engine.config import TrainConfig
+from seco_lab.methods import build_method
+from seco_lab.methods.pretrain import build_run_config, train_config
+from seco_lab.paths import synth_dataset_dir
+from seco_lab.video.dataset import VideoDataset
+from seco_lab.video.frame_store import FrameStore, store_folder
+from seco_lab.video.index import load_dataset
+
+
+def median_rate(times: list[float], batch: int) -> float:
+    return batch / statistics.median(times)
+
+
+def time_steps(step, batches, steps: int) -> list[float]:
+    times = []
+    for index in range(steps):
+        start = time.perf_counter()
+        step(batches[index % len(batches)])
+        times.append(time.perf_counter() - start)
+    return times[2:]  # the first steps include one-off allocations
+
+
+def bare_encoder_step(method, batch: dict[str, torch.Tensor]) -> None:
+    """Trunk work only: forward+backward on the views with gradients, forward on key views."""
+    trunk = method.encoder()
+    if method.name == "seco":
+        trunk(batch["xq"]).sum().backward()
+        with torch.no_grad():
+            trunk(torch.cat([batch["x1"], batch["x2"], batch["x3"]]))
+    elif method.name == "cvrl":
+        trunk(torch.cat([batch["v1"], batch["v2"]])).sum().backward()
+    elif method.name == "dualvar":
+        trunk(torch.cat([batch["v0"], batch["v1"], batch["v2"], batch["v2_shuffled"]])).sum().backward()
+    else:
+        x = batch["x"]
+        trunk(x.flatten(0, 1) if x.dim() == 5 and method.encoder_kind == "2d" else x).sum().backward()
+    trunk.zero_grad(set_to_none=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="standard")
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--methods", default="seco,cvrl,dualvar,supervised")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    data_root = Path(args.data) if args.data else synth_dataset_dir("standard" if args.profile != "smoke" else "smoke")
+    spec, index = load_dataset(data_root, progress=False)
+    train = spec.split("train")
+    print(f"profile {args.profile}, data {data_root}, {len(train)} train videos, torch threads {torch.get_num_threads()}")
+    header = f"{'method':<11}{'batch':>6}{'bare v/s':>10}{'step v/s':>10}{'loader v/s':>11}{'step/bare':>10}{'loader/step':>12}"
+    rows = []
+    for name in args.methods.split(","):
+        config = build_run_config(name, args.profile, data_root)
+        config["data"]["num_classes"] = len(spec.classes)
+        method = build_method(name, config)
+        cfg: TrainConfig = train_config(config)
+        batch_size = cfg.batch_size
+        size = int(config["data"]["size"])
+        store = None
+        if config["data"].get("frame_cache"):
+            store = FrameStore.build([r.path for r in train], [index[r].num_frames for r in train], size,
+                                     store_folder(data_root), progress=False)
+        dataset = VideoDataset(train, index, method.view_maker(), size=size, seed=0, frame_store=store)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
+                                             num_workers=cfg.num_workers)
+        batches = []
+        for batch in loader:
+            batches.append(batch)
+            if len(batches) == 3:
+                break
+        optimizer = build_optimizer(method, cfg)
+        method.train()
+
+        def full_step(batch):
+            loss = method(batch)["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            method.after_step()
+
+        bare = median_rate(time_steps(lambda b: bare_encoder_step(method, b), batches, args.steps), batch_size)
+        step = median_rate(time_steps(full_step, batches, args.steps), batch_size)
+        loader_times, count, start = [], 0, time.perf_counter()
+        while count < args.steps:
+            for batch in loader:
+                full_step(batch)
+                now = time.perf_counter()
+                loader_times.append(now - start)
+                start = now
+                count += 1
+                if count >= args.steps:
+                    break
+        loaded = batch_size / statistics.median(loader_times[2:])
+        rows.append((name, batch_size, bare, step, loaded))
+        print(f"  {name}: done", flush=True)
+    print(header)
+    for name, batch_size, bare, step, loaded in rows:
+        print(f"{name:<11}{batch_size:>6}{bare:>10.0f}{step:>10.0f}{loaded:>11.0f}{step / bare:>10.2f}{loaded / step:>12.2f}")
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS: main process {own:.0f} MiB, largest worker {workers:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
