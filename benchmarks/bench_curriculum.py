@@ -66,16 +66,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="smoke")
     parser.add_argument("--notebooks", default=None, help="comma-separated prefixes, e.g. 00,01")
+    parser.add_argument("--keep", default=None, help="keep runs and report in this folder instead of a temporary one")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="seco_lab-bench-") as folder:
-        os.environ["SECO_LAB_RUNS"] = str(Path(folder) / "runs")
+    with tempfile.TemporaryDirectory(prefix="seco_lab-bench-") as temporary:
+        folder = Path(args.keep) if args.keep else Path(temporary)
+        os.environ["SECO_LAB_RUNS"] = str(folder / "runs")
         from seco_lab.report import run_report
 
         sampler = MemorySampler()
         sampler.start()
         start = time.perf_counter()
         selection = args.notebooks.split(",") if args.notebooks else None
-        result = run_report(args.profile, selection=selection, out_dir=Path(folder) / "report")
+        result = run_report(args.profile, selection=selection, out_dir=folder / "report")
         total = time.perf_counter() - start
         peak = sampler.stop()
     print(f"\ncurriculum, profile {args.profile}")

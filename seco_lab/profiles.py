@@ -29,24 +29,27 @@ _SMOKE: dict[str, Any] = {
     "data": {"size": 64, "crop_size": 56, "num_workers": 1, "frame_cache": True},
     "synth": {"preset": "smoke"},
     "seco": {
-        "arch": "resnet18", "width": 0.25, "small_input": True, "head_hidden": 64, "head_dim": 32,
+        "arch": "resnet18", "width": 0.25, "small_input": False, "head_hidden": 64, "head_dim": 32,
         "queue_size": 256, "temperature": 0.1, "key_momentum": 0.99,
-        "weights": {"inter": 1.0, "intra": 1.0, "order": 1.0},
-        "augment": {"hflip": False},
+        "weights": {"inter": 1.0, "intra": 1.0, "order": 1.0}, "order_hidden": 64,
+        "input_mode": "frame_differences",
+        "augment": {"hflip": False, "scale": [0.5, 1.0], "jitter": [0.4, 0.4, 0.4, 0.0], "blur_prob": 0.0},
     },
     "cvrl": {
         "arch": "tiny3d", "width": 0.25, "clip_frames": 8, "stride": 1, "head_hidden": 64,
         "head_dim": 32, "temperature": 0.1, "interval_power": 1.0,
         "interval_distribution": "decreasing", "augment_mode": "consistent",
-        "input_mode": "rgb", "reverse_prob": 0.0, "erase_alpha": [0.0, 0.0], "mean": None, "std": None,
-        "augment": {"hflip": False},
+        "input_mode": "frame_differences", "reverse_prob": 0.0, "erase_alpha": [0.0, 0.0], "mean": None,
+        "std": None, "augment": {"hflip": False, "area": [0.6, 1.0], "jitter": [0.6, 0.6, 0.6, 0.0],
+                                 "blur_prob": 0.0, "solarize_prob": 0.0},
     },
     "dualvar": {
         "arch": "tiny3d", "width": 0.25, "clip_frames": 8, "stride": 1, "head_hidden": 64,
         "clip_dim": 32, "series_dim": 16, "segments": 2, "temperature": 0.07,
         "rank_margin_temperature": 0.05, "losses": "clip+SR+TC", "variant": "simclr",
-        "input_mode": "rgb", "reverse_prob": 0.5, "derangement": True, "mean": None, "std": None, "key_momentum": 0.99,
-        "queue_size": 1024, "augment_mode": "consistent", "augment": {"hflip": False},
+        "input_mode": "frame_differences", "reverse_prob": 0.5, "derangement": True, "mean": None, "std": None,
+        "key_momentum": 0.99, "queue_size": 1024, "augment_mode": "consistent",
+        "augment": {"hflip": False, "scale": [0.6, 1.0], "jitter": [0.6, 0.6, 0.6, 0.0], "blur_prob": 0.0},
     },
     "supervised": {"backbone": "seco", "segments": 4, "frame_pooling": "concat", "dropout": 0.0, "augment": {"hflip": False}},
     "train": {
@@ -73,13 +76,14 @@ _STANDARD: dict[str, Any] = copy.deepcopy(_SMOKE)
 _STANDARD.update({
     "synth": {"preset": "standard"},
     "train": {
-        "epochs": 30, "batch_size": 64, "optimizer": "adamw", "base_lr": 1e-3,
+        "epochs": 20, "batch_size": 32, "optimizer": "adamw", "base_lr": 1e-3,
         "lr_scaling_batch": 0, "weight_decay": 1e-4, "warmup_epochs": 2,
-        "checkpoint_every": 200, "knn_every": 5,
+        "checkpoint_every": 200, "knn_every": 10,
     },
 })
 _STANDARD["eval"].update({"embeddings": ["pca", "tsne"], "clips_per_video": 4, "linear_epochs": 100, "finetune_epochs": 5})
 _STANDARD["train_signals"] = {"epochs": 5}
+_STANDARD["data"]["num_workers"] = 2
 _STANDARD["seco"].update({"width": 0.5, "small_input": False, "head_hidden": 128, "head_dim": 64, "queue_size": 4096})
 _STANDARD["cvrl"].update({"width": 0.5, "head_hidden": 128, "head_dim": 64})
 _STANDARD["dualvar"].update({"width": 0.5, "head_hidden": 128, "clip_dim": 64, "series_dim": 32})
@@ -90,22 +94,25 @@ _PAPER: dict[str, Any] = {
     "seco": {
         "arch": "resnet50", "width": 1.0, "small_input": False, "head_hidden": 2048, "head_dim": 128,
         "queue_size": 131072, "temperature": 0.1, "key_momentum": 0.999,
-        "weights": {"inter": 1.0, "intra": 1.0, "order": 1.0},
-        "augment": {"hflip": True},
+        "weights": {"inter": 1.0, "intra": 1.0, "order": 1.0}, "order_hidden": 0,
+        "input_mode": "rgb",
+        "augment": {"hflip": True, "scale": [0.2, 1.0], "jitter": [0.4, 0.4, 0.4, 0.1], "blur_prob": 0.5},
     },
     "cvrl": {
         "arch": "cvrl_r3d50", "width": 1.0, "clip_frames": 16, "stride": 2, "head_hidden": 2048,
         "head_dim": 128, "temperature": 0.1, "interval_power": 1.0,
         "interval_distribution": "decreasing", "augment_mode": "consistent",
-        "input_mode": "rgb", "reverse_prob": 0.0, "erase_alpha": [0.0, 0.0], "mean": None, "std": None,
-        "augment": {"hflip": True},
+        "input_mode": "rgb", "reverse_prob": 0.0, "erase_alpha": [0.0, 0.0], "mean": None,
+        "std": None, "augment": {"hflip": True, "area": [0.3, 1.0], "jitter": [0.8, 0.8, 0.8, 0.2],
+                                 "blur_prob": None, "solarize_prob": None},
     },
     "dualvar": {
         "arch": "dualvar_r21d", "width": 1.0, "clip_frames": 16, "stride": 4, "head_hidden": 512,
         "clip_dim": 128, "series_dim": 64, "segments": 2, "temperature": 0.07,
         "rank_margin_temperature": 0.05, "losses": "clip+SR+TC", "variant": "simclr",
         "input_mode": "rgb", "reverse_prob": 0.5, "derangement": True, "mean": None, "std": None, "key_momentum": 0.999,
-        "queue_size": 65536, "augment_mode": "consistent", "augment": {"hflip": True},
+        "queue_size": 65536, "augment_mode": "consistent",
+        "augment": {"hflip": True, "scale": [0.2, 1.0], "jitter": [0.4, 0.4, 0.4, 0.1], "blur_prob": 0.5},
     },
     "supervised": {"backbone": "seco", "segments": 7, "frame_pooling": "mean", "dropout": 0.9, "augment": {"hflip": True}},
     "train": {

@@ -61,11 +61,16 @@ def test_one_training_step_gives_a_finite_loss_and_gradients(name):
     assert any(g.abs().sum() > 0 for g in grads)
 
 
-def test_seco_views_follow_the_triplet_rule():
-    method = build_method("seco", smoke_config("seco"))
+@pytest.mark.parametrize("input_mode", ["rgb", "frame_differences"])
+def test_seco_views_follow_the_triplet_rule(input_mode):
+    method = build_method("seco", smoke_config("seco", seco={"input_mode": input_mode}))
     video = FakeVideo(num_frames=40)
     item = method.view_maker()(video, np.random.default_rng(3))
-    a, b, c = video.reads[0]
+    read = video.reads[0]
+    if input_mode == "frame_differences":  # each frame is read with its successor
+        assert read[1::2] == [i + 1 for i in read[0::2]]
+        read = read[0::2]
+    a, b, c = read
     half = 20
     if int(item["order"]) == 0:
         assert a < half <= b <= c

@@ -29,7 +29,7 @@ def rank_batches(order: np.ndarray, global_batch: int, world_size: int, rank: in
     return batches[:, rank]
 
 
-class SeededBatchSampler(Sampler[list[int]]):
+class SeededBatchSampler(Sampler[list]):
     """Batch sampler over ``rank_batches(epoch_order(...))``; ``set_epoch(epoch, start_step)``
     selects the epoch and skips the first ``start_step`` batches (resume mid-epoch)."""
 
@@ -46,6 +46,7 @@ class SeededBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.epoch = 0
         self.start_step = 0
+        self.with_epoch = False  # yield (epoch, index) pairs instead of indices
 
     @property
     def steps_per_epoch(self) -> int:
@@ -61,7 +62,7 @@ class SeededBatchSampler(Sampler[list[int]]):
         order = epoch_order(self.num_items, self.seed, self.epoch)
         batches = rank_batches(order, self.global_batch, self.world_size, self.rank)
         for batch in batches[self.start_step:]:
-            yield batch.tolist()
+            yield [(self.epoch, index) for index in batch.tolist()] if self.with_epoch else batch.tolist()
 
     def __len__(self) -> int:
         return self.steps_per_epoch - self.start_step

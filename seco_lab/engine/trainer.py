@@ -192,11 +192,20 @@ class _TrainingRun:
                 **{_DDP_BUFFER_SYNC_ARGUMENT: self.cfg.broadcast_buffers},
             )
         self.method.train()
+        # A dataset that takes (epoch, index) items keeps its workers alive across epochs: the
+        # batch sampler (in this process) tells every item its epoch.
+        persistent = bool(getattr(self.dataset, "accepts_epoch_index", False)) and self.cfg.num_workers > 0
+        self.sampler.with_epoch = persistent
+        persistent_loader = DataLoader(
+            self.dataset, batch_sampler=self.sampler, num_workers=self.cfg.num_workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=True,
+            generator=torch.Generator().manual_seed(self.cfg.seed * 100_003),
+        ) if persistent else None
         while self.epoch < self.cfg.epochs:
             if hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(self.epoch)
             self.sampler.set_epoch(self.epoch, self.step_in_epoch)
-            loader = DataLoader(
+            loader = persistent_loader or DataLoader(
                 self.dataset, batch_sampler=self.sampler, num_workers=self.cfg.num_workers,
                 pin_memory=self.device.type == "cuda",
                 # the loader draws its worker base seed from here, never from the global RNG

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seco_lab.engine.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, save_checkpoint
+from seco_lab.engine.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, save_checkpoint, seed_everything
 from seco_lab.engine.config import TrainConfig
 from seco_lab.engine.trainer import CONFIG_NAME, fit
 from seco_lab.methods.base import build_method, method_names
@@ -164,6 +164,7 @@ def pretrain(
                 "choose another run directory or delete this one"
             )
 
+    seed_everything(seed)  # the initial weights depend on the seed only
     model = build_method(method, config)
     if config["train"]["epochs"] == 0:
         start = time.perf_counter()

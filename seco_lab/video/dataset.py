@@ -110,6 +110,8 @@ class VideoDataset(Dataset):
             videos' frames already decoded at ``size``; videos not in it are decoded as usual.
     """
 
+    accepts_epoch_index = True  # dataset[(epoch, i)] works, so loaders may keep their workers
+
     def __init__(self, records: Sequence[VideoRecord], infos: Sequence[VideoInfo] | Mapping[Path, VideoInfo],
                  view_maker: ViewMaker, size: int | None, seed: int = 0, problem_log: str | Path | None = None,
                  frame_store: FrameStore | None = None) -> None:

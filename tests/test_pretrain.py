@@ -1,0 +1,55 @@
+"""Pretraining from a dataset folder: the CLI's path, on the embedded smoke dataset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from seco_lab.cli import main
+from seco_lab.methods.pretrain import pretrain
+from seco_lab.video.synth import generate_dataset
+
+
+@pytest.fixture(scope="module")
+def smoke_data(tmp_path_factory):
+    return generate_dataset(tmp_path_factory.mktemp("data") / "synth-smoke", preset="smoke", progress=False)
+
+
+def _weights(run_dir):
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
+
+
+def test_weights_do_not_depend_on_the_number_of_loader_workers(smoke_data, tmp_path):
+    overrides = {"train": {"epochs": 2, "batch_size": 8}}
+    pretrain("seco", smoke_data, "smoke", tmp_path / "w0", num_workers=0, overrides=overrides, progress=False)
+    pretrain("seco", smoke_data, "smoke", tmp_path / "w2", num_workers=2, overrides=overrides, progress=False)
+    first, second = _weights(tmp_path / "w0"), _weights(tmp_path / "w2")
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+def test_epochs_zero_writes_the_untrained_model_for_evaluation(smoke_data, tmp_path, capsys):
+    result = pretrain("cvrl", smoke_data, "smoke", tmp_path / "random", epochs=0, progress=False)
+    assert result.action == "initialised" and result.steps == 0
+    assert main(["evaluate", "--checkpoint", str(result.checkpoint_path), "--data", str(smoke_data),
+                 "--protocol", "knn", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["protocol"] == "knn" and line["method"] == "cvrl" and 0.0 <= line["top1"] <= 100.0
+    assert (tmp_path / "random" / "results.jsonl").exists()
+
+
+def test_an_existing_run_is_never_overwritten_without_resume(smoke_data, tmp_path):
+    pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
+    with pytest.raises(FileExistsError, match="--resume"):
+        pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
+    reused = pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False)
+    assert reused.action == "initialised"
+
+
+def test_a_run_with_other_settings_is_refused(smoke_data, tmp_path):
+    pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
+    with pytest.raises(ValueError, match="different settings"):
+        pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False,
+                 overrides={"seco": {"width": 0.5}})
