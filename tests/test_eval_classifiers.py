@@ -11,13 +11,7 @@ from seco_lab.evaluation.metrics import confusion_matrix, majority_class_accurac
 from seco_lab.evaluation.retrieval import recall_at_k, retrieval_neighbours, retrieval_protocol
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: one intra-op thread avoids spin-waiting on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 NUM_CLASSES = 4

@@ -13,13 +13,7 @@ from seco_lab.evaluation.finetune import (
 from seco_lab.evaluation.linear import linear_protocol
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: one intra-op thread avoids spin-waiting on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 SEGMENTS = 2
