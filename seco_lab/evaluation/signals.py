@@ -22,27 +22,27 @@ import torch
 import torch.nn.functional as F
 
 from seco_lab.methods.seco import ORDER, SeCo
-from seco_lab.samplers import seco_frame_triplet
-from seco_lab.transforms.recipes import seco_frame_augment
 from seco_lab.video.dataset import VideoSource
 
 
 @torch.no_grad()
 def seco_signal_probes(method: SeCo, records: Sequence[Any], num_frames: Sequence[int], size: int,
-                       crop_size: int, seed: int = 0, augment: dict[str, Any] | None = None,
-                       batch_size: int = 64) -> dict[str, float]:
-    """The three probes (percent) of a SeCo model on ``records`` (usually the test split)."""
+                       seed: int = 0, batch_size: int = 64) -> dict[str, float]:
+    """The three probes (percent) of a SeCo model on ``records`` (usually the test split).
+
+    Views come from the method's own view maker (same triplet rule, input mode and
+    augmentation as in training), seeded per video so every model sees the same views.
+    """
     if len(records) < 2:
         raise ValueError("seco_signal_probes needs at least two videos")
-    transform = seco_frame_augment(crop_size=crop_size, **(augment or {"hflip": False}))
+    make_views = method.view_maker()
     views, orders = [], []
     for position, (record, frames) in enumerate(zip(records, num_frames)):
-        rng = np.random.default_rng([seed, position])
-        indices, order = seco_frame_triplet(frames, rng)
-        anchor, b, c = VideoSource(record.path, frames, record.label, position, size).read(indices)
         torch.manual_seed(seed * 100_003 + position)
-        views.append(torch.stack([transform(anchor), transform(anchor), transform(b), transform(c)]))
-        orders.append(order)
+        item = make_views(VideoSource(record.path, frames, record.label, position, size),
+                          np.random.default_rng([seed, position]))
+        views.append(torch.stack([item["xq"], item["x1"], item["x2"], item["x3"]]))
+        orders.append(int(item["order"]))
     stacked = torch.stack(views)  # (N, 4, C, H, W): a1, a2, b, c
     device = next(method.parameters()).device
     was_training = method.training
