@@ -119,7 +119,9 @@ class JupyterLabServer:
         return self.log_path.read_text(errors="replace")[-characters:] if self.log_path.exists() else ""
 
     def notebook_url(self, relative_path: str) -> str:
-        return f"{self.base_url}/lab/tree/{relative_path}?token={self.token}"
+        """The notebook in a fresh workspace of its own, so no earlier notebook's tab is restored."""
+        workspace = "".join(c if c.isalnum() else "-" for c in Path(relative_path).stem)
+        return f"{self.base_url}/lab/workspaces/{workspace}/tree/{relative_path}?reset&token={self.token}"
 
     def _write_private_config(self) -> dict[str, str]:
         config_dir, runtime_dir = self.work_dir / "config", self.work_dir / "runtime"
