@@ -80,6 +80,13 @@ def test_report_selection_names_the_notebooks_when_nothing_matches(tmp_path):
         find_notebooks(["07"], folder=tmp_path)
 
 
-def test_cli_reports_errors_in_one_line(capsys):
+def test_cli_names_the_missing_folder_and_the_layouts_it_reads(capsys):
     assert main(["data", "check", "/definitely/not/here"]) == 2
-    assert "error" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    shown = captured.out + captured.err
+    assert "/definitely/not/here does not exist" in shown and "ucf101" in shown and "hmdb51" in shown
+
+
+def test_cli_reports_other_errors_in_one_line(capsys, tmp_path):
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(tmp_path)]) == 2
+    assert "none.pt" in capsys.readouterr().err
