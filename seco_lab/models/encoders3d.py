@@ -37,7 +37,7 @@ Triple = tuple[int, int, int]
 class Encoder3D(nn.Module):
     """Clip encoder: ``forward(x (N, C, T, H, W)) -> (N, feature_dim)`` (global average pool).
 
-    Subclasses implement ``forward_map(x) -> (N, D, t, h, w)`` (last conv stage).
+    Subclasses define ``stem`` and ``layer1`` .. ``layer4`` (or override ``forward_map``).
     """
 
     arch: str
@@ -45,7 +45,11 @@ class Encoder3D(nn.Module):
     feature_dim: int
 
     def forward_map(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """(N, C, T, H, W) -> (N, D, t, h, w): ``stem`` then ``layer1`` .. ``layer4`` of the subclass."""
+        x = self.stem(x)
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)
+        return x
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 5:
@@ -117,12 +121,6 @@ class VideoResNet18(Encoder3D):
         blocks.extend(VideoBasicBlock(planes, planes, conv_builder) for _ in range(1, num_blocks))
         return nn.Sequential(*blocks)
 
-    def forward_map(self, x: Tensor) -> Tensor:
-        x = self.stem(x)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.layer4(x)
 
 
 # ---------------------------------------------------------------- DualVar R(2+1)D, one block per stage
@@ -192,12 +190,6 @@ class DualVarR21D(Encoder3D):
         self.feature_dim = channels[4]
         self._init_weights()
 
-    def forward_map(self, x: Tensor) -> Tensor:
-        x = self.stem(x)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.layer4(x)
 
 
 # ---------------------------------------------------------------- CVRL 3D ResNet-50 (slow pathway style)
@@ -284,12 +276,6 @@ class CVRLResNet3D50(Encoder3D):
         self.feature_dim = in_planes
         self._init_weights()
 
-    def forward_map(self, x: Tensor) -> Tensor:
-        x = self.stem(x)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.layer4(x)
 
 
 # ---------------------------------------------------------------- tiny3d
