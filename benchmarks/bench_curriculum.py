@@ -1,9 +1,9 @@
 """Time and memory of the whole curriculum: every notebook executed as the report does it.
 
 Runs ``seco_lab report`` for a profile into a fresh temporary run folder (nothing is reused),
-while a sampler thread adds up the resident memory of this process and all its descendants
-(the Jupyter kernel and its DataLoader workers) every half second. Prints one row per notebook
-(wall time) and the peak total resident memory. Linux only (reads /proc).
+while a sampler thread adds up the memory of this process and all its descendants (the Jupyter
+kernel and its DataLoader workers) every half second. Prints one row per notebook (wall time)
+and the peak total memory, as PSS (what the tree occupies) and as summed RSS. Linux only (reads /proc).
 
 Usage: ``python benchmarks/bench_curriculum.py [--profile smoke] [--notebooks 00,01]``
 """
@@ -17,13 +17,9 @@ import threading
 import time
 from pathlib import Path
 
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _tree_rss_bytes(root_pid: int) -> int:
-    """Resident memory of ``root_pid`` and all its descendants."""
+def _descendants(root_pid: int) -> list[int]:
+    """``root_pid`` and all its descendants."""
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -33,33 +29,59 @@ def _tree_rss_bytes(root_pid: int) -> int:
         except OSError:
             continue
         parents[int(entry)] = int(fields[1])
-        rss[int(entry)] = int(fields[21]) * PAGE_SIZE
-    total, frontier = 0, [root_pid]
+    found, frontier = [], [root_pid]
     while frontier:
         pid = frontier.pop()
-        total += rss.get(pid, 0)
+        found.append(pid)
         frontier.extend(child for child, parent in parents.items() if parent == pid)
-    return total
+    return found
+
+
+def _memory_kib(pid: int) -> tuple[int, int]:
+    """(Rss, Pss) of one process in KiB. Pss splits each shared page (the memory-mapped frame
+    store, copy-on-write pages of forked loader workers) among the processes that map it."""
+    values = {"Rss:": 0, "Pss:": 0}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                key, _, rest = line.partition(" ")
+                if key in values:
+                    values[key] = int(rest.split()[0])
+    except OSError:
+        pass
+    return values["Rss:"], values["Pss:"]
+
+
+def _tree_memory_bytes(root_pid: int) -> tuple[int, int]:
+    """Summed (RSS, PSS) of ``root_pid`` and its descendants, in bytes. The PSS sum is the
+    memory the tree really occupies; the RSS sum counts shared pages once per process."""
+    rss = pss = 0
+    for pid in _descendants(root_pid):
+        process_rss, process_pss = _memory_kib(pid)
+        rss, pss = rss + process_rss * 1024, pss + process_pss * 1024
+    return rss, pss
 
 
 class MemorySampler(threading.Thread):
-    """Keeps the peak of ``_tree_rss_bytes(os.getpid())`` until stopped."""
+    """Keeps the peaks of ``_tree_memory_bytes(os.getpid())`` until stopped."""
 
     def __init__(self, interval: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.interval = interval
-        self.peak = 0
+        self.peak_rss = 0
+        self.peak_pss = 0
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+            rss, pss = _tree_memory_bytes(os.getpid())
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
             self._stop_event.wait(self.interval)
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, int]:
         self._stop_event.set()
         self.join()
-        return self.peak
+        return self.peak_rss, self.peak_pss
 
 
 def main() -> None:
@@ -79,13 +101,14 @@ def main() -> None:
         selection = args.notebooks.split(",") if args.notebooks else None
         result = run_report(args.profile, selection=selection, out_dir=folder / "report")
         total = time.perf_counter() - start
-        peak = sampler.stop()
+        peak_rss, peak_pss = sampler.stop()
     print(f"\ncurriculum, profile {args.profile}")
     print(f"{'notebook':<24}{'status':>8}{'seconds':>10}")
     for run in result.runs:
         print(f"{run.name:<24}{run.status:>8}{run.seconds:>10.1f}")
     print(f"{'total (incl. dataset)':<24}{'':>8}{total:>10.1f}")
-    print(f"peak resident memory of the report process and all its children: {peak / 2**20:.0f} MiB")
+    print(f"peak memory of the report process and all its children: {peak_pss / 2**20:.0f} MiB proportional "
+          f"(PSS, shared pages split), {peak_rss / 2**20:.0f} MiB summed resident (RSS, shared pages counted per process)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,14 @@ For SeCo, CVRL and DualVar (and the supervised baseline) it measures, on the sam
   augmentation in worker processes).
 
 It prints videos/s (median over steps), the ratios step ÷ bare and loader ÷ step, and the peak
-resident memory of this process and of its worker processes.
+resident memory of this process and of its worker processes. A second table explains the
+loader ratio: the CPU time a worker spends making one video's views (one thread) and the CPU
+time of the in-memory step per video (all threads). On a machine whose cores all run the
+step, workers can only use time the step leaves, so ``step CPU / (step CPU + views CPU)`` is
+the best loader ÷ step ratio any number of workers can reach.
+
+Like the command line, it lets idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE`` unless
+set), which matters when workers share the cores with the training threads.
 
 Usage: ``python benchmarks/bench_training.py [--profile standard] [--data data/synth-standard]
 [--steps 20] [--methods seco,cvrl,dualvar,supervised]``
@@ -23,7 +30,11 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
+from seco_lab.environment import configure_cpu_environment
+
+configure_cpu_environment()  # before torch is imported
+
+import torch  # noqa: E402
 
 from seco_lab.engine.schedule import build_optimizer
 from seco_lab.engine.config import TrainConfig
@@ -46,6 +57,31 @@ def time_steps(step, batches, steps: int) -> list[float]:
         step(batches[index % len(batches)])
         times.append(time.perf_counter() - start)
     return times[2:]  # the first steps include one-off allocations
+
+
+def step_cpu_seconds(step, batches, steps: int) -> float:
+    """Median process CPU time (all threads) of one step on in-memory batches."""
+    times = []
+    for index in range(steps):
+        start = time.process_time()
+        step(batches[index % len(batches)])
+        times.append(time.process_time() - start)
+    return statistics.median(times[2:])
+
+
+def view_cpu_seconds(dataset: VideoDataset, items: int = 40) -> float:
+    """Median CPU time of making one video's views on one thread, as a loader worker does."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    times = []
+    try:
+        for item in range(min(items, len(dataset))):
+            start = time.process_time()
+            dataset[item]
+            times.append(time.process_time() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times)
 
 
 def bare_encoder_step(method, batch: dict[str, torch.Tensor]) -> None:
@@ -78,7 +114,7 @@ def main() -> None:
     train = spec.split("train")
     print(f"profile {args.profile}, data {data_root}, {len(train)} train videos, torch threads {torch.get_num_threads()}")
     header = f"{'method':<11}{'batch':>6}{'bare v/s':>10}{'step v/s':>10}{'loader v/s':>11}{'step/bare':>10}{'loader/step':>12}"
-    rows = []
+    rows, cpu_rows = [], []
     for name in args.methods.split(","):
         config = build_run_config(name, args.profile, data_root)
         config["data"]["num_classes"] = len(spec.classes)
@@ -121,11 +157,17 @@ def main() -> None:
                 if count >= args.steps:
                     break
         loaded = batch_size / statistics.median(loader_times[2:])
+        step_cpu = step_cpu_seconds(full_step, batches, args.steps) / batch_size
+        views_cpu = view_cpu_seconds(dataset)
         rows.append((name, batch_size, bare, step, loaded))
+        cpu_rows.append((name, views_cpu, step_cpu))
         print(f"  {name}: done", flush=True)
     print(header)
     for name, batch_size, bare, step, loaded in rows:
         print(f"{name:<11}{batch_size:>6}{bare:>10.0f}{step:>10.0f}{loaded:>11.0f}{step / bare:>10.2f}{loaded / step:>12.2f}")
+    print(f"\n{'method':<11}{'views CPU ms/video':>20}{'step CPU ms/video':>19}{'best loader/step':>18}")
+    for name, views_cpu, step_cpu in cpu_rows:
+        print(f"{name:<11}{views_cpu * 1e3:>20.2f}{step_cpu * 1e3:>19.2f}{step_cpu / (step_cpu + views_cpu):>18.2f}")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak RSS: main process {own:.0f} MiB, largest worker {workers:.0f} MiB")

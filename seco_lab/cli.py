@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from seco_lab.environment import configure_cpu_environment
 from seco_lab.profiles import METHOD_NAMES, PROFILE_NAMES
 
 PROTOCOL_NAMES = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking")
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen sub-command; errors print one clear line."""
+    configure_cpu_environment()  # before any sub-command imports torch
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

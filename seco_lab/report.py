@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from seco_lab import paths
+from seco_lab.environment import configure_cpu_environment
 from seco_lab.profiles import get_profile
 
 
@@ -193,6 +194,7 @@ def run_report(
 ) -> ReportResult:
     """Execute the selected notebooks in order for ``profile`` and write the report."""
     get_profile(profile)
+    configure_cpu_environment()  # inherited by the notebooks' kernels
     notebooks = find_notebooks(selection)
     out_dir = Path(out_dir) if out_dir else paths.reports_dir() / profile
     out_dir.mkdir(parents=True, exist_ok=True)
