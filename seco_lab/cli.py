@@ -68,9 +68,23 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _svm_c(text: str) -> float | str:
+    """argparse type of ``--svm-c``: a positive number or ``cv``."""
+    if text == "cv":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a positive number nor 'cv'")
+    return value
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from seco_lab.evaluation import run_protocol
 
+    overrides = {} if args.svm_c is None else {"svm_c": args.svm_c}
     metrics = run_protocol(
         args.protocol,
         checkpoint=Path(args.checkpoint),
@@ -82,6 +96,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         bn_stats=args.bn_stats,
         weights=args.weights,
         progress=not args.json,
+        **overrides,
     )
     if args.json:
         print(json.dumps({"protocol": args.protocol, **metrics}, default=float))
@@ -150,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="re-estimate BatchNorm statistics on train videos first (a fairer random baseline)")
     evaluate.add_argument("--weights", default="checkpoint", choices=("checkpoint", "random"),
                           help="random: the same architecture, untrained")
+    evaluate.add_argument("--svm-c", type=_svm_c, default=None,
+                          help="linear-svm's C: a positive number (the paper: 1) or 'cv' to choose it by "
+                               "cross-validation on the train split (default: the profile's)")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true", help="print one machine-readable line")
     evaluate.set_defaults(handler=_cmd_evaluate)

@@ -82,6 +82,7 @@ class RunFeatures:
     test_y: np.ndarray
     test_views: np.ndarray | None = None
     train_views: np.ndarray | None = None
+    train_groups: np.ndarray | None = None  # (N,) group of each train video when the layout knows it
 
 
 def extract_run_features(lab: Session, name: str, bn_stats: str = "checkpoint",
@@ -110,10 +111,13 @@ def extract_run_features(lab: Session, name: str, bn_stats: str = "checkpoint",
                    pooling="concat", batch_size=settings["batch_size"], device=_device(lab), progress=progress,
                    keep_views=True)
     train_views, train_y = extract_video_features(encoder, train, num_frames=train_frames, **options)
+    groups = [record.group for record in train]
+    train_groups = None if None in groups else np.array(groups)
     test_views, test_y = extract_video_features(encoder, test, num_frames=test_frames, **options)
     if encoder.kind == "3d":
         return {"clips": RunFeatures(name, "3d", "clips", train_views.mean(axis=1), train_y,
-                                     test_views.mean(axis=1), test_y, test_views=test_views, train_views=train_views)}
+                                     test_views.mean(axis=1), test_y, test_views=test_views, train_views=train_views,
+                                     train_groups=train_groups)}
     frames = settings["frames_per_video"]
     pooled = {}
     for pooling in ("mean", "concat"):
@@ -123,7 +127,8 @@ def extract_run_features(lab: Session, name: str, bn_stats: str = "checkpoint",
             features = concat if pooling == "concat" else concat.reshape(len(concat), frames, -1).mean(axis=1)
             split_features.append(features)
         pooled[pooling] = RunFeatures(name, "2d", pooling, split_features[0], train_y, split_features[1], test_y,
-                                      test_views=split_features[1][:, None], train_views=split_features[0][:, None])
+                                      test_views=split_features[1][:, None], train_views=split_features[0][:, None],
+                                      train_groups=train_groups)
     return pooled
 
 
@@ -144,8 +149,10 @@ def frozen_protocols(features: RunFeatures, lab: Session, protocols: tuple[str, 
     for protocol in protocols:
         if protocol == "linear-svm":
             result = linear_svm_protocol(features.train_x, features.train_y, features.test_x, features.test_y,
-                                         C=settings["svm_c"], seed=lab.seed)
+                                         C=settings["svm_c"], seed=lab.seed, train_groups=features.train_groups)
             metrics["linear-svm top1"] = result["top1"]
+            if settings["svm_c"] == "cv":
+                metrics["linear-svm C"] = result["C"]
         elif protocol == "linear":
             result = linear_protocol(features.train_views, features.train_y, features.test_views, features.test_y,
                                      num_classes=num_classes, lr=settings["linear_lr"],

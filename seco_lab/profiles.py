@@ -60,7 +60,7 @@ _SMOKE: dict[str, Any] = {
     "train_signals": {"epochs": 1},
     "eval": {
         "frames_per_video": 8, "clips_per_video": 2, "test_crops": 1, "batch_size": 64, "bn_stats": "checkpoint",
-        "svm_c": 1.0,
+        "svm_c": 1.0,  # the paper's C; "cv" chooses it by cross-validation on the train split
         "linear_lr": 4.0, "linear_epochs": 50, "linear_batch_size": 256, "linear_weight_decay": 0.0,
         "knn_k": 20, "knn_temperature": 0.07,
         "retrieval_ks": [1, 5, 10, 20, 50],

@@ -26,6 +26,19 @@ def test_bad_profile_is_rejected_with_the_choices(capsys):
     assert "smoke" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text, expected", [("cv", "cv"), ("0.01", 0.01), ("1", 1.0)])
+def test_svm_c_option_takes_a_number_or_cv(text, expected):
+    args = build_parser().parse_args(["evaluate", "--checkpoint", "c", "--data", "d", "--svm-c", text])
+    assert args.svm_c == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "auto"])
+def test_svm_c_option_rejects_other_values(text, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "--checkpoint", "c", "--data", "d", "--svm-c", text])
+    assert "neither a positive number nor 'cv'" in capsys.readouterr().err
+
+
 def test_python_dash_m_runs_info():
     completed = subprocess.run([sys.executable, "-m", "seco_lab", "info"], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr

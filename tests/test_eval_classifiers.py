@@ -6,7 +6,7 @@ import torch
 
 from seco_lab.evaluation.knn import knn_protocol
 from seco_lab.evaluation.linear import linear_protocol
-from seco_lab.evaluation.linear_svm import linear_svm_protocol
+from seco_lab.evaluation.linear_svm import SVM_C_GRID, choose_svm_c, linear_svm_protocol
 from seco_lab.evaluation.metrics import confusion_matrix, majority_class_accuracy, top1_accuracy
 from seco_lab.evaluation.retrieval import recall_at_k, retrieval_neighbours, retrieval_protocol
 
@@ -129,3 +129,47 @@ def test_metrics_hand_values():
     assert top1_accuracy(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2])) == 75.0
     assert majority_class_accuracy(np.array([1, 1, 0]), np.array([1, 0, 1, 1])) == 75.0
     np.testing.assert_array_equal(confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 1]), 2), [[1, 0], [1, 1]])
+
+
+def group_coded(seed, classes=4, groups_per_class=6, per_group=5, noise_dims=8):
+    """Each group holds videos of one class and is coded by its own one-hot feature; nothing else
+    carries the class. Seen groups are predictable, unseen groups are at chance."""
+    rng = np.random.default_rng(seed)
+    num_groups = classes * groups_per_class
+    groups = np.repeat(np.arange(num_groups), per_group)
+    labels = groups % classes
+    features = np.concatenate([3.0 * np.eye(num_groups)[groups],
+                               rng.normal(size=(len(groups), noise_dims))], axis=1)
+    return features, labels, groups
+
+
+def test_svm_c_cross_validation_keeps_groups_within_one_fold():
+    features, labels, groups = group_coded(0)
+    _, mixed = choose_svm_c(features, labels)
+    _, grouped = choose_svm_c(features, labels, groups)
+    assert max(mixed.values()) > 90.0, "videos of a seen group are recognised"
+    assert max(grouped.values()) < CHANCE + 15, "a fold's groups are never seen in training"
+
+
+def test_svm_c_is_the_best_cross_validated_and_the_smaller_on_ties():
+    train_x, train_y = separable(0)
+    test_x, test_y = separable(1)
+    C, scores = choose_svm_c(train_x, train_y)
+    assert set(scores) == set(SVM_C_GRID)
+    assert scores[C] == max(scores.values())
+    assert C == min(c for c, score in scores.items() if score == scores[C])
+    result = linear_svm_protocol(train_x, train_y, test_x, test_y, C="cv")
+    assert result["C"] == C and result["cv_top1"] == scores and result["top1"] == 100.0
+
+
+@pytest.mark.parametrize("C", ["auto", 0.0, -1.0])
+def test_linear_svm_rejects_a_bad_c(C):
+    train_x, train_y = separable(0)
+    with pytest.raises(ValueError, match="positive number or 'cv'"):
+        linear_svm_protocol(train_x, train_y, train_x, train_y, C=C)
+
+
+def test_svm_c_cross_validation_needs_two_videos_per_class():
+    features = np.zeros((5, 3))
+    with pytest.raises(ValueError, match="at least 2 train videos"):
+        choose_svm_c(features, np.array([0, 0, 1, 1, 2]))

@@ -225,3 +225,13 @@ def test_frame_differences_cancel_static_content(tmp_path, kind):
                                          clips_per_video=2, device="cpu", num_frames=[FRAMES, FRAMES])
     assert np.abs(features[0]).max() < 0.005
     assert np.abs(features[1]).max() > 0.01
+
+
+def test_run_protocol_chooses_svm_c_on_the_train_split(pair_dataset, tiny_checkpoint):
+    from seco_lab.evaluation.linear_svm import SVM_C_GRID
+    from seco_lab.evaluation.runner import run_protocol
+
+    fixed = run_protocol("linear-svm", tiny_checkpoint, pair_dataset[0], profile="smoke", device="cpu", svm_c=0.5)
+    chosen = run_protocol("linear-svm", tiny_checkpoint, pair_dataset[0], profile="smoke", device="cpu", svm_c="cv")
+    assert fixed["C"] == 0.5
+    assert chosen["C"] in SVM_C_GRID

@@ -1,4 +1,9 @@
-"""SeCo's linear protocol: standardised video features, liblinear SVM (squared hinge, L2), C=1."""
+"""SeCo's linear protocol: standardised video features, liblinear SVM (squared hinge, L2), C=1.
+
+``C="cv"`` chooses C instead by cross-validation on the train split alone (folds keep the
+videos of one group together when groups are known, e.g. UCF101's actor/scene groups), for
+small datasets where the paper's C=1 over-fits; the test split is never looked at.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,89 @@ from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.pipeline import make_pipeline
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from seco_lab.evaluation.metrics import top1_accuracy
 
+SVM_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
+
+
+def _svm(C: float, standardize: bool, max_iter: int, seed: int) -> Pipeline | LinearSVC:
+    svm = LinearSVC(C=C, loss="squared_hinge", penalty="l2", dual="auto", max_iter=max_iter, random_state=seed)
+    return make_pipeline(StandardScaler(), svm) if standardize else svm
+
+
+def _fit(classifier: Pipeline | LinearSVC, features: np.ndarray, labels: np.ndarray) -> bool:
+    """Fit in place; True when liblinear converged."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        classifier.fit(features, labels)
+    return not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
+def choose_svm_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
+                 grid: tuple[float, ...] = SVM_C_GRID, folds: int = 3, standardize: bool = True,
+                 max_iter: int = 5000, seed: int = 0) -> tuple[float, dict[float, float]]:
+    """The C of ``grid`` with the best mean validation top-1 over ``folds`` stratified folds of
+    the train split (N, D); folds never split a group when ``groups`` (N,) is given. Ties go to
+    the smaller C (stronger regularisation). Returns (C, {C: mean validation top-1})."""
+    labels = np.asarray(labels)
+    if not grid or any(c <= 0 for c in grid):
+        raise ValueError(f"the C grid must hold positive values, got {grid}")
+    smallest_class = int(np.unique(labels, return_counts=True)[1].min()) if labels.size else 0
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != labels.shape:
+            raise ValueError(f"groups {groups.shape} must match labels {labels.shape}")
+        smallest_class = min(smallest_class, len(np.unique(groups)))
+    num_folds = min(folds, smallest_class)
+    if num_folds < 2:
+        raise ValueError("choosing C by cross-validation needs at least 2 train videos (and groups) per class")
+    if groups is None:
+        splits = list(StratifiedKFold(num_folds, shuffle=True, random_state=seed).split(features, labels))
+    else:
+        splits = list(StratifiedGroupKFold(num_folds, shuffle=True, random_state=seed).split(features, labels, groups))
+    scores: dict[float, float] = {}
+    for C in grid:
+        fold_scores = []
+        for fit_rows, check_rows in splits:
+            classifier = _svm(C, standardize, max_iter, seed)
+            _fit(classifier, features[fit_rows], labels[fit_rows])
+            fold_scores.append(top1_accuracy(classifier.predict(features[check_rows]), labels[check_rows]))
+        scores[C] = float(np.mean(fold_scores))
+    best = max(scores.values())
+    return min(C for C, score in scores.items() if score == best), scores
+
 
 def linear_svm_protocol(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
-                        test_labels: np.ndarray, C: float = 1.0, standardize: bool = True,
-                        max_iter: int = 5000, seed: int = 0) -> dict[str, Any]:
+                        test_labels: np.ndarray, C: float | str = 1.0, standardize: bool = True,
+                        max_iter: int = 5000, seed: int = 0, train_groups: np.ndarray | None = None
+                        ) -> dict[str, Any]:
     """Fit a one-vs-rest linear SVM on train features (N, D), report test top-1 (percent).
 
     Features are standardised with the train split's mean/std (as SeCo does before liblinear).
-    Returns {"top1", "predictions" (M,), "converged"}.
+    C: a positive number (the paper: 1), or ``"cv"`` to choose it with ``choose_svm_c`` on the
+    train split (``train_groups`` (N,) keeps groups within one fold).
+    Returns {"top1", "predictions" (M,), "converged", "C", and with "cv" "cv_top1" per C}.
     """
     train_features = np.asarray(train_features, dtype=np.float64)
     test_features = np.asarray(test_features, dtype=np.float64)
+    train_labels = np.asarray(train_labels)
     if train_features.ndim != 2 or test_features.ndim != 2:
         raise ValueError(f"features must be (N, D); got train {train_features.shape}, test {test_features.shape}")
-    svm = LinearSVC(C=C, loss="squared_hinge", penalty="l2", dual="auto", max_iter=max_iter, random_state=seed)
-    classifier = make_pipeline(StandardScaler(), svm) if standardize else svm
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        classifier.fit(train_features, np.asarray(train_labels))
-    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    result: dict[str, Any] = {}
+    if isinstance(C, str):
+        if C != "cv":
+            raise ValueError(f"C must be a positive number or 'cv', got {C!r}")
+        C, result["cv_top1"] = choose_svm_c(train_features, train_labels, train_groups, standardize=standardize,
+                                            max_iter=max_iter, seed=seed)
+    elif not C > 0:
+        raise ValueError(f"C must be a positive number or 'cv', got {C!r}")
+    classifier = _svm(float(C), standardize, max_iter, seed)
+    converged = _fit(classifier, train_features, train_labels)
     predictions = classifier.predict(test_features)
-    return {"top1": top1_accuracy(predictions, test_labels), "predictions": predictions, "converged": converged}
+    return {"top1": top1_accuracy(predictions, test_labels), "predictions": predictions, "converged": converged,
+            "C": float(C), **result}

@@ -198,7 +198,9 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
                 num_crops=int(settings["test_crops"]) if keep_views else 1, **common)
             context["feature_dim"] = int(train_x.shape[-1])
             if protocol == "linear-svm":
-                result = linear_svm_protocol(train_x, train_y, test_x, test_y, C=float(settings["svm_c"]), seed=seed)
+                groups = [record.group for record in train]
+                result = linear_svm_protocol(train_x, train_y, test_x, test_y, C=settings["svm_c"], seed=seed,
+                                             train_groups=None if None in groups else np.array(groups))
             elif protocol == "linear":
                 result = linear_protocol(train_x, train_y, test_x, test_y, num_classes=num_classes,
                                          lr=float(settings["linear_lr"]), epochs=int(settings["linear_epochs"]),
