@@ -95,6 +95,7 @@ def extract_run_features(lab: Session, name: str, bn_stats: str = "checkpoint",
     re-estimates BatchNorm statistics on train videos first.
     """
     from seco_lab.evaluation.features import extract_video_features, load_encoder, recompute_bn_stats
+    from seco_lab.evaluation.linear_svm import record_groups
     from seco_lab.video.index import load_dataset
 
     settings = lab.section("eval")
@@ -111,9 +112,8 @@ def extract_run_features(lab: Session, name: str, bn_stats: str = "checkpoint",
                    pooling="concat", batch_size=settings["batch_size"], device=_device(lab), progress=progress,
                    keep_views=True)
     train_views, train_y = extract_video_features(encoder, train, num_frames=train_frames, **options)
-    groups = [record.group for record in train]
-    train_groups = None if None in groups else np.array(groups)
     test_views, test_y = extract_video_features(encoder, test, num_frames=test_frames, **options)
+    train_groups = record_groups(train)
     if encoder.kind == "3d":
         return {"clips": RunFeatures(name, "3d", "clips", train_views.mean(axis=1), train_y,
                                      test_views.mean(axis=1), test_y, test_views=test_views, train_views=train_views,

@@ -8,6 +8,7 @@ small datasets where the paper's C=1 over-fits; the test split is never looked a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,12 @@ from sklearn.svm import LinearSVC
 from seco_lab.evaluation.metrics import top1_accuracy
 
 SVM_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
+
+
+def record_groups(records: Sequence[Any]) -> np.ndarray | None:
+    """The ``group`` of every record (N,), or None when any record has none (layout without groups)."""
+    groups = [record.group for record in records]
+    return None if None in groups else np.array(groups)
 
 
 def _svm(C: float, standardize: bool, max_iter: int, seed: int) -> Pipeline | LinearSVC:
@@ -57,14 +64,17 @@ def choose_svm_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | 
         splits = list(StratifiedKFold(num_folds, shuffle=True, random_state=seed).split(features, labels))
     else:
         splits = list(StratifiedGroupKFold(num_folds, shuffle=True, random_state=seed).split(features, labels, groups))
-    scores: dict[float, float] = {}
-    for C in grid:
-        fold_scores = []
-        for fit_rows, check_rows in splits:
-            classifier = _svm(C, standardize, max_iter, seed)
-            _fit(classifier, features[fit_rows], labels[fit_rows])
-            fold_scores.append(top1_accuracy(classifier.predict(features[check_rows]), labels[check_rows]))
-        scores[C] = float(np.mean(fold_scores))
+    fold_scores: dict[float, list[float]] = {C: [] for C in grid}
+    for fit_rows, check_rows in splits:
+        fit_x, check_x = features[fit_rows], features[check_rows]
+        if standardize:  # one scaler per fold, shared by every C
+            scaler = StandardScaler().fit(fit_x)
+            fit_x, check_x = scaler.transform(fit_x), scaler.transform(check_x)
+        for C in grid:
+            classifier = _svm(C, standardize=False, max_iter=max_iter, seed=seed)
+            _fit(classifier, fit_x, labels[fit_rows])
+            fold_scores[C].append(top1_accuracy(classifier.predict(check_x), labels[check_rows]))
+    scores = {C: float(np.mean(values)) for C, values in fold_scores.items()}
     best = max(scores.values())
     return min(C for C, score in scores.items() if score == best), scores
 

@@ -23,7 +23,7 @@ from seco_lab.evaluation.features import (
 from seco_lab.evaluation.finetune import finetune_protocol
 from seco_lab.evaluation.knn import knn_protocol
 from seco_lab.evaluation.linear import linear_protocol
-from seco_lab.evaluation.linear_svm import linear_svm_protocol
+from seco_lab.evaluation.linear_svm import linear_svm_protocol, record_groups
 from seco_lab.evaluation.metrics import majority_class_accuracy
 from seco_lab.evaluation.retrieval import retrieval_protocol
 from seco_lab.evaluation.tracking import TrackerConfig, discover_tracking_sequences, tracking_protocol, trunk_feature_fn
@@ -198,9 +198,8 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
                 num_crops=int(settings["test_crops"]) if keep_views else 1, **common)
             context["feature_dim"] = int(train_x.shape[-1])
             if protocol == "linear-svm":
-                groups = [record.group for record in train]
                 result = linear_svm_protocol(train_x, train_y, test_x, test_y, C=settings["svm_c"], seed=seed,
-                                             train_groups=None if None in groups else np.array(groups))
+                                             train_groups=record_groups(train))
             elif protocol == "linear":
                 result = linear_protocol(train_x, train_y, test_x, test_y, num_classes=num_classes,
                                          lr=float(settings["linear_lr"]), epochs=int(settings["linear_epochs"]),
