@@ -20,7 +20,8 @@ from seco_lab.engine.sampler import epoch_order, rank_batches
 TOY_SCRIPT = Path(__file__).with_name("_toy_method.py")
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT_EVERY = 3   # steps_per_epoch is 4: the first checkpoint is mid-epoch
-ITEM_DELAY = 0.03      # seconds per item in the run to be killed, so it is still running
+ITEM_DELAY = 0.25      # seconds per item in the run to be killed: about 1-2 s per step, so the kill lands
+                       # mid-epoch (step 3, 6 or 9) even when this process is seconds late to notice
 TOTAL_STEPS = 16
 
 
