@@ -9,7 +9,11 @@ For SeCo, CVRL and DualVar (and the supervised baseline) it measures, on the sam
   augmentation in worker processes).
 
 It prints videos/s (median over steps), the ratios step ÷ bare and loader ÷ step, and the peak
-resident memory of this process and of its worker processes. A second table explains the
+resident memory of this process and of its worker processes. The three timings alternate in
+rounds (``--rounds``, ``--steps`` steps of each per round) and each ratio is the median of the
+rounds' ratios, so a machine that slows down or speeds up during the run moves both sides of a
+ratio alike. In a round the loader-fed steps start by draining the batches the workers
+prefetched while the other timings ran; those steps are not timed. A second table explains the
 loader ratio: the CPU time a worker spends making one video's views (one thread) and the CPU
 time of the in-memory step per video (all threads). On a machine whose cores all run the
 step, workers can only use time the step leaves, so ``step CPU / (step CPU + views CPU)`` is
@@ -19,7 +23,7 @@ Like the command line, it lets idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASS
 set), which matters when workers share the cores with the training threads.
 
 Usage: ``python benchmarks/bench_training.py [--profile standard] [--data data/synth-standard]
-[--steps 20] [--methods seco,cvrl,dualvar,supervised]``
+[--rounds 5] [--steps 8] [--methods seco,cvrl,dualvar,supervised]``
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import argparse
 import resource
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from seco_lab.environment import configure_cpu_environment
@@ -46,17 +51,34 @@ from seco_lab.video.frame_store import FrameStore, store_folder
 from seco_lab.video.index import load_dataset
 
 
-def median_rate(times: list[float], batch: int) -> float:
-    return batch / statistics.median(times)
-
-
-def time_steps(step, batches, steps: int) -> list[float]:
+def time_steps(step, batches, steps: int) -> float:
+    """Median wall time of ``step`` over ``steps`` in-memory batches."""
     times = []
     for index in range(steps):
         start = time.perf_counter()
         step(batches[index % len(batches)])
         times.append(time.perf_counter() - start)
-    return times[2:]  # the first steps include one-off allocations
+    return statistics.median(times)
+
+
+def time_loader_steps(step, batches: Iterator, steps: int, drain: int) -> float:
+    """Median wall time from one loader batch to the next over ``steps`` steps, after ``drain``
+    untimed steps that use up what the workers prefetched."""
+    for _ in range(drain):
+        step(next(batches))
+    times, start = [], time.perf_counter()
+    for _ in range(steps):
+        step(next(batches))
+        now = time.perf_counter()
+        times.append(now - start)
+        start = now
+    return statistics.median(times)
+
+
+def endless(loader: torch.utils.data.DataLoader) -> Iterator:
+    """The loader's batches, epoch after epoch (its workers persist, as in training)."""
+    while True:
+        yield from loader
 
 
 def step_cpu_seconds(step, batches, steps: int) -> float:
@@ -105,7 +127,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="standard")
     parser.add_argument("--data", default=None)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps of each kind per round")
     parser.add_argument("--methods", default="seco,cvrl,dualvar,supervised")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -128,7 +151,7 @@ def main() -> None:
                                      store_folder(data_root), progress=False)
         dataset = VideoDataset(train, index, method.view_maker(), size=size, seed=0, frame_store=store)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
-                                             num_workers=cfg.num_workers)
+                                             num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
         batches = []
         for batch in loader:
             batches.append(batch)
@@ -144,27 +167,29 @@ def main() -> None:
             optimizer.step()
             method.after_step()
 
-        bare = median_rate(time_steps(lambda b: bare_encoder_step(method, b), batches, args.steps), batch_size)
-        step = median_rate(time_steps(full_step, batches, args.steps), batch_size)
-        loader_times, count, start = [], 0, time.perf_counter()
-        while count < args.steps:
-            for batch in loader:
-                full_step(batch)
-                now = time.perf_counter()
-                loader_times.append(now - start)
-                start = now
-                count += 1
-                if count >= args.steps:
-                    break
-        loaded = batch_size / statistics.median(loader_times[2:])
+        for batch in batches:  # one-off allocations, outside every timing
+            full_step(batch)
+        loaded_batches = endless(loader)
+        drain = cfg.num_workers * 2  # DataLoader's default prefetch_factor
+        rounds = []  # (bare, step, loader) seconds per step, one tuple per round
+        for _ in range(args.rounds):
+            rounds.append((
+                time_steps(lambda b: bare_encoder_step(method, b), batches, args.steps),
+                time_steps(full_step, batches, args.steps),
+                time_loader_steps(full_step, loaded_batches, args.steps, drain),
+            ))
+        bare, step, loaded = (batch_size / statistics.median(column) for column in zip(*rounds))
+        step_over_bare = statistics.median(b / s for b, s, _ in rounds)
+        loader_over_step = statistics.median(s / lo for _, s, lo in rounds)
         step_cpu = step_cpu_seconds(full_step, batches, args.steps) / batch_size
         views_cpu = view_cpu_seconds(dataset)
-        rows.append((name, batch_size, bare, step, loaded))
+        rows.append((name, batch_size, bare, step, loaded, step_over_bare, loader_over_step))
         cpu_rows.append((name, views_cpu, step_cpu))
         print(f"  {name}: done", flush=True)
     print(header)
-    for name, batch_size, bare, step, loaded in rows:
-        print(f"{name:<11}{batch_size:>6}{bare:>10.0f}{step:>10.0f}{loaded:>11.0f}{step / bare:>10.2f}{loaded / step:>12.2f}")
+    for name, batch_size, bare, step, loaded, step_over_bare, loader_over_step in rows:
+        print(f"{name:<11}{batch_size:>6}{bare:>10.0f}{step:>10.0f}{loaded:>11.0f}"
+              f"{step_over_bare:>10.2f}{loader_over_step:>12.2f}")
     print(f"\n{'method':<11}{'views CPU ms/video':>20}{'step CPU ms/video':>19}{'best loader/step':>18}")
     for name, views_cpu, step_cpu in cpu_rows:
         print(f"{name:<11}{views_cpu * 1e3:>20.2f}{step_cpu * 1e3:>19.2f}{step_cpu / (step_cpu + views_cpu):>18.2f}")

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from seco_lab.video.dataset import VideoDataset
@@ -27,6 +28,16 @@ def test_store_reads_equal_decoded_frames(tmp_path):
     for path, count in zip(paths, counts):
         indices = [count - 1, 0, 3, 3]
         assert torch.equal(store.read(path, indices), read_frames(path, indices, 24))
+
+
+def test_store_rejects_frame_indices_outside_the_video(tmp_path):
+    paths = _videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    store = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    for bad in ([counts[1]], [-1], [0, counts[1] + 5]):
+        with pytest.raises(IndexError, match="clip1.mp4"):
+            store.read(paths[1], bad)
+    assert store.read(paths[1], []).shape[0] == 0
 
 
 def test_store_is_reused_and_rebuilt_when_a_video_changes(tmp_path):

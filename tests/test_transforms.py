@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+from torchvision.transforms import v2
 
 from seco_lab.transforms import (
     IMAGENET_MEAN,
@@ -22,6 +23,7 @@ from seco_lab.transforms import (
     frame_differences,
     gaussian_blur,
     normalize,
+    run_pipeline,
     seco_frame_augment,
     solarize,
     time_reverse,
@@ -232,6 +234,40 @@ def test_seco_recipe_treats_a_multi_frame_input_as_one_view() -> None:
     torch.manual_seed(0)
     output = seco_frame_augment(crop_size=CROP)(static_clip(3))
     assert torch.equal(output[0], output[1]) and torch.equal(output[1], output[2])
+
+
+ALL_RECIPES = {
+    **{name: make("consistent") for name, make in CLIP_RECIPES.items()},
+    "seco_paper": seco_frame_augment(crop_size=CROP),
+    "seco_standard": seco_frame_augment(crop_size=CROP, scale=(0.5, 1.0), jitter=(0.4, 0.4, 0.4, 0.0),
+                                        blur_prob=0.0, hflip=False, mean=None, std=None),
+    "cvrl_solarize": cvrl_clip_augment(2, crop_size=CROP, solarize_prob=0.5),
+    "eval": eval_transform(CROP),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_RECIPES))
+def test_run_pipeline_equals_calling_the_pipeline(name: str) -> None:
+    pipeline = ALL_RECIPES[name].pipeline
+    for seed in range(40):
+        clip = random_clip(1 + seed % 4, seed=seed)
+        if seed % 3 == 0:
+            clip = to_float01(clip)
+        torch.manual_seed(seed)
+        expected = pipeline(clip).as_subclass(torch.Tensor)
+        next_draw = torch.rand(3)
+        torch.manual_seed(seed)
+        assert torch.equal(run_pipeline(pipeline, clip), expected), f"seed {seed}: different pixels"
+        assert torch.equal(torch.rand(3), next_draw), f"seed {seed}: a different number of random draws"
+
+
+def test_run_pipeline_calls_a_transform_with_its_own_forward() -> None:
+    class Reverse(v2.Transform):
+        def forward(self, clip: torch.Tensor) -> torch.Tensor:
+            return clip.flip(0)
+
+    clip = random_clip(3)
+    assert torch.equal(run_pipeline(v2.Compose([Reverse()]), clip), clip.flip(0))
 
 
 def test_draws_come_from_torch_global_generator() -> None:

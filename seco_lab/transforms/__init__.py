@@ -19,6 +19,7 @@ from seco_lab.transforms.recipes import (
     cvrl_clip_augment,
     dualvar_clip_augment,
     eval_transform,
+    run_pipeline,
     seco_frame_augment,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "frame_differences",
     "gaussian_blur",
     "normalize",
+    "run_pipeline",
     "seco_frame_augment",
     "solarize",
     "time_reverse",

@@ -63,12 +63,12 @@ class FrameStore:
     def read(self, path: str | Path, indices: Sequence[int]) -> torch.Tensor:
         """Frames ``indices`` of video ``path``: uint8 (T, C, H, W)."""
         entry = self.entries[str(Path(path))]
+        wanted = np.asarray(indices, dtype=np.int64)
+        if wanted.size and (wanted.min() < 0 or wanted.max() >= entry.num_frames):
+            raise IndexError(f"{path}: frame indices must be in [0, {entry.num_frames}), got {wanted.tolist()}")
         frame_bytes = entry.height * entry.width * 3
-        flat = self._array()
-        frames = np.stack([
-            flat[(entry.offset + int(i)) * frame_bytes:(entry.offset + int(i) + 1) * frame_bytes]
-            for i in indices
-        ]).reshape(len(indices), entry.height, entry.width, 3)  # (T, H, W, C)
+        video = self._array()[entry.offset * frame_bytes:(entry.offset + entry.num_frames) * frame_bytes]
+        frames = video.reshape(entry.num_frames, entry.height, entry.width, 3)[wanted]  # (T, H, W, C)
         return torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()  # (T, C, H, W)
 
     @classmethod
