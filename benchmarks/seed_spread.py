@@ -1,0 +1,108 @@
+"""How much of SeCo's gain over an untrained encoder is the seed: pretrain and evaluate per seed.
+
+For each seed it runs ``seco_lab pretrain --method seco`` twice, as a user would (the trained
+run and ``--epochs 0``, the untrained encoder with that seed's initial weights), extracts
+frozen features once per checkpoint with the profile's evaluation settings, and scores the
+linear SVM (concat and mean pooling, the profile's C) and kNN. It prints one row per seed and
+the mean, standard deviation, minimum and maximum of each column and of each gain. A single
+curriculum run measures one seed; the untrained encoder's score moves more from seed to seed
+than the trained one's.
+
+Usage: ``python benchmarks/seed_spread.py [--profile standard] [--data data/synth-standard]
+[--seeds 0,1,2,3] [--runs runs/seed-spread]`` (existing checkpoints in ``--runs`` are reused;
+the standard profile takes a few minutes per seed on a 2-core CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from seco_lab.environment import configure_cpu_environment
+
+configure_cpu_environment()  # before torch is imported
+
+import numpy as np  # noqa: E402
+
+from seco_lab.evaluation.features import extract_video_features, load_encoder  # noqa: E402
+from seco_lab.evaluation.knn import knn_protocol  # noqa: E402
+from seco_lab.evaluation.linear_svm import linear_svm_protocol  # noqa: E402
+from seco_lab.paths import runs_dir, synth_dataset_dir  # noqa: E402
+from seco_lab.profiles import get_profile  # noqa: E402
+from seco_lab.video.index import load_dataset  # noqa: E402
+
+COLUMNS = ("svm concat", "svm mean", "knn concat")
+
+
+def pretrain(data: Path, profile: str, seed: int, out: Path, untrained: bool) -> Path:
+    """The run's checkpoint, trained (or written untrained) by the command line if missing."""
+    checkpoint = out / "checkpoint.pt"
+    if not checkpoint.exists():
+        command = [sys.executable, "-m", "seco_lab", "pretrain", "--method", "seco", "--data", str(data),
+                   "--profile", profile, "--out", str(out), "--seed", str(seed)]
+        subprocess.run(command + (["--epochs", "0"] if untrained else []), check=True,
+                       stdout=subprocess.DEVNULL)
+    return checkpoint
+
+
+def scores(checkpoint: Path, data: Path, evaluation: dict) -> dict[str, float]:
+    """Linear SVM (concat and mean pooling) and kNN top-1 of one checkpoint's frozen features."""
+    spec, index = load_dataset(data, progress=False)
+    frames = int(evaluation["frames_per_video"])
+    encoder = load_encoder(checkpoint, device="cpu")
+    split = {}
+    for name in ("train", "test"):
+        records = spec.split(name)
+        features, labels = extract_video_features(
+            encoder, records, frames_per_video=frames, pooling="concat", batch_size=int(evaluation["batch_size"]),
+            device="cpu", num_frames=[index[r].num_frames for r in records])
+        split[name] = (features, features.reshape(len(features), frames, -1).mean(axis=1), labels)  # (N, T*D), (N, D)
+    (train_concat, train_mean, train_labels), (test_concat, test_mean, test_labels) = split["train"], split["test"]
+    c = evaluation["svm_c"]
+    return {
+        "svm concat": linear_svm_protocol(train_concat, train_labels, test_concat, test_labels, C=c)["top1"],
+        "svm mean": linear_svm_protocol(train_mean, train_labels, test_mean, test_labels, C=c)["top1"],
+        "knn concat": knn_protocol(train_concat, train_labels, test_concat, test_labels, k=int(evaluation["knn_k"]),
+                                   temperature=float(evaluation["knn_temperature"]),
+                                   num_classes=len(spec.classes))["top1"],
+    }
+
+
+def summary(label: str, values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{label:<22}{statistics.mean(values):>8.1f} ± {spread:<5.1f}{min(values):>7.1f}{max(values):>7.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="standard")
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--seeds", default="0,1,2,3")
+    parser.add_argument("--runs", default=None, help="run folder (default: runs/seed-spread-<profile>)")
+    args = parser.parse_args()
+    data = Path(args.data) if args.data else synth_dataset_dir("standard" if args.profile != "smoke" else "smoke")
+    runs = Path(args.runs) if args.runs else runs_dir() / f"seed-spread-{args.profile}"
+    evaluation = get_profile(args.profile)["eval"]
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    table: dict[str, dict[str, list[float]]] = {kind: {c: [] for c in COLUMNS} for kind in ("seco", "untrained")}
+    print(f"{'seed':<6}{'encoder':<11}" + "".join(f"{c:>12}" for c in COLUMNS))
+    for seed in seeds:
+        for kind in ("seco", "untrained"):
+            checkpoint = pretrain(data, args.profile, seed, runs / f"{kind}-seed{seed}", untrained=kind == "untrained")
+            row = scores(checkpoint, data, evaluation)
+            for column in COLUMNS:
+                table[kind][column].append(row[column])
+            print(f"{seed:<6}{kind:<11}" + "".join(f"{row[c]:>12.1f}" for c in COLUMNS), flush=True)
+    print(f"\n{'over ' + str(len(seeds)) + ' seeds':<22}{'mean ± sd':>16}{'min':>7}{'max':>7}")
+    for column in COLUMNS:
+        trained, untrained = table["seco"][column], table["untrained"][column]
+        print(summary(f"{column}, seco", trained))
+        print(summary(f"{column}, untrained", untrained))
+        print(summary(f"{column}, gain", list(np.subtract(trained, untrained))))
+
+
+if __name__ == "__main__":
+    main()
