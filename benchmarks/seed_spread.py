@@ -32,7 +32,8 @@ from seco_lab.evaluation.knn import knn_protocol  # noqa: E402
 from seco_lab.evaluation.linear_svm import linear_svm_protocol  # noqa: E402
 from seco_lab.paths import runs_dir, synth_dataset_dir  # noqa: E402
 from seco_lab.profiles import get_profile  # noqa: E402
-from seco_lab.video.index import load_dataset  # noqa: E402
+from seco_lab.video.index import VideoIndex, load_dataset  # noqa: E402
+from seco_lab.video.layouts import DatasetSpec  # noqa: E402
 
 COLUMNS = ("svm concat", "svm mean", "knn concat")
 
@@ -48,9 +49,8 @@ def pretrain(data: Path, profile: str, seed: int, out: Path, untrained: bool) ->
     return checkpoint
 
 
-def scores(checkpoint: Path, data: Path, evaluation: dict) -> dict[str, float]:
+def scores(checkpoint: Path, spec: DatasetSpec, index: VideoIndex, evaluation: dict) -> dict[str, float]:
     """Linear SVM (concat and mean pooling) and kNN top-1 of one checkpoint's frozen features."""
-    spec, index = load_dataset(data, progress=False)
     frames = int(evaluation["frames_per_video"])
     encoder = load_encoder(checkpoint, device="cpu")
     split = {}
@@ -87,12 +87,13 @@ def main() -> None:
     runs = Path(args.runs) if args.runs else runs_dir() / f"seed-spread-{args.profile}"
     evaluation = get_profile(args.profile)["eval"]
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    spec, index = load_dataset(data, progress=False)
     table: dict[str, dict[str, list[float]]] = {kind: {c: [] for c in COLUMNS} for kind in ("seco", "untrained")}
     print(f"{'seed':<6}{'encoder':<11}" + "".join(f"{c:>12}" for c in COLUMNS))
     for seed in seeds:
         for kind in ("seco", "untrained"):
             checkpoint = pretrain(data, args.profile, seed, runs / f"{kind}-seed{seed}", untrained=kind == "untrained")
-            row = scores(checkpoint, data, evaluation)
+            row = scores(checkpoint, spec, index, evaluation)
             for column in COLUMNS:
                 table[kind][column].append(row[column])
             print(f"{seed:<6}{kind:<11}" + "".join(f"{row[c]:>12.1f}" for c in COLUMNS), flush=True)

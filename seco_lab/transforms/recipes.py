@@ -72,12 +72,8 @@ def run_pipeline(transform: v2.Transform, clip: torch.Tensor) -> torch.Tensor:
     ``forward`` (optionally behind the coin of a ``RandomGrayscale``-style ``p``) is run as
     ``transform.transform(clip, transform.make_params([clip]))``; any other is simply called.
     """
-    if isinstance(transform, v2.Compose):
-        for step in transform.transforms:
-            clip = run_pipeline(step, clip)
-        return clip
-    if isinstance(transform, v2.RandomApply):
-        if torch.rand(1) >= transform.p:
+    if isinstance(transform, (v2.Compose, v2.RandomApply)):
+        if isinstance(transform, v2.RandomApply) and torch.rand(1) >= transform.p:
             return clip
         for step in transform.transforms:
             clip = run_pipeline(step, clip)

@@ -77,7 +77,7 @@ class VideoSource:
                 f"{self.path}: frame indices must lie in [0, {self.num_frames}), got {index_array.min()}..{index_array.max()}"
             )
         if self.store is not None:
-            return self.store.read(self.path, index_array.tolist())
+            return self.store.read(self.path, index_array)
         return read_frames(self.path, index_array.tolist(), self.size)
 
     def __repr__(self) -> str:
