@@ -14,21 +14,24 @@ rounds (``--rounds``, ``--steps`` steps of each per round) and each ratio is the
 rounds' ratios, so a machine that slows down or speeds up during the run moves both sides of a
 ratio alike. In a round the loader-fed steps start by draining the batches the workers
 prefetched while the other timings ran; those steps are not timed. A second table explains the
-loader ratio: the CPU time a worker spends making one video's views (one thread) and the CPU
-time of the in-memory step per video (all threads). On a machine whose cores all run the
-step, workers can only use time the step leaves, so ``step CPU / (step CPU + views CPU)`` is
-the best loader ÷ step ratio any number of workers can reach.
+loader ratio: the CPU time a worker spends making one video's views (one thread), the CPU time
+(all threads) and the wall time of the in-memory step per video, and the CPU time the step
+leaves unused on this machine's cores per video (cores x wall - CPU). Workers can keep up
+without slowing the step only where the views fit into that idle time; they are niced
+(``--worker-nice``, default the training config's) so that they run there rather than take
+cores from the step's threads.
 
 Like the command line, it lets idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE`` unless
 set), which matters when workers share the cores with the training threads.
 
 Usage: ``python benchmarks/bench_training.py [--profile standard] [--data data/synth-standard]
-[--rounds 5] [--steps 8] [--methods seco,cvrl,dualvar,supervised]``
+[--rounds 5] [--steps 8] [--methods seco,cvrl,dualvar,supervised] [--worker-nice N]``
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import time
@@ -43,6 +46,7 @@ import torch  # noqa: E402
 
 from seco_lab.engine.schedule import build_optimizer
 from seco_lab.engine.config import TrainConfig
+from seco_lab.engine.workers import lower_worker_priority
 from seco_lab.methods import build_method
 from seco_lab.methods.pretrain import build_run_config, train_config
 from seco_lab.paths import synth_dataset_dir
@@ -130,6 +134,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
     parser.add_argument("--steps", type=int, default=8, help="timed steps of each kind per round")
     parser.add_argument("--methods", default="seco,cvrl,dualvar,supervised")
+    parser.add_argument("--worker-nice", type=int, default=None,
+                        help="nice value added to the loader workers (default: the training config's; 0: off)")
     args = parser.parse_args()
     torch.manual_seed(0)
     data_root = Path(args.data) if args.data else synth_dataset_dir("standard" if args.profile != "smoke" else "smoke")
@@ -150,8 +156,10 @@ def main() -> None:
             store = FrameStore.build([r.path for r in train], [index[r].num_frames for r in train], size,
                                      store_folder(data_root), progress=False)
         dataset = VideoDataset(train, index, method.view_maker(), size=size, seed=0, frame_store=store)
+        worker_nice = cfg.worker_nice if args.worker_nice is None else args.worker_nice
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
-                                             num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0)
+                                             num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,
+                                             worker_init_fn=lower_worker_priority(worker_nice))
         batches = []
         for batch in loader:
             batches.append(batch)
@@ -184,15 +192,18 @@ def main() -> None:
         step_cpu = step_cpu_seconds(full_step, batches, args.steps) / batch_size
         views_cpu = view_cpu_seconds(dataset)
         rows.append((name, batch_size, bare, step, loaded, step_over_bare, loader_over_step))
-        cpu_rows.append((name, views_cpu, step_cpu))
-        print(f"  {name}: done", flush=True)
+        cpu_rows.append((name, views_cpu, step_cpu, 1.0 / step))
+        print(f"  {name}: done ({cfg.num_workers} workers, niceness +{worker_nice})", flush=True)
     print(header)
     for name, batch_size, bare, step, loaded, step_over_bare, loader_over_step in rows:
         print(f"{name:<11}{batch_size:>6}{bare:>10.0f}{step:>10.0f}{loaded:>11.0f}"
               f"{step_over_bare:>10.2f}{loader_over_step:>12.2f}")
-    print(f"\n{'method':<11}{'views CPU ms/video':>20}{'step CPU ms/video':>19}{'best loader/step':>18}")
-    for name, views_cpu, step_cpu in cpu_rows:
-        print(f"{name:<11}{views_cpu * 1e3:>20.2f}{step_cpu * 1e3:>19.2f}{step_cpu / (step_cpu + views_cpu):>18.2f}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    print(f"\n{'method':<11}{'views CPU ms/video':>20}{'step CPU ms/video':>19}{'step wall ms/video':>20}"
+          f"{f'idle CPU ms/video ({cores} cores)':>32}")
+    for name, views_cpu, step_cpu, step_wall in cpu_rows:
+        idle = cores * step_wall - step_cpu
+        print(f"{name:<11}{views_cpu * 1e3:>20.2f}{step_cpu * 1e3:>19.2f}{step_wall * 1e3:>20.2f}{idle * 1e3:>32.2f}")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak RSS: main process {own:.0f} MiB, largest worker {workers:.0f} MiB")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from seco_lab.engine.checkpoint import capture_rng_state, preserved_rng, restore
 from seco_lab.engine.device import build_grad_scaler, move_batch
 from seco_lab.engine.sampler import SeededBatchSampler, epoch_order, rank_batches
 from seco_lab.engine.schedule import build_optimizer, build_scheduler, scaled_lr
+from seco_lab.engine.workers import lower_worker_priority
 
 
 # ------------------------------------------------------------------------------ schedule
@@ -95,6 +97,8 @@ def test_optimizer_uses_scaled_lr_and_chosen_algorithm():
     ("grad_clip", -1.0, "grad_clip=-1.0"),
     ("warmup_epochs", 5, "warmup_epochs=5 exceeds epochs=2"),
     ("amp", "yes", "amp='yes': must be True or False"),
+    ("worker_nice", 20, "worker_nice=20: must be at most 19"),
+    ("worker_nice", -1, "worker_nice=-1: must be an integer >= 0"),
 ])
 def test_train_config_errors_name_the_field(field, value, message):
     with pytest.raises(TrainConfigError) as error:
@@ -282,3 +286,58 @@ def test_fit_stops_on_a_diverging_loss(tmp_path):
     with pytest.raises(FloatingPointError, match="loss is nan at step 1"):
         fit(Diverging(queue_size=8), ToyPairDataset(8), small_config(log_every=1), tmp_path, {},
             progress=False)
+
+
+# ------------------------------------------------------------------------ loader workers
+class NicenessDataset(ToyPairDataset):
+    """Toy items that also carry the nice value of the process that made them."""
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {**super().__getitem__(index), "nice": torch.tensor(os.nice(0))}
+
+
+class EpochIndexNicenessDataset(NicenessDataset):
+    """The same, addressed by (epoch, index), so the trainer keeps its workers across epochs."""
+
+    accepts_epoch_index = True
+
+    def __getitem__(self, item: tuple[int, int]) -> dict[str, torch.Tensor]:
+        self.epoch = item[0]
+        return super().__getitem__(item[1])
+
+
+class NicenessRecorder(ToyMoCo):
+    def __init__(self) -> None:
+        super().__init__(queue_size=8)
+        self.seen: set[int] = set()
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.seen.update(batch["nice"].tolist())
+        return super().forward(batch)
+
+
+def test_lower_worker_priority_checks_its_argument():
+    assert lower_worker_priority(0) is None
+    assert callable(lower_worker_priority(7))
+    for bad in (-1, 20, 2.5, True):
+        with pytest.raises(ValueError, match="niceness must be an integer in"):
+            lower_worker_priority(bad)
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no Unix nice values here")
+@pytest.mark.parametrize("niceness", [0, 5])
+def test_loader_workers_raise_their_nice_value(niceness):
+    loader = torch.utils.data.DataLoader(NicenessDataset(4), batch_size=2, num_workers=1,
+                                         worker_init_fn=lower_worker_priority(niceness))
+    seen = {int(value) for batch in loader for value in batch["nice"]}
+    assert seen == {min(19, os.nice(0) + niceness)}
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no Unix nice values here")
+@pytest.mark.parametrize("niceness", [0, 3])
+@pytest.mark.parametrize("dataset_type", [NicenessDataset, EpochIndexNicenessDataset])
+def test_fit_on_cpu_nices_its_workers(tmp_path, niceness, dataset_type):
+    method = NicenessRecorder()
+    fit(method, dataset_type(8), small_config(num_workers=1, worker_nice=niceness, epochs=1, warmup_epochs=0),
+        tmp_path, {"method": "toy"}, progress=False)
+    assert method.seen == {min(19, os.nice(0) + niceness)}

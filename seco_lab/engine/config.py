@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from seco_lab.engine.workers import MAX_NICENESS
+
 OPTIMIZERS = ("sgd", "adamw")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 DEVICE_CHOICES = "'auto', 'cpu', 'cuda' or 'cuda:N'"
@@ -31,6 +33,9 @@ class TrainConfig:
     ``momentum`` is SGD's momentum, or AdamW's beta1 (beta2 = 0.999). Under DDP,
     ``find_unused_parameters`` is needed by methods with switched-off losses, and
     ``broadcast_buffers`` re-sends rank 0's buffers (BN statistics, queue) at every forward.
+    ``worker_nice`` (0-19, Unix, CPU training only) raises the nice value of the DataLoader
+    workers so that they make batches while the step leaves a core idle instead of taking cores
+    from its threads (``seco_lab.engine.workers``); 0 leaves them as they are.
     """
 
     epochs: int
@@ -43,6 +48,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     grad_clip: float | None = None
     num_workers: int = 0
+    worker_nice: int = 19
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
@@ -75,6 +81,9 @@ class TrainConfig:
         if self.grad_clip is not None:
             _require_number("grad_clip", self.grad_clip, minimum=0.0, exclusive=True)
         _require_int("num_workers", self.num_workers, minimum=0)
+        _require_int("worker_nice", self.worker_nice, minimum=0)
+        if self.worker_nice > MAX_NICENESS:
+            raise TrainConfigError(f"TrainConfig.worker_nice={self.worker_nice}: must be at most {MAX_NICENESS}")
         if not isinstance(self.device, str) or not DEVICE_PATTERN.match(self.device):
             raise TrainConfigError(
                 f"TrainConfig.device={self.device!r}: choose {DEVICE_CHOICES}"

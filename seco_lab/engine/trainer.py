@@ -39,6 +39,7 @@ from seco_lab.engine.device import (
 from seco_lab.engine.history import HistoryWriter
 from seco_lab.engine.sampler import SeededBatchSampler
 from seco_lab.engine.schedule import build_optimizer, build_scheduler
+from seco_lab.engine.workers import lower_worker_priority
 
 # torch >= 2.12 renamed DDP's per-forward buffer broadcast; older versions only know the old name
 _DDP_BUFFER_SYNC_ARGUMENT = "forward_sync_buffers" if "forward_sync_buffers" in \
@@ -196,9 +197,11 @@ class _TrainingRun:
         # batch sampler (in this process) tells every item its epoch.
         persistent = bool(getattr(self.dataset, "accepts_epoch_index", False)) and self.cfg.num_workers > 0
         self.sampler.with_epoch = persistent
+        # On a CPU the workers take the cores the step leaves idle (seco_lab.engine.workers).
+        worker_init = lower_worker_priority(self.cfg.worker_nice) if self.device.type == "cpu" else None
         persistent_loader = DataLoader(
             self.dataset, batch_sampler=self.sampler, num_workers=self.cfg.num_workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=True,
+            pin_memory=self.device.type == "cuda", persistent_workers=True, worker_init_fn=worker_init,
             generator=torch.Generator().manual_seed(self.cfg.seed * 100_003),
         ) if persistent else None
         while self.epoch < self.cfg.epochs:
@@ -207,7 +210,7 @@ class _TrainingRun:
             self.sampler.set_epoch(self.epoch, self.step_in_epoch)
             loader = persistent_loader or DataLoader(
                 self.dataset, batch_sampler=self.sampler, num_workers=self.cfg.num_workers,
-                pin_memory=self.device.type == "cuda",
+                pin_memory=self.device.type == "cuda", worker_init_fn=worker_init,
                 # the loader draws its worker base seed from here, never from the global RNG
                 generator=torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch),
             )

@@ -1,0 +1,34 @@
+"""DataLoader workers that yield the cores to the training step on a CPU.
+
+On a machine whose cores run the training step, every worker that makes a batch takes a core
+from one of the step's threads, and a multi-threaded operator then waits for its slowest
+thread. Yet the step does not keep every core busy all the time (single-threaded stretches,
+the optimiser, Python between operators). Workers with a higher niceness run in exactly those
+gaps: the scheduler hands a core to a step thread whenever one is ready, and to a worker
+otherwise. When the workers fall behind, the step blocks on the loader and leaves them all the
+cores, so nothing starves; only the order changes. ``benchmarks/bench_training.py`` measures
+the effect (loader-fed step ÷ in-memory step).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+
+MAX_NICENESS = 19
+
+
+def _raise_niceness(niceness: int, worker_id: int) -> None:
+    os.nice(niceness)
+
+
+def lower_worker_priority(niceness: int) -> Callable[[int], None] | None:
+    """A DataLoader ``worker_init_fn`` that adds ``niceness`` (0-19) to each worker's Unix nice
+    value, or ``None`` when there is nothing to do (0, or no ``os.nice`` on this platform).
+    Raising one's own nice value needs no privileges; the kernel caps it at 19."""
+    if isinstance(niceness, bool) or not isinstance(niceness, int) or not 0 <= niceness <= MAX_NICENESS:
+        raise ValueError(f"worker niceness must be an integer in [0, {MAX_NICENESS}], got {niceness!r}")
+    if niceness == 0 or not hasattr(os, "nice"):
+        return None
+    return functools.partial(_raise_niceness, niceness)
