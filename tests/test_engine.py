@@ -324,6 +324,15 @@ def test_lower_worker_priority_checks_its_argument():
             lower_worker_priority(bad)
 
 
+def test_a_worker_that_may_not_renice_warns_and_goes_on(monkeypatch):
+    def forbidden(increment):
+        raise PermissionError("operation not permitted")
+
+    monkeypatch.setattr(os, "nice", forbidden, raising=False)
+    with pytest.warns(UserWarning, match="worker 3 keeps its priority: os.nice failed"):
+        lower_worker_priority(5)(3)
+
+
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="no Unix nice values here")
 @pytest.mark.parametrize("niceness", [0, 5])
 def test_loader_workers_raise_their_nice_value(niceness):

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable
 
 MAX_NICENESS = 19
 
 
 def _raise_niceness(niceness: int, worker_id: int) -> None:
-    os.nice(niceness)
+    try:
+        os.nice(niceness)
+    except OSError as error:  # a sandbox that forbids it: train at the normal priority
+        warnings.warn(f"DataLoader worker {worker_id} keeps its priority: os.nice failed ({error})", stacklevel=1)
 
 
 def lower_worker_priority(niceness: int) -> Callable[[int], None] | None:
