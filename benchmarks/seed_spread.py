@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 from seco_lab.evaluation.features import extract_video_features, load_encoder  # noqa: E402
 from seco_lab.evaluation.knn import knn_protocol  # noqa: E402
-from seco_lab.evaluation.linear_svm import linear_svm_protocol  # noqa: E402
+from seco_lab.evaluation.linear_svm import linear_svm_protocol, record_groups  # noqa: E402
 from seco_lab.paths import runs_dir, synth_dataset_dir  # noqa: E402
 from seco_lab.profiles import get_profile  # noqa: E402
 from seco_lab.video.index import VideoIndex, load_dataset  # noqa: E402
@@ -61,10 +61,10 @@ def scores(checkpoint: Path, spec: DatasetSpec, index: VideoIndex, evaluation: d
             device="cpu", num_frames=[index[r].num_frames for r in records])
         split[name] = (features, features.reshape(len(features), frames, -1).mean(axis=1), labels)  # (N, T*D), (N, D)
     (train_concat, train_mean, train_labels), (test_concat, test_mean, test_labels) = split["train"], split["test"]
-    c = evaluation["svm_c"]
+    svm = {"C": evaluation["svm_c"], "train_groups": record_groups(spec.split("train"))}  # as the CLI's protocol
     return {
-        "svm concat": linear_svm_protocol(train_concat, train_labels, test_concat, test_labels, C=c)["top1"],
-        "svm mean": linear_svm_protocol(train_mean, train_labels, test_mean, test_labels, C=c)["top1"],
+        "svm concat": linear_svm_protocol(train_concat, train_labels, test_concat, test_labels, **svm)["top1"],
+        "svm mean": linear_svm_protocol(train_mean, train_labels, test_mean, test_labels, **svm)["top1"],
         "knn concat": knn_protocol(train_concat, train_labels, test_concat, test_labels, k=int(evaluation["knn_k"]),
                                    temperature=float(evaluation["knn_temperature"]),
                                    num_classes=len(spec.classes))["top1"],
