@@ -6,10 +6,25 @@ VENV ?= .venv
 PROFILE ?= standard
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.seco_lab-installed
+# torch's pinned (CUDA) wheels take about 6 GB in the venv: say so before pip runs out of space.
+VENV_GB ?= 7
+
+define DISK_CHECK
+import os, shutil, sys
+folder = os.path.abspath("$(VENV)")
+while not os.path.isdir(folder):
+    folder = os.path.dirname(folder)
+free = shutil.disk_usage(folder).free / 2**30
+if free < $(VENV_GB):
+    sys.exit(f"make: only {free:.1f} GiB free on the disk of {folder}; installing the pinned "
+             "requirements into $(VENV) needs about $(VENV_GB) GiB. Free some space and run make again.")
+endef
+export DISK_CHECK
 
 .PHONY: report test lab bench clean-reports
 
 $(STAMP): requirements.txt pyproject.toml
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(PYTHON) -c "$$DISK_CHECK"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
