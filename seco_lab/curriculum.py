@@ -1,15 +1,18 @@
 """The runs and measurements the notebooks share, so that no notebook redefines them.
 
 ``ensure_run`` trains a named run in the session's run folder, or reuses it when it already
-finished with the same settings (and says so). ``measure_run`` extracts an encoder's features
-once and applies the frozen-feature protocols to them. ``results_table`` renders rows of
-measured numbers as Markdown.
+finished with the same settings (and says so); ``reseeded`` names the same run with another
+seed. ``extract_run_features`` extracts an encoder's features once and ``frozen_protocols``
+applies the frozen-feature protocols to them. ``results_table`` renders rows of measured
+numbers as Markdown and ``spread`` summarises one number measured over several seeds.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +25,22 @@ FROZEN_PROTOCOLS = ("linear-svm", "linear", "knn", "retrieval")
 
 @dataclass(frozen=True)
 class RunSpec:
-    """A named pretraining run: method, config overrides, and (optionally) a fixed epoch count."""
+    """A named pretraining run: method, config overrides, and (optionally) a fixed epoch count
+    and its own seed (None: the session's seed)."""
 
     name: str
     method: str
     overrides: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None
     description: str = ""
+    seed: int | None = None
+
+
+def reseeded(spec: RunSpec, seed: int) -> RunSpec:
+    """``spec`` with its own ``seed``, in its own folder ``<name>-seed<seed>``: for an untrained
+    baseline, another draw of the initial weights."""
+    return replace(spec, name=f"{spec.name}-seed{seed}", seed=seed,
+                   description=f"{spec.description or spec.method}, seed {seed}")
 
 
 BASELINE_RUNS = {
@@ -62,7 +74,8 @@ def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
         state = "resuming" if checkpoint.exists() else ("initialising" if spec.epochs == 0 else "training")
         print(f"{spec.name}: {state} — {spec.description or spec.method}")
     result = pretrain(spec.method, lab.data_root, lab.profile_name, run_dir, epochs=spec.epochs,
-                      device=lab.device, resume=True, seed=lab.seed, overrides=spec.overrides, progress=progress)
+                      device=lab.device, resume=True, seed=lab.seed if spec.seed is None else spec.seed,
+                      overrides=spec.overrides, progress=progress)
     if result.action in ("trained", "resumed"):
         print(f"{spec.name}: {result.steps} steps in {result.wall_time:.0f} s "
               f"({result.samples_per_second:.0f} videos/s)")
@@ -187,6 +200,14 @@ def results_table(rows: list[dict[str, Any]], columns: list[str] | None = None, 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(shown(row.get(column)) for column in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (0 for one value), minimum and maximum of ``values``."""
+    if not values:
+        raise ValueError("spread needs at least one value")
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values)}
 
 
 def save_results(lab: Session, name: str, rows: list[dict[str, Any]]) -> Path:

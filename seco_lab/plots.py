@@ -266,6 +266,40 @@ def plot_run_comparison(values: Mapping[str, float], errors: Mapping[str, float]
     return figure
 
 
+def plot_untrained_spread(untrained: Mapping[str, Sequence[float]], trained: Mapping[str, float],
+                          chance: float | None = None, ylabel: str = "top-1 (%)", title: str | None = None) -> Figure:
+    """A trained encoder against several initialisations of the same encoder untrained.
+
+    One column per comparison: ``untrained[label]`` holds the untrained scores (one per
+    initialisation, grey dots, their mean a black dash) and ``trained[label]`` the trained
+    encoder's score (a red diamond). Both mappings need the same labels.
+    """
+    if set(untrained) != set(trained):
+        raise ValueError(f"untrained and trained scores need the same labels, got {sorted(untrained)} "
+                         f"and {sorted(trained)}")
+    labels = list(untrained)
+    figure = Figure(figsize=(1.6 + 1.3 * len(labels), 3.8), layout="constrained")
+    axis = figure.subplots()
+    for position, label in enumerate(labels):
+        values = np.asarray(untrained[label], dtype=float)
+        if values.size == 0:
+            raise ValueError(f"no untrained scores for {label!r}")
+        axis.scatter(np.full(values.size, position), values, color="tab:gray", alpha=0.7, zorder=2,
+                     label="untrained, one per initialisation" if position == 0 else None)
+        axis.hlines(values.mean(), position - 0.25, position + 0.25, color="black", linewidth=2, zorder=3,
+                    label="untrained mean" if position == 0 else None)
+        axis.scatter([position], [trained[label]], color="tab:red", marker="D", s=50, zorder=4,
+                     label="trained" if position == 0 else None)
+    if chance is not None:
+        axis.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.1f})")
+    axis.legend(fontsize="small")
+    axis.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 3 else 0,
+                    ha="right" if len(labels) > 3 else "center")
+    axis.set_xlim(-0.6, len(labels) - 0.4)
+    axis.set(ylabel=ylabel, title=title or "")
+    return figure
+
+
 def plot_frame_triplets(num_frames: int, triplets: np.ndarray, orders: np.ndarray) -> Figure:
     """SeCo triplets on a video's timeline: one row per draw, anchor ``a`` (red) and frames
     ``b``, ``c`` (blue), the halves split by a dashed line. triplets (N, 3), orders (N,)."""

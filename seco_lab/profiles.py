@@ -63,6 +63,7 @@ _SMOKE: dict[str, Any] = {
         "svm_c": 1.0,  # the paper's C; "cv" chooses it by cross-validation on the train split
         "linear_lr": 4.0, "linear_epochs": 50, "linear_batch_size": 256, "linear_weight_decay": 0.0,
         "knn_k": 20, "knn_temperature": 0.07,
+        "untrained_inits": 2,  # initialisations of each untrained baseline, to show how much its seed moves it
         "retrieval_ks": [1, 5, 10, 20, 50],
         "finetune_epochs": 1, "finetune_lr": 1e-3, "finetune_optimizer": "adam", "finetune_batch_size": 16,
         "finetune_weight_decay": 0.0, "finetune_segments": 4, "finetune_dropout": 0.5, "finetune_partial_bn": True,
@@ -81,7 +82,8 @@ _STANDARD.update({
         "checkpoint_every": 200, "knn_every": 10,
     },
 })
-_STANDARD["eval"].update({"embeddings": ["pca", "tsne"], "clips_per_video": 4, "linear_epochs": 100, "finetune_epochs": 5})
+_STANDARD["eval"].update({"embeddings": ["pca", "tsne"], "clips_per_video": 4, "linear_epochs": 100, "finetune_epochs": 5,
+                          "untrained_inits": 5})
 _STANDARD["train_signals"] = {"epochs": 5}
 _STANDARD["data"]["num_workers"] = 2
 _STANDARD["seco"].update({"width": 0.5, "small_input": False, "head_hidden": 128, "head_dim": 64, "queue_size": 4096})
@@ -126,7 +128,7 @@ _PAPER["eval"] = copy.deepcopy(_SMOKE["eval"])
 _PAPER["eval"].update({
     "frames_per_video": 30, "clips_per_video": 10, "test_crops": 3, "batch_size": 256,
     "linear_lr": 32.0, "linear_epochs": 100, "linear_batch_size": 1024,
-    "knn_k": 200,
+    "knn_k": 200, "untrained_inits": 3,
     "finetune_epochs": 150, "finetune_lr": 1e-3, "finetune_optimizer": "sgd", "finetune_batch_size": 64,
     "finetune_weight_decay": 5e-4, "finetune_segments": 7, "finetune_dropout": 0.9, "finetune_test_clips": 20,
     "finetune_test_crops": 3, "finetune_hflip": True,

@@ -1,11 +1,12 @@
 """The notebooks' helpers for frozen-feature protocols."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from seco_lab.curriculum import RunFeatures, frozen_protocols
+from seco_lab.curriculum import BASELINE_RUNS, RunFeatures, ensure_run, frozen_protocols, reseeded, spread
 from seco_lab.evaluation.linear_svm import SVM_C_GRID
 from seco_lab.profiles import get_profile
 from seco_lab.session import Session
@@ -34,3 +35,34 @@ def test_frozen_linear_svm_follows_the_profiles_c(svm_c):
         assert metrics["linear-svm C"] in SVM_C_GRID
     else:
         assert "linear-svm C" not in metrics
+
+
+def test_spread_matches_a_plain_computation():
+    values = [31.0, 25.5, 28.0, 22.5]
+    mean = sum(values) / len(values)
+    sd = (sum((value - mean) ** 2 for value in values) / (len(values) - 1)) ** 0.5
+    assert spread(values) == pytest.approx({"mean": mean, "sd": sd, "min": 22.5, "max": 31.0})
+    assert spread([40.0]) == {"mean": 40.0, "sd": 0.0, "min": 40.0, "max": 40.0}
+    with pytest.raises(ValueError, match="at least one value"):
+        spread([])
+
+
+def test_reseeded_run_has_its_own_folder_and_seed():
+    run = reseeded(BASELINE_RUNS["random-2d"], 3)
+    assert (run.name, run.seed, run.epochs, run.method) == ("random-2d-seed3", 3, 0, "seco")
+    assert BASELINE_RUNS["random-2d"].seed is None  # the original is left alone
+
+
+@pytest.mark.parametrize("run_seed, expected", [(None, 7), (3, 3)])
+def test_ensure_run_trains_with_the_runs_own_seed(monkeypatch, tmp_path, run_seed, expected):
+    calls = []
+
+    def fake_pretrain(method, data_root, profile, run_dir, **options):
+        calls.append(options["seed"])
+        return SimpleNamespace(action="initialised", checkpoint_path=run_dir / "checkpoint.pt")
+
+    monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", fake_pretrain)
+    lab = Session("smoke", get_profile("smoke"), "cpu", 7, tmp_path / "data", tmp_path / "runs")
+    spec = BASELINE_RUNS["random-2d"] if run_seed is None else reseeded(BASELINE_RUNS["random-2d"], run_seed)
+    assert ensure_run(lab, spec, progress=False) == tmp_path / "runs" / spec.name / "checkpoint.pt"
+    assert calls == [expected]

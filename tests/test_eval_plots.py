@@ -80,6 +80,26 @@ def test_run_comparison_bars_errors_and_chance():
     assert any(line.get_linestyle() == "--" for line in axis.lines)
 
 
+def test_untrained_spread_draws_every_initialisation_and_the_trained_score():
+    figure = plots.plot_untrained_spread({"2D": [20.0, 30.0, 25.0], "3D": [15.0, 17.0]}, {"2D": 40.0, "3D": 16.0},
+                                         chance=12.5)
+    axis = figure.axes[0]
+    grey, mean, red = axis.collections[:3]  # the first column: dots, mean dash, trained diamond
+    assert grey.get_offsets()[:, 1].tolist() == [20.0, 30.0, 25.0]
+    assert mean.get_segments()[0][0][1] == pytest.approx(25.0)
+    assert red.get_offsets().tolist() == [[0.0, 40.0]]
+    assert axis.collections[3].get_offsets()[:, 1].tolist() == [15.0, 17.0]
+    assert [tick.get_text() for tick in axis.get_xticklabels()] == ["2D", "3D"]
+    assert any(line.get_linestyle() == "--" for line in axis.lines)
+
+
+def test_untrained_spread_needs_matching_labels():
+    with pytest.raises(ValueError, match="same labels"):
+        plots.plot_untrained_spread({"2D": [20.0]}, {"3D": 30.0})
+    with pytest.raises(ValueError, match="no untrained scores for '2D'"):
+        plots.plot_untrained_spread({"2D": []}, {"2D": 30.0})
+
+
 def test_loss_curves_without_steps_fail():
     with pytest.raises(ValueError, match="no step records"):
         plots.plot_loss_curves([{"type": "monitor", "step": 1, "knn_top1": 1.0}])
