@@ -278,7 +278,7 @@ def plot_untrained_spread(untrained: Mapping[str, Sequence[float]], trained: Map
         raise ValueError(f"untrained and trained scores need the same labels, got {sorted(untrained)} "
                          f"and {sorted(trained)}")
     labels = list(untrained)
-    figure = Figure(figsize=(1.6 + 1.3 * len(labels), 3.8), layout="constrained")
+    figure = Figure(figsize=(3.8 + 1.3 * len(labels), 3.8), layout="constrained")
     axis = figure.subplots()
     for position, label in enumerate(labels):
         values = np.asarray(untrained[label], dtype=float)
@@ -292,7 +292,7 @@ def plot_untrained_spread(untrained: Mapping[str, Sequence[float]], trained: Map
                      label="trained" if position == 0 else None)
     if chance is not None:
         axis.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.1f})")
-    axis.legend(fontsize="small")
+    axis.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, over no point
     axis.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 3 else 0,
                     ha="right" if len(labels) > 3 else "center")
     axis.set_xlim(-0.6, len(labels) - 0.4)
