@@ -16,7 +16,6 @@ the standard profile takes a few minutes per seed on a 2-core CPU).
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ configure_cpu_environment()  # before torch is imported
 
 import numpy as np  # noqa: E402
 
+from seco_lab.curriculum import spread  # noqa: E402
 from seco_lab.evaluation.features import extract_video_features, load_encoder  # noqa: E402
 from seco_lab.evaluation.knn import knn_protocol  # noqa: E402
 from seco_lab.evaluation.linear_svm import linear_svm_protocol, record_groups  # noqa: E402
@@ -72,8 +72,8 @@ def scores(checkpoint: Path, spec: DatasetSpec, index: VideoIndex, evaluation: d
 
 
 def summary(label: str, values: list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{label:<22}{statistics.mean(values):>8.1f} ± {spread:<5.1f}{min(values):>7.1f}{max(values):>7.1f}"
+    stats = spread(values)
+    return f"{label:<22}{stats['mean']:>8.1f} ± {stats['sd']:<5.1f}{stats['min']:>7.1f}{stats['max']:>7.1f}"
 
 
 def main() -> None:
