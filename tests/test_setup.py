@@ -1,7 +1,8 @@
-"""The Makefile's setup step: it stops with a clear message before pip can fill the disk."""
+"""The Makefile's setup step: it stops with a clear message before pip fails (disk, interpreter)."""
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,3 +21,19 @@ def test_setup_stops_when_the_disk_is_too_small(tmp_path):
     assert str(tmp_path) in result.stderr  # names the folder whose disk is too small
     assert not (tmp_path / "not-yet").exists()  # stopped before creating the venv
 
+
+
+def test_setup_stops_when_python_is_too_old(tmp_path):
+    """An interpreter older than 3.11 cannot install the pins: make says so and which PYTHON it used."""
+    old_python = tmp_path / "python3.10"
+    old_python.write_text("#!/bin/sh\n"  # runs the check as a Python 3.10 would see itself
+                          f'exec {sys.executable} -c "import sys; sys.version_info = (3, 10, 14, \'final\', 0); '
+                          'exec(sys.argv[1])" "$2"\n')
+    old_python.chmod(0o755)
+    venv = tmp_path / "venv"
+    result = subprocess.run(["make", "-C", str(ROOT), "test", f"VENV={venv}", f"PYTHON={old_python}"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"PYTHON={old_python} is Python 3.10" in result.stderr
+    assert "need Python 3.11 or newer" in result.stderr
+    assert not venv.exists()
