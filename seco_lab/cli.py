@@ -62,6 +62,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         resume=args.resume,
         seed=args.seed,
         num_workers=args.num_workers,
+        frame_cache=False if args.no_frame_cache else None,
         progress=not args.quiet,
     )
     print(f"checkpoint: {result.checkpoint_path}")
@@ -147,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--epochs", type=int, default=None, help="0 writes the randomly initialised model")
     pretrain.add_argument("--batch-size", type=int, default=None)
     pretrain.add_argument("--num-workers", type=int, default=None)
+    pretrain.add_argument("--no-frame-cache", action="store_true",
+                          help="decode every batch from the video files instead of caching the decoded train "
+                               "videos next to the data once (the smoke and standard profiles cache)")
     pretrain.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     pretrain.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     pretrain.add_argument("--seed", type=int, default=0)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from seco_lab.video.dataset import VideoDataset
-from seco_lab.video.frame_store import FrameStore
+from seco_lab.video import frame_store
+from seco_lab.video.frame_store import FrameStore, FrameStoreSpaceError
 from seco_lab.video.io import probe_video, read_frames, write_video
 
 
@@ -30,6 +31,61 @@ def test_store_reads_equal_decoded_frames(tmp_path):
         assert torch.equal(store.read(path, indices), read_frames(path, indices, 24))
 
 
+def test_store_reads_videos_of_different_frame_sizes(tmp_path):
+    """Real collections mix frame sizes (HMDB51: 320x240, 352x240, 176x144 ...); each video's
+    frames are read back at their own size, wherever they sit in the file."""
+    rng = np.random.default_rng(1)
+    paths = []
+    for i, (height, width, frames) in enumerate([(32, 48, 9), (40, 40, 6), (24, 50, 11), (30, 44, 5)]):
+        paths.append(tmp_path / f"size{i}.mp4")
+        write_video(paths[-1], rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8))
+    counts = [probe_video(p).num_frames for p in paths]
+    store = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    for path, count in zip(paths, counts):
+        indices = list(range(count))[::-1]
+        assert torch.equal(store.read(path, indices), read_frames(path, indices, 24)), path.name
+
+
+def test_stores_of_different_video_sets_never_share_a_file(tmp_path):
+    """Two runs on different splits of one dataset (maybe at the same time) each keep their store."""
+    paths = _videos(tmp_path, count=4)
+    counts = [probe_video(p).num_frames for p in paths]
+    first = FrameStore.build(paths[:3], counts[:3], size=24, folder=tmp_path, progress=False)
+    second = FrameStore.build(paths[1:], counts[1:], size=24, folder=tmp_path, progress=False)
+    assert first.data_file != second.data_file
+    for store, chosen in ((first, paths[:3]), (second, paths[1:])):
+        for path in chosen:
+            count = probe_video(path).num_frames
+            assert torch.equal(store.read(path, range(count)), read_frames(path, range(count), 24))
+
+
+def test_store_is_not_built_when_the_disk_has_no_room(tmp_path, monkeypatch):
+    paths = _videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    sizes = [(32, 48)] * len(paths)
+    monkeypatch.setattr(frame_store, "RESERVE_BYTES", 1 << 60)
+    with pytest.raises(FrameStoreSpaceError, match=f"needs 0.0 GiB on the disk of {tmp_path}"):
+        FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False, frame_sizes=sizes)
+    assert not list(tmp_path.glob(".seco_lab_frames_*")), "nothing may be left behind"
+
+
+def test_a_disk_filling_up_while_caching_leaves_no_partial_store(tmp_path, monkeypatch):
+    paths = _videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    decoded = []
+
+    def read_until_the_disk_is_full(path, indices, size):
+        if decoded:
+            raise OSError(28, "No space left on device")
+        decoded.append(path)
+        return read_frames(path, indices, size)
+
+    monkeypatch.setattr(frame_store, "read_frames", read_until_the_disk_is_full)
+    with pytest.raises(FrameStoreSpaceError, match="filled up while caching"):
+        FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    assert not list(tmp_path.glob(".seco_lab_frames_*"))
+
+
 def test_store_rejects_frame_indices_outside_the_video(tmp_path):
     paths = _videos(tmp_path)
     counts = [probe_video(p).num_frames for p in paths]
@@ -43,8 +99,8 @@ def test_store_rejects_frame_indices_outside_the_video(tmp_path):
 def test_store_is_reused_and_rebuilt_when_a_video_changes(tmp_path):
     paths = _videos(tmp_path)
     counts = [probe_video(p).num_frames for p in paths]
-    FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
-    data_file = tmp_path / ".seco_lab_frames_24.bin"
+    store = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    data_file = store.data_file
     first_mtime = data_file.stat().st_mtime_ns
     FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
     assert data_file.stat().st_mtime_ns == first_mtime, "an up-to-date store must be reused"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -53,3 +54,30 @@ def test_a_run_with_other_settings_is_refused(smoke_data, tmp_path):
     with pytest.raises(ValueError, match="different settings"):
         pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False,
                  overrides={"seco": {"width": 0.5}})
+
+
+def test_loading_settings_may_change_when_a_run_continues(smoke_data, tmp_path):
+    pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
+    continued = pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False,
+                         num_workers=0, frame_cache=False)
+    assert continued.action == "initialised"
+    with pytest.raises(ValueError, match="different settings"):
+        pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False,
+                 overrides={"data": {"crop_size": 48}})
+
+
+def test_training_decodes_from_files_when_the_disk_has_no_room_for_the_frame_store(smoke_data, tmp_path,
+                                                                                   monkeypatch):
+    from seco_lab.video import frame_store
+
+    data = shutil.copytree(smoke_data, tmp_path / "data", ignore=shutil.ignore_patterns(".seco_lab_frames_*"))
+    overrides = {"train": {"epochs": 1, "batch_size": 8}}
+    with monkeypatch.context() as full_disk:
+        full_disk.setattr(frame_store, "RESERVE_BYTES", 1 << 60)
+        with pytest.warns(UserWarning, match="decodes every batch from the video files"):
+            pretrain("seco", data, "smoke", tmp_path / "decoded", num_workers=0, overrides=overrides, progress=False)
+    assert not list(data.glob(".seco_lab_frames_*"))
+    pretrain("seco", data, "smoke", tmp_path / "cached", num_workers=0, overrides=overrides, progress=False)
+    assert list(data.glob(".seco_lab_frames_*.bin")), "with room on the disk the frames are cached"
+    cached, decoded = _weights(tmp_path / "cached"), _weights(tmp_path / "decoded")
+    assert all(torch.equal(cached[key], decoded[key]) for key in cached)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,12 +99,23 @@ def training_sections(config: dict[str, Any]) -> list[str]:
     return sections
 
 
+# Data settings that change how fast batches arrive, never what they hold.
+LOADING_ONLY_DATA_KEYS = ("frame_cache", "num_workers")
+
+
 def _existing_config_differences(run_dir: Path, config: dict[str, Any]) -> list[str]:
     path = run_dir / CONFIG_NAME
     if not path.exists():
         return []
     existing = json.loads(path.read_text())
-    return [key for key in training_sections(config) if existing.get(key) != config.get(key)]
+
+    def trained(section: str, values: Any) -> Any:
+        if section != "data" or not isinstance(values, dict):
+            return values
+        return {key: value for key, value in values.items() if key not in LOADING_ONLY_DATA_KEYS}
+
+    return [key for key in training_sections(config)
+            if trained(key, existing.get(key)) != trained(key, config.get(key))]
 
 
 def pretrain(
@@ -119,6 +131,7 @@ def pretrain(
     resume: bool = False,
     seed: int = 0,
     num_workers: int | None = None,
+    frame_cache: bool | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     monitor: bool = True,
@@ -127,10 +140,13 @@ def pretrain(
 
     ``resume=False`` refuses to touch a run directory that already holds a checkpoint;
     ``resume=True`` continues it (or reuses it when finished). The run's config must match the
-    existing one, so a finished run is never silently mixed with different settings.
+    existing one, so a finished run is never silently mixed with different settings (the
+    loading-only settings ``num_workers`` and ``frame_cache`` may differ). ``frame_cache``
+    overrides the profile's choice of decoding the train videos once into a frame store; when
+    the disk has no room for it, training warns and decodes from the files.
     """
     from seco_lab.video.dataset import VideoDataset
-    from seco_lab.video.frame_store import FrameStore, store_folder
+    from seco_lab.video.frame_store import FrameStore, FrameStoreSpaceError, store_folder
     from seco_lab.video.index import load_dataset
 
     run_dir = Path(run_dir)
@@ -143,6 +159,8 @@ def pretrain(
         overrides.setdefault("train", {})["batch_size"] = batch_size
     if num_workers is not None:
         overrides.setdefault("data", {})["num_workers"] = num_workers
+    if frame_cache is not None:
+        overrides.setdefault("data", {})["frame_cache"] = frame_cache
     config = build_run_config(method, profile, data_root, split, layout, overrides)
     spec, index = load_dataset(data_root, layout=layout, split=split, min_frames=MIN_FRAMES, progress=progress)
     train_records = spec.split("train")
@@ -177,8 +195,13 @@ def pretrain(
     size = int(config["data"]["size"])
     store = None
     if config["data"].get("frame_cache"):
-        store = FrameStore.build([r.path for r in train_records], [index[r].num_frames for r in train_records],
-                                 size, store_folder(Path(data_root)), progress=progress)
+        try:
+            store = FrameStore.build([r.path for r in train_records], [index[r].num_frames for r in train_records],
+                                     size, store_folder(Path(data_root)), progress=progress,
+                                     frame_sizes=[(index[r].height, index[r].width) for r in train_records])
+        except FrameStoreSpaceError as error:
+            warnings.warn(f"{error.strerror}: training decodes every batch from the video files instead "
+                          "(same batches, slower; --no-frame-cache skips this check)", stacklevel=2)
     dataset = VideoDataset(train_records, index, model.view_maker(), size=size, seed=seed,
                            problem_log=run_dir / "data_problems.txt", frame_store=store)
     knn_monitor = None

@@ -6,16 +6,21 @@ frames in a memory-mapped file turns every later read into an array slice; all D
 workers share the file's pages through the operating system's cache. Large datasets (UCF101
 at full size, Kinetics) keep decoding on the fly: set the profile's ``frame_cache`` to false.
 
-The store lives next to the data (``<root>/.seco_lab_frames_<size>.bin`` and ``.json``), or in
-the user cache folder when the dataset folder is read-only; it is rebuilt when a video's size
-or modification time changes.
+The store lives next to the data (``<root>/.seco_lab_frames_<size>_<set>.bin`` and ``.json``,
+``<set>`` naming the set of videos, so runs on different splits never share a file), or in the
+user cache folder when the dataset folder is read-only; it is rebuilt when a video's size or
+modification time changes. Before writing, the free space of that disk is checked against the
+frames' size: :class:`FrameStoreSpaceError` says how much is missing, and training then decodes
+from the files instead.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +28,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seco_lab.video.io import VideoDecodeError, read_frames
+from seco_lab.video.io import VideoDecodeError, read_frames, resized_shape
 
-STORE_VERSION = 1
+STORE_VERSION = 2
+# Left free on the disk beside the store, so caching never fills it.
+RESERVE_BYTES = 1 << 30
+
+
+class FrameStoreSpaceError(OSError):
+    """The disk has no room for the decoded frames."""
 
 
 @dataclass(frozen=True)
 class _Entry:
-    offset: int  # first frame's position in the flat array
+    offset: int  # first byte of the video's frames in the file
     num_frames: int
     height: int
     width: int
@@ -66,46 +77,58 @@ class FrameStore:
         wanted = np.asarray(indices, dtype=np.int64)
         if wanted.size and (wanted.min() < 0 or wanted.max() >= entry.num_frames):
             raise IndexError(f"{path}: frame indices must be in [0, {entry.num_frames}), got {wanted.tolist()}")
-        frame_bytes = entry.height * entry.width * 3
-        video = self._array()[entry.offset * frame_bytes:(entry.offset + entry.num_frames) * frame_bytes]
+        video_bytes = entry.num_frames * entry.height * entry.width * 3
+        video = self._array()[entry.offset:entry.offset + video_bytes]
         frames = video.reshape(entry.num_frames, entry.height, entry.width, 3)[wanted]  # (T, H, W, C)
         return torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()  # (T, C, H, W)
 
     @classmethod
     def build(cls, paths: Sequence[Path], num_frames: Sequence[int], size: int, folder: Path,
-              progress: bool = True) -> FrameStore:
+              progress: bool = True, frame_sizes: Sequence[tuple[int, int]] | None = None) -> FrameStore:
         """Decode ``paths`` (with their frame counts) into ``folder``, or reuse a matching store.
 
-        A video that fails to decode is left out (it is then read from its file, where the
-        dataset's bad-file handling applies).
+        ``frame_sizes``: each video's native (height, width), to check the disk's free space
+        before decoding; without them only a full disk during writing stops the build. Either
+        way :class:`FrameStoreSpaceError` is raised and no partial file is left. A video that fails
+        to decode is left out (it is then read from its file, where the dataset's bad-file
+        handling applies).
         """
         from tqdm.auto import tqdm
 
         folder = Path(folder)
-        data_file = folder / f".seco_lab_frames_{size}.bin"
-        index_file = folder / f".seco_lab_frames_{size}.json"
         wanted = {str(Path(p)): (_fingerprint(Path(p)), int(n)) for p, n in zip(paths, num_frames)}
+        data_file, index_file = _store_files(folder, size, wanted)
         existing = cls._load_index(index_file, data_file)
         if existing is not None and all(
             key in existing[0] and existing[1][key] == fingerprint for key, (fingerprint, _) in wanted.items()
         ):
             return cls(data_file, {key: existing[0][key] for key in wanted})
+        if frame_sizes is not None:
+            needed = sum(count * 3 * _pixels(shape, size) for (_, count), shape in zip(wanted.values(), frame_sizes))
+            _check_free_space(folder, needed)
 
         entries: dict[str, _Entry] = {}
         fingerprints: dict[str, list[int]] = {}
         temporary = data_file.with_name(data_file.name + f".tmp-{os.getpid()}")
         offset = 0
-        with open(temporary, "wb") as handle:
-            for key, (fingerprint, count) in tqdm(wanted.items(), desc="caching decoded frames", unit="video",
-                                                  disable=not progress):
-                try:
-                    frames = read_frames(key, list(range(count)), size)  # (T, C, H, W)
-                except VideoDecodeError:
-                    continue
-                handle.write(frames.permute(0, 2, 3, 1).contiguous().numpy().tobytes())
-                entries[key] = _Entry(offset, count, int(frames.shape[2]), int(frames.shape[3]))
-                fingerprints[key] = fingerprint
-                offset += count
+        try:
+            with open(temporary, "wb") as handle:
+                for key, (fingerprint, count) in tqdm(wanted.items(), desc="caching decoded frames", unit="video",
+                                                      disable=not progress):
+                    try:
+                        frames = read_frames(key, list(range(count)), size)  # (T, C, H, W)
+                    except VideoDecodeError:
+                        continue
+                    handle.write(frames.permute(0, 2, 3, 1).contiguous().numpy().tobytes())  # (T, H, W, C)
+                    entries[key] = _Entry(offset, count, int(frames.shape[2]), int(frames.shape[3]))
+                    fingerprints[key] = fingerprint
+                    offset += frames.numel()
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            if error.errno == errno.ENOSPC:
+                raise FrameStoreSpaceError(errno.ENOSPC, f"the disk of {folder} filled up while caching decoded "
+                                           f"frames ({offset / 2**30:.1f} GiB written); the partial cache was deleted")
+            raise
         os.replace(temporary, data_file)
         index = {"version": STORE_VERSION, "size": size,
                  "videos": {key: [e.offset, e.num_frames, e.height, e.width, *fingerprints[key]]
@@ -126,6 +149,26 @@ class FrameStore:
         entries = {key: _Entry(*values[:4]) for key, values in index["videos"].items()}
         fingerprints = {key: list(values[4:6]) for key, values in index["videos"].items()}
         return entries, fingerprints
+
+
+def _store_files(folder: Path, size: int, videos: dict) -> tuple[Path, Path]:
+    """Data and index file of the store holding exactly ``videos`` (their paths name the set)."""
+    names = "\n".join(sorted(videos)).encode("utf-8", "surrogateescape")
+    stem = f".seco_lab_frames_{size}_{hashlib.sha1(names).hexdigest()[:12]}"
+    return folder / f"{stem}.bin", folder / f"{stem}.json"
+
+
+def _pixels(frame_size: tuple[int, int], size: int) -> int:
+    height, width = resized_shape(*frame_size, size)
+    return height * width
+
+
+def _check_free_space(folder: Path, needed: int) -> None:
+    free = shutil.disk_usage(folder).free
+    if free - needed < RESERVE_BYTES:
+        raise FrameStoreSpaceError(
+            errno.ENOSPC, f"caching the decoded frames needs {needed / 2**30:.1f} GiB on the disk of {folder}, "
+            f"which has {free / 2**30:.1f} GiB free (and keeps {RESERVE_BYTES / 2**30:.0f} GiB spare)")
 
 
 def store_folder(root: Path) -> Path:
