@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen sub-command; errors print one clear line."""
     configure_cpu_environment()  # before any sub-command imports torch
+    for stream in (sys.stdout, sys.stderr):  # file names that are not valid UTF-8 print escaped, not crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

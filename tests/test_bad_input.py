@@ -157,3 +157,26 @@ def test_view_maker_bugs_are_not_masked_as_bad_files(tmp_path):
     with pytest.raises(IndexError, match=r"\[0, 12\)"):
         dataset[0]
     assert dataset.problems == []
+
+
+def test_check_names_undecodable_file_names_and_broken_links_without_crashing(tmp_path):
+    """A Latin-1 file name (an old archive) and a dangling symlink are problems to list, not crashes."""
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path / "videos"
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            make_video(root / split / name / "good.mp4")
+    latin1 = root / "train" / "a" / os.fsdecode(b"vid\xe9o.mp4")
+    latin1.write_bytes(b"")
+    os.symlink(tmp_path / "gone.mp4", root / "train" / "b" / "moved.mp4")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # strict UTF-8 output, as on most terminals
+    result = subprocess.run([sys.executable, "-m", "seco_lab", "data", "check", str(root)], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "vid\\udce9o.mp4: file is empty" in result.stdout
+    assert f"moved.mp4: broken symbolic link (to {tmp_path / 'gone.mp4'}" in result.stdout
+    problems = (root / ".seco_lab_index.problems.txt").read_text()
+    assert "vid\\udce9o.mp4" in problems and "moved.mp4" in problems

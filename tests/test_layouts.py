@@ -145,3 +145,53 @@ def test_kinetics_without_split_column_uses_csv_name_and_bare_youtube_ids(tmp_pa
     make_video(tmp_path / "bowling" / "id_with_underscore.webm")
     spec = discover(tmp_path)
     assert [(r.path.name, r.split, r.class_name) for r in spec.records] == [("id_with_underscore.webm", "test", "bowling")]
+
+
+def test_annotation_files_saved_with_a_byte_order_mark_read_the_same(tmp_path):
+    """Excel and pandas' utf-8-sig write a BOM before the header; the first column is still "label"."""
+    rows = [("abseiling", "q1", 30, 40, "train"), ("abseiling", "q2", 1, 11, "validate")]
+    for folder in ("plain", "bom"):
+        (tmp_path / folder).mkdir()
+    _kinetics_csv(tmp_path / "plain" / "train.csv", rows)
+    text = (tmp_path / "plain" / "train.csv").read_text()
+    (tmp_path / "bom" / "train.csv").write_text(text.replace("\n", "\r\n"), encoding="utf-8-sig")
+    for root in (tmp_path / "plain", tmp_path / "bom"):
+        for seed, (label, youtube_id, start, end, _) in enumerate(rows):
+            make_video(root / label / f"{youtube_id}_{start:06d}_{end:06d}.mp4", seed=seed)
+    plain, bom = discover(tmp_path / "plain"), discover(tmp_path / "bom")
+    assert [(r.path.name, r.split) for r in bom.records] == [(r.path.name, r.split) for r in plain.records]
+    assert len(bom.records) == 2 and not bom.problems
+
+    ucf = make_ucf101(tmp_path / "ucf")
+    class_index = ucf / "ucfTrainTestlist" / "classInd.txt"
+    class_index.write_text(class_index.read_text(), encoding="utf-8-sig")
+    assert discover(ucf).classes == ["ApplyEyeMakeup", "HandstandPushups"]
+
+
+def test_file_names_that_are_not_utf8_are_indexed(tmp_path):
+    """Old archives extract names in Latin-1; Python sees them with surrogate escapes."""
+    import os
+
+    latin1 = os.fsdecode(b"r\xe9cette")
+    for name in [latin1] + [f"clip{i}" for i in range(5)]:
+        make_video(tmp_path / "cooking" / f"{name}.mp4", seed=len(name))
+        make_video(tmp_path / "juggling" / f"{name}.mp4", seed=len(name) + 1)
+    spec = discover(tmp_path, layout="folders")
+    assert sum(r.path.stem == latin1 for r in spec.records) == 2
+    assert folder_split_of(f"{latin1}.mp4") in ("train", "test")
+
+
+def test_symlinked_folders_are_followed_but_never_back_up_into_a_loop(tmp_path):
+    import os
+
+    for name in ("a", "b"):
+        for clip in range(3):
+            make_video(tmp_path / "data" / name / f"{name}{clip}.mp4", seed=clip)
+    make_video(tmp_path / "elsewhere" / "extra.mp4")
+    os.symlink("..", tmp_path / "data" / "a" / "up")  # a loop back to the root
+    os.symlink(tmp_path / "elsewhere", tmp_path / "data" / "b" / "linked")  # a real folder elsewhere
+    os.symlink(tmp_path / "data" / "b", tmp_path / "data" / "b" / "self")  # the class folder again
+    spec = discover(tmp_path / "data", layout="folders")
+    assert sorted(r.path.name for r in spec.records) == ["a0.mp4", "a1.mp4", "a2.mp4", "b0.mp4", "b1.mp4",
+                                                          "b2.mp4", "extra.mp4"]
+    assert {r.path.name: r.class_name for r in spec.records}["extra.mp4"] == "b"

@@ -198,7 +198,7 @@ class VideoDataset(Dataset):
         warnings.warn(f"{path}: {error.reason}; a replacement video is used", RuntimeWarning, stacklevel=3)
         if self.problem_log is not None:
             try:
-                with open(self.problem_log, "a") as handle:
+                with open(self.problem_log, "a", encoding="utf-8", errors="backslashreplace") as handle:
                     handle.write(f"{path}: {problem.reason} (pid {os.getpid()})\n")
             except OSError:
                 pass

@@ -153,7 +153,7 @@ class FrameStore:
 
 def _store_files(folder: Path, size: int, videos: dict) -> tuple[Path, Path]:
     """Data and index file of the store holding exactly ``videos`` (their paths name the set)."""
-    names = "\n".join(sorted(videos)).encode("utf-8", "surrogateescape")
+    names = os.fsencode("\n".join(sorted(videos)))
     stem = f".seco_lab_frames_{size}_{hashlib.sha1(names).hexdigest()[:12]}"
     return folder / f"{stem}.bin", folder / f"{stem}.json"
 
@@ -178,7 +178,7 @@ def store_folder(root: Path) -> Path:
         return root
     from seco_lab.video.index import default_cache_dir
 
-    digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
+    digest = hashlib.sha1(os.fsencode(str(root.resolve()))).hexdigest()[:16]
     folder = default_cache_dir() / f"frames-{digest}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder

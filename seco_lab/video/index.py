@@ -49,7 +49,7 @@ def default_cache_dir() -> Path:
 
 
 def _home_cache_file(root: Path, cache_dir: Path) -> Path:
-    digest = hashlib.sha1(str(root).encode()).hexdigest()[:16]
+    digest = hashlib.sha1(os.fsencode(str(root))).hexdigest()[:16]
     return cache_dir / f"index-{root.name}-{digest}.json"
 
 
@@ -120,6 +120,8 @@ def _probe_entry(path: Path) -> _Entry:
     try:
         stat = path.stat()
     except OSError as error:
+        if path.is_symlink():
+            return _Entry(size=-1, mtime_ns=-1, error=f"broken symbolic link (to {os.readlink(path)}: {error.strerror})")
         return _Entry(size=-1, mtime_ns=-1, error=f"cannot read file ({error.strerror})")
     try:
         info, note = probe_video_with_note(path)
@@ -235,7 +237,7 @@ class VideoIndex:
             return None
         target = self.cache_file.with_name(self.cache_file.name.removesuffix(".json") + PROBLEMS_FILE_SUFFIX)
         try:
-            target.write_text(self.problems_text())
+            target.write_text(self.problems_text(), encoding="utf-8", errors="backslashreplace")
         except OSError:
             return None
         return target

@@ -123,8 +123,18 @@ class _VideoFinder:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.by_stem: dict[str, list[Path]] = defaultdict(list)
+        # Symlinked folders are followed, except one already walked or one leading back up to the
+        # root or above it (``more -> ..``): those would list the same videos again, or forever.
+        top = os.path.realpath(root)
+        visited = {top}
         for directory, subdirectories, files in os.walk(root, followlinks=True):
-            subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+            kept = []
+            for name in sorted(d for d in subdirectories if not d.startswith(".")):
+                real = os.path.realpath(os.path.join(directory, name))
+                if real not in visited and not top.startswith(real.rstrip(os.sep) + os.sep):
+                    visited.add(real)
+                    kept.append(name)
+            subdirectories[:] = kept
             for name in sorted(files):
                 if _is_video(name):
                     path = Path(directory) / name
@@ -228,7 +238,7 @@ def _ucf_split_dir(root: Path) -> Path | None:
 
 
 def _read_lines(path: Path) -> list[str]:
-    text = path.read_bytes().decode("utf-8", errors="replace")
+    text = path.read_bytes().decode("utf-8-sig", errors="replace")  # -sig: a leading BOM is not text
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -354,7 +364,7 @@ def _kinetics_csvs(root: Path) -> list[Path]:
     for directory in _search_dirs(root, 2):
         for path in sorted(directory.glob("*.csv")):
             try:
-                with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+                with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
                     header = next(csv.reader(handle), [])
             except OSError:
                 continue
@@ -375,10 +385,10 @@ def _discover_kinetics(root: Path, split: int) -> DatasetSpec:
     csv_paths = _kinetics_csvs(root)
     if not csv_paths:
         raise _layout_error(root, f"{root} is not a kinetics layout: no CSV with columns youtube_id,time_start,time_end")
-    rows: list[tuple[str, str, str, Path]] = []  # (label, clip name, split, csv)
+    rows: list[tuple[str, str, str, Path, int]] = []  # (label, clip name, split, csv, line)
     problems: list[Problem] = []
     for csv_path in csv_paths:
-        with csv_path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        with csv_path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
             reader = csv.DictReader(handle)
             reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
             for line_number, row in enumerate(reader, 2):
@@ -393,16 +403,18 @@ def _discover_kinetics(root: Path, split: int) -> DatasetSpec:
                     problems.append(Problem(csv_path, f"line {line_number}: bad time_start/time_end {row!r}"))
                     continue
                 youtube_id = (row.get("youtube_id") or "").strip()
-                rows.append((label, f"{youtube_id}_{start:06d}_{end:06d}", split_name, csv_path))
-    classes = sorted({label for label, _, _, _ in rows})
+                rows.append((label, f"{youtube_id}_{start:06d}_{end:06d}", split_name, csv_path, line_number))
+    classes = sorted({label for label, *_ in rows})
     by_name = {name: index for index, name in enumerate(classes)}
     finder = _VideoFinder(root)
     records: list[VideoRecord] = []
     seen: set[Path] = set()
-    for label, clip_name, split_name, csv_path in rows:
+    for label, clip_name, split_name, csv_path, line_number in rows:
         path = finder.find(clip_name, label) or finder.find(clip_name.rsplit("_", 2)[0], label)
         if path is None:
-            problems.append(Problem(root / label / f"{clip_name}.mp4", f"listed in {csv_path.name} but no such video under {root}"))
+            problems.append(Problem(root / label / f"{clip_name}.mp4",
+                                    f"listed in {csv_path.name} (line {line_number}) but no video of that name "
+                                    f"(any extension, any folder) under {root}"))
             continue
         if path in seen:
             continue
@@ -419,7 +431,7 @@ def folder_split_of(file_name: str, split: int = 1) -> str:
     The name without extension is hashed (sha1, salted by ``split``), so renaming a file's
     extension or moving the root keeps its split, and splits 1, 2, 3 differ.
     """
-    digest = hashlib.sha1(f"seco_lab-split{split}:{Path(file_name).stem.lower()}".encode()).digest()
+    digest = hashlib.sha1(os.fsencode(f"seco_lab-split{split}:{Path(file_name).stem.lower()}")).digest()
     return "train" if int.from_bytes(digest[:8], "big") % 100 < FOLDERS_TRAIN_PERCENT else "test"
 
 
