@@ -91,3 +91,13 @@ def test_summary_and_load_dataset(folders_root):
     assert "frames per video: min 9, median 9.5, max 10" in text
     assert "32x32 (4)" in text
     assert "a0.mp4: too short: 8 decodable frame(s), need at least 9" in text
+
+
+def test_cache_file_gets_the_usual_permissions_of_new_files(folders_root):
+    """A dataset folder is often shared: the index must be readable by whoever else uses it."""
+    previous = os.umask(0o022)
+    try:
+        index = VideoIndex.build(discover(folders_root), progress=False)
+    finally:
+        os.umask(previous)
+    assert index.cache_file.stat().st_mode & 0o777 == 0o644

@@ -195,3 +195,21 @@ def test_symlinked_folders_are_followed_but_never_back_up_into_a_loop(tmp_path):
     assert sorted(r.path.name for r in spec.records) == ["a0.mp4", "a1.mp4", "a2.mp4", "b0.mp4", "b1.mp4",
                                                           "b2.mp4", "extra.mp4"]
     assert {r.path.name: r.class_name for r in spec.records}["extra.mp4"] == "b"
+
+
+def test_folders_of_ucf101_named_clips_keep_each_group_on_one_side(tmp_path):
+    """Without the split lists, clips of one UCF101 group (same actors and scene) must not be
+    split between train and test: that would leak the scene into the test score."""
+    names = [f"v_Archery_g{group:02d}_c{clip:02d}.avi" for group in range(1, 26) for clip in range(1, 6)]
+    sides = {}
+    for name in names:
+        sides.setdefault(name[:13], set()).add(folder_split_of(name))
+    assert all(len(side) == 1 for side in sides.values())
+    assert {side.pop() for side in sides.values()} == {"train", "test"}
+    for clip in range(1, 3):
+        for group in range(1, 5):
+            make_video(tmp_path / "UCF-101" / "Archery" / f"v_Archery_g{group:02d}_c{clip:02d}.avi", seed=group)
+    with pytest.warns(UserWarning, match="no ucfTrainTestlist"):
+        spec = discover(tmp_path / "UCF-101")
+    assert spec.layout == "folders"
+    assert sorted({r.group for r in spec.records}) == ["g01", "g02", "g03", "g04"]

@@ -102,6 +102,12 @@ def _load_cache(cache_file: Path) -> dict[str, _Entry]:
     return entries
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _save_cache(cache_file: Path, root: Path, entries: dict[str, _Entry]) -> bool:
     payload = {"version": CACHE_VERSION, "root": str(root),
                "videos": {key: asdict(entry) for key, entry in sorted(entries.items())}}
@@ -110,6 +116,7 @@ def _save_cache(cache_file: Path, root: Path, entries: dict[str, _Entry]) -> boo
         handle, temporary = tempfile.mkstemp(dir=cache_file.parent, prefix=".seco_lab_index.", suffix=".tmp")
         with os.fdopen(handle, "w") as stream:
             json.dump(payload, stream)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide the index from other users
         os.replace(temporary, cache_file)
         return True
     except OSError:
@@ -274,7 +281,7 @@ class VideoIndex:
             frames = [info.num_frames for info in infos]
             fps = [info.fps for info in infos]
             lines.append(f"frames per video: min {min(frames)}, median {statistics.median(frames):g}, max {max(frames)}")
-            lines.append(f"fps: min {min(fps):.3g}, median {statistics.median(fps):.3g}, max {max(fps):.3g}")
+            lines.append(f"fps: min {min(fps):.4g}, median {statistics.median(fps):.4g}, max {max(fps):.4g}")
             sizes = Counter(f"{info.width}x{info.height}" for info in infos)
             lines.append("frame sizes (WxH): " + ", ".join(f"{size} ({count})" for size, count in sizes.most_common(5))
                          + (f", ... {len(sizes) - 5} more" if len(sizes) > 5 else ""))

@@ -32,6 +32,7 @@ import csv
 import hashlib
 import os
 import re
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -429,9 +430,12 @@ def folder_split_of(file_name: str, split: int = 1) -> str:
     """Deterministic split of a file in the ``folders`` layout: "train" for ~70 % of names.
 
     The name without extension is hashed (sha1, salted by ``split``), so renaming a file's
-    extension or moving the root keeps its split, and splits 1, 2, 3 differ.
+    extension or moving the root keeps its split, and splits 1, 2, 3 differ. A name in UCF101's
+    pattern ``…_gGG_cCC`` is hashed without its ``_cCC``: the clips of one group (same actors,
+    same scene) land on the same side, as in the official splits.
     """
-    digest = hashlib.sha1(os.fsencode(f"seco_lab-split{split}:{Path(file_name).stem.lower()}")).digest()
+    key = _UCF_GROUP.sub(lambda match: f"_g{int(match.group(1)):02d}", Path(file_name).stem.lower())
+    digest = hashlib.sha1(os.fsencode(f"seco_lab-split{split}:{key}")).digest()
     return "train" if int.from_bytes(digest[:8], "big") % 100 < FOLDERS_TRAIN_PERCENT else "test"
 
 
@@ -483,7 +487,15 @@ def _discover_folders(root: Path, split: int) -> DatasetSpec:
     classes = sorted(videos_by_class)
     for label, class_name in enumerate(classes):
         for path in videos_by_class[class_name]:
-            records.append(VideoRecord(path, label, class_name, folder_split_of(path.name, split)))
+            match = _UCF_GROUP.search(path.stem)
+            group = f"g{int(match.group(1)):02d}" if match else None
+            records.append(VideoRecord(path, label, class_name, folder_split_of(path.name, split), group))
+    grouped = sum(record.group is not None for record in records)
+    if grouped > len(records) // 2:
+        warnings.warn(f"{root}: {grouped} of {len(records)} videos are named like UCF101's (…_gGG_cCC) but no "
+                      "ucfTrainTestlist/ was found, so the split is this package's hash of the groups, not the "
+                      "official split 1-3; point at the folder that holds ucfTrainTestlist/ to use those.",
+                      stacklevel=3)
     return DatasetSpec(root, "folders", classes, records)
 
 
