@@ -1,7 +1,7 @@
 """Decoded frames of a small dataset, kept in one memory-mapped file.
 
 Self-supervised training reads a few frames of every video in every epoch. For a small dataset
-(the embedded one decodes to about 300 MB at 64 px) decoding each video once and keeping the
+(the embedded one decodes to about 230 MB at 64 px) decoding each video once and keeping the
 frames in a memory-mapped file turns every later read into an array slice; all DataLoader
 workers share the file's pages through the operating system's cache. Large datasets (UCF101
 at full size, Kinetics) keep decoding on the fly: set the profile's ``frame_cache`` to false.
@@ -103,6 +103,8 @@ class FrameStore:
             key in existing[0] and existing[1][key] == fingerprint for key, (fingerprint, _) in wanted.items()
         ):
             return cls(data_file, {key: existing[0][key] for key in wanted})
+        for outdated in (f".seco_lab_frames_{size}.bin", f".seco_lab_frames_{size}.json"):  # version 1's one store
+            (folder / outdated).unlink(missing_ok=True)
         if frame_sizes is not None:
             needed = sum(count * 3 * _pixels(shape, size) for (_, count), shape in zip(wanted.values(), frame_sizes))
             _check_free_space(folder, needed)
