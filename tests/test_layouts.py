@@ -213,3 +213,15 @@ def test_folders_of_ucf101_named_clips_keep_each_group_on_one_side(tmp_path):
         spec = discover(tmp_path / "UCF-101")
     assert spec.layout == "folders"
     assert sorted({r.group for r in spec.records}) == ["g01", "g02", "g03", "g04"]
+
+
+def test_kinetics_classes_without_any_downloaded_clip_are_left_out(tmp_path):
+    """Kinetics downloads are always partial; a label none of whose clips exists is not a class."""
+    _kinetics_csv(tmp_path / "train.csv", [("a", "x", 0, 10, "train"), ("b", "y", 0, 10, "train"),
+                                           ("c", "z", 0, 10, "train"), ("c", "w", 0, 10, "validate")])
+    make_video(tmp_path / "train" / "a" / "x_000000_000010.mp4")
+    make_video(tmp_path / "train" / "c" / "w_000000_000010.mp4", seed=1)
+    spec = discover(tmp_path, layout="kinetics")
+    assert spec.classes == ["a", "c"]
+    assert [(r.class_name, r.label) for r in spec.records] == [("a", 0), ("c", 1)]
+    assert sorted(p.path.name for p in spec.problems) == ["y_000000_000010.mp4", "z_000000_000010.mp4"]

@@ -405,10 +405,8 @@ def _discover_kinetics(root: Path, split: int) -> DatasetSpec:
                     continue
                 youtube_id = (row.get("youtube_id") or "").strip()
                 rows.append((label, f"{youtube_id}_{start:06d}_{end:06d}", split_name, csv_path, line_number))
-    classes = sorted({label for label, *_ in rows})
-    by_name = {name: index for index, name in enumerate(classes)}
     finder = _VideoFinder(root)
-    records: list[VideoRecord] = []
+    found: list[tuple[Path, str, str]] = []  # (file, label, split)
     seen: set[Path] = set()
     for label, clip_name, split_name, csv_path, line_number in rows:
         path = finder.find(clip_name, label) or finder.find(clip_name.rsplit("_", 2)[0], label)
@@ -417,10 +415,14 @@ def _discover_kinetics(root: Path, split: int) -> DatasetSpec:
                                     f"listed in {csv_path.name} (line {line_number}) but no video of that name "
                                     f"(any extension, any folder) under {root}"))
             continue
-        if path in seen:
-            continue
-        seen.add(path)
-        records.append(VideoRecord(path, by_name[label], label, split_name))
+        if path not in seen:
+            seen.add(path)
+            found.append((path, label, split_name))
+    # Classes of a partial download none of whose clips is present are left out: a class
+    # without videos would only lower the chance level and waste a classifier output.
+    classes = sorted({label for _, label, _ in found})
+    by_name = {name: index for index, name in enumerate(classes)}
+    records = [VideoRecord(path, by_name[label], label, split_name) for path, label, split_name in found]
     return DatasetSpec(root, "kinetics", classes, records, problems)
 
 
