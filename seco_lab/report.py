@@ -89,6 +89,20 @@ def _peak_child_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
 
 
+def _encrypted_kernel_manager_class() -> type:
+    """A kernel manager that gives the kernel CurveZMQ keys when its kernelspec supports them
+    (ipykernel 7.4 does), instead of running it over plain TCP with a warning for every notebook."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        @default("transport_encryption")
+        def _default_transport_encryption(self) -> str:
+            return "auto"
+
+    return EncryptedKernelManager
+
+
 def execute_notebook(notebook: Path, out_dir: Path, profile: str) -> NotebookRun:
     """Run one notebook with papermill and write its executed copy and HTML into ``out_dir``."""
     import nbformat
@@ -107,6 +121,7 @@ def execute_notebook(notebook: Path, out_dir: Path, profile: str) -> NotebookRun
             kernel_name="python3",
             cwd=str(notebook.parent),
             progress_bar=False,
+            kernel_manager_class=_encrypted_kernel_manager_class(),
         )
     except PapermillExecutionError as error:
         status = "failed"

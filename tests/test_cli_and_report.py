@@ -103,3 +103,15 @@ def test_cli_names_the_missing_folder_and_the_layouts_it_reads(capsys):
 def test_cli_reports_other_errors_in_one_line(capsys, tmp_path):
     assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(tmp_path)]) == 2
     assert "none.pt" in capsys.readouterr().err
+
+
+def test_report_kernels_run_encrypted_without_a_warning_per_notebook(tmp_path, capfd):
+    """ipykernel 7.4 warns on stderr when its messages travel unencrypted; the report's kernels
+    get CurveZMQ keys, so a teacher's log shows only the report's own lines."""
+    from seco_lab.report import execute_notebook
+
+    _write_notebook(tmp_path / "00_quiet.ipynb", ["print('ran')"])
+    (tmp_path / "out").mkdir()
+    run = execute_notebook(tmp_path / "00_quiet.ipynb", tmp_path / "out", "smoke")
+    assert run.status == "ok"
+    assert "without encryption" not in capfd.readouterr().err
