@@ -57,9 +57,10 @@ def summary_dir(profile: str) -> Path:
     return paths.runs_dir() / profile / "summary"
 
 
-def save_summary(profile: str, notebook: str, values: dict[str, Any]) -> Path:
-    """Record a notebook's key measured numbers (flat ``name -> value``) for the report index."""
-    folder = summary_dir(profile)
+def save_summary(profile: str, notebook: str, values: dict[str, Any], folder: Path | None = None) -> Path:
+    """Record a notebook's key measured numbers (flat ``name -> value``) for the report index,
+    in ``folder`` (default: :func:`summary_dir` of ``profile``, which the report reads)."""
+    folder = Path(folder) if folder is not None else summary_dir(profile)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{notebook}.json"
     path.write_text(json.dumps(values, indent=2, default=float))

@@ -34,10 +34,11 @@ class Session:
         return self.profile[name]
 
     def save_summary(self, notebook: str, values: dict[str, Any]) -> Path:
-        """Record this notebook's key numbers for the report index."""
+        """Record this notebook's key numbers beside its runs (``run_dir/summary``), where the
+        report index of the default run folder finds them."""
         from seco_lab.report import save_summary
 
-        return save_summary(self.profile_name, notebook, values)
+        return save_summary(self.profile_name, notebook, values, folder=self.run_dir / "summary")
 
     def __str__(self) -> str:
         return (
@@ -77,6 +78,15 @@ def ensure_synth_dataset(preset: str, seed: int = 0, root: Path | None = None) -
     return generate_dataset(root, preset=preset, seed=seed, progress=True)
 
 
+def default_run_dir(profile: str, data_root: Path | None = None) -> Path:
+    """``runs/<profile>`` for the embedded dataset, ``runs/<profile>-<dataset folder>`` for
+    another one: runs on a real dataset never meet the curriculum's runs of the same name."""
+    embedded = paths.synth_dataset_dir(get_profile(profile)["synth"]["preset"])
+    if data_root is None or Path(data_root).resolve() == embedded.resolve():
+        return paths.runs_dir() / profile
+    return paths.runs_dir() / f"{profile}-{Path(data_root).resolve().name}"
+
+
 def start(
     profile: str | None = None,
     device: str = "auto",
@@ -108,7 +118,7 @@ def start(
                 "seco_lab reads (UCF101, HMDB51, Kinetics CSV or class folders), or None for "
                 "the embedded dataset"
             )
-    runs = Path(run_dir).expanduser() if run_dir else paths.runs_dir() / name
+    runs = Path(run_dir).expanduser() if run_dir else default_run_dir(name, None if data_root is None else root)
     runs.mkdir(parents=True, exist_ok=True)
     random.seed(seed)
     np.random.seed(seed)

@@ -44,3 +44,27 @@ def test_valid_parameters_give_a_session(tmp_path):
     lab = start(profile="smoke", data_root=tmp_path, run_dir=tmp_path / "runs", seed=3)
     assert lab.profile_name == "smoke" and lab.seed == 3 and lab.run_dir.is_dir()
     assert lab.section("data")["crop_size"] <= lab.section("data")["size"]
+
+
+def test_runs_and_summaries_on_another_dataset_stay_apart_from_the_curriculum(tmp_path, monkeypatch):
+    """A learner who points data_root at UCF101 after the embedded curriculum must get fresh
+    runs, not "different settings" errors, and must not overwrite the report's numbers."""
+    import json
+
+    from seco_lab import paths
+    from seco_lab.report import summary_dir
+    from seco_lab.session import default_run_dir
+
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("SECO_LAB_DATA", str(tmp_path / "data"))
+    assert default_run_dir("smoke") == tmp_path / "runs" / "smoke"
+    assert default_run_dir("smoke", paths.synth_dataset_dir("smoke")) == tmp_path / "runs" / "smoke"
+    (tmp_path / "UCF101").mkdir()
+    lab = start(profile="smoke", data_root=tmp_path / "UCF101")
+    assert lab.run_dir == tmp_path / "runs" / "smoke-UCF101"
+    saved = lab.save_summary("00_setup_and_data", {"videos": 3})
+    assert saved == lab.run_dir / "summary" / "00_setup_and_data.json"
+    assert json.loads(saved.read_text()) == {"videos": 3}
+    assert not summary_dir("smoke").exists()
+    explicit = start(profile="smoke", data_root=tmp_path / "UCF101", run_dir=tmp_path / "mine")
+    assert explicit.save_summary("01_sampling", {}).parent == tmp_path / "mine" / "summary"
