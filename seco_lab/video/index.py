@@ -181,8 +181,8 @@ class VideoIndex:
             try:
                 stat = path.stat()
                 fresh = cached is not None and cached.size == stat.st_size and cached.mtime_ns == stat.st_mtime_ns
-            except OSError:
-                fresh = False
+            except OSError:  # still unreadable (a dangling symlink): fresh if it was unreadable before too
+                fresh = cached is not None and cached.size == -1
             if not fresh:
                 to_probe.append(path)
         changed = 0
