@@ -148,6 +148,7 @@ class VideoIndex:
             annotation entries whose file is missing (from the :class:`DatasetSpec`).
         cache_file: where the index is cached (None if it could not be written).
         min_frames: files with fewer decodable frames were skipped.
+        num_found: video files the layout found (usable or not); None when unknown.
     """
 
     root: Path
@@ -155,6 +156,7 @@ class VideoIndex:
     problems: list[Problem] = field(default_factory=list)
     cache_file: Path | None = None
     min_frames: int = 1
+    num_found: int | None = None
 
     @classmethod
     def build(cls, spec: DatasetSpec, cache_dir: str | Path | None = None, progress: bool = True,
@@ -209,7 +211,7 @@ class VideoIndex:
                 problems.append(Problem(path, f"{entry.note} (kept)", skipped=False))
             infos[path] = info
         index = cls(root=root, infos=infos, problems=problems, cache_file=cache_file if saved else None,
-                    min_frames=min_frames)
+                    min_frames=min_frames, num_found=len(unique_paths))
         if problems:
             problems_file = index.write_problems()
             if warn:
@@ -266,7 +268,8 @@ class VideoIndex:
         """Readable summary: videos per class and split, frame counts, frame sizes, problems."""
         usable = self.usable(spec.records)
         lines = [f"root: {spec.root}", f"layout: {spec.layout}, {len(spec.classes)} classes, "
-                 f"{len(usable)} usable of {len(spec.records)} found videos"]
+                 f"{len(usable)} usable of {self.num_found if self.num_found is not None else len(spec.records)} "
+                 "found videos"]
         if self.cache_file:
             lines.append(f"index cache: {self.cache_file}")
         per_split = Counter(record.split for record in usable)
