@@ -99,6 +99,12 @@ def embed_features(features: np.ndarray, method: str = "pca", seed: int = 0, per
     raise ValueError(f"embedding method must be 'pca' or 'tsne', got {method!r}")
 
 
+# Past these class counts a plot drops per-class decorations that would only overlap.
+LEGEND_MAX_CLASSES = 20
+CELL_LABEL_MAX_CLASSES = 20
+TICK_LABEL_MAX = 50
+
+
 def plot_embedding(features: np.ndarray, labels: np.ndarray, methods: Sequence[str] = ("pca", "tsne"),
                    class_names: Sequence[str] | None = None, seed: int = 0, title: str | None = None) -> Figure:
     """Scatter of features (N, D) in 2-D, one panel per method, one colour (artist) per class."""
@@ -106,7 +112,7 @@ def plot_embedding(features: np.ndarray, labels: np.ndarray, methods: Sequence[s
     classes = np.unique(labels)
     figure = Figure(figsize=(4.6 * len(methods) + 1.5, 4.2), layout="constrained")
     axes = figure.subplots(1, len(methods), squeeze=False)[0]
-    colours = _class_colours(len(classes))
+    colours = _class_colours(len(classes))  # beyond 20 classes colours repeat: no legend then
     for axis, method in zip(axes, methods):
         points = embed_features(features, method, seed)
         for colour, label in zip(colours, classes):
@@ -115,7 +121,10 @@ def plot_embedding(features: np.ndarray, labels: np.ndarray, methods: Sequence[s
             axis.scatter(points[chosen, 0], points[chosen, 1], s=14, color=colour, label=name)
         axis.set(title=f"{title + ': ' if title else ''}{method.upper() if method == 'pca' else 't-SNE'}",
                  xticks=[], yticks=[])
-    axes[-1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if len(classes) <= LEGEND_MAX_CLASSES:
+        axes[-1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    else:
+        figure.suptitle(f"{len(classes)} classes, colours repeat every 20", fontsize="small")
     return figure
 
 
@@ -185,17 +194,23 @@ def plot_confusion_matrix(labels: np.ndarray, predictions: np.ndarray, class_nam
         matrix = 100.0 * matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = matrix.shape[0]
     names = list(class_names) if class_names is not None else [str(i) for i in range(size)]
-    figure = Figure(figsize=(1.0 + 0.55 * size + 1.5, 0.8 + 0.55 * size), layout="constrained")
+    names = [name if len(name) <= 24 else name[:23] + "…" for name in names]
+    cell = min(0.55, 10.0 / size)  # inches; UCF101's 101 or Kinetics' 400 classes stay a readable size
+    figure = Figure(figsize=(2.5 + cell * size + (1.5 if size <= CELL_LABEL_MAX_CLASSES else 0.5),
+                             0.8 + cell * size + 1.2), layout="constrained")
     axis = figure.subplots()
     image = axis.imshow(matrix, cmap="Blues", vmin=0, vmax=100 if normalize else None)
-    for row in range(size):
-        for column in range(size):
-            value = matrix[row, column]
-            if value:
-                axis.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize="x-small",
-                          color="white" if value > 0.6 * matrix.max() else "black")
-    axis.set_xticks(range(size), names, rotation=60, ha="right", fontsize="small")
-    axis.set_yticks(range(size), names, fontsize="small")
+    if size <= CELL_LABEL_MAX_CLASSES:
+        for row in range(size):
+            for column in range(size):
+                value = matrix[row, column]
+                if value:
+                    axis.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize="x-small",
+                              color="white" if value > 0.6 * matrix.max() else "black")
+    step = max(1, -(-size // TICK_LABEL_MAX))  # every class named up to 50, then every step-th
+    ticks = range(0, size, step)
+    axis.set_xticks(ticks, [names[i] for i in ticks], rotation=60, ha="right", fontsize="small")
+    axis.set_yticks(ticks, [names[i] for i in ticks], fontsize="small")
     axis.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
     figure.colorbar(image, ax=axis, label="% of the true class" if normalize else "videos")
     return figure

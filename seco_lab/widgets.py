@@ -251,6 +251,10 @@ def video_browser(source: VideoSource, size: int = 64, cache_videos: int = 8, ma
     return VideoBrowser(source, size=size, cache_videos=cache_videos, max_frames=max_frames)
 
 
+def _shortened(text: str, limit: int = 20) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def video_strip_figure(
     source: VideoSource, size: int = 64, frames_per_video: int = 6, videos_per_class: int = 1, max_classes: int = 10
 ) -> Figure:
@@ -271,7 +275,7 @@ def video_strip_figure(
         axis.set_yticks([])
         axis.tick_params(length=0)
         axis.set_frame_on(False)
-        axis.set_ylabel(f"{class_name}\n{path.name}", fontsize=7)
+        axis.set_ylabel(f"{_shortened(class_name)}\n{_shortened(path.name)}", fontsize=7)  # real names run long
     figure.suptitle(f"{len(videos)} classes; one row per video", fontsize=9)
     return figure
 

@@ -103,3 +103,20 @@ def test_untrained_spread_needs_matching_labels():
 def test_loss_curves_without_steps_fail():
     with pytest.raises(ValueError, match="no step records"):
         plots.plot_loss_curves([{"type": "monitor", "step": 1, "knn_top1": 1.0}])
+
+
+@pytest.mark.parametrize("num_classes", [101, 400])
+def test_plots_stay_readable_with_the_class_counts_of_ucf101_and_kinetics(num_classes):
+    rng = np.random.default_rng(0)
+    labels = np.arange(num_classes).repeat(2)
+    predictions = rng.integers(0, num_classes, labels.size)
+    names = [f"class number {i} with a long Kinetics-style name" for i in range(num_classes)]
+    figure = plots.plot_confusion_matrix(labels, predictions, class_names=names)
+    width, height = figure.get_size_inches()
+    assert width <= 16 and height <= 16
+    matrix_axis = figure.axes[0]
+    assert not matrix_axis.texts  # no per-cell numbers
+    assert len(matrix_axis.get_xticks()) <= 50
+    assert all(len(label.get_text()) <= 24 for label in matrix_axis.get_xticklabels())
+    embedding = plots.plot_embedding(rng.normal(size=(labels.size, 4)), labels, methods=("pca",), class_names=names)
+    assert embedding.axes[0].get_legend() is None and "colours repeat" in embedding._suptitle.get_text()
