@@ -183,5 +183,6 @@ def test_check_names_undecodable_file_names_and_broken_links_without_crashing(tm
 
 
 def test_summary_of_a_loaded_dataset_counts_the_files_it_found_not_only_the_usable_ones(damaged_ucf):
-    spec, index = load_dataset(damaged_ucf, min_frames=8, progress=False)
+    with pytest.warns(DataProblemWarning):
+        spec, index = load_dataset(damaged_ucf, min_frames=8, progress=False)
     assert "9 usable of 12 found videos" in index.summary(spec)
