@@ -8,6 +8,7 @@ numbers the notebooks saved with :func:`save_summary`.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import resource
@@ -90,6 +91,7 @@ def _peak_child_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
 
 
+@functools.cache
 def _encrypted_kernel_manager_class() -> type:
     """A kernel manager that gives the kernel CurveZMQ keys when its kernelspec supports them
     (ipykernel 7.4 does), instead of running it over plain TCP with a warning for every notebook."""

@@ -36,8 +36,8 @@ class SeededBatchSampler(Sampler[list]):
     def __init__(self, num_items: int, global_batch: int, world_size: int, rank: int, seed: int) -> None:
         if num_items < global_batch:
             raise ValueError(
-                f"dataset has {num_items} training items, fewer than batch_size={global_batch} (every step "
-                f"needs a full batch): lower it (pretrain --batch-size, at most {num_items}) or use more data"
+                f"dataset has {num_items} items, fewer than batch_size={global_batch}: "
+                f"lower batch_size or use more data"
             )
         self.num_items = num_items
         self.global_batch = global_batch

@@ -60,6 +60,12 @@ LAYOUTS: dict[str, str] = {
 }
 
 _UCF_GROUP = re.compile(r"_g(\d+)_c(\d+)$", re.IGNORECASE)
+
+
+def _ucf_group(stem: str) -> str | None:
+    """UCF101's group ``"gGG"`` of a file name ``…_gGG_cCC`` (without extension), else None."""
+    match = _UCF_GROUP.search(stem)
+    return f"g{int(match.group(1)):02d}" if match else None
 _HMDB_SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>\d+)\.txt$", re.IGNORECASE)
 _HMDB_SPLIT_LINE = re.compile(r"^(?P<video>.*\S)\s+(?P<tag>[012])$")
 _KINETICS_SPLITS = {"train": "train", "training": "train", "val": "test", "valid": "test", "validate": "test",
@@ -287,9 +293,7 @@ def _discover_ucf101(root: Path, split: int) -> DatasetSpec:
             if path in seen:
                 continue
             seen.add(path)
-            match = _UCF_GROUP.search(path.stem)
-            group = f"g{int(match.group(1)):02d}" if match else None
-            records.append(VideoRecord(path, label, classes[label], split_name, group))
+            records.append(VideoRecord(path, label, classes[label], split_name, _ucf_group(path.stem)))
     return DatasetSpec(root, "ucf101", classes, records, problems)
 
 
@@ -436,7 +440,9 @@ def folder_split_of(file_name: str, split: int = 1) -> str:
     pattern ``…_gGG_cCC`` is hashed without its ``_cCC``: the clips of one group (same actors,
     same scene) land on the same side, as in the official splits.
     """
-    key = _UCF_GROUP.sub(lambda match: f"_g{int(match.group(1)):02d}", Path(file_name).stem.lower())
+    stem = Path(file_name).stem.lower()
+    group = _ucf_group(stem)
+    key = stem if group is None else f"{_UCF_GROUP.sub('', stem)}_{group}"
     digest = hashlib.sha1(os.fsencode(f"seco_lab-split{split}:{key}")).digest()
     return "train" if int.from_bytes(digest[:8], "big") % 100 < FOLDERS_TRAIN_PERCENT else "test"
 
@@ -489,9 +495,8 @@ def _discover_folders(root: Path, split: int) -> DatasetSpec:
     classes = sorted(videos_by_class)
     for label, class_name in enumerate(classes):
         for path in videos_by_class[class_name]:
-            match = _UCF_GROUP.search(path.stem)
-            group = f"g{int(match.group(1)):02d}" if match else None
-            records.append(VideoRecord(path, label, class_name, folder_split_of(path.name, split), group))
+            records.append(VideoRecord(path, label, class_name, folder_split_of(path.name, split),
+                                       _ucf_group(path.stem)))
     grouped = sum(record.group is not None for record in records)
     if grouped > len(records) // 2:
         warnings.warn(f"{root}: {grouped} of {len(records)} videos are named like UCF101's (…_gGG_cCC) but no "
