@@ -21,6 +21,8 @@ from seco_lab.environment import configure_cpu_environment
 from seco_lab.profiles import METHOD_NAMES, PROFILE_NAMES
 
 PROTOCOL_NAMES = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking")
+SUBSET_HELP = ("use at most N videos of each class in each split, the same ones every time "
+               "(a quick look at a large dataset; default: every video)")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -63,10 +65,22 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         seed=args.seed,
         num_workers=args.num_workers,
         frame_cache=False if args.no_frame_cache else None,
+        max_videos_per_class=args.max_videos_per_class,
         progress=not args.quiet,
     )
     print(f"checkpoint: {result.checkpoint_path}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of a count: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
 
 
 def _svm_c(text: str) -> float | str:
@@ -96,6 +110,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         split=args.split,
         bn_stats=args.bn_stats,
         weights=args.weights,
+        max_videos_per_class=args.max_videos_per_class,
         progress=not args.json,
         **overrides,
     )
@@ -151,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--no-frame-cache", action="store_true",
                           help="decode every batch from the video files instead of caching the decoded train "
                                "videos next to the data once (the smoke and standard profiles cache)")
+    pretrain.add_argument("--max-videos-per-class", type=_positive_int, default=None, metavar="N",
+                          help=SUBSET_HELP)
     pretrain.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     pretrain.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     pretrain.add_argument("--seed", type=int, default=0)
@@ -172,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--svm-c", type=_svm_c, default=None,
                           help="linear-svm's C: a positive number (the paper: 1) or 'cv' to choose it by "
                                "cross-validation on the train split (default: the profile's)")
+    evaluate.add_argument("--max-videos-per-class", type=_positive_int, default=None, metavar="N",
+                          help=SUBSET_HELP)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true", help="print one machine-readable line")
     evaluate.set_defaults(handler=_cmd_evaluate)

@@ -61,10 +61,11 @@ METHOD_RUNS = {
 def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
     """Train ``spec`` into ``lab.run_dir / spec.name`` unless a finished run is already there.
 
-    Returns the checkpoint path. An interrupted run is resumed from its last checkpoint.
+    Returns the checkpoint path. An interrupted run is resumed from its last checkpoint. The
+    session's own overrides (its notebook parameters) apply first, then the run's.
     """
     from seco_lab.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from seco_lab.methods.pretrain import pretrain
+    from seco_lab.methods.pretrain import deep_update, pretrain
 
     run_dir = lab.run_dir / spec.name
     checkpoint = run_dir / CHECKPOINT_NAME
@@ -75,7 +76,7 @@ def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
         print(f"{spec.name}: {state} — {spec.description or spec.method}")
     result = pretrain(spec.method, lab.data_root, lab.profile_name, run_dir, epochs=spec.epochs,
                       device=lab.device, resume=True, seed=lab.seed if spec.seed is None else spec.seed,
-                      overrides=spec.overrides, progress=progress)
+                      overrides=deep_update(lab.overrides, spec.overrides), progress=progress)
     if result.action in ("trained", "resumed"):
         print(f"{spec.name}: {result.steps} steps in {result.wall_time:.0f} s "
               f"({result.samples_per_second:.0f} videos/s)")
@@ -109,11 +110,10 @@ def extract_run_features(lab: Session, name: str, bn_stats: str = "checkpoint",
     """
     from seco_lab.evaluation.features import extract_video_features, load_encoder, recompute_bn_stats
     from seco_lab.evaluation.linear_svm import record_groups
-    from seco_lab.video.index import load_dataset
 
     settings = lab.section("eval")
     encoder = load_encoder(lab.run_dir / name / "checkpoint.pt", device=_device(lab))
-    spec, index = load_dataset(lab.data_root, progress=False)
+    spec, index = lab.load_dataset()
     train, test = spec.split("train"), spec.split("test")
     train_frames = [index[record].num_frames for record in train]
     test_frames = [index[record].num_frames for record in test]

@@ -26,7 +26,7 @@ class ProfileError(ValueError):
 
 
 _SMOKE: dict[str, Any] = {
-    "data": {"size": 64, "crop_size": 56, "num_workers": 1, "frame_cache": True},
+    "data": {"size": 64, "crop_size": 56, "num_workers": 1, "frame_cache": True, "max_videos_per_class": None},
     "synth": {"preset": "smoke"},
     "seco": {
         "arch": "resnet18", "width": 0.25, "small_input": False, "head_hidden": 64, "head_dim": 32,
@@ -91,7 +91,7 @@ _STANDARD["cvrl"].update({"width": 0.5, "head_hidden": 128, "head_dim": 64})
 _STANDARD["dualvar"].update({"width": 0.5, "head_hidden": 128, "clip_dim": 64, "series_dim": 32})
 
 _PAPER: dict[str, Any] = {
-    "data": {"size": 256, "crop_size": 224, "num_workers": 8, "frame_cache": False},
+    "data": {"size": 256, "crop_size": 224, "num_workers": 8, "frame_cache": False, "max_videos_per_class": None},
     "synth": {"preset": "standard"},
     "seco": {
         "arch": "resnet50", "width": 1.0, "small_input": False, "head_hidden": 2048, "head_dim": 128,

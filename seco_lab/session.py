@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,16 @@ from seco_lab import paths
 from seco_lab.profiles import PROFILE_NAMES, ProfileError, get_profile
 
 DEFAULT_PROFILE_VARIABLE = "SECO_LAB_PROFILE"
+ENCODER_SECTIONS = ("seco", "cvrl", "dualvar")
 
 
 @dataclass
 class Session:
-    """A notebook's validated settings."""
+    """A notebook's validated settings.
+
+    ``overrides`` are the profile changes the notebook's parameters ask for (already applied to
+    ``profile``); every run the notebook trains gets them too.
+    """
 
     profile_name: str
     profile: dict[str, Any]
@@ -28,10 +33,23 @@ class Session:
     seed: int
     data_root: Path
     run_dir: Path
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def max_videos_per_class(self) -> int | None:
+        """The subset the notebook works on: at most this many videos per class and split."""
+        return self.profile["data"]["max_videos_per_class"]
 
     def section(self, name: str) -> dict[str, Any]:
         """One section of the profile (``"data"``, ``"seco"``, ``"train"``, ...)."""
         return self.profile[name]
+
+    def load_dataset(self, progress: bool = False) -> tuple[Any, Any]:
+        """``(spec, index)`` of the session's dataset (its subset when ``max_videos_per_class``
+        is set), as :func:`~seco_lab.video.index.load_dataset` returns them."""
+        from seco_lab.video.index import load_dataset
+
+        return load_dataset(self.data_root, progress=progress, max_videos_per_class=self.max_videos_per_class)
 
     def save_summary(self, notebook: str, values: dict[str, Any]) -> Path:
         """Record this notebook's key numbers beside its runs (``run_dir/summary``), where the
@@ -41,10 +59,61 @@ class Session:
         return save_summary(self.profile_name, notebook, values, folder=self.run_dir / "summary")
 
     def __str__(self) -> str:
+        changed = "".join(f"\n{line}" for line in _describe_overrides(self.overrides))
         return (
-            f"profile={self.profile_name}  device={self.device}  seed={self.seed}\n"
+            f"profile={self.profile_name}  device={self.device}  seed={self.seed}{changed}\n"
             f"data: {self.data_root}\nruns: {self.run_dir}"
         )
+
+
+def _describe_overrides(overrides: dict[str, Any]) -> list[str]:
+    data, train = overrides.get("data", {}), overrides.get("train", {})
+    lines = []
+    if "max_videos_per_class" in data:
+        lines.append(f"subset: at most {data['max_videos_per_class']} videos per class and split")
+    if "batch_size" in train:
+        lines.append(f"training batch size: {train['batch_size']}")
+    modes = {overrides[name]["input_mode"] for name in ENCODER_SECTIONS if "input_mode" in overrides.get(name, {})}
+    if modes:
+        lines.append(f"encoder input: {modes.pop()}")
+    return lines
+
+
+def notebook_overrides(max_videos_per_class: int | None = None, batch_size: int | None = None,
+                       input_mode: str | None = None) -> dict[str, Any]:
+    """The profile changes of the notebooks' optional parameters, validated (None: the profile's).
+
+    ``max_videos_per_class``: train and evaluate on at most that many videos of each class and
+    split; ``batch_size``: the training batch of every run; ``input_mode``: ``"rgb"`` or
+    ``"frame_differences"`` for every encoder (SeCo, CVRL, DualVar and their baselines).
+    """
+    from seco_lab.evaluation.features import INPUT_MODES
+
+    overrides: dict[str, Any] = {}
+    for name, value, minimum in (("max_videos_per_class", max_videos_per_class, 1), ("batch_size", batch_size, 2)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+            raise ValueError(f"{name} must be None or an integer >= {minimum}, got {value!r}")
+    if max_videos_per_class is not None:
+        overrides["data"] = {"max_videos_per_class": max_videos_per_class}
+    if batch_size is not None:
+        overrides["train"] = {"batch_size": batch_size}
+    if input_mode is not None:
+        if input_mode not in INPUT_MODES:
+            raise ValueError(f"input_mode must be None or one of {', '.join(map(repr, INPUT_MODES))}, got {input_mode!r}")
+        overrides.update({name: {"input_mode": input_mode} for name in ENCODER_SECTIONS})
+    return overrides
+
+
+def _run_folder_suffix(overrides: dict[str, Any]) -> str:
+    """``-10-per-class``, ``-batch8``, ``-rgb``: runs with other settings get their own folder."""
+    parts = []
+    if "max_videos_per_class" in overrides.get("data", {}):
+        parts.append(f"{overrides['data']['max_videos_per_class']}-per-class")
+    if "batch_size" in overrides.get("train", {}):
+        parts.append(f"batch{overrides['train']['batch_size']}")
+    if "input_mode" in overrides.get("seco", {}):
+        parts.append(overrides["seco"]["input_mode"].replace("_", "-"))
+    return "".join(f"-{part}" for part in parts)
 
 
 def resolve_profile_name(profile: str | None) -> str:
@@ -78,13 +147,16 @@ def ensure_synth_dataset(preset: str, seed: int = 0, root: Path | None = None) -
     return generate_dataset(root, preset=preset, seed=seed, progress=True)
 
 
-def default_run_dir(profile: str, data_root: Path | None = None) -> Path:
+def default_run_dir(profile: str, data_root: Path | None = None, overrides: dict[str, Any] | None = None) -> Path:
     """``runs/<profile>`` for the embedded dataset, ``runs/<profile>-<dataset folder>`` for
-    another one: runs on a real dataset never meet the curriculum's runs of the same name."""
+    another one, with a suffix for each notebook parameter that changes the profile
+    (``runs/smoke-UCF-101-10-per-class``): runs never meet runs of the same name trained with
+    other data or settings."""
+    suffix = _run_folder_suffix(overrides or {})
     embedded = paths.synth_dataset_dir(get_profile(profile)["synth"]["preset"])
     if data_root is None or Path(data_root).resolve() == embedded.resolve():
-        return paths.runs_dir() / profile
-    return paths.runs_dir() / f"{profile}-{Path(data_root).resolve().name}"
+        return paths.runs_dir() / f"{profile}{suffix}"
+    return paths.runs_dir() / f"{profile}-{Path(data_root).resolve().name}{suffix}"
 
 
 def start(
@@ -93,13 +165,23 @@ def start(
     seed: int = 0,
     data_root: str | Path | None = None,
     run_dir: str | Path | None = None,
+    max_videos_per_class: int | None = None,
+    batch_size: int | None = None,
+    input_mode: str | None = None,
 ) -> Session:
-    """Validate a notebook's parameters, seed every RNG and make sure the data exists."""
+    """Validate a notebook's parameters, seed every RNG and make sure the data exists.
+
+    ``max_videos_per_class``, ``batch_size`` and ``input_mode`` change the profile for this
+    notebook and every run it trains (:func:`notebook_overrides`); None keeps the profile's.
+    """
     import numpy as np
     import torch
 
+    from seco_lab.methods.pretrain import deep_update
+
     name = resolve_profile_name(profile)
-    settings = get_profile(name)
+    overrides = notebook_overrides(max_videos_per_class, batch_size, input_mode)
+    settings = deep_update(get_profile(name), overrides)
     device = validate_device(device)
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -118,9 +200,10 @@ def start(
                 "seco_lab reads (UCF101, HMDB51, Kinetics CSV or class folders), or None for "
                 "the embedded dataset"
             )
-    runs = Path(run_dir).expanduser() if run_dir else default_run_dir(name, None if data_root is None else root)
+    runs = (Path(run_dir).expanduser() if run_dir
+            else default_run_dir(name, None if data_root is None else root, overrides))
     runs.mkdir(parents=True, exist_ok=True)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    return Session(name, settings, device, seed, root, runs)
+    return Session(name, settings, device, seed, root, runs, overrides)

@@ -10,17 +10,26 @@ from torch import nn
 
 from seco_lab.evaluation.features import InputSpec, LoadedEncoder, extract_video_features
 from seco_lab.evaluation.knn import knn_protocol
+from seco_lab.video.layouts import DatasetSpec, VideoRecord, limit_per_class
 
 
-def knn_monitor(method_name: str, config: dict[str, Any], spec: Any, index: Any,
+def monitor_records(spec: DatasetSpec, max_videos: int) -> tuple[list[VideoRecord], list[VideoRecord]]:
+    """The train and test videos the monitor measures: the same number of each class (about
+    ``max_videos`` in all per split, at least one per class), whatever order the layout lists."""
+    per_class = max(1, max_videos // max(1, len(spec.classes)))
+    return limit_per_class(spec.split("train"), per_class), limit_per_class(spec.split("test"), per_class)
+
+
+def knn_monitor(method_name: str, config: dict[str, Any], spec: DatasetSpec, index: Any,
                 max_videos: int = 400) -> Callable[[nn.Module], dict[str, float]]:
     """A ``monitor(method) -> {"knn_top1": ...}`` for the engine.
 
-    Frozen features of at most ``max_videos`` train and test videos (mean pooling for frame
-    encoders, as the papers), weighted kNN with the profile's ``knn_k`` and temperature.
+    Frozen features of about ``max_videos`` train and test videos, balanced over the classes
+    (:func:`monitor_records`), mean pooling for frame encoders as the papers, weighted kNN with
+    the profile's ``knn_k`` and temperature.
     """
     settings = config["eval"]
-    train, test = spec.split("train")[:max_videos], spec.split("test")[:max_videos]
+    train, test = monitor_records(spec, max_videos)
     counts = {record.path: index[record.path].num_frames for record in train + test}
 
     def monitor(method: nn.Module) -> dict[str, float]:

@@ -29,7 +29,7 @@ from seco_lab.evaluation.retrieval import retrieval_protocol
 from seco_lab.evaluation.tracking import TrackerConfig, discover_tracking_sequences, tracking_protocol, trunk_feature_fn
 
 PROTOCOLS = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking")
-RUN_OPTIONS = ("split", "layout", "weights", "progress", "seed", "results_file", "num_workers")
+RUN_OPTIONS = ("split", "layout", "weights", "progress", "seed", "results_file", "num_workers", "max_videos_per_class")
 BN_STATS = ("checkpoint", "train")
 
 
@@ -90,11 +90,14 @@ class VideoSplits:
         return len(self.spec.classes)
 
 
-def load_video_splits(data_root: str | Path, split: int = 1, layout: str = "auto", progress: bool = False) -> VideoSplits:
-    """Index a dataset (any supported layout) and return its usable train/test records."""
+def load_video_splits(data_root: str | Path, split: int = 1, layout: str = "auto", progress: bool = False,
+                      max_videos_per_class: int | None = None) -> VideoSplits:
+    """Index a dataset (any supported layout) and return its usable train/test records (at most
+    ``max_videos_per_class`` of each class and split when given)."""
     from seco_lab.video.index import load_dataset
 
-    spec, index = load_dataset(data_root, layout=layout, split=split, progress=progress)
+    spec, index = load_dataset(data_root, layout=layout, split=split, progress=progress,
+                               max_videos_per_class=max_videos_per_class)
     train, test = spec.split("train"), spec.split("test")
     if not train or not test:
         raise EvaluationError(f"{data_root}: needs train and test videos, found {len(train)} train / {len(test)} test")
@@ -130,7 +133,8 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
     options: any key of the profile's "eval" section (e.g. ``bn_stats="train"`` to re-estimate
     BatchNorm statistics on train videos first, ``linear_lr=...``), and ``split`` (1), ``layout``
     ("auto"), ``weights`` ("checkpoint" | "random": the same architecture untrained), ``seed``,
-    ``progress``, ``num_workers``, ``results_file`` (default: results.jsonl next to the checkpoint).
+    ``progress``, ``num_workers``, ``max_videos_per_class`` (None: every video; else a fixed
+    subset of each class and split), ``results_file`` (default: results.jsonl next to the checkpoint).
     """
     if protocol not in PROTOCOLS:
         raise EvaluationError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
@@ -162,7 +166,11 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
         result = track_encoder(encoder, data_root, settings, device_t, progress)
         context["bn_stats"] = "checkpoint"
     else:
-        splits = load_video_splits(data_root, int(options.get("split", 1)), str(options.get("layout", "auto")), progress)
+        max_videos_per_class = options.get("max_videos_per_class")
+        splits = load_video_splits(data_root, int(options.get("split", 1)), str(options.get("layout", "auto")), progress,
+                                   max_videos_per_class=max_videos_per_class)
+        if max_videos_per_class is not None:
+            context["max_videos_per_class"] = max_videos_per_class
         train, test, train_frames, test_frames = splits.train, splits.test, splits.train_frames, splits.test_frames
         num_classes = splits.num_classes
         if settings["bn_stats"] == "train":

@@ -101,6 +101,8 @@ def training_sections(config: dict[str, Any]) -> list[str]:
 
 # Data settings that change how fast batches arrive, never what they hold.
 LOADING_ONLY_DATA_KEYS = ("frame_cache", "num_workers")
+# Data settings newer than some saved runs: a run saved without one trained with this value.
+DATA_DEFAULTS: dict[str, Any] = {"max_videos_per_class": None}
 
 
 def _existing_config_differences(run_dir: Path, config: dict[str, Any]) -> list[str]:
@@ -112,7 +114,7 @@ def _existing_config_differences(run_dir: Path, config: dict[str, Any]) -> list[
     def trained(section: str, values: Any) -> Any:
         if section != "data" or not isinstance(values, dict):
             return values
-        return {key: value for key, value in values.items() if key not in LOADING_ONLY_DATA_KEYS}
+        return {key: value for key, value in {**DATA_DEFAULTS, **values}.items() if key not in LOADING_ONLY_DATA_KEYS}
 
     return [key for key in training_sections(config)
             if trained(key, existing.get(key)) != trained(key, config.get(key))]
@@ -132,6 +134,7 @@ def pretrain(
     seed: int = 0,
     num_workers: int | None = None,
     frame_cache: bool | None = None,
+    max_videos_per_class: int | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     monitor: bool = True,
@@ -144,6 +147,9 @@ def pretrain(
     loading-only settings ``num_workers`` and ``frame_cache`` may differ). ``frame_cache``
     overrides the profile's choice of decoding the train videos once into a frame store; when
     the disk has no room for it, training warns and decodes from the files.
+    ``max_videos_per_class`` trains on at most that many videos of each class (the same subset
+    every time; see :func:`~seco_lab.video.layouts.limit_per_class`), for a quick run on a
+    large dataset.
     """
     from seco_lab.video.dataset import VideoDataset
     from seco_lab.video.frame_store import FrameStore, FrameStoreSpaceError, store_folder
@@ -161,8 +167,11 @@ def pretrain(
         overrides.setdefault("data", {})["num_workers"] = num_workers
     if frame_cache is not None:
         overrides.setdefault("data", {})["frame_cache"] = frame_cache
+    if max_videos_per_class is not None:
+        overrides.setdefault("data", {})["max_videos_per_class"] = max_videos_per_class
     config = build_run_config(method, profile, data_root, split, layout, overrides)
-    spec, index = load_dataset(data_root, layout=layout, split=split, min_frames=MIN_FRAMES, progress=progress)
+    spec, index = load_dataset(data_root, layout=layout, split=split, min_frames=MIN_FRAMES, progress=progress,
+                               max_videos_per_class=config["data"].get("max_videos_per_class"))
     train_records = spec.split("train")
     if not train_records:
         raise ValueError(f"{data_root}: split {split} has no usable training videos")

@@ -241,12 +241,15 @@ class VideoIndex:
         return "".join(f"{problem.path}: {problem.reason}\n" for problem in self.problems)
 
     def write_problems(self) -> Path | None:
-        """Write :meth:`problems_text` next to the cache file; returns its path (None if not writable)."""
+        """Write :meth:`problems_text` next to the cache file, under a line saying which build it
+        lists (each build rewrites it); returns its path (None if not writable)."""
         if self.cache_file is None:
             return None
         target = self.cache_file.with_name(self.cache_file.name.removesuffix(".json") + PROBLEMS_FILE_SUFFIX)
+        header = (f"# {len(self.problems)} problem(s) of the last index build of {self.root}: "
+                  f"{self.num_found} video(s), kept with at least {self.min_frames} decodable frame(s)\n")
         try:
-            target.write_text(self.problems_text(), encoding="utf-8", errors="backslashreplace")
+            target.write_text(header + self.problems_text(), encoding="utf-8", errors="backslashreplace")
         except OSError:
             return None
         return target
@@ -270,6 +273,10 @@ class VideoIndex:
         lines = [f"root: {spec.root}", f"layout: {spec.layout}, {len(spec.classes)} classes, "
                  f"{len(usable)} usable of {self.num_found if self.num_found is not None else len(spec.records)} "
                  "found videos"]
+        if spec.max_per_class is not None:
+            lines.append(f"subset: at most {spec.max_per_class} video{'s' * (spec.max_per_class != 1)} per class and split, "
+                         f"{self.num_found if self.num_found is not None else len(spec.records)} "
+                         f"of {spec.num_annotated} in the dataset")
         if self.cache_file:
             lines.append(f"index cache: {self.cache_file}")
         per_split = Counter(record.split for record in usable)
@@ -294,13 +301,18 @@ class VideoIndex:
 
 
 def load_dataset(root: str | Path, layout: str = "auto", split: int = 1, min_frames: int = 1,
-                 cache_dir: str | Path | None = None, progress: bool = True) -> tuple[DatasetSpec, VideoIndex]:
+                 cache_dir: str | Path | None = None, progress: bool = True,
+                 max_videos_per_class: int | None = None) -> tuple[DatasetSpec, VideoIndex]:
     """Discover, index, and keep only usable records.
+
+    ``max_videos_per_class`` keeps at most that many annotated videos of each class in each
+    split (:func:`~seco_lab.video.layouts.limit_per_class`) before indexing, so a quick run on a
+    large dataset probes only its subset; None keeps every video.
 
     Returns:
         ``(spec, index)`` where ``spec.records`` holds only videos with at least
         ``min_frames`` decodable frames and ``index.problems`` lists everything left out.
     """
-    spec = discover(root, layout=layout, split=split)
+    spec = discover(root, layout=layout, split=split).limited(max_videos_per_class)
     index = VideoIndex.build(spec, cache_dir=cache_dir, progress=progress, min_frames=min_frames)
     return replace(spec, records=index.usable(spec.records), problems=list(index.problems)), index

@@ -34,7 +34,7 @@ import os
 import re
 import warnings
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "VideoRecord",
     "discover",
     "folder_split_of",
+    "limit_per_class",
 ]
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv", ".3gp")
@@ -107,12 +108,43 @@ class DatasetSpec:
     classes: list[str]
     records: list[VideoRecord]
     problems: list[Problem] = field(default_factory=list)
+    max_per_class: int | None = None  # set by :meth:`limited`
+    num_annotated: int | None = None  # records before :meth:`limited` kept a subset
 
     def split(self, name: str) -> list[VideoRecord]:
         """Records of split ``name`` ("train" or "test"), in annotation order."""
         if name not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
         return [record for record in self.records if record.split == name]
+
+    def limited(self, max_per_class: int | None) -> DatasetSpec:
+        """This spec with at most ``max_per_class`` records of each class in each split
+        (:func:`limit_per_class`); None keeps every record."""
+        if max_per_class is None:
+            return self
+        records = limit_per_class(self.records, max_per_class)
+        return replace(self, records=records, max_per_class=max_per_class,
+                       num_annotated=self.num_annotated or len(self.records))
+
+
+def _selection_key(record: VideoRecord) -> tuple[str, str]:
+    return hashlib.sha1(os.fsencode(record.path.name)).hexdigest(), os.fsencode(record.path).hex()
+
+
+def limit_per_class(records: list[VideoRecord], max_per_class: int) -> list[VideoRecord]:
+    """At most ``max_per_class`` records of each (split, class), in their original order.
+
+    The records kept are the first by a hash of their file name, so the choice does not depend
+    on the order in which files were listed or found, spreads over a class's actors and scenes,
+    and a larger limit keeps every record a smaller one kept.
+    """
+    if isinstance(max_per_class, bool) or not isinstance(max_per_class, int) or max_per_class < 1:
+        raise ValueError(f"max_videos_per_class must be a positive integer or None, got {max_per_class!r}")
+    by_cell: dict[tuple[str, int], list[VideoRecord]] = defaultdict(list)
+    for record in records:
+        by_cell[(record.split, record.label)].append(record)
+    kept = {id(record) for cell in by_cell.values() for record in sorted(cell, key=_selection_key)[:max_per_class]}
+    return [record for record in records if id(record) in kept]
 
 
 def _normalise(name: str) -> str:
