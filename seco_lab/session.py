@@ -73,9 +73,8 @@ def _describe_overrides(overrides: dict[str, Any]) -> list[str]:
         lines.append(f"subset: at most {data['max_videos_per_class']} videos per class and split")
     if "batch_size" in train:
         lines.append(f"training batch size: {train['batch_size']}")
-    modes = {overrides[name]["input_mode"] for name in ENCODER_SECTIONS if "input_mode" in overrides.get(name, {})}
-    if modes:
-        lines.append(f"encoder input: {modes.pop()}")
+    if "input_mode" in overrides.get("seco", {}):
+        lines.append(f"encoder input: {overrides['seco']['input_mode']}")
     return lines
 
 

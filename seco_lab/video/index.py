@@ -39,7 +39,15 @@ SAVE_EVERY = 500  # new entries between intermediate cache saves while building
 
 
 class DataProblemWarning(UserWarning):
-    """Some dataset files are unusable or damaged (one warning per index build)."""
+    """Some dataset files are unusable or damaged.
+
+    A process shows each distinct warning once, however often the dataset is loaded again (a
+    notebook loads it for every run it trains or evaluates). Python's own "shown once" memory
+    is not enough: every ``warnings.catch_warnings`` block (scikit-learn has many) clears it.
+    """
+
+
+_shown_problem_warnings: set[str] = set()
 
 
 def default_cache_dir() -> Path:
@@ -260,12 +268,11 @@ class VideoIndex:
         reasons = Counter(problem.reason.split(":")[0].split(" (")[0] for problem in self.problems)
         first = "; ".join(f"{p.path.name}: {p.reason}" for p in self.problems[:3])
         where = f"full list in {problems_file}" if problems_file else "full list in VideoIndex.problems"
-        warnings.warn(
-            f"{self.root}: {len(skipped)} file(s) skipped and {kept} kept with damage "
-            f"({', '.join(f'{count} {reason}' for reason, count in reasons.most_common(4))}); e.g. {first}; {where}",
-            DataProblemWarning,
-            stacklevel=3,
-        )
+        text = (f"{self.root}: {len(skipped)} file(s) skipped and {kept} kept with damage "
+                f"({', '.join(f'{count} {reason}' for reason, count in reasons.most_common(4))}); e.g. {first}; {where}")
+        if text not in _shown_problem_warnings:
+            _shown_problem_warnings.add(text)
+            warnings.warn(text, DataProblemWarning, stacklevel=3)
 
     def summary(self, spec: DatasetSpec) -> str:
         """Readable summary: videos per class and split, frame counts, frame sizes, problems."""
