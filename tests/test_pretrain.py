@@ -51,7 +51,7 @@ def test_an_existing_run_is_never_overwritten_without_resume(smoke_data, tmp_pat
 
 def test_a_run_with_other_settings_is_refused(smoke_data, tmp_path):
     pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(ValueError, match=r"different settings \(seco.width 0.25 -> 0.5\)"):
         pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False,
                  overrides={"seco": {"width": 0.5}})
 
@@ -61,7 +61,7 @@ def test_loading_settings_may_change_when_a_run_continues(smoke_data, tmp_path):
     continued = pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False,
                          num_workers=0, frame_cache=False)
     assert continued.action == "initialised"
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(ValueError, match=r"different settings \(data.crop_size 56 -> 48\)"):
         pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False,
                  overrides={"data": {"crop_size": 48}})
 

@@ -116,8 +116,30 @@ def _existing_config_differences(run_dir: Path, config: dict[str, Any]) -> list[
             return values
         return {key: value for key, value in {**DATA_DEFAULTS, **values}.items() if key not in LOADING_ONLY_DATA_KEYS}
 
-    return [key for key in training_sections(config)
-            if trained(key, existing.get(key)) != trained(key, config.get(key))]
+    differences = []
+    for section in training_sections(config):
+        before, now = trained(section, existing.get(section)), trained(section, config.get(section))
+        if before == now:
+            continue
+        if isinstance(before, dict) and isinstance(now, dict):
+            differences.extend(_setting_changes(section, before, now))
+        else:
+            differences.append(f"{section} {before!r} -> {now!r}")
+    return differences
+
+
+def _setting_changes(prefix: str, before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``section.key before -> now`` for every key that differs, nested dicts walked."""
+    changes = []
+    for key in sorted(set(before) | set(now), key=str):
+        old, new = before.get(key), now.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes.extend(_setting_changes(f"{prefix}.{key}", old, new))
+        else:
+            changes.append(f"{prefix}.{key} {old!r} -> {new!r}")
+    return changes
 
 
 def pretrain(
@@ -192,7 +214,7 @@ def pretrain(
         differences = _existing_config_differences(run_dir, config)
         if differences:
             raise ValueError(
-                f"{run_dir} holds a run with different settings (sections: {', '.join(differences)}); "
+                f"{run_dir} holds a run with different settings ({'; '.join(differences)}); "
                 "choose another run directory or delete this one"
             )
 
