@@ -46,7 +46,8 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from seco_lab.video.check import run_check
 
-    return run_check(Path(args.root), layout=args.layout, split=args.split)
+    return run_check(Path(args.root), layout=args.layout, split=args.split,
+                     max_videos_per_class=args.max_videos_per_class)
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
@@ -152,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("root")
     check.add_argument("--layout", default="auto", choices=("auto", "ucf101", "hmdb51", "kinetics", "folders"))
     check.add_argument("--split", type=int, default=1, help="official split number (1-3)")
+    check.add_argument("--max-videos-per-class", type=_positive_int, default=None, metavar="N",
+                       help="check only the subset pretrain and evaluate use with the same option")
     check.set_defaults(handler=_cmd_data_check)
 
     pretrain = commands.add_parser("pretrain", help="pretrain an encoder")

@@ -105,6 +105,8 @@ def test_run_check_prints_summary_and_every_problem(damaged_ucf):
     assert "layout: ucf101, 2 classes, 9 usable of 12 found videos" in text
     assert "problems: 5" in text and "v_ApplyEyeMakeup_g02_c02.avi: too short" in text
     assert "4 file(s) skipped, 1 kept with damage" in text
+    with pytest.warns(DataProblemWarning, match="4 file"):  # the check prints the list; loading still warns once
+        load_dataset(damaged_ucf, min_frames=8, progress=False)
 
 
 def test_run_check_on_a_wrong_layout_names_the_understood_layouts(tmp_path):

@@ -3,6 +3,7 @@ change the profile (subset, training batch, encoder input) for every run they tr
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from pathlib import Path
@@ -15,6 +16,7 @@ from seco_lab.curriculum import RunSpec, ensure_run
 from seco_lab.evaluation.monitor import monitor_records
 from seco_lab.methods.pretrain import pretrain
 from seco_lab.session import start
+from seco_lab.video.check import run_check
 from seco_lab.video.index import load_dataset
 from seco_lab.video.layouts import DatasetSpec, VideoRecord, limit_per_class
 from seco_lab.video.synth import generate_dataset
@@ -66,6 +68,9 @@ def test_only_the_subset_is_indexed_and_the_summary_says_so(tmp_path):
     assert "subset: at most 1 video per class and split, 4 of 12 in the dataset" in index.summary(spec)
     full_spec, full_index = load_dataset(root, progress=False)
     assert len(full_spec.records) == 12 and "subset:" not in full_index.summary(full_spec)
+    out = io.StringIO()
+    assert run_check(root, progress=False, out=out, max_videos_per_class=3) == 0
+    assert "subset: at most 3 videos per class and split, 10 of 12 in the dataset" in out.getvalue()
 
 
 @pytest.mark.parametrize("num_classes,max_videos,per_class", [(8, 400, 50), (8, 40, 5), (101, 400, 3), (500, 400, 1)])

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 from typing import TextIO
 
-from seco_lab.video.index import DataProblemWarning, VideoIndex
+from seco_lab.video.index import VideoIndex
 from seco_lab.video.layouts import LayoutError, discover
 
 __all__ = ["run_check"]
 
 
 def run_check(root: str | Path, layout: str = "auto", split: int = 1, min_frames: int = 1,
-              cache_dir: str | Path | None = None, progress: bool = True, out: TextIO | None = None) -> int:
-    """Discover and index ``root``, print the summary and the problem list.
+              cache_dir: str | Path | None = None, progress: bool = True, out: TextIO | None = None,
+              max_videos_per_class: int | None = None) -> int:
+    """Discover and index ``root`` (or its subset of at most ``max_videos_per_class`` videos of
+    each class and split), print the summary and the problem list.
 
     Returns the exit code: 0 when every annotated video is usable, 1 when some files were
     skipped or are damaged (the rest is usable), 2 when the folder is not a layout seco_lab
@@ -23,13 +24,12 @@ def run_check(root: str | Path, layout: str = "auto", split: int = 1, min_frames
     """
     out = out or sys.stdout
     try:
-        spec = discover(root, layout=layout, split=split)
+        spec = discover(root, layout=layout, split=split).limited(max_videos_per_class)
     except LayoutError as error:
         print(f"error: {error}", file=out)
         return 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataProblemWarning)  # the full list is printed below
-        index = VideoIndex.build(spec, cache_dir=cache_dir, progress=progress, min_frames=min_frames)
+    # No warning: the full list is printed below.
+    index = VideoIndex.build(spec, cache_dir=cache_dir, progress=progress, min_frames=min_frames, warn=False)
     print(index.summary(spec), file=out)
     usable = index.usable(spec.records)
     if not usable:
