@@ -105,6 +105,12 @@ CELL_LABEL_MAX_CLASSES = 20
 TICK_LABEL_MAX = 50
 
 
+def shortened(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the last one an ellipsis when cut (real class and
+    file names run long)."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def plot_embedding(features: np.ndarray, labels: np.ndarray, methods: Sequence[str] = ("pca", "tsne"),
                    class_names: Sequence[str] | None = None, seed: int = 0, title: str | None = None) -> Figure:
     """Scatter of features (N, D) in 2-D, one panel per method, one colour (artist) per class."""
@@ -194,7 +200,7 @@ def plot_confusion_matrix(labels: np.ndarray, predictions: np.ndarray, class_nam
         matrix = 100.0 * matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = matrix.shape[0]
     names = list(class_names) if class_names is not None else [str(i) for i in range(size)]
-    names = [name if len(name) <= 24 else name[:23] + "…" for name in names]
+    names = [shortened(name, 24) for name in names]
     cell = min(0.55, 10.0 / size)  # inches; UCF101's 101 or Kinetics' 400 classes stay a readable size
     figure = Figure(figsize=(2.5 + cell * size + (1.5 if size <= CELL_LABEL_MAX_CLASSES else 0.5),
                              0.8 + cell * size + 1.2), layout="constrained")

@@ -38,6 +38,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
 
+from seco_lab.plots import shortened
 from seco_lab.samplers import GAP_DISTRIBUTIONS, interval_gap, interval_gap_density, interval_gap_pmf
 from seco_lab.video.io import probe_video, read_frames
 from seco_lab.video.layouts import VideoRecord, discover
@@ -251,10 +252,6 @@ def video_browser(source: VideoSource, size: int = 64, cache_videos: int = 8, ma
     return VideoBrowser(source, size=size, cache_videos=cache_videos, max_frames=max_frames)
 
 
-def _shortened(text: str, limit: int = 20) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
 def video_strip_figure(
     source: VideoSource, size: int = 64, frames_per_video: int = 6, videos_per_class: int = 1, max_classes: int = 10
 ) -> Figure:
@@ -275,7 +272,7 @@ def video_strip_figure(
         axis.set_yticks([])
         axis.tick_params(length=0)
         axis.set_frame_on(False)
-        axis.set_ylabel(f"{_shortened(class_name)}\n{_shortened(path.name)}", fontsize=7)  # real names run long
+        axis.set_ylabel(f"{shortened(class_name, 20)}\n{shortened(path.name, 20)}", fontsize=7)
     figure.suptitle(f"{len(videos)} classes; one row per video", fontsize=9)
     return figure
 

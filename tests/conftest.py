@@ -11,3 +11,11 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory):
+    """The embedded smoke dataset, generated once for the tests that only read it."""
+    from seco_lab.video.synth import generate_dataset
+
+    return generate_dataset(tmp_path_factory.mktemp("data") / "synth-smoke", preset="smoke", progress=False)

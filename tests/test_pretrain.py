@@ -10,12 +10,6 @@ import torch
 
 from seco_lab.cli import main
 from seco_lab.methods.pretrain import pretrain
-from seco_lab.video.synth import generate_dataset
-
-
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory):
-    return generate_dataset(tmp_path_factory.mktemp("data") / "synth-smoke", preset="smoke", progress=False)
 
 
 def _weights(run_dir):

@@ -19,18 +19,12 @@ from seco_lab.session import start
 from seco_lab.video.check import run_check
 from seco_lab.video.index import load_dataset
 from seco_lab.video.layouts import DatasetSpec, VideoRecord, limit_per_class
-from seco_lab.video.synth import generate_dataset
 
 
 def _records(num_classes: int, per_class: dict[str, int]) -> list[VideoRecord]:
     """Class-sorted records, as UCF101's lists give them: every train video of class 0 first."""
     return [VideoRecord(Path(f"/d/c{label}/v_{label}_{split}_{i:03d}.avi"), label, f"c{label}", split)
             for split, count in per_class.items() for label in range(num_classes) for i in range(count)]
-
-
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory):
-    return generate_dataset(tmp_path_factory.mktemp("data") / "synth-smoke", preset="smoke", progress=False)
 
 
 @pytest.mark.parametrize("limit", [1, 3, 7, 50])

@@ -116,29 +116,23 @@ def _existing_config_differences(run_dir: Path, config: dict[str, Any]) -> list[
             return values
         return {key: value for key, value in {**DATA_DEFAULTS, **values}.items() if key not in LOADING_ONLY_DATA_KEYS}
 
-    differences = []
-    for section in training_sections(config):
-        before, now = trained(section, existing.get(section)), trained(section, config.get(section))
-        if before == now:
-            continue
-        if isinstance(before, dict) and isinstance(now, dict):
-            differences.extend(_setting_changes(section, before, now))
-        else:
-            differences.append(f"{section} {before!r} -> {now!r}")
-    return differences
+    sections = training_sections(config)
+    return _setting_changes({key: trained(key, existing.get(key)) for key in sections},
+                            {key: trained(key, config.get(key)) for key in sections})
 
 
-def _setting_changes(prefix: str, before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+def _setting_changes(before: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
     """``section.key before -> now`` for every key that differs, nested dicts walked."""
     changes = []
     for key in sorted(set(before) | set(now), key=str):
         old, new = before.get(key), now.get(key)
+        name = f"{prefix}{key}"
         if old == new:
             continue
         if isinstance(old, dict) and isinstance(new, dict):
-            changes.extend(_setting_changes(f"{prefix}.{key}", old, new))
+            changes.extend(_setting_changes(old, new, f"{name}."))
         else:
-            changes.append(f"{prefix}.{key} {old!r} -> {new!r}")
+            changes.append(f"{name} {old!r} -> {new!r}")
     return changes
 
 

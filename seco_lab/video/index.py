@@ -277,13 +277,12 @@ class VideoIndex:
     def summary(self, spec: DatasetSpec) -> str:
         """Readable summary: videos per class and split, frame counts, frame sizes, problems."""
         usable = self.usable(spec.records)
-        lines = [f"root: {spec.root}", f"layout: {spec.layout}, {len(spec.classes)} classes, "
-                 f"{len(usable)} usable of {self.num_found if self.num_found is not None else len(spec.records)} "
-                 "found videos"]
+        found = self.num_found if self.num_found is not None else len(spec.records)
+        lines = [f"root: {spec.root}",
+                 f"layout: {spec.layout}, {len(spec.classes)} classes, {len(usable)} usable of {found} found videos"]
         if spec.max_per_class is not None:
-            lines.append(f"subset: at most {spec.max_per_class} video{'s' * (spec.max_per_class != 1)} per class and split, "
-                         f"{self.num_found if self.num_found is not None else len(spec.records)} "
-                         f"of {spec.num_annotated} in the dataset")
+            lines.append(f"subset: at most {spec.max_per_class} video{'s' * (spec.max_per_class != 1)} per class and "
+                         f"split, {found} of {spec.num_annotated} in the dataset")
         if self.cache_file:
             lines.append(f"index cache: {self.cache_file}")
         per_split = Counter(record.split for record in usable)

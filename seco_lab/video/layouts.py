@@ -61,12 +61,6 @@ LAYOUTS: dict[str, str] = {
 }
 
 _UCF_GROUP = re.compile(r"_g(\d+)_c(\d+)$", re.IGNORECASE)
-
-
-def _ucf_group(stem: str) -> str | None:
-    """UCF101's group ``"gGG"`` of a file name ``…_gGG_cCC`` (without extension), else None."""
-    match = _UCF_GROUP.search(stem)
-    return f"g{int(match.group(1)):02d}" if match else None
 _HMDB_SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>\d+)\.txt$", re.IGNORECASE)
 _HMDB_SPLIT_LINE = re.compile(r"^(?P<video>.*\S)\s+(?P<tag>[012])$")
 _KINETICS_SPLITS = {"train": "train", "training": "train", "val": "test", "valid": "test", "validate": "test",
@@ -145,6 +139,12 @@ def limit_per_class(records: list[VideoRecord], max_per_class: int) -> list[Vide
         by_cell[(record.split, record.label)].append(record)
     kept = {id(record) for cell in by_cell.values() for record in sorted(cell, key=_selection_key)[:max_per_class]}
     return [record for record in records if id(record) in kept]
+
+
+def _ucf_group(stem: str) -> str | None:
+    """UCF101's group ``"gGG"`` of a file name ``…_gGG_cCC`` (without extension), else None."""
+    match = _UCF_GROUP.search(stem)
+    return f"g{int(match.group(1)):02d}" if match else None
 
 
 def _normalise(name: str) -> str:
