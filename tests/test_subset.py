@@ -104,6 +104,16 @@ def test_the_cli_evaluates_on_the_subset_and_refuses_a_bad_count(smoke_data, tmp
     assert "'0' is not a whole number >= 1" in capsys.readouterr().err
 
 
+def test_evaluating_a_subset_checkpoint_on_every_video_says_so(smoke_data, tmp_path, capsys):
+    checkpoint = pretrain("seco", smoke_data, "smoke", tmp_path / "subset", epochs=0, max_videos_per_class=1,
+                          progress=False).checkpoint_path
+    command = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(smoke_data), "--protocol", "knn"]
+    assert main(command) == 0
+    assert "pretrained on at most 1 video(s) per class; evaluating on every video" in capsys.readouterr().err
+    assert main(command + ["--max-videos-per-class", "1"]) == 0
+    assert "pretrained on at most" not in capsys.readouterr().err
+
+
 def test_notebook_parameters_reach_every_run_and_name_its_folder(smoke_data, tmp_path, monkeypatch):
     monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
     lab = start(profile="smoke", data_root=smoke_data, max_videos_per_class=2, batch_size=4, input_mode="rgb")

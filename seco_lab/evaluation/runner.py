@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -123,6 +124,14 @@ def track_encoder(encoder: LoadedEncoder, data_root: Path, settings: dict[str, A
     return result
 
 
+def _note_pretraining_subset(encoder: LoadedEncoder, checkpoint: Path) -> None:
+    """Say so when a checkpoint pretrained on a subset is evaluated on every video."""
+    subset = encoder.config.get("data", {}).get("max_videos_per_class")
+    if subset is not None:
+        print(f"note: {checkpoint} was pretrained on at most {subset} video(s) per class; evaluating on every "
+              f"video (--max-videos-per-class {subset} evaluates on the same subset)", file=sys.stderr)
+
+
 def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str | dict[str, Any] | None = None,
                  pooling: str = "mean", device: str = "auto", **options: Any) -> dict[str, Any]:
     """Evaluate a checkpoint's encoder with one protocol; returns a flat dict of metrics.
@@ -171,6 +180,8 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
                                    max_videos_per_class=max_videos_per_class)
         if max_videos_per_class is not None:
             context["max_videos_per_class"] = max_videos_per_class
+        elif progress:
+            _note_pretraining_subset(encoder, checkpoint)
         train, test, train_frames, test_frames = splits.train, splits.test, splits.train_frames, splits.test_frames
         num_classes = splits.num_classes
         if settings["bn_stats"] == "train":
