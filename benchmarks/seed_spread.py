@@ -9,8 +9,9 @@ curriculum run measures one seed; the untrained encoder's score moves more from 
 than the trained one's.
 
 Usage: ``python benchmarks/seed_spread.py [--profile standard] [--data data/synth-standard]
-[--seeds 0,1,2,3] [--runs runs/seed-spread]`` (existing checkpoints in ``--runs`` are reused;
-the standard profile takes a few minutes per seed on a 2-core CPU).
+[--seeds 0,1,2,3] [--set seco.queue_size=1024 ...] [--runs runs/seed-spread]`` (finished runs in
+``--runs`` with the same settings are reused; the standard profile takes a few minutes per seed
+on a 2-core CPU). ``--set`` measures a variant of the profile, as ``pretrain --set`` does.
 """
 
 from __future__ import annotations
@@ -38,15 +39,14 @@ from seco_lab.video.layouts import DatasetSpec  # noqa: E402
 COLUMNS = ("svm concat", "svm mean", "knn concat")
 
 
-def pretrain(data: Path, profile: str, seed: int, out: Path, untrained: bool) -> Path:
-    """The run's checkpoint, trained (or written untrained) by the command line if missing."""
-    checkpoint = out / "checkpoint.pt"
-    if not checkpoint.exists():
-        command = [sys.executable, "-m", "seco_lab", "pretrain", "--method", "seco", "--data", str(data),
-                   "--profile", profile, "--out", str(out), "--seed", str(seed)]
-        subprocess.run(command + (["--epochs", "0"] if untrained else []), check=True,
-                       stdout=subprocess.DEVNULL)
-    return checkpoint
+def pretrain(data: Path, profile: str, seed: int, out: Path, untrained: bool, settings: list[str]) -> Path:
+    """The run's checkpoint, trained (or written untrained) by the command line; a finished run
+    with the same settings is reused, one with other settings is refused."""
+    command = [sys.executable, "-m", "seco_lab", "pretrain", "--method", "seco", "--data", str(data),
+               "--profile", profile, "--out", str(out), "--seed", str(seed), "--resume", "--quiet"]
+    command += [f"--set={setting}" for setting in settings] + (["--epochs", "0"] if untrained else [])
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return out / "checkpoint.pt"
 
 
 def scores(checkpoint: Path, spec: DatasetSpec, index: VideoIndex, evaluation: dict) -> dict[str, float]:
@@ -81,10 +81,14 @@ def main() -> None:
     parser.add_argument("--profile", default="standard")
     parser.add_argument("--data", default=None)
     parser.add_argument("--seeds", default="0,1,2,3")
-    parser.add_argument("--runs", default=None, help="run folder (default: runs/seed-spread-<profile>)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a profile value for both runs of every seed, as pretrain --set (repeatable)")
+    parser.add_argument("--runs", default=None,
+                        help="run folder (default: runs/seed-spread-<profile>[-<settings>])")
     args = parser.parse_args()
     data = Path(args.data) if args.data else synth_dataset_dir("standard" if args.profile != "smoke" else "smoke")
-    runs = Path(args.runs) if args.runs else runs_dir() / f"seed-spread-{args.profile}"
+    variant = "".join(f"-{setting}" for setting in args.set).replace("/", "_").replace(" ", "")
+    runs = Path(args.runs) if args.runs else runs_dir() / f"seed-spread-{args.profile}{variant}"
     evaluation = get_profile(args.profile)["eval"]
     seeds = [int(seed) for seed in args.seeds.split(",")]
     spec, index = load_dataset(data, progress=False)
@@ -92,7 +96,8 @@ def main() -> None:
     print(f"{'seed':<6}{'encoder':<11}" + "".join(f"{c:>12}" for c in COLUMNS))
     for seed in seeds:
         for kind in ("seco", "untrained"):
-            checkpoint = pretrain(data, args.profile, seed, runs / f"{kind}-seed{seed}", untrained=kind == "untrained")
+            checkpoint = pretrain(data, args.profile, seed, runs / f"{kind}-seed{seed}", untrained=kind == "untrained",
+                                  settings=args.set)
             row = scores(checkpoint, spec, index, evaluation)
             for column in COLUMNS:
                 table[kind][column].append(row[column])

@@ -52,7 +52,9 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from seco_lab.methods.pretrain import pretrain
+    from seco_lab.profiles import get_profile, settings_overrides
 
+    overrides = settings_overrides(args.set or [], get_profile(args.profile))
     result = pretrain(
         method=args.method,
         data_root=Path(args.data),
@@ -67,6 +69,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         frame_cache=False if args.no_frame_cache else None,
         max_videos_per_class=args.max_videos_per_class,
+        overrides=overrides,
         progress=not args.quiet,
     )
     print(f"checkpoint: {result.checkpoint_path}")
@@ -171,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "videos next to the data once (the smoke and standard profiles cache)")
     pretrain.add_argument("--max-videos-per-class", type=_positive_int, default=None, metavar="N",
                           help=SUBSET_HELP)
+    pretrain.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                          help="change one value of the profile, e.g. seco.queue_size=1024, seco.weights.order=0 "
+                               "or seco.augment.scale=[0.8,1.0] (repeatable; the run's config.json records it, "
+                               "and --epochs/--batch-size win over it)")
     pretrain.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     pretrain.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     pretrain.add_argument("--seed", type=int, default=0)

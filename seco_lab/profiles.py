@@ -15,6 +15,7 @@ deep copy, so callers may override values freely.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 PROFILE_NAMES = ("smoke", "standard", "paper")
@@ -155,3 +156,63 @@ def profile_section(name: str, section: str) -> dict[str, Any]:
             f"profile {name!r} has no section {section!r}: sections are {', '.join(sorted(profile))}"
         )
     return profile[section]
+
+
+# Values a setting may take besides those of the profile's kind.
+ALTERNATIVE_VALUES: dict[str, tuple[Any, ...]] = {"eval.svm_c": ("cv",)}
+
+
+def _kind(value: Any) -> str:
+    """The kind of a profile value, for checking a setting against it."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "a section" if isinstance(value, dict) else type(value).__name__
+
+
+def settings_overrides(settings: list[str], profile: dict[str, Any]) -> dict[str, Any]:
+    """Nested overrides of ``profile`` from ``SECTION.KEY[.KEY]=VALUE`` settings (the CLI's ``--set``).
+
+    VALUE is read as JSON when it parses as JSON (``1024``, ``3e-3``, ``[0.8, 1.0]``, ``true``,
+    ``null``) and as a plain string otherwise (``rgb``). The key must already exist in
+    ``profile`` and the value must be of the kind held there (``null`` may replace or be
+    replaced by anything); ``ProfileError`` names the setting and what was expected.
+    Example: ``["seco.queue_size=1024", "seco.weights.order=0"]`` ->
+    ``{"seco": {"queue_size": 1024, "weights": {"order": 0}}}``.
+    """
+    overrides: dict[str, Any] = {}
+    for setting in settings:
+        key, equals, text = setting.partition("=")
+        path = [part.strip() for part in key.split(".")]
+        if not equals or len(path) < 2 or not all(path):
+            raise ProfileError(f"setting {setting!r} is not SECTION.KEY=VALUE (e.g. seco.queue_size=1024)")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text.strip()
+        held: Any = profile
+        for depth, part in enumerate(path):
+            if not isinstance(held, dict) or part not in held:
+                where = ".".join(path[:depth]) or "the profile"
+                choices = ", ".join(sorted(held)) if isinstance(held, dict) else "none: it is a single value"
+                raise ProfileError(f"setting {setting!r}: {where} has no {part!r} (keys: {choices})")
+            held = held[part]
+        name = ".".join(path)
+        if (held is not None and value is not None and _kind(held) != _kind(value)
+                and value not in ALTERNATIVE_VALUES.get(name, ())):
+            raise ProfileError(f"setting {setting!r}: {name} takes {_kind(held)} "
+                               f"(the profile holds {held!r}), got {_kind(value)}")
+        if isinstance(held, int) and not isinstance(held, bool) and isinstance(value, float):
+            if not value.is_integer():
+                raise ProfileError(f"setting {setting!r}: {name} takes a whole number (the profile holds {held!r})")
+            value = int(value)
+        target = overrides
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    return overrides

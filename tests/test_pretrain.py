@@ -50,6 +50,21 @@ def test_a_run_with_other_settings_is_refused(smoke_data, tmp_path):
                  overrides={"seco": {"width": 0.5}})
 
 
+def test_cli_settings_reach_the_run_config_and_a_changed_one_is_refused(smoke_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    command = ["pretrain", "--method", "seco", "--data", str(smoke_data), "--profile", "smoke", "--out", str(run),
+               "--epochs", "0", "--quiet", "--set", "seco.queue_size=64", "--set", "seco.weights.order=0"]
+    assert main(command) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["seco"]["queue_size"] == 64 and config["seco"]["weights"] == {"inter": 1.0, "intra": 1.0, "order": 0}
+    assert config["train"]["epochs"] == 0
+    capsys.readouterr()
+    assert main(command[:-1] + ["seco.weights.order=2", "--resume"]) == 2
+    assert "different settings (seco.weights.order 0 -> 2)" in capsys.readouterr().err
+    assert main(command[:-1] + ["seco.weights.ordr=2"]) == 2
+    assert "seco.weights has no 'ordr' (keys: inter, intra, order)" in capsys.readouterr().err
+
+
 def test_loading_settings_may_change_when_a_run_continues(smoke_data, tmp_path):
     pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
     continued = pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False,
