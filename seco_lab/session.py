@@ -6,6 +6,7 @@ stopping at once with a message that names the valid choices when a value is wro
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from seco_lab import paths
-from seco_lab.profiles import PROFILE_NAMES, ProfileError, get_profile
+from seco_lab.profiles import PROFILE_NAMES, ProfileError, get_profile, settings_overrides
 
 DEFAULT_PROFILE_VARIABLE = "SECO_LAB_PROFILE"
 ENCODER_SECTIONS = ("seco", "cvrl", "dualvar")
@@ -24,7 +25,8 @@ class Session:
     """A notebook's validated settings.
 
     ``overrides`` are the profile changes the notebook's parameters ask for (already applied to
-    ``profile``); every run the notebook trains gets them too.
+    ``profile``); every run the notebook trains gets them too. ``settings`` are the
+    ``SECTION.KEY=VALUE`` strings among them, as given.
     """
 
     profile_name: str
@@ -34,6 +36,7 @@ class Session:
     data_root: Path
     run_dir: Path
     overrides: dict[str, Any] = field(default_factory=dict)
+    settings: tuple[str, ...] = ()
 
     @property
     def max_videos_per_class(self) -> int | None:
@@ -59,7 +62,10 @@ class Session:
         return save_summary(self.profile_name, notebook, values, folder=self.run_dir / "summary")
 
     def __str__(self) -> str:
-        changed = "".join(f"\n{line}" for line in _describe_overrides(self.overrides))
+        described = _describe_overrides(self.overrides)
+        if self.settings:
+            described.append(f"profile settings: {', '.join(self.settings)}")
+        changed = "".join(f"\n{line}" for line in described)
         return (
             f"profile={self.profile_name}  device={self.device}  seed={self.seed}{changed}\n"
             f"data: {self.data_root}\nruns: {self.run_dir}"
@@ -103,8 +109,18 @@ def notebook_overrides(max_videos_per_class: int | None = None, batch_size: int 
     return overrides
 
 
-def _run_folder_suffix(overrides: dict[str, Any]) -> str:
-    """``-10-per-class``, ``-batch8``, ``-rgb``: runs with other settings get their own folder."""
+def validate_settings(settings: Any) -> tuple[str, ...]:
+    """The notebooks' ``settings`` parameter: a list of ``SECTION.KEY=VALUE`` strings, stripped."""
+    if isinstance(settings, str) or not isinstance(settings, (list, tuple)) or not all(
+            isinstance(setting, str) for setting in settings):
+        raise ValueError("settings must be a list of 'SECTION.KEY=VALUE' strings "
+                         f"(e.g. ['seco.queue_size=1024']), got {settings!r}")
+    return tuple(setting.strip() for setting in settings)
+
+
+def _run_folder_suffix(overrides: dict[str, Any], settings: tuple[str, ...] = ()) -> str:
+    """``-10-per-class``, ``-batch8``, ``-rgb``, ``-seco.queue_size=1024``: runs with other
+    settings get their own folder (many or long settings: ``-settings-<hash>``)."""
     parts = []
     if "max_videos_per_class" in overrides.get("data", {}):
         parts.append(f"{overrides['data']['max_videos_per_class']}-per-class")
@@ -112,6 +128,9 @@ def _run_folder_suffix(overrides: dict[str, Any]) -> str:
         parts.append(f"batch{overrides['train']['batch_size']}")
     if "input_mode" in overrides.get("seco", {}):
         parts.append(overrides["seco"]["input_mode"].replace("_", "-"))
+    if settings:
+        named = "-".join(settings).replace("/", "_").replace(" ", "")
+        parts.append(named if len(named) <= 80 else "settings-" + hashlib.sha1(named.encode()).hexdigest()[:10])
     return "".join(f"-{part}" for part in parts)
 
 
@@ -146,12 +165,13 @@ def ensure_synth_dataset(preset: str, seed: int = 0, root: Path | None = None) -
     return generate_dataset(root, preset=preset, seed=seed, progress=True)
 
 
-def default_run_dir(profile: str, data_root: Path | None = None, overrides: dict[str, Any] | None = None) -> Path:
+def default_run_dir(profile: str, data_root: Path | None = None, overrides: dict[str, Any] | None = None,
+                    settings: tuple[str, ...] = ()) -> Path:
     """``runs/<profile>`` for the embedded dataset, ``runs/<profile>-<dataset folder>`` for
     another one, with a suffix for each notebook parameter that changes the profile
     (``runs/smoke-UCF-101-10-per-class``): runs never meet runs of the same name trained with
     other data or settings."""
-    suffix = _run_folder_suffix(overrides or {})
+    suffix = _run_folder_suffix(overrides or {}, settings)
     embedded = paths.synth_dataset_dir(get_profile(profile)["synth"]["preset"])
     if data_root is None or Path(data_root).resolve() == embedded.resolve():
         return paths.runs_dir() / f"{profile}{suffix}"
@@ -167,11 +187,15 @@ def start(
     max_videos_per_class: int | None = None,
     batch_size: int | None = None,
     input_mode: str | None = None,
+    settings: list[str] | tuple[str, ...] = (),
 ) -> Session:
     """Validate a notebook's parameters, seed every RNG and make sure the data exists.
 
     ``max_videos_per_class``, ``batch_size`` and ``input_mode`` change the profile for this
     notebook and every run it trains (:func:`notebook_overrides`); None keeps the profile's.
+    ``settings`` change any other value of the profile, as ``pretrain --set`` does
+    (``["seco.queue_size=1024"]``, checked by :func:`~seco_lab.profiles.settings_overrides`);
+    the three named parameters win over them.
     """
     import numpy as np
     import torch
@@ -179,8 +203,10 @@ def start(
     from seco_lab.methods.pretrain import deep_update
 
     name = resolve_profile_name(profile)
-    overrides = notebook_overrides(max_videos_per_class, batch_size, input_mode)
-    settings = deep_update(get_profile(name), overrides)
+    settings = validate_settings(settings)
+    overrides = deep_update(settings_overrides(list(settings), get_profile(name)),
+                            notebook_overrides(max_videos_per_class, batch_size, input_mode))
+    profile_values = deep_update(get_profile(name), overrides)
     device = validate_device(device)
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -190,7 +216,7 @@ def start(
                 "the paper profile trains on a real dataset: set data_root to a UCF101, HMDB51 "
                 "or Kinetics folder (see data/README.md)"
             )
-        root = ensure_synth_dataset(settings["synth"]["preset"])
+        root = ensure_synth_dataset(profile_values["synth"]["preset"])
     else:
         root = Path(data_root).expanduser()
         if not root.exists():
@@ -200,9 +226,9 @@ def start(
                 "the embedded dataset"
             )
     runs = (Path(run_dir).expanduser() if run_dir
-            else default_run_dir(name, None if data_root is None else root, overrides))
+            else default_run_dir(name, None if data_root is None else root, overrides, settings))
     runs.mkdir(parents=True, exist_ok=True)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    return Session(name, settings, device, seed, root, runs, overrides)
+    return Session(name, profile_values, device, seed, root, runs, overrides, settings)

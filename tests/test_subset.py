@@ -130,11 +130,29 @@ def test_notebook_parameters_reach_every_run_and_name_its_folder(smoke_data, tmp
     assert plain.run_dir == tmp_path / "runs" / "smoke-synth-smoke" and plain.overrides == {}
 
 
+def test_notebook_settings_reach_every_run_and_name_its_folder(smoke_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    lab = start(profile="smoke", data_root=smoke_data, batch_size=4,
+                settings=["seco.queue_size=64", " train.batch_size=8", "seco.augment.scale=[0.8, 1.0]"])
+    assert lab.run_dir == tmp_path / "runs" / "smoke-synth-smoke-batch4-seco.queue_size=64-train.batch_size=8-seco.augment.scale=[0.8,1.0]"
+    assert lab.section("seco")["queue_size"] == 64 and lab.section("train")["batch_size"] == 4
+    assert "profile settings: seco.queue_size=64, train.batch_size=8, seco.augment.scale=[0.8, 1.0]" in str(lab)
+    ensure_run(lab, RunSpec("random", "seco", {"seco": {"width": 0.5}}, epochs=0), progress=False)
+    config = json.loads((lab.run_dir / "random" / "config.json").read_text())
+    assert config["seco"]["queue_size"] == 64 and config["seco"]["augment"]["scale"] == [0.8, 1.0]
+    assert config["seco"]["width"] == 0.5 and config["train"]["batch_size"] == 4
+    many = start(profile="smoke", data_root=smoke_data, settings=[f"seco.queue_size={64 + i}" for i in range(6)])
+    assert many.run_dir.name.startswith("smoke-synth-smoke-settings-") and len(many.run_dir.name) < 50
+
+
 @pytest.mark.parametrize("parameters,message", [
     ({"max_videos_per_class": 0}, "max_videos_per_class must be None or an integer >= 1"),
     ({"batch_size": 1}, "batch_size must be None or an integer >= 2"),
     ({"batch_size": "8"}, "batch_size must be None or an integer >= 2"),
     ({"input_mode": "flow"}, "input_mode must be None or one of 'rgb', 'frame_differences'"),
+    ({"settings": "seco.queue_size=64"}, r"settings must be a list of 'SECTION.KEY=VALUE' strings"),
+    ({"settings": ["seco.queue_sise=64"]}, r"seco has no 'queue_sise' \(keys: arch, augment"),
+    ({"settings": ["seco.queue_size=many"]}, r"seco.queue_size takes a number"),
 ])
 def test_a_bad_notebook_parameter_is_refused_by_name(parameters, message, tmp_path):
     with pytest.raises(ValueError, match=message):
