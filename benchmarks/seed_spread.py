@@ -32,7 +32,7 @@ from seco_lab.evaluation.features import extract_video_features, load_encoder  #
 from seco_lab.evaluation.knn import knn_protocol  # noqa: E402
 from seco_lab.evaluation.linear_svm import linear_svm_protocol, record_groups  # noqa: E402
 from seco_lab.paths import runs_dir, synth_dataset_dir  # noqa: E402
-from seco_lab.profiles import get_profile  # noqa: E402
+from seco_lab.profiles import get_profile, settings_label  # noqa: E402
 from seco_lab.video.index import VideoIndex, load_dataset  # noqa: E402
 from seco_lab.video.layouts import DatasetSpec  # noqa: E402
 
@@ -87,7 +87,7 @@ def main() -> None:
                         help="run folder (default: runs/seed-spread-<profile>[-<settings>])")
     args = parser.parse_args()
     data = Path(args.data) if args.data else synth_dataset_dir("standard" if args.profile != "smoke" else "smoke")
-    variant = "".join(f"-{setting}" for setting in args.set).replace("/", "_").replace(" ", "")
+    variant = f"-{settings_label(args.set)}" if args.set else ""
     runs = Path(args.runs) if args.runs else runs_dir() / f"seed-spread-{args.profile}{variant}"
     evaluation = get_profile(args.profile)["eval"]
     seeds = [int(seed) for seed in args.seeds.split(",")]

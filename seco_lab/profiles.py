@@ -15,6 +15,7 @@ deep copy, so callers may override values freely.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from typing import Any
 
@@ -216,3 +217,10 @@ def settings_overrides(settings: list[str], profile: dict[str, Any]) -> dict[str
             target = target.setdefault(part, {})
         target[path[-1]] = value
     return overrides
+
+
+def settings_label(settings: list[str] | tuple[str, ...]) -> str:
+    """A folder-name part for runs of these settings: ``seco.queue_size=1024-train.epochs=40``,
+    or ``settings-<hash>`` when that would be long."""
+    named = "-".join(setting.strip() for setting in settings).replace("/", "_").replace(" ", "")
+    return named if len(named) <= 80 else "settings-" + hashlib.sha1(named.encode()).hexdigest()[:10]

@@ -6,7 +6,6 @@ stopping at once with a message that names the valid choices when a value is wro
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from seco_lab import paths
-from seco_lab.profiles import PROFILE_NAMES, ProfileError, get_profile, settings_overrides
+from seco_lab.profiles import PROFILE_NAMES, ProfileError, get_profile, settings_label, settings_overrides
 
 DEFAULT_PROFILE_VARIABLE = "SECO_LAB_PROFILE"
 ENCODER_SECTIONS = ("seco", "cvrl", "dualvar")
@@ -129,8 +128,7 @@ def _run_folder_suffix(overrides: dict[str, Any], settings: tuple[str, ...] = ()
     if "input_mode" in overrides.get("seco", {}):
         parts.append(overrides["seco"]["input_mode"].replace("_", "-"))
     if settings:
-        named = "-".join(settings).replace("/", "_").replace(" ", "")
-        parts.append(named if len(named) <= 80 else "settings-" + hashlib.sha1(named.encode()).hexdigest()[:10])
+        parts.append(settings_label(settings))
     return "".join(f"-{part}" for part in parts)
 
 
