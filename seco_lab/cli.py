@@ -102,8 +102,12 @@ def _svm_c(text: str) -> float | str:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from seco_lab.evaluation import run_protocol
+    from seco_lab.profiles import get_profile, settings_overrides
 
-    overrides = {} if args.svm_c is None else {"svm_c": args.svm_c}
+    evaluation_section = {"eval": get_profile("standard")["eval"]}
+    overrides = settings_overrides(args.set or [], evaluation_section).get("eval", {})
+    overrides.update({key: value for key, value in (("svm_c", args.svm_c), ("bn_stats", args.bn_stats))
+                      if value is not None})
     metrics = run_protocol(
         args.protocol,
         checkpoint=Path(args.checkpoint),
@@ -112,7 +116,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         pooling=args.pooling,
         device=args.device,
         split=args.split,
-        bn_stats=args.bn_stats,
         weights=args.weights,
         max_videos_per_class=args.max_videos_per_class,
         progress=not args.json,
@@ -192,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pooling", default="mean", choices=("mean", "concat"))
     evaluate.add_argument("--profile", choices=PROFILE_NAMES, default=None,
                           help="evaluation sizes (default: the checkpoint's profile)")
-    evaluate.add_argument("--bn-stats", default="checkpoint", choices=("checkpoint", "train"),
-                          help="re-estimate BatchNorm statistics on train videos first (a fairer random baseline)")
+    evaluate.add_argument("--bn-stats", default=None, choices=("checkpoint", "train"),
+                          help="train: re-estimate BatchNorm statistics on train videos first (a fairer random "
+                               "baseline; default: the profile's, checkpoint)")
     evaluate.add_argument("--weights", default="checkpoint", choices=("checkpoint", "random"),
                           help="random: the same architecture, untrained")
     evaluate.add_argument("--svm-c", type=_svm_c, default=None,
@@ -201,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "cross-validation on the train split (default: the profile's)")
     evaluate.add_argument("--max-videos-per-class", type=_positive_int, default=None, metavar="N",
                           help=SUBSET_HELP)
+    evaluate.add_argument("--set", action="append", metavar="eval.KEY=VALUE",
+                          help="change an evaluation setting of the profile, e.g. eval.knn_k=50 or "
+                               "eval.frames_per_video=16 (repeatable; --svm-c and --bn-stats win over it)")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true", help="print one machine-readable line")
     evaluate.set_defaults(handler=_cmd_evaluate)

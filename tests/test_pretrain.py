@@ -10,6 +10,7 @@ import torch
 
 from seco_lab.cli import main
 from seco_lab.methods.pretrain import pretrain
+from seco_lab.profiles import get_profile
 
 
 def _weights(run_dir):
@@ -97,3 +98,25 @@ def test_a_split_smaller_than_one_batch_is_refused_before_any_work(smoke_data, t
     with pytest.raises(ValueError, match=r"usable training videos, fewer than batch_size=100000.*--batch-size"):
         pretrain("seco", data, "smoke", tmp_path / "run", batch_size=100000, progress=False)
     assert not list(data.glob(".seco_lab_frames_*")) and not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_cli_evaluate_settings_are_applied_named_and_checked(smoke_data, tmp_path, capsys):
+    checkpoint = pretrain("seco", smoke_data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
+    command = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(smoke_data), "--protocol", "knn",
+               "--pooling", "concat", "--max-videos-per-class", "2", "--json"]
+    frames = get_profile("smoke")["eval"]["frames_per_video"]
+    assert main(command) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(command + ["--set", "eval.frames_per_video=2", "--set", "eval.bn_stats=train"]) == 0
+    changed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert frames != 2 and plain["feature_dim"] * 2 == changed["feature_dim"] * frames
+    assert changed["eval.frames_per_video"] == 2 and changed["bn_stats"] == "train"
+    assert "eval.frames_per_video" not in plain and plain["bn_stats"] == "checkpoint"
+    assert main(command + ["--set", "eval.bn_stats=train", "--bn-stats", "checkpoint"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["bn_stats"] == "checkpoint"
+    assert main(command + ["--set", "eval.knn_kk=5"]) == 2
+    assert "eval has no 'knn_kk' (keys: batch_size," in capsys.readouterr().err
+    assert main(command + ["--set", "seco.width=1"]) == 2
+    assert "the profile has no 'seco' (keys: eval)" in capsys.readouterr().err
+    assert main(command + ["--set", "eval.knn_k=many"]) == 2
+    assert "eval.knn_k takes a number" in capsys.readouterr().err

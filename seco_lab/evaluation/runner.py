@@ -144,6 +144,7 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
     ("auto"), ``weights`` ("checkpoint" | "random": the same architecture untrained), ``seed``,
     ``progress``, ``num_workers``, ``max_videos_per_class`` (None: every video; else a fixed
     subset of each class and split), ``results_file`` (default: results.jsonl next to the checkpoint).
+    The metrics name each eval setting given here as ``eval.KEY`` (``bn_stats`` is always named).
     """
     if protocol not in PROTOCOLS:
         raise EvaluationError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
@@ -169,6 +170,7 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
         "protocol": protocol, "method": encoder.method, "encoder_kind": encoder.kind, "weights": weights,
         "pooling": pooling if encoder.kind == "2d" else "clip-mean",
         "checkpoint": str(checkpoint), "data": str(data_root),
+        **{f"eval.{key}": value for key, value in options.items() if key in settings and key != "bn_stats"},
     }
 
     if protocol == "tracking":
