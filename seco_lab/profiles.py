@@ -15,6 +15,7 @@ deep copy, so callers may override values freely.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import hashlib
 import json
 from typing import Any
@@ -224,3 +225,94 @@ def settings_label(settings: list[str] | tuple[str, ...]) -> str:
     or ``settings-<hash>`` when that would be long."""
     named = "-".join(setting.strip() for setting in settings).replace("/", "_").replace(" ", "")
     return named if len(named) <= 80 else "settings-" + hashlib.sha1(named.encode()).hexdigest()[:10]
+
+
+def _whole_number(minimum: int) -> tuple[str, Any]:
+    return (f"a whole number >= {minimum}",
+            lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= minimum)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number_above(low: float) -> tuple[str, Any]:
+    return f"a number > {low:g}", lambda value: _is_number(value) and value > low
+
+
+def _number_at_least(low: float) -> tuple[str, Any]:
+    return f"a number >= {low:g}", lambda value: _is_number(value) and value >= low
+
+
+_FRACTION = ("a number in [0, 1]", lambda value: _is_number(value) and 0 <= value <= 1)
+
+
+def _ordered_pair(low_open: bool) -> tuple[str, Any]:
+    def check(value: Any) -> bool:
+        if not (isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))):
+            return False
+        return (value[0] > 0 if low_open else value[0] >= 0) and value[0] <= value[1] <= 1
+    return f"[min, max] with {'0 <' if low_open else '0 <='} min <= max <= 1", check
+
+
+_JITTER = ("[brightness, contrast, saturation, hue], each >= 0 and hue <= 0.5",
+           lambda value: isinstance(value, list) and len(value) == 4 and all(_is_number(v) and v >= 0 for v in value)
+           and value[3] <= 0.5)
+_WHOLE_NUMBERS = ("a list of whole numbers >= 1",
+                  lambda value: isinstance(value, list) and bool(value)
+                  and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value))
+
+# What each value of a profile may be, by dotted name (``*`` matches any part); ``null`` is always
+# accepted (the method's default, or the feature off). Choices among names (``arch``,
+# ``input_mode``, ``optimizer``) and the ``train`` section are checked where they are used.
+VALUE_RULES: tuple[tuple[str, tuple[str, Any]], ...] = (
+    ("data.size", _whole_number(1)), ("data.crop_size", _whole_number(1)), ("data.num_workers", _whole_number(0)),
+    ("data.max_videos_per_class", _whole_number(1)),
+    ("*.width", _number_above(0)), ("*.head_hidden", _whole_number(1)), ("*.head_dim", _whole_number(1)),
+    ("*.clip_dim", _whole_number(1)), ("*.series_dim", _whole_number(1)), ("*.order_hidden", _whole_number(0)),
+    ("*.queue_size", _whole_number(1)), ("*.temperature", _number_above(0)),
+    ("*.rank_margin_temperature", _number_above(0)), ("*.key_momentum", _FRACTION),
+    ("*.weights.*", _number_at_least(0)), ("*.clip_frames", _whole_number(1)), ("*.stride", _whole_number(1)),
+    ("dualvar.segments", _whole_number(2)), ("supervised.segments", _whole_number(1)),
+    ("*.interval_power", _number_above(0)), ("*.reverse_prob", _FRACTION), ("*.dropout", _FRACTION),
+    ("*.erase_alpha", _ordered_pair(low_open=False)), ("*.augment.scale", _ordered_pair(low_open=True)),
+    ("*.augment.area", _ordered_pair(low_open=True)), ("*.augment.jitter", _JITTER),
+    ("*.augment.blur_prob", _FRACTION), ("*.augment.solarize_prob", _FRACTION),
+    ("train_signals.epochs", _whole_number(1)),
+    *((f"eval.{key}", _whole_number(1)) for key in (
+        "frames_per_video", "clips_per_video", "test_crops", "batch_size", "linear_epochs", "linear_batch_size",
+        "knn_k", "untrained_inits", "finetune_epochs", "finetune_batch_size", "finetune_segments",
+        "finetune_test_clips", "finetune_test_crops", "tracking_exemplar_size", "tracking_instance_size",
+        "tracking_num_scales")),
+    ("eval.linear_lr", _number_above(0)), ("eval.finetune_lr", _number_above(0)),
+    ("eval.knn_temperature", _number_above(0)), ("eval.linear_weight_decay", _number_at_least(0)),
+    ("eval.finetune_weight_decay", _number_at_least(0)), ("eval.finetune_dropout", _FRACTION),
+    ("eval.retrieval_ks", _WHOLE_NUMBERS), ("eval.svm_c", _number_above(0)),
+)
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def check_profile_values(profile: dict[str, Any]) -> None:
+    """Raise ``ProfileError`` naming every value of ``profile`` (or of some of its sections) that
+    ``VALUE_RULES`` refuses, e.g. ``data.crop_size must be a whole number >= 1, got 0``; the
+    value ``"cv"`` of ``eval.svm_c`` and ``null`` anywhere pass."""
+    problems = []
+    for name, value in _flatten(profile).items():
+        if value is None or value in ALTERNATIVE_VALUES.get(name, ()):
+            continue
+        for pattern, (expected, accepts) in VALUE_RULES:
+            if fnmatch.fnmatchcase(name, pattern) and not accepts(value):
+                problems.append(f"{name} must be {expected}, got {value!r}")
+                break
+    if problems:
+        raise ProfileError("; ".join(problems))

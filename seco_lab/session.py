@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from seco_lab import paths
-from seco_lab.profiles import PROFILE_NAMES, ProfileError, get_profile, settings_label, settings_overrides
+from seco_lab.profiles import (PROFILE_NAMES, ProfileError, check_profile_values, get_profile, settings_label,
+                               settings_overrides)
 
 DEFAULT_PROFILE_VARIABLE = "SECO_LAB_PROFILE"
 ENCODER_SECTIONS = ("seco", "cvrl", "dualvar")
@@ -205,6 +206,7 @@ def start(
     overrides = deep_update(settings_overrides(list(settings), get_profile(name)),
                             notebook_overrides(max_videos_per_class, batch_size, input_mode))
     profile_values = deep_update(get_profile(name), overrides)
+    check_profile_values(profile_values)
     device = validate_device(device)
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

@@ -120,3 +120,15 @@ def test_cli_evaluate_settings_are_applied_named_and_checked(smoke_data, tmp_pat
     assert "the profile has no 'seco' (keys: eval)" in capsys.readouterr().err
     assert main(command + ["--set", "eval.knn_k=many"]) == 2
     assert "eval.knn_k takes a number" in capsys.readouterr().err
+    assert main(command + ["--set", "eval.knn_k=0"]) == 2
+    assert "eval.knn_k must be a whole number >= 1, got 0" in capsys.readouterr().err
+
+
+def test_a_profile_value_outside_its_range_is_refused_before_the_run_folder_is_made(smoke_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["pretrain", "--method", "seco", "--data", str(smoke_data), "--profile", "smoke", "--out", str(run),
+                 "--quiet", "--set", "data.crop_size=0", "--set", "seco.augment.scale=[0.9,0.1]"]) == 2
+    error = capsys.readouterr().err
+    assert "data.crop_size must be a whole number >= 1, got 0" in error
+    assert "seco.augment.scale must be [min, max] with 0 < min <= max <= 1, got [0.9, 0.1]" in error
+    assert not run.exists()

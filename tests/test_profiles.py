@@ -2,7 +2,9 @@
 
 import pytest
 
-from seco_lab.profiles import PROFILE_NAMES, PROFILES, ProfileError, get_profile, profile_section, settings_overrides
+from seco_lab.methods.pretrain import deep_update
+from seco_lab.profiles import (PROFILE_NAMES, PROFILES, ProfileError, check_profile_values, get_profile, profile_section,
+                               settings_overrides)
 
 
 def _shape(tree):
@@ -73,3 +75,49 @@ def test_settings_become_nested_overrides_of_the_kind_the_profile_holds(settings
 def test_a_bad_setting_is_refused_naming_it_and_what_it_takes(setting, message):
     with pytest.raises(ProfileError, match=message):
         settings_overrides([setting], get_profile("standard"))
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_every_profile_value_is_one_its_rule_accepts(name):
+    check_profile_values(get_profile(name))
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("data.crop_size=0", "data.crop_size must be a whole number >= 1, got 0"),
+    ("data.num_workers=-1", "data.num_workers must be a whole number >= 0, got -1"),
+    ("seco.queue_size=0", "seco.queue_size must be a whole number >= 1, got 0"),
+    ("seco.width=0", "seco.width must be a number > 0, got 0"),
+    ("seco.temperature=-0.1", "seco.temperature must be a number > 0, got -0.1"),
+    ("seco.key_momentum=1.5", "seco.key_momentum must be a number in [0, 1], got 1.5"),
+    ("seco.weights.order=-1", "seco.weights.order must be a number >= 0, got -1"),
+    ("seco.augment.scale=[0.9,0.1]", "seco.augment.scale must be [min, max] with 0 < min <= max <= 1, got [0.9, 0.1]"),
+    ("seco.augment.scale=[0,1]", "seco.augment.scale must be [min, max] with 0 < min"),
+    ("cvrl.augment.area=[0.5,1.5]", "cvrl.augment.area must be [min, max]"),
+    ("cvrl.erase_alpha=[0.5]", "cvrl.erase_alpha must be [min, max] with 0 <= min"),
+    ("seco.augment.jitter=[0.4,0.4,0.4,0.6]", "seco.augment.jitter must be [brightness, contrast, saturation, hue]"),
+    ("dualvar.segments=1", "dualvar.segments must be a whole number >= 2, got 1"),
+    ("cvrl.reverse_prob=2", "cvrl.reverse_prob must be a number in [0, 1], got 2"),
+    ("eval.frames_per_video=0", "eval.frames_per_video must be a whole number >= 1, got 0"),
+    ("eval.retrieval_ks=[1,0]", "eval.retrieval_ks must be a list of whole numbers >= 1, got [1, 0]"),
+    ("eval.svm_c=0", "eval.svm_c must be a number > 0, got 0"),
+])
+def test_a_value_outside_its_range_is_refused_by_name(setting, message):
+    profile = get_profile("standard")
+    check_profile_values(profile)
+    changed = deep_update(profile, settings_overrides([setting], profile))
+    with pytest.raises(ProfileError) as refused:
+        check_profile_values(changed)
+    assert message in str(refused.value)
+
+
+def test_null_cv_and_edge_values_pass_and_every_problem_is_named():
+    profile = get_profile("smoke")
+    profile["seco"].update(queue_size=1, key_momentum=1.0, order_hidden=0, augment={**profile["seco"]["augment"],
+                                                                                     "blur_prob": None})
+    profile["eval"].update(svm_c="cv", finetune_dropout=0.0)
+    profile["data"]["max_videos_per_class"] = None
+    check_profile_values(profile)
+    profile["data"]["size"] = 0
+    profile["eval"]["knn_k"] = 2.5
+    with pytest.raises(ProfileError, match=r"data.size must be .*, got 0; eval.knn_k must be a whole number >= 1, got 2.5"):
+        check_profile_values(profile)

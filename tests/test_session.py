@@ -40,6 +40,12 @@ def test_negative_seed_is_rejected(tmp_path):
         start(profile="smoke", seed=-1, data_root=tmp_path, run_dir=tmp_path / "runs")
 
 
+def test_a_setting_outside_its_range_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match=r"data.crop_size must be a whole number >= 1, got 0"):
+        start(profile="smoke", data_root=tmp_path, run_dir=tmp_path / "runs", settings=["data.crop_size=0"])
+    assert not (tmp_path / "runs").exists()
+
+
 def test_valid_parameters_give_a_session(tmp_path):
     lab = start(profile="smoke", data_root=tmp_path, run_dir=tmp_path / "runs", seed=3)
     assert lab.profile_name == "smoke" and lab.seed == 3 and lab.run_dir.is_dir()

@@ -28,6 +28,7 @@ from seco_lab.evaluation.linear_svm import linear_svm_protocol, record_groups
 from seco_lab.evaluation.metrics import majority_class_accuracy
 from seco_lab.evaluation.retrieval import retrieval_protocol
 from seco_lab.evaluation.tracking import TrackerConfig, discover_tracking_sequences, tracking_protocol, trunk_feature_fn
+from seco_lab.profiles import ProfileError, check_profile_values
 
 PROTOCOLS = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking")
 RUN_OPTIONS = ("split", "layout", "weights", "progress", "seed", "results_file", "num_workers", "max_videos_per_class")
@@ -161,6 +162,10 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
             f"unknown option(s) {', '.join(unknown)}: use run options {', '.join(RUN_OPTIONS)} "
             f"or eval settings {', '.join(sorted(settings))}")
     settings.update({key: value for key, value in options.items() if key in settings})
+    try:
+        check_profile_values({"eval": settings})
+    except ProfileError as error:
+        raise EvaluationError(str(error)) from None
     if settings["bn_stats"] not in BN_STATS:
         raise EvaluationError(f"bn_stats must be one of {', '.join(BN_STATS)}, got {settings['bn_stats']!r}")
     progress = bool(options.get("progress", False))

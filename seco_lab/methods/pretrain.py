@@ -19,7 +19,7 @@ from seco_lab.engine.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, save_
 from seco_lab.engine.config import TrainConfig
 from seco_lab.engine.trainer import CONFIG_NAME, fit
 from seco_lab.methods.base import build_method, method_names
-from seco_lab.profiles import get_profile
+from seco_lab.profiles import check_profile_values, get_profile
 
 MIN_FRAMES = 2
 
@@ -65,6 +65,7 @@ def build_run_config(
     if unknown:
         raise ValueError(f"unknown config section(s) {', '.join(unknown)}: sections are {', '.join(sorted(config))}")
     config = deep_update(config, overrides or {})
+    check_profile_values(config)
     config["method"] = method
     config["profile"] = profile
     config["data"].update({"root": str(Path(data_root).resolve()), "split": int(split), "layout": layout})
