@@ -78,7 +78,7 @@ def test_truncated_mp4_without_index_is_skipped(tmp_path):
     for name in ("good", "cut"):
         make_video(tmp_path / "cls" / f"{name}.mp4")
     _truncate(tmp_path / "cls" / "cut.mp4", 0.7)
-    with pytest.warns(DataProblemWarning, match="cut.mp4"):
+    with pytest.warns(DataProblemWarning, match="cut.mp4"), pytest.warns(UserWarning, match="found one class"):
         spec, index = load_dataset(tmp_path, progress=False)
     assert [r.path.name for r in spec.records] == ["good.mp4"]
     assert [p.path.name for p in index.problems] == ["cut.mp4"]
@@ -134,7 +134,8 @@ class FirstFrames:
 def test_a_file_broken_after_indexing_gets_a_deterministic_replacement(tmp_path):
     for i in range(6):
         make_video(tmp_path / "cls" / f"v{i}.mp4", seed=i)
-    spec = discover(tmp_path)
+    with pytest.warns(UserWarning, match="found one class"):
+        spec = discover(tmp_path)
     index = VideoIndex.build(spec, progress=False)
     records = spec.records
     broken = 2
@@ -156,7 +157,8 @@ def test_a_file_broken_after_indexing_gets_a_deterministic_replacement(tmp_path)
 
 def test_view_maker_bugs_are_not_masked_as_bad_files(tmp_path):
     make_video(tmp_path / "cls" / "v.mp4")
-    spec = discover(tmp_path)
+    with pytest.warns(UserWarning, match="found one class"):
+        spec = discover(tmp_path)
     index = VideoIndex.build(spec, progress=False)
 
     def reads_past_the_end(source, rng):
@@ -193,3 +195,22 @@ def test_summary_of_a_loaded_dataset_counts_the_files_it_found_not_only_the_usab
     with pytest.warns(DataProblemWarning):
         spec, index = load_dataset(damaged_ucf, min_frames=8, progress=False)
     assert "9 usable of 12 found videos" in index.summary(spec)
+
+
+def test_a_dataset_pointed_at_one_folder_too_high_is_named_by_check_and_refused_by_evaluation(tmp_path):
+    from seco_lab.evaluation.features import EvaluationError
+    from seco_lab.evaluation.runner import load_video_splits
+
+    for class_name in ("Archery", "YoYo"):
+        for number in range(4):
+            make_video(tmp_path / "UCF-101" / class_name / f"clip{number}.mp4", num_frames=4, seed=number)
+    out = io.StringIO()
+    assert run_check(tmp_path, progress=False, out=out) == 0
+    text = out.getvalue()
+    assert "layout: folders, 1 classes" in text
+    assert f"note: {tmp_path}: the folders layout found one class, 'UCF-101'" in text
+    assert f"point at {tmp_path / 'UCF-101'} to use them as classes" in text
+    with pytest.warns(UserWarning, match="found one class"), \
+            pytest.raises(EvaluationError, match=r"need at least 2 classes with training videos; found 1 \(UCF-101\)"):
+        load_video_splits(tmp_path)
+    assert load_video_splits(tmp_path / "UCF-101").spec.classes == ["Archery", "YoYo"]

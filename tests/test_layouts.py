@@ -209,7 +209,7 @@ def test_folders_of_ucf101_named_clips_keep_each_group_on_one_side(tmp_path):
     for clip in range(1, 3):
         for group in range(1, 5):
             make_video(tmp_path / "UCF-101" / "Archery" / f"v_Archery_g{group:02d}_c{clip:02d}.avi", seed=group)
-    with pytest.warns(UserWarning, match="no ucfTrainTestlist"):
+    with pytest.warns(UserWarning, match="no ucfTrainTestlist"), pytest.warns(UserWarning, match="found one class"):
         spec = discover(tmp_path / "UCF-101")
     assert spec.layout == "folders"
     assert sorted({r.group for r in spec.records}) == ["g01", "g02", "g03", "g04"]
@@ -225,3 +225,29 @@ def test_kinetics_classes_without_any_downloaded_clip_are_left_out(tmp_path):
     assert spec.classes == ["a", "c"]
     assert [(r.class_name, r.label) for r in spec.records] == [("a", 0), ("c", 1)]
     assert sorted(p.path.name for p in spec.problems) == ["y_000000_000010.mp4", "z_000000_000010.mp4"]
+
+
+@pytest.mark.parametrize("folders, hint", [
+    (["UCF-101/ApplyEyeMakeup", "UCF-101/YoYo"], "UCF-101 holds 2 folders of videos (ApplyEyeMakeup, YoYo, ...): point at"),
+    (["videos/train/a", "videos/train/b", "videos/val/a", "videos/val/b"],
+     "videos holds train and test (or val) folders: point at"),
+    (["train/a", "train/b"], "train/ looks like a train split, but there is no test or val folder beside it"),
+    (["clips"], "found one class, 'clips'"),
+])
+def test_a_folders_layout_with_one_class_says_where_the_classes_are(tmp_path, folders, hint):
+    for folder in folders:
+        for name in ("one.mp4", "two.mp4"):
+            (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+            (tmp_path / folder / name).write_bytes(b"")
+    with pytest.warns(UserWarning, match="found one class") as caught:
+        spec = discover(tmp_path)
+    assert len(spec.classes) == 1
+    assert hint in str(caught[0].message)
+
+
+def test_a_folders_layout_with_classes_gives_no_one_class_note(tmp_path, recwarn):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "one.mp4").write_bytes(b"")
+    assert discover(tmp_path).classes == ["a", "b"]
+    assert not [w for w in recwarn if "one class" in str(w.message)]

@@ -103,6 +103,11 @@ def load_video_splits(data_root: str | Path, split: int = 1, layout: str = "auto
     train, test = spec.split("train"), spec.split("test")
     if not train or not test:
         raise EvaluationError(f"{data_root}: needs train and test videos, found {len(train)} train / {len(test)} test")
+    train_classes = sorted({record.class_name for record in train})
+    if len(train_classes) < 2:
+        raise EvaluationError(f"{data_root}: the evaluation protocols classify videos and need at least 2 classes "
+                              f"with training videos; found {len(train_classes)} ({', '.join(train_classes)}). "
+                              "Is --data one folder too high (see `python -m seco_lab data check`)?")
     return VideoSplits(spec, train, test, [index[r].num_frames for r in train], [index[r].num_frames for r in test])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import TextIO
 
@@ -24,13 +25,17 @@ def run_check(root: str | Path, layout: str = "auto", split: int = 1, min_frames
     """
     out = out or sys.stdout
     try:
-        spec = discover(root, layout=layout, split=split).limited(max_videos_per_class)
+        with warnings.catch_warnings(record=True) as layout_notes:  # printed below the summary
+            warnings.simplefilter("always")
+            spec = discover(root, layout=layout, split=split).limited(max_videos_per_class)
     except LayoutError as error:
         print(f"error: {error}", file=out)
         return 2
     # No warning: the full list is printed below.
     index = VideoIndex.build(spec, cache_dir=cache_dir, progress=progress, min_frames=min_frames, warn=False)
     print(index.summary(spec), file=out)
+    for note in layout_notes:
+        print(f"note: {note.message}", file=out)
     usable = index.usable(spec.records)
     if not usable:
         print("error: no usable video", file=out)

@@ -503,6 +503,22 @@ def _split_folders(root: Path) -> dict[str, list[Path]]:
     return dict(found)
 
 
+def _single_class_note(root: Path, class_name: str) -> str:
+    """What a folders layout with one class folder most likely is, and where to point instead."""
+    folder = root / class_name
+    note = (f"{root}: the folders layout found one class, {class_name!r} (every video is labelled the same: "
+            "fine for self-supervised pretraining, but no classification protocol can use it)")
+    if _SPLIT_DIR_NAMES.get(class_name.lower()) == "train":
+        return note + f"; {class_name}/ looks like a train split, but there is no test or val folder beside it"
+    if _split_folders(folder).keys() >= set(SPLITS):
+        return note + f"; {folder} holds train and test (or val) folders: point at {folder} instead"
+    inner = _class_folders(folder)
+    if len(inner) > 1:
+        return note + f"; {folder} holds {len(inner)} folders of videos ({', '.join(list(inner)[:4])}, ...): " \
+                      f"point at {folder} to use them as classes"
+    return note
+
+
 def _discover_folders(root: Path, split: int) -> DatasetSpec:
     split_dirs = _split_folders(root) if root.is_dir() else {}
     records: list[VideoRecord] = []
@@ -525,6 +541,8 @@ def _discover_folders(root: Path, split: int) -> DatasetSpec:
         raise _layout_error(root, f"{root} is not a folders layout: no sub-folder holds video files "
                                   f"({', '.join(VIDEO_EXTENSIONS)})")
     classes = sorted(videos_by_class)
+    if len(classes) == 1:
+        warnings.warn(_single_class_note(root, classes[0]), stacklevel=3)
     for label, class_name in enumerate(classes):
         for path in videos_by_class[class_name]:
             records.append(VideoRecord(path, label, class_name, folder_split_of(path.name, split),
