@@ -91,6 +91,95 @@ def test_variable_frame_rate_falls_back_to_counting_frames(tmp_path, monkeypatch
     assert decode_codes(read_frames(path, indices)) == indices
 
 
+def _write_coded(path, frames, pts, gop=12):
+    """libx264 video of ``frames`` with the given timestamps (time base 1/25), a keyframe every ``gop``."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 25)
+        stream.codec_context.gop_size = gop
+        for image, stamp in zip(frames, pts):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = stamp, Fraction(1, 25)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_a_gap_in_the_timestamps_does_not_shift_the_frames_a_seek_reads(tmp_path, suffix):
+    """Frames 0-99 at 25 fps, then a 2-second gap (a paused or frame-dropping recording): the
+    regular spacing on each side must not make a seek read frame i - 50 as frame i."""
+    path = tmp_path / f"gap{suffix}"
+    frames = coded_frames(200)
+    pts = list(range(100)) + list(range(150, 250))
+    if suffix == ".webm":
+        with av.open(str(path), mode="w") as container:
+            stream = container.add_stream("libvpx-vp9", rate=25)
+            stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+            stream.bit_rate, stream.codec_context.gop_size = 2_000_000, 12
+            for image, stamp in zip(frames, pts):
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts, frame.time_base = stamp, Fraction(1, 25)
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+    else:
+        _write_coded(path, frames, pts)
+    assert probe_video(path).num_frames == 200
+    for index in (60, 130, 175, 199):
+        assert decode_codes(read_frames(path, [index])) == [index]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_clip_cut_at_a_frame_that_is_not_a_keyframe_reads_the_frames_it_decodes(tmp_path, suffix):
+    """A clip cut by stream copy (``ffmpeg -ss ... -c copy``), as many Kinetics downloads are: its
+    first packets need a keyframe that is not in the file, so frame 0 is the first frame that
+    decodes, not the stream's declared start."""
+    source = tmp_path / "source.mp4"
+    _write_coded(source, coded_frames(300, bits=9), range(300), gop=50)
+    cut = tmp_path / f"cut{suffix}"
+    with av.open(str(source)) as reader, av.open(str(cut), mode="w") as writer:
+        stream_in = reader.streams.video[0]
+        stream_out = writer.add_stream_from_template(stream_in)
+        for packet in reader.demux(stream_in):
+            if packet.pts is None or packet.pts < 65:
+                continue
+            packet.pts, packet.dts, packet.stream = packet.pts - 65, packet.dts - 65, stream_out
+            writer.mux(packet)
+    count = probe_video(cut).num_frames
+    every_frame = decode_codes(read_frames(cut, range(count)))
+    assert every_frame == list(range(every_frame[0], every_frame[0] + count))
+    for index in (60, 120, 180, count - 1):
+        assert decode_codes(read_frames(cut, [index])) == [every_frame[index]]
+
+
+@pytest.mark.parametrize("degrees, corner", [(90, "bottom-left"), (-90, "top-right"), (180, "bottom-right")])
+def test_a_display_rotation_turns_frames_upright(tmp_path, degrees, corner):
+    """Phones store portrait video as landscape frames plus a display rotation; a player turns
+    them counter-clockwise by ``VideoFrame.rotation`` degrees, and so must read_frames."""
+    path = tmp_path / "phone.mp4"
+    height, width = 48, 64
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    image[: height // 2, : width // 2] = 255  # the stored frame's top-left quarter
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.set_display_rotation(degrees)
+        for _ in range(4):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    shown = (width, height) if degrees == 180 else (height, width)  # (width, height) on screen
+    info = probe_video(path)
+    assert (info.width, info.height) == shown
+    clip = read_frames(path, [0, 3])
+    assert clip.shape == (2, 3, shown[1], shown[0])
+    quarters = {f"{row}-{column}": clip[0, :, rows, columns].float().mean().item()
+                for row, rows in (("top", slice(0, shown[1] // 2)), ("bottom", slice(shown[1] // 2, None)))
+                for column, columns in (("left", slice(0, shown[0] // 2)), ("right", slice(shown[0] // 2, None)))}
+    assert max(quarters, key=quarters.get) == corner
+    assert quarters[corner] > 200 and sorted(quarters.values())[-2] < 60
+    assert read_frames(path, [1], size=24).shape[-2:] == ((24, 32) if degrees == 180 else (32, 24))
+
+
 def test_resize_sets_short_side_and_keeps_aspect(tmp_path):
     path = tmp_path / "wide.mp4"
     write_video(path, coded_frames(6, height=32))  # 64 wide, 32 high

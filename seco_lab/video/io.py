@@ -8,10 +8,15 @@ whose header lies (truncated files, missing frame counts in the container).
 ``read_frames`` decodes only what it needs. Indices close to the current decoder position
 are reached by decoding forward; a far-away index is reached by seeking to the keyframe
 before it. After a seek, a frame's index is computed from its timestamp
-(``(pts - start) * time_base * frame_rate``) and checked against the timestamps of its
-neighbours; a file whose timestamps do not follow a constant frame rate, or a seek that
-lands after the requested frame, falls back to decoding sequentially from the start, where
-the index is simply the count of decoded frames.
+(``(pts - start) * time_base * frame_rate``, ``start`` being the first frame that decodes)
+and checked against the timestamps of its neighbours. Before its first seek in a file, the
+reader checks that every packet's timestamp is ``start`` plus a whole number of frames (once
+per file and process, reading timestamps only); a file with a gap in its timestamps or a
+varying frame rate, or a seek that lands after the requested frame, falls back to decoding
+sequentially from the start, where the index is simply the count of decoded frames.
+
+Frames come out upright: a display rotation in the file (how phones store portrait video) is
+applied, and ``probe_video`` reports the size a player shows.
 
 Every call opens and closes its own container, so DataLoader worker processes never share
 an open file.
@@ -131,6 +136,12 @@ def _decoded_frames(container: av.container.InputContainer, stream: av.video.str
         yield from frames
 
 
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that show ``frame`` upright: its display matrix's rotation
+    (phones record portrait video as landscape frames plus this flag), rounded to 90 degrees."""
+    return round(frame.rotation / 90) % 4
+
+
 def _frame_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     if rate is None or rate <= 0:
@@ -165,6 +176,8 @@ def probe_video_with_note(path: str | Path) -> tuple[VideoInfo, str | None]:
         for frame in _decoded_frames(container, stream):
             if num_frames == 0:
                 width, height = frame.width, frame.height
+                if _quarter_turns(frame) % 2:
+                    width, height = height, width
                 first_pts = frame.pts
             last_pts = frame.pts
             num_frames += 1
@@ -196,6 +209,49 @@ def _declared_frames(container: av.container.InputContainer, stream: av.video.st
     return 0
 
 
+# Per process: (path, size, mtime) -> pts of frame 0 when seeking by timestamp lands on known
+# indices, None when it does not (see _even_timestamps_start).
+_SEEK_STARTS: dict[tuple[str, int, int], int | None] = {}
+_SEEK_STARTS_LIMIT = 100_000
+
+
+def _even_timestamps_start(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                           ticks_per_frame: Fraction) -> int | None:
+    """The pts of the first decodable frame when the timestamps of every later packet are that pts
+    plus a whole number of frames, each number used once (frame ``i`` at ``start + i * ticks``);
+    None otherwise. Decodes only up to the first frame and reads the other packets' timestamps.
+
+    A gap in the timestamps (dropped frames, a pause in a recording) or a clip cut by stream copy
+    at a frame that is not a keyframe (its first packets do not decode) breaks the mapping from
+    the stream's declared start, which seeking relies on; the container is left at its end.
+    """
+    first_pts: int | None = None
+    packet_pts: list[int] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue  # the demuxer's end-of-stream packet
+            if packet.pts is None:
+                return None
+            packet_pts.append(packet.pts)
+            if first_pts is None:
+                try:
+                    frames = packet.decode()
+                except (av.error.FFmpegError, OSError):
+                    continue
+                if frames:
+                    first_pts = frames[0].pts
+    except (av.error.FFmpegError, OSError):
+        return None
+    if first_pts is None:
+        return None
+    later = sorted(pts for pts in packet_pts if pts >= first_pts)
+    for index, pts in enumerate(later):
+        if round((pts - first_pts) / ticks_per_frame) != index:
+            return None
+    return first_pts
+
+
 class _FrameReader:
     """Decodes the frames of one open stream at requested indices, seeking when it pays."""
 
@@ -209,14 +265,32 @@ class _FrameReader:
         self.ticks_per_frame: Fraction | None = (1 / (rate * time_base)) if rate and time_base else None
         self.start_pts: int = stream.start_time if stream.start_time is not None else 0
         self.can_seek = self.ticks_per_frame is not None
+        self.timing_checked = False  # whether start_pts and can_seek come from _even_timestamps_start
+        self.moved = False  # whether the container has read past the start
         self._frames: Iterator[av.VideoFrame] | None = None
         self.position = -1  # index of the last frame taken from self._frames
         self.sequential = True  # True while position is the exact count of decoded frames
 
+    def _check_timing(self) -> None:
+        """Before the first seek: trust timestamps only when they follow the frame rate throughout."""
+        assert self.ticks_per_frame is not None
+        stat = self.path.stat()
+        key = (str(self.path), stat.st_size, stat.st_mtime_ns)
+        if key not in _SEEK_STARTS:
+            if len(_SEEK_STARTS) >= _SEEK_STARTS_LIMIT:
+                _SEEK_STARTS.clear()
+            _SEEK_STARTS[key] = _even_timestamps_start(self.container, self.stream, self.ticks_per_frame)
+            self.moved = True
+        start = _SEEK_STARTS[key]
+        self.timing_checked = True
+        self.can_seek = start is not None
+        if start is not None:
+            self.start_pts = start
+
     def _restart_sequential(self) -> None:
         """Go back to the start of the stream and count frames from there."""
         self.can_seek = False
-        if self.position >= 0 or self._frames is not None:
+        if self.position >= 0 or self._frames is not None or self.moved:
             try:
                 self.container.seek(self.start_pts, backward=True, any_frame=False, stream=self.stream)
             except (av.error.FFmpegError, OSError) as error:
@@ -278,6 +352,10 @@ class _FrameReader:
         return wanted
 
     def _advance_to(self, target: int) -> av.VideoFrame | None:
+        if self.can_seek and target - self.position > SEEK_GAP_FRAMES and not self.timing_checked:
+            self._check_timing()
+            if not self.can_seek:
+                self._restart_sequential()
         if self.can_seek and target - self.position > SEEK_GAP_FRAMES:
             if not self._seek_to(target):
                 self._restart_sequential()
@@ -316,7 +394,7 @@ def read_frames(path: str | Path, indices: Sequence[int], size: int | None = Non
 
     Returns:
         uint8 tensor (T, C, H, W) with ``T == len(indices)``, frames in the order of
-        ``indices``, C = 3 (RGB).
+        ``indices``, C = 3 (RGB), turned upright when the file carries a display rotation.
 
     Raises:
         VideoDecodeError: the file cannot be opened, or an index is negative or past the
@@ -340,9 +418,12 @@ def read_frames(path: str | Path, indices: Sequence[int], size: int | None = Non
             scale = {"width": width, "height": height, "interpolation": "AREA" if height < first.height else "BICUBIC"}
         reformatter = VideoReformatter()  # one scaler context for all frames of the call
         arrays = {index: reformatter.reformat(frame, format="rgb24", **scale).to_ndarray() for index, frame in frames.items()}
+        turns = _quarter_turns(first)
     finally:
         container.close()
     clip = np.stack([arrays[i] for i in index_list])  # (T, H, W, C)
+    if turns:
+        clip = np.rot90(clip, turns, axes=(1, 2))  # upright, as a player shows it
     # Transposed with numpy: a torch copy here would start torch's intra-op threads in every worker.
     return torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))  # (T, C, H, W)
 
