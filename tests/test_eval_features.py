@@ -235,3 +235,17 @@ def test_run_protocol_chooses_svm_c_on_the_train_split(pair_dataset, tiny_checkp
     chosen = run_protocol("linear-svm", tiny_checkpoint, pair_dataset[0], profile="smoke", device="cpu", svm_c="cv")
     assert fixed["C"] == 0.5
     assert chosen["C"] in SVM_C_GRID
+
+
+def test_chance_counts_the_classes_the_test_split_holds(tmp_path, tiny_checkpoint):
+    """A partial UCF101 download: classInd lists three classes, one has no video on disk."""
+    import shutil
+
+    from seco_lab.evaluation.runner import run_protocol
+    from tests._video_fixtures import make_ucf101
+
+    root = make_ucf101(tmp_path / "ucf", classes=("Archery", "Bowling", "YoYo"))
+    shutil.rmtree(root / "UCF-101" / "YoYo")
+    with pytest.warns(UserWarning, match="6 file.s. skipped"):
+        metrics = run_protocol("knn", tiny_checkpoint, root, profile="smoke", device="cpu")
+    assert metrics["num_classes"] == 3 and metrics["chance"] == 50.0

@@ -91,6 +91,12 @@ class VideoSplits:
     def num_classes(self) -> int:
         return len(self.spec.classes)
 
+    @property
+    def chance(self) -> float:
+        """Top-1 (%) of a uniform guess among the classes the test split holds (a partial download
+        may list classes that have no video)."""
+        return 100.0 / len({record.label for record in self.test})
+
 
 def load_video_splits(data_root: str | Path, split: int = 1, layout: str = "auto", progress: bool = False,
                       max_videos_per_class: int | None = None) -> VideoSplits:
@@ -201,7 +207,7 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
                                clips_per_video=int(settings["clips_per_video"]),
                                batch_size=int(settings["batch_size"]), device=device_t, seed=seed)
         context.update({"bn_stats": settings["bn_stats"], "num_classes": num_classes, "num_train": len(train),
-                        "num_test": len(test), "chance": 100.0 / num_classes})
+                        "num_test": len(test), "chance": splits.chance})
         train_labels_all = np.array([r.label for r in train])
         test_labels_all = np.array([r.label for r in test])
         context["majority_baseline"] = majority_class_accuracy(train_labels_all, test_labels_all)
