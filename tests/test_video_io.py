@@ -130,7 +130,7 @@ def test_a_gap_in_the_timestamps_does_not_shift_the_frames_a_seek_reads(tmp_path
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
-def test_a_clip_cut_at_a_frame_that_is_not_a_keyframe_reads_the_frames_it_decodes(tmp_path, suffix):
+def test_a_clip_cut_at_a_frame_that_is_not_a_keyframe_reads_the_frames_it_decodes(tmp_path, monkeypatch, suffix):
     """A clip cut by stream copy (``ffmpeg -ss ... -c copy``), as many Kinetics downloads are: its
     first packets need a keyframe that is not in the file, so frame 0 is the first frame that
     decodes, not the stream's declared start."""
@@ -150,6 +150,9 @@ def test_a_clip_cut_at_a_frame_that_is_not_a_keyframe_reads_the_frames_it_decode
     assert every_frame == list(range(every_frame[0], every_frame[0] + count))
     for index in (60, 120, 180, count - 1):
         assert decode_codes(read_frames(cut, [index])) == [every_frame[index]]
+    monkeypatch.setattr(video_io, "SEEK_GAP_FRAMES", 0)  # seek for every forward jump
+    indices = [int(i) for i in np.random.default_rng(0).integers(0, count, size=30)]
+    assert decode_codes(read_frames(cut, indices)) == [every_frame[i] for i in indices]
 
 
 @pytest.mark.parametrize("degrees, corner", [(90, "bottom-left"), (-90, "top-right"), (180, "bottom-right")])

@@ -263,7 +263,8 @@ class _FrameReader:
         time_base = stream.time_base
         # Timestamp ticks per frame; None when the stream gives no way to map index <-> pts.
         self.ticks_per_frame: Fraction | None = (1 / (rate * time_base)) if rate and time_base else None
-        self.start_pts: int = stream.start_time if stream.start_time is not None else 0
+        self.rewind_pts: int = stream.start_time if stream.start_time is not None else 0
+        self.start_pts = self.rewind_pts  # pts of frame 0, once _check_timing has found it
         self.can_seek = self.ticks_per_frame is not None
         self.timing_checked = False  # whether start_pts and can_seek come from _even_timestamps_start
         self.moved = False  # whether the container has read past the start
@@ -292,7 +293,7 @@ class _FrameReader:
         self.can_seek = False
         if self.position >= 0 or self._frames is not None or self.moved:
             try:
-                self.container.seek(self.start_pts, backward=True, any_frame=False, stream=self.stream)
+                self.container.seek(self.rewind_pts, backward=True, any_frame=False, stream=self.stream)
             except (av.error.FFmpegError, OSError) as error:
                 raise VideoDecodeError(self.path, f"cannot rewind to the first frame ({error})") from None
         self._frames = _decoded_frames(self.container, self.stream)
