@@ -227,9 +227,12 @@ def settings_label(settings: list[str] | tuple[str, ...]) -> str:
     return named if len(named) <= 80 else "settings-" + hashlib.sha1(named.encode()).hexdigest()[:10]
 
 
+def _is_whole_number(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 def _whole_number(minimum: int) -> tuple[str, Any]:
-    return (f"a whole number >= {minimum}",
-            lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= minimum)
+    return f"a whole number >= {minimum}", lambda value: _is_whole_number(value, minimum)
 
 
 def _is_number(value: Any) -> bool:
@@ -259,8 +262,7 @@ _JITTER = ("[brightness, contrast, saturation, hue], each >= 0 and hue <= 0.5",
            lambda value: isinstance(value, list) and len(value) == 4 and all(_is_number(v) and v >= 0 for v in value)
            and value[3] <= 0.5)
 _WHOLE_NUMBERS = ("a list of whole numbers >= 1",
-                  lambda value: isinstance(value, list) and bool(value)
-                  and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value))
+                  lambda value: isinstance(value, list) and bool(value) and all(_is_whole_number(v, 1) for v in value))
 
 # What each value of a profile may be, by dotted name (``*`` matches any part); ``null`` is always
 # accepted (the method's default, or the feature off). Choices among names (``arch``,

@@ -273,7 +273,10 @@ class _FrameReader:
         self.sequential = True  # True while position is the exact count of decoded frames
 
     def _check_timing(self) -> None:
-        """Before the first seek: trust timestamps only when they follow the frame rate throughout."""
+        """Before the first seek: trust timestamps only when they follow the frame rate throughout.
+
+        Runs on a fresh container only (decoding from the start turns seeking off), so the scan
+        starts at the first packet and, on a cached answer, the container has not moved."""
         assert self.ticks_per_frame is not None
         stat = self.path.stat()
         key = (str(self.path), stat.st_size, stat.st_mtime_ns)
