@@ -15,6 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+EMBEDDING_METHODS = ("pca", "tsne")
+
 NON_LOSS_KEYS = {"type", "step", "epoch", "lr", "samples_per_s", "wall_time", "time"}
 
 
@@ -96,7 +98,7 @@ def embed_features(features: np.ndarray, method: str = "pca", seed: int = 0, per
 
         perplexity = perplexity if perplexity is not None else float(min(30.0, max(2.0, (len(features) - 1) / 3)))
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
-    raise ValueError(f"embedding method must be 'pca' or 'tsne', got {method!r}")
+    raise ValueError(f"embedding method must be one of {', '.join(EMBEDDING_METHODS)}, got {method!r}")
 
 
 # Past these class counts a plot drops per-class decorations that would only overlap.

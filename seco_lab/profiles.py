@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import functools
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 PROFILE_NAMES = ("smoke", "standard", "paper")
@@ -264,9 +266,15 @@ _JITTER = ("[brightness, contrast, saturation, hue], each >= 0 and hue <= 0.5",
 _WHOLE_NUMBERS = ("a list of whole numbers >= 1",
                   lambda value: isinstance(value, list) and bool(value) and all(_is_whole_number(v, 1) for v in value))
 
+_BOOLEAN = ("true or false", lambda value: isinstance(value, bool))
+_RGB_MEAN = ("[red, green, blue], three numbers", lambda value: isinstance(value, list) and len(value) == 3
+             and all(map(_is_number, value)))
+_RGB_STD = ("[red, green, blue], three numbers > 0", lambda value: isinstance(value, list) and len(value) == 3
+            and all(_is_number(v) and v > 0 for v in value))
+
 # What each value of a profile may be, by dotted name (``*`` matches any part); ``null`` is always
-# accepted (the method's default, or the feature off). Choices among names (``arch``,
-# ``input_mode``, ``optimizer``) and the ``train`` section are checked where they are used.
+# accepted (the method's default, or the feature off). Names chosen from the library's own lists
+# are in ``choice_rules()``; the ``train`` section is checked by ``TrainConfig``.
 VALUE_RULES: tuple[tuple[str, tuple[str, Any]], ...] = (
     ("data.size", _whole_number(1)), ("data.crop_size", _whole_number(1)), ("data.num_workers", _whole_number(0)),
     ("data.max_videos_per_class", _whole_number(1)),
@@ -290,7 +298,51 @@ VALUE_RULES: tuple[tuple[str, tuple[str, Any]], ...] = (
     ("eval.knn_temperature", _number_above(0)), ("eval.linear_weight_decay", _number_at_least(0)),
     ("eval.finetune_weight_decay", _number_at_least(0)), ("eval.finetune_dropout", _FRACTION),
     ("eval.retrieval_ks", _WHOLE_NUMBERS), ("eval.svm_c", _number_above(0)),
+    ("*.hflip", _BOOLEAN), ("eval.finetune_hflip", _BOOLEAN), ("data.frame_cache", _BOOLEAN), ("seco.small_input", _BOOLEAN),
+    ("dualvar.derangement", _BOOLEAN), ("eval.finetune_partial_bn", _BOOLEAN),
+    ("*.mean", _RGB_MEAN), ("*.std", _RGB_STD),
 )
+
+
+def _one_of(choices: Iterable[str]) -> tuple[str, Any]:
+    names = tuple(choices)
+    return f"one of {', '.join(names)}", lambda value: value in names
+
+
+def _list_of(choices: Iterable[str]) -> tuple[str, Any]:
+    names = tuple(choices)
+    return (f"a list of {', '.join(names)}",
+            lambda value: isinstance(value, list) and all(isinstance(v, str) and v in names for v in value))
+
+
+@functools.cache
+def choice_rules() -> tuple[tuple[str, tuple[str, Any]], ...]:
+    """Rules for the values named from the library's own lists (architectures, input modes,
+    optimisers, ...), in the form of ``VALUE_RULES``. Imported when first needed: the modules
+    that hold the lists import this one."""
+    from seco_lab.evaluation.finetune import OPTIMIZERS as FINETUNE_OPTIMIZERS
+    from seco_lab.evaluation.runner import BN_STATS
+    from seco_lab.evaluation.tracking import FEATURE_NORMS
+    from seco_lab.methods.base import INPUT_MODES
+    from seco_lab.methods.dualvar import LOSS_SETS, VARIANTS
+    from seco_lab.methods.supervised import BACKBONES, FRAME_POOLINGS
+    from seco_lab.models.encoders2d import ARCH_2D_LAYERS
+    from seco_lab.models.encoders3d import ENCODER_3D_ARCHS
+    from seco_lab.plots import EMBEDDING_METHODS
+    from seco_lab.samplers import GAP_DISTRIBUTIONS
+    from seco_lab.transforms.recipes import AUGMENT_MODES
+    from seco_lab.video.synth import SYNTH_PRESETS
+
+    return (
+        ("seco.arch", _one_of(ARCH_2D_LAYERS)), ("cvrl.arch", _one_of(ENCODER_3D_ARCHS)),
+        ("dualvar.arch", _one_of(ENCODER_3D_ARCHS)), ("*.input_mode", _one_of(INPUT_MODES)),
+        ("*.augment_mode", _one_of(AUGMENT_MODES)), ("cvrl.interval_distribution", _one_of(GAP_DISTRIBUTIONS)),
+        ("dualvar.losses", _one_of(LOSS_SETS)), ("dualvar.variant", _one_of(VARIANTS)),
+        ("supervised.backbone", _one_of(BACKBONES)), ("supervised.frame_pooling", _one_of(FRAME_POOLINGS)),
+        ("eval.bn_stats", _one_of(BN_STATS)), ("eval.finetune_optimizer", _one_of(FINETUNE_OPTIMIZERS)),
+        ("eval.tracking_feature_norm", _one_of(FEATURE_NORMS)), ("eval.embeddings", _list_of(EMBEDDING_METHODS)),
+        ("synth.preset", _one_of(SYNTH_PRESETS)),
+    )
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -306,13 +358,13 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def check_profile_values(profile: dict[str, Any]) -> None:
     """Raise ``ProfileError`` naming every value of ``profile`` (or of some of its sections) that
-    ``VALUE_RULES`` refuses, e.g. ``data.crop_size must be a whole number >= 1, got 0``; the
+    ``VALUE_RULES`` or ``choice_rules()`` refuse, e.g. ``data.crop_size must be a whole number >= 1, got 0``; the
     value ``"cv"`` of ``eval.svm_c`` and ``null`` anywhere pass."""
     problems = []
     for name, value in _flatten(profile).items():
         if value is None or value in ALTERNATIVE_VALUES.get(name, ()):
             continue
-        for pattern, (expected, accepts) in VALUE_RULES:
+        for pattern, (expected, accepts) in VALUE_RULES + choice_rules():
             if fnmatch.fnmatchcase(name, pattern) and not accepts(value):
                 problems.append(f"{name} must be {expected}, got {value!r}")
                 break

@@ -1,10 +1,12 @@
 """Profiles: one structure, three scales, clear errors."""
 
+import fnmatch
+
 import pytest
 
 from seco_lab.methods.pretrain import deep_update
-from seco_lab.profiles import (PROFILE_NAMES, PROFILES, ProfileError, check_profile_values, get_profile, profile_section,
-                               settings_overrides)
+from seco_lab.profiles import (PROFILE_NAMES, PROFILES, VALUE_RULES, ProfileError, _flatten, check_profile_values,
+                               choice_rules, get_profile, profile_section, settings_overrides)
 
 
 def _shape(tree):
@@ -100,6 +102,16 @@ def test_every_profile_value_is_one_its_rule_accepts(name):
     ("eval.frames_per_video=0", "eval.frames_per_video must be a whole number >= 1, got 0"),
     ("eval.retrieval_ks=[1,0]", "eval.retrieval_ks must be a list of whole numbers >= 1, got [1, 0]"),
     ("eval.svm_c=0", "eval.svm_c must be a number > 0, got 0"),
+    ("seco.arch=resnet99", "seco.arch must be one of resnet18, resnet50, got 'resnet99'"),
+    ("cvrl.arch=resnet18", "cvrl.arch must be one of r3d_18, "),
+    ("eval.tracking_feature_norm=l1", "eval.tracking_feature_norm must be one of l2, none, got 'l1'"),
+    ("eval.finetune_optimizer=rmsprop", "eval.finetune_optimizer must be one of sgd, adam, got 'rmsprop'"),
+    ("eval.embeddings=[\"pca\",\"umap\"]", "eval.embeddings must be a list of pca, tsne, got ['pca', 'umap']"),
+    ("supervised.frame_pooling=max", "supervised.frame_pooling must be one of concat, mean, got 'max'"),
+    ("dualvar.losses=SR", "dualvar.losses must be one of clip, clip+SR, clip+SR+TC, got 'SR'"),
+    ("cvrl.interval_distribution=gaussian", "cvrl.interval_distribution must be one of decreasing, uniform"),
+    ("synth.preset=huge", "synth.preset must be one of smoke, standard, got 'huge'"),
+    ("cvrl.std=[0.2,0.2,0]", "cvrl.std must be [red, green, blue], three numbers > 0, got [0.2, 0.2, 0]"),
 ])
 def test_a_value_outside_its_range_is_refused_by_name(setting, message):
     profile = get_profile("standard")
@@ -108,6 +120,27 @@ def test_a_value_outside_its_range_is_refused_by_name(setting, message):
     with pytest.raises(ProfileError) as refused:
         check_profile_values(changed)
     assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_every_profile_value_outside_train_has_a_rule(name):
+    """A new profile key needs a rule (the train section is checked by TrainConfig)."""
+    rules = [pattern for pattern, _ in VALUE_RULES + choice_rules()]
+    unruled = [key for key in _flatten(get_profile(name))
+               if not key.startswith("train.") and not any(fnmatch.fnmatchcase(key, rule) for rule in rules)]
+    assert unruled == []
+
+
+def test_a_value_of_another_type_is_refused_even_without_a_setting():
+    """Overrides given from Python skip the settings' kind check: the rules still catch them."""
+    profile = get_profile("smoke")
+    profile["seco"]["augment"]["hflip"] = "no"
+    profile["eval"]["embeddings"] = "pca"
+    profile["cvrl"]["input_mode"] = "RGB"
+    with pytest.raises(ProfileError, match=r"seco.augment.hflip must be true or false, got 'no'; "
+                                           r"cvrl.input_mode must be one of rgb, frame_differences, got 'RGB'; "
+                                           r"eval.embeddings must be a list of pca, tsne, got 'pca'"):
+        check_profile_values(profile)
 
 
 def test_null_cv_and_edge_values_pass_and_every_problem_is_named():

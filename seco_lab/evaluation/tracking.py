@@ -31,6 +31,7 @@ FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 PRECISION_THRESHOLDS = np.arange(0, 51, dtype=np.float64)  # pixels, OTB: error <= threshold
 SUCCESS_THRESHOLDS = np.linspace(0.0, 1.0, 21)  # IoU, OTB: overlap > threshold
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+FEATURE_NORMS = ("l2", "none")
 
 
 class TrackingDataError(ValueError):
@@ -214,8 +215,8 @@ class TrackerConfig:
             raise ValueError(f"instance_size {self.instance_size} must exceed exemplar_size {self.exemplar_size}")
         if self.num_scales < 1:
             raise ValueError(f"num_scales must be >= 1, got {self.num_scales}")
-        if self.feature_norm not in ("l2", "none"):
-            raise ValueError(f"feature_norm must be 'l2' or 'none', got {self.feature_norm!r}")
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {', '.join(FEATURE_NORMS)}, got {self.feature_norm!r}")
 
     @property
     def scale_factors(self) -> np.ndarray:
