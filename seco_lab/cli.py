@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 from seco_lab.environment import configure_cpu_environment
 from seco_lab.profiles import METHOD_NAMES, PROFILE_NAMES
@@ -220,6 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _show_warning(show_default: Any) -> Any:
+    """``warnings.showwarning`` that prints the package's own warnings (a layout with one class,
+    a skipped video, ...) as one ``note:`` line, and any other warning as Python does."""
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if PACKAGE_DIR not in Path(filename).resolve().parents:
+            show_default(message, category, filename, lineno, file, line)
+            return
+        print(f"note: {message}", file=file or sys.stderr, flush=True)
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen sub-command; errors print one clear line."""
     configure_cpu_environment()  # before any sub-command imports torch
@@ -228,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning(warnings.showwarning)
+            return args.handler(args)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"seco-lab {args.command}: error: {error}", file=sys.stderr)
         return 2

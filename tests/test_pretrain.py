@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+from _video_fixtures import make_video
 
 from seco_lab.cli import main
 from seco_lab.methods.pretrain import pretrain
@@ -132,3 +133,14 @@ def test_a_profile_value_outside_its_range_is_refused_before_the_run_folder_is_m
     assert "data.crop_size must be a whole number >= 1, got 0" in error
     assert "seco.augment.scale must be [min, max] with 0 < min <= max <= 1, got [0.9, 0.1]" in error
     assert not run.exists()
+
+
+def test_cli_prints_the_packages_warnings_as_notes(tmp_path, capfd):
+    """A layout note reaches a CLI user as one line, not as a Python warning with its source line."""
+    for index in range(2):
+        make_video(tmp_path / "data" / "train" / f"clip{index}.mp4", seed=index)
+    assert main(["pretrain", "--method", "seco", "--data", str(tmp_path / "data"), "--profile", "smoke",
+                 "--out", str(tmp_path / "run"), "--epochs", "0", "--quiet"]) == 0
+    err = capfd.readouterr().err
+    assert f"note: {tmp_path / 'data'}: the folders layout found one class, 'train'" in err
+    assert "UserWarning" not in err and "warnings.warn" not in err and "spec = discover" not in err
