@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PROFILE ?= standard
+# DATA=/datasets/UCF101: run the report's notebooks on that dataset instead of the embedded one
+DATA ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.seco_lab-installed
 # torch's pinned (CUDA) wheels take about 6 GB in the venv: say so before pip runs out of space.
@@ -38,7 +40,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 report: $(STAMP)
-	$(BIN)/python -m seco_lab report --profile $(PROFILE)
+	$(BIN)/python -m seco_lab report --profile $(PROFILE) $(if $(DATA),--data "$(DATA)")
 
 test: $(STAMP)
 	SECO_LAB_PROFILE=smoke $(BIN)/python -m pytest

@@ -7,7 +7,7 @@ Sub-commands::
     data check ROOT                       index a dataset folder and list every problem
     pretrain --method M --data DIR ...    self-supervised (or supervised) pretraining
     evaluate --checkpoint C --data DIR    a downstream protocol on a checkpoint's encoder
-    report --profile P                    execute the notebooks into reports/<profile>/
+    report --profile P [--data DIR]       execute the notebooks into reports/<profile>[-<data>]/
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from seco_lab.report import run_report
 
     selection = [part.strip() for part in args.notebooks.split(",") if part.strip()] if args.notebooks else None
-    result = run_report(args.profile, selection=selection, out_dir=Path(args.out) if args.out else None)
+    result = run_report(args.profile, selection=selection, out_dir=Path(args.out) if args.out else None,
+                        data_root=args.data, max_videos_per_class=args.max_videos_per_class, settings=args.set or ())
     return 0 if result.ok else 1
 
 
@@ -217,7 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="execute the notebooks into an HTML report")
     report.add_argument("--profile", choices=PROFILE_NAMES, default="standard")
     report.add_argument("--notebooks", default=None, help="comma-separated prefixes, e.g. 00,01")
-    report.add_argument("--out", default=None, help="default: reports/<profile>")
+    report.add_argument("--data", default=None, metavar="DIR",
+                        help="a dataset folder for every notebook's data_root (default: the embedded dataset)")
+    report.add_argument("--max-videos-per-class", type=_positive_int, default=None, metavar="N", help=SUBSET_HELP)
+    report.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="change a value of the profile in every notebook, as pretrain --set does (repeatable)")
+    report.add_argument("--out", default=None,
+                        help="default: reports/<name of the runs' folder>, e.g. reports/standard or "
+                             "reports/standard-UCF-101-6-per-class")
     report.set_defaults(handler=_cmd_report)
     return parser
 

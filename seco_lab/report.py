@@ -1,7 +1,8 @@
 """Execute the curriculum's notebooks headlessly and collect them into an HTML report.
 
-``run_report`` runs each notebook with papermill (its ``parameters`` cell gets ``profile``
-injected), converts the executed notebook to HTML with nbconvert, and writes
+``run_report`` runs each notebook with papermill (its ``parameters`` cell gets ``profile``,
+and the data folder, subset and profile settings when they are given, injected), converts the
+executed notebook to HTML with nbconvert, and writes
 ``index.html`` linking every notebook with its status and run time, plus a table of the key
 numbers the notebooks saved with :func:`save_summary`.
 """
@@ -47,6 +48,7 @@ class ReportResult:
     out_dir: Path
     index_path: Path
     runs: list[NotebookRun] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -106,13 +108,41 @@ def _encrypted_kernel_manager_class() -> type:
     return EncryptedKernelManager
 
 
-def execute_notebook(notebook: Path, out_dir: Path, profile: str) -> NotebookRun:
-    """Run one notebook with papermill and write its executed copy and HTML into ``out_dir``."""
+def notebook_parameters(profile: str, data_root: str | Path | None = None, max_videos_per_class: int | None = None,
+                        settings: list[str] | tuple[str, ...] = ()) -> tuple[dict[str, Any], Path]:
+    """The parameters a report gives its notebooks, checked as a notebook's first cell checks
+    them, and the run folder they share (the notebooks save their numbers in its ``summary``).
+
+    The run folder is the one a notebook would choose for these values
+    (:func:`~seco_lab.session.default_run_dir`); it is passed to every notebook, so that those
+    without a ``settings`` parameter (00, 01) save beside those with one.
+    """
+    from seco_lab.session import plan_session
+
+    lab = plan_session(profile, data_root=data_root, max_videos_per_class=max_videos_per_class, settings=settings)
+    parameters: dict[str, Any] = {"profile": profile, "run_dir": str(lab.run_dir.resolve())}
+    if data_root is not None:
+        parameters["data_root"] = str(lab.data_root.resolve())
+    if max_videos_per_class is not None:
+        parameters["max_videos_per_class"] = max_videos_per_class
+    if lab.settings:
+        parameters["settings"] = list(lab.settings)
+    return parameters, lab.run_dir
+
+
+def execute_notebook(notebook: Path, out_dir: Path, profile: str, parameters: dict[str, Any] | None = None) -> NotebookRun:
+    """Run one notebook with papermill and write its executed copy and HTML into ``out_dir``.
+
+    ``parameters`` (default ``{"profile": profile}``) go into the notebook's ``parameters``
+    cell; those the cell does not declare are left out.
+    """
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
     from papermill.exceptions import PapermillExecutionError
 
+    declared = papermill.inspect_notebook(str(notebook))
+    given = {"profile": profile, **(parameters or {})}
     executed = out_dir / notebook.name
     start = time.perf_counter()
     status, message = "ok", ""
@@ -120,7 +150,7 @@ def execute_notebook(notebook: Path, out_dir: Path, profile: str) -> NotebookRun
         papermill.execute_notebook(
             str(notebook),
             str(executed),
-            parameters={"profile": profile},
+            parameters={name: value for name, value in given.items() if name in declared},
             kernel_name="python3",
             cwd=str(notebook.parent),
             progress_bar=False,
@@ -155,8 +185,9 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def write_index(result: ReportResult, profile: str) -> Path:
-    """Write ``index.html``: one row per notebook, then every saved summary number."""
+def write_index(result: ReportResult, profile: str, summaries: Path | None = None) -> Path:
+    """Write ``index.html``: one row per notebook, then every summary number saved in
+    ``summaries`` (default: :func:`summary_dir` of ``profile``)."""
     rows = []
     for run in result.runs:
         link = (
@@ -170,7 +201,7 @@ def write_index(result: ReportResult, profile: str) -> Path:
             f"<td>{html.escape(run.message)}</td></tr>"
         )
     summary_rows = []
-    for path in sorted(summary_dir(profile).glob("*.json")):
+    for path in sorted((summaries or summary_dir(profile)).glob("*.json")):
         values = json.loads(path.read_text())
         for key, value in values.items():
             summary_rows.append(
@@ -178,6 +209,8 @@ def write_index(result: ReportResult, profile: str) -> Path:
                 f"<td>{html.escape(_format_value(value))}</td></tr>"
             )
     total = sum(run.seconds for run in result.runs)
+    run_parameters = "".join(f"<p>{html.escape(name)}: <code>{html.escape(str(value))}</code></p>\n"
+                    for name, value in result.parameters.items() if name != "profile")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>seco_lab report — {profile}</title>
 <style>
@@ -188,6 +221,7 @@ td, th {{ border: 1px solid #ccc; padding: 0.3em 0.8em; text-align: left; }}
 </style></head><body>
 <h1>seco_lab report — profile <code>{html.escape(profile)}</code></h1>
 <p>Generated {time.strftime("%Y-%m-%d %H:%M:%S")}; total notebook time {total:.1f} s.</p>
+{run_parameters}
 <h2>Notebooks</h2>
 <table><tr><th>Notebook</th><th>Status</th><th>Run time (s)</th>
 <th>Peak kernel RSS so far (MiB)</th><th>Message</th></tr>
@@ -209,26 +243,37 @@ def run_report(
     selection: list[str] | None = None,
     out_dir: Path | None = None,
     stop_on_failure: bool = True,
+    data_root: str | Path | None = None,
+    max_videos_per_class: int | None = None,
+    settings: list[str] | tuple[str, ...] = (),
 ) -> ReportResult:
-    """Execute the selected notebooks in order for ``profile`` and write the report."""
+    """Execute the selected notebooks in order for ``profile`` and write the report.
+
+    ``data_root``, ``max_videos_per_class`` and ``settings`` reach every notebook's parameters
+    cell (None and ``()``: the embedded dataset and the profile's values). The report goes to
+    ``out_dir``, by default ``reports/<name of the runs' folder>`` (``reports/standard``,
+    ``reports/smoke-UCF-101-6-per-class``).
+    """
     get_profile(profile)
+    parameters, run_dir = notebook_parameters(profile, data_root, max_videos_per_class, settings)
     configure_cpu_environment()  # inherited by the notebooks' kernels
     notebooks = find_notebooks(selection)
-    out_dir = Path(out_dir) if out_dir else paths.reports_dir() / profile
+    out_dir = Path(out_dir) if out_dir else paths.reports_dir() / run_dir.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = ReportResult(out_dir=out_dir, index_path=out_dir / "index.html")
+    result = ReportResult(out_dir=out_dir, index_path=out_dir / "index.html", parameters=parameters)
+    described = ", ".join(f"{name} {value}" for name, value in parameters.items() if name != "run_dir")
     for notebook in notebooks:
-        print(f"[report] running {notebook.name} (profile {profile}) ...", flush=True)
-        run = execute_notebook(notebook, out_dir, profile)
+        print(f"[report] running {notebook.name} ({described}) ...", flush=True)
+        run = execute_notebook(notebook, out_dir, profile, parameters)
         result.runs.append(run)
         print(f"[report] {notebook.name}: {run.status} in {run.seconds:.1f} s", flush=True)
-        write_index(result, profile)
+        write_index(result, profile, run_dir / "summary")
         if run.status != "ok":
             print(f"[report] FAILED — {run.message}", file=sys.stderr, flush=True)
             if run.notebook_path:
                 print(f"[report] executed notebook with the error: {run.notebook_path}", file=sys.stderr)
             if stop_on_failure:
                 break
-    write_index(result, profile)
+    write_index(result, profile, run_dir / "summary")
     print(f"[report] index: {result.index_path}", flush=True)
     return result

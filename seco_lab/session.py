@@ -177,6 +177,50 @@ def default_run_dir(profile: str, data_root: Path | None = None, overrides: dict
     return paths.runs_dir() / f"{profile}-{Path(data_root).resolve().name}{suffix}"
 
 
+def plan_session(
+    profile: str | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    data_root: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    max_videos_per_class: int | None = None,
+    batch_size: int | None = None,
+    input_mode: str | None = None,
+    settings: list[str] | tuple[str, ...] = (),
+) -> Session:
+    """The :class:`Session` of a notebook's parameters, validated, without touching the disk:
+    ``data_root=None`` names the embedded dataset's folder, which :func:`start` generates."""
+    from seco_lab.methods.pretrain import deep_update
+
+    name = resolve_profile_name(profile)
+    settings = validate_settings(settings)
+    overrides = deep_update(settings_overrides(list(settings), get_profile(name)),
+                            notebook_overrides(max_videos_per_class, batch_size, input_mode))
+    profile_values = deep_update(get_profile(name), overrides)
+    check_profile_values(profile_values)
+    device = validate_device(device)
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if data_root is None:
+        if name == "paper":
+            raise ValueError(
+                "the paper profile trains on a real dataset: set data_root to a UCF101, HMDB51 "
+                "or Kinetics folder (see data/README.md)"
+            )
+        root = paths.synth_dataset_dir(profile_values["synth"]["preset"])
+    else:
+        root = Path(data_root).expanduser()
+        if not root.exists():
+            raise FileNotFoundError(
+                f"data_root {str(root)!r} does not exist: give a dataset folder in a layout "
+                "seco_lab reads (UCF101, HMDB51, Kinetics CSV or class folders), or None for "
+                "the embedded dataset"
+            )
+    runs = (Path(run_dir).expanduser() if run_dir
+            else default_run_dir(name, None if data_root is None else root, overrides, settings))
+    return Session(name, profile_values, device, seed, root, runs, overrides, settings)
+
+
 def start(
     profile: str | None = None,
     device: str = "auto",
@@ -199,36 +243,12 @@ def start(
     import numpy as np
     import torch
 
-    from seco_lab.methods.pretrain import deep_update
-
-    name = resolve_profile_name(profile)
-    settings = validate_settings(settings)
-    overrides = deep_update(settings_overrides(list(settings), get_profile(name)),
-                            notebook_overrides(max_videos_per_class, batch_size, input_mode))
-    profile_values = deep_update(get_profile(name), overrides)
-    check_profile_values(profile_values)
-    device = validate_device(device)
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    lab = plan_session(profile, device, seed, data_root, run_dir, max_videos_per_class, batch_size, input_mode,
+                       settings)
     if data_root is None:
-        if name == "paper":
-            raise ValueError(
-                "the paper profile trains on a real dataset: set data_root to a UCF101, HMDB51 "
-                "or Kinetics folder (see data/README.md)"
-            )
-        root = ensure_synth_dataset(profile_values["synth"]["preset"])
-    else:
-        root = Path(data_root).expanduser()
-        if not root.exists():
-            raise FileNotFoundError(
-                f"data_root {str(root)!r} does not exist: give a dataset folder in a layout "
-                "seco_lab reads (UCF101, HMDB51, Kinetics CSV or class folders), or None for "
-                "the embedded dataset"
-            )
-    runs = (Path(run_dir).expanduser() if run_dir
-            else default_run_dir(name, None if data_root is None else root, overrides, settings))
-    runs.mkdir(parents=True, exist_ok=True)
+        ensure_synth_dataset(lab.profile["synth"]["preset"], root=lab.data_root)
+    lab.run_dir.mkdir(parents=True, exist_ok=True)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    return Session(name, profile_values, device, seed, root, runs, overrides, settings)
+    return lab

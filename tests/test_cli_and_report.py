@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from seco_lab.cli import build_parser, main
+from seco_lab.profiles import get_profile
 from seco_lab.report import find_notebooks, run_report
 
 
@@ -45,8 +46,8 @@ def test_python_dash_m_runs_info():
     assert "torch" in completed.stdout
 
 
-def _write_notebook(path: Path, cells: list[str]) -> None:
-    parameters = nbformat.v4.new_code_cell("profile = None")
+def _write_notebook(path: Path, cells: list[str], parameters: str = "profile = None") -> None:
+    parameters = nbformat.v4.new_code_cell(parameters)
     parameters.metadata["tags"] = ["parameters"]
     notebook = nbformat.v4.new_notebook(cells=[parameters] + [nbformat.v4.new_code_cell(c) for c in cells])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -85,6 +86,48 @@ def test_report_index_collects_saved_summaries(tmp_path, monkeypatch):
     assert result.ok
     assert json.loads((tmp_path / "runs" / "smoke" / "summary" / "00_save.json").read_text()) == {"accuracy": 0.625}
     assert "0.625" in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_report_on_another_dataset_gives_every_notebook_its_data_subset_settings_and_one_run_folder(
+        tmp_path, monkeypatch):
+    """00 declares no settings parameter (it trains nothing) and still saves beside 01, which does."""
+    notebooks, data = tmp_path / "notebooks", tmp_path / "my-videos"
+    notebooks.mkdir()
+    data.mkdir()
+    declared = "profile = None\ndata_root = None\nrun_dir = None\nmax_videos_per_class = None"
+    saves = ("from seco_lab.session import start\n"
+             "lab = start(profile=profile, data_root=data_root, run_dir=run_dir, "
+             "max_videos_per_class=max_videos_per_class{settings})\n"
+             "lab.save_summary('{name}', {{'data': str(lab.data_root), 'subset': lab.max_videos_per_class, "
+             "'queue': lab.section('seco')['queue_size']}})")
+    _write_notebook(notebooks / "00_plain.ipynb", [saves.format(settings="", name="00_plain")], declared)
+    _write_notebook(notebooks / "01_set.ipynb", [saves.format(settings=", settings=settings", name="01_set")],
+                    declared + "\nsettings = []")
+    monkeypatch.setattr("seco_lab.paths.notebooks_dir", lambda: notebooks)
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("SECO_LAB_REPORTS", str(tmp_path / "reports"))
+    result = run_report("smoke", data_root=data, max_videos_per_class=3, settings=["seco.queue_size=64"])
+    assert result.ok, [run.message for run in result.runs]
+    runs = tmp_path / "runs" / "smoke-my-videos-3-per-class-seco.queue_size=64"
+    assert result.out_dir == tmp_path / "reports" / runs.name
+    plain = json.loads((runs / "summary" / "00_plain.json").read_text())
+    assert plain == {"data": str(data), "subset": 3, "queue": get_profile("smoke")["seco"]["queue_size"]}
+    assert json.loads((runs / "summary" / "01_set.json").read_text()) == {"data": str(data), "subset": 3, "queue": 64}
+    index = result.index_path.read_text()
+    assert str(data) in index and "seco.queue_size=64" in index and "<td>64</td>" in index
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"data_root": "/definitely/not/here"}, "data_root '/definitely/not/here' does not exist"),
+    ({"max_videos_per_class": 0}, "max_videos_per_class must be None or an integer >= 1"),
+    ({"settings": ["seco.queue_size=0"]}, "seco.queue_size must be a whole number >= 1, got 0"),
+    ({"settings": ["seco.queue"]}, "is not SECTION.KEY=VALUE"),
+])
+def test_report_refuses_bad_parameters_before_any_notebook_runs(tmp_path, monkeypatch, options, message):
+    monkeypatch.setenv("SECO_LAB_REPORTS", str(tmp_path / "reports"))
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        run_report("smoke", **options)
+    assert not (tmp_path / "reports").exists()
 
 
 def test_report_selection_names_the_notebooks_when_nothing_matches(tmp_path):
