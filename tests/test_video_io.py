@@ -70,6 +70,24 @@ def test_seeking_and_sequential_decoding_agree(tmp_path, monkeypatch):
     assert torch.equal(seeking, sequential)
 
 
+def test_a_far_frame_is_sought_after_near_ones_were_decoded_from_the_start(tmp_path, monkeypatch):
+    """SeCo's triplets ([a, b, c] with a in the first half) and evenly spaced evaluation frames
+    start near frame 0 and then jump: the jump seeks instead of decoding every frame between."""
+    path = tmp_path / "coded.mp4"
+    _write_coded(path, coded_frames(200), range(200), gop=12)
+    decoded = []
+
+    def counted(container, stream):
+        for frame in original(container, stream):
+            decoded.append(frame.pts)
+            yield frame
+
+    original = video_io._decoded_frames
+    monkeypatch.setattr(video_io, "_decoded_frames", counted)
+    assert decode_codes(read_frames(path, [5, 150, 160])) == [5, 150, 160]
+    assert len(decoded) < 5 + 1 + 12 + 11 + 5  # 0..5, then from the keyframe before 150 to 160, and slack
+
+
 def test_variable_frame_rate_falls_back_to_counting_frames(tmp_path, monkeypatch):
     """Timestamps that do not follow the average rate must not shift indices."""
     path = tmp_path / "vfr.mkv"
@@ -127,6 +145,7 @@ def test_a_gap_in_the_timestamps_does_not_shift_the_frames_a_seek_reads(tmp_path
     assert probe_video(path).num_frames == 200
     for index in (60, 130, 175, 199):
         assert decode_codes(read_frames(path, [index])) == [index]
+        assert decode_codes(read_frames(path, [5, index])) == [5, index]  # a seek after decoding from the start
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
@@ -150,6 +169,7 @@ def test_a_clip_cut_at_a_frame_that_is_not_a_keyframe_reads_the_frames_it_decode
     assert every_frame == list(range(every_frame[0], every_frame[0] + count))
     for index in (60, 120, 180, count - 1):
         assert decode_codes(read_frames(cut, [index])) == [every_frame[index]]
+        assert decode_codes(read_frames(cut, [2, index])) == [every_frame[2], every_frame[index]]
     monkeypatch.setattr(video_io, "SEEK_GAP_FRAMES", 0)  # seek for every forward jump
     indices = [int(i) for i in np.random.default_rng(0).integers(0, count, size=30)]
     assert decode_codes(read_frames(cut, indices)) == [every_frame[i] for i in indices]

@@ -273,10 +273,10 @@ class _FrameReader:
         self.sequential = True  # True while position is the exact count of decoded frames
 
     def _check_timing(self) -> None:
-        """Before the first seek: trust timestamps only when they follow the frame rate throughout.
+        """Before anything is decoded: trust timestamps only when they follow the frame rate throughout.
 
-        Runs on a fresh container only (decoding from the start turns seeking off), so the scan
-        starts at the first packet and, on a cached answer, the container has not moved."""
+        ``frames_at`` runs it on the fresh container, so the scan starts at the first packet and,
+        on a cached answer, the container has not moved."""
         assert self.ticks_per_frame is not None
         stat = self.path.stat()
         key = (str(self.path), stat.st_size, stat.st_mtime_ns)
@@ -292,8 +292,12 @@ class _FrameReader:
             self.start_pts = start
 
     def _restart_sequential(self) -> None:
-        """Go back to the start of the stream and count frames from there."""
+        """Give up seeking: go back to the start of the stream and count frames from there."""
         self.can_seek = False
+        self._decode_from_start()
+
+    def _decode_from_start(self) -> None:
+        """Decode from the first frame (rewinding when the container has moved), counting frames."""
         if self.position >= 0 or self._frames is not None or self.moved:
             try:
                 self.container.seek(self.rewind_pts, backward=True, any_frame=False, stream=self.stream)
@@ -324,7 +328,7 @@ class _FrameReader:
     def _next_frame(self) -> av.VideoFrame | None:
         """Advance one frame; keeps ``position`` right, or returns None at the end of the stream."""
         if self._frames is None:
-            self._restart_sequential()
+            self._decode_from_start()
         frame = next(self._frames, None)
         if frame is None:
             return None
@@ -339,6 +343,9 @@ class _FrameReader:
         return frame
 
     def frames_at(self, sorted_unique: list[int]) -> dict[int, av.VideoFrame]:
+        far_jump = any(b - a > SEEK_GAP_FRAMES for a, b in zip([-1, *sorted_unique], sorted_unique))
+        if self.can_seek and far_jump and not self.timing_checked:
+            self._check_timing()
         wanted: dict[int, av.VideoFrame] = {}
         for target in sorted_unique:
             while True:
@@ -356,10 +363,6 @@ class _FrameReader:
         return wanted
 
     def _advance_to(self, target: int) -> av.VideoFrame | None:
-        if self.can_seek and target - self.position > SEEK_GAP_FRAMES and not self.timing_checked:
-            self._check_timing()
-            if not self.can_seek:
-                self._restart_sequential()
         if self.can_seek and target - self.position > SEEK_GAP_FRAMES:
             if not self._seek_to(target):
                 self._restart_sequential()
