@@ -89,6 +89,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _names_from(choices: tuple[str, ...]) -> Any:
+    """argparse type of a comma-separated list of names from ``choices`` (one or more)."""
+    def names(text: str) -> list[str]:
+        given = [part.strip() for part in text.split(",") if part.strip()]
+        unknown = [name for name in given if name not in choices]
+        if unknown or not given:
+            raise argparse.ArgumentTypeError(
+                f"{', '.join(map(repr, unknown)) or 'nothing'} given: choose from {', '.join(choices)}, "
+                "several separated by commas")
+        return given
+    return names
+
+
 def _svm_c(text: str) -> float | str:
     """argparse type of ``--svm-c``: a positive number or ``cv``."""
     if text == "cv":
@@ -103,19 +116,19 @@ def _svm_c(text: str) -> float | str:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from seco_lab.evaluation import run_protocol
+    from seco_lab.evaluation import run_protocols
     from seco_lab.profiles import get_profile, settings_overrides
 
     evaluation_section = {"eval": get_profile("standard")["eval"]}
     overrides = settings_overrides(args.set or [], evaluation_section).get("eval", {})
     overrides.update({key: value for key, value in (("svm_c", args.svm_c), ("bn_stats", args.bn_stats))
                       if value is not None})
-    metrics = run_protocol(
+    results = run_protocols(
         args.protocol,
         checkpoint=Path(args.checkpoint),
         data_root=Path(args.data),
         profile=args.profile,
-        pooling=args.pooling,
+        poolings=args.pooling,
         device=args.device,
         split=args.split,
         weights=args.weights,
@@ -123,9 +136,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         progress=not args.json,
         **overrides,
     )
-    if args.json:
-        print(json.dumps({"protocol": args.protocol, **metrics}, default=float))
-    else:
+    for number, metrics in enumerate(results):
+        if args.json:
+            print(json.dumps(metrics, default=float))
+            continue
+        if number:
+            print()
         width = max(len(key) for key in metrics)
         for key, value in metrics.items():
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
@@ -194,8 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", required=True)
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--split", type=int, default=1)
-    evaluate.add_argument("--protocol", default="linear-svm", choices=PROTOCOL_NAMES)
-    evaluate.add_argument("--pooling", default="mean", choices=("mean", "concat"))
+    evaluate.add_argument("--protocol", default=["linear-svm"], type=_names_from(PROTOCOL_NAMES),
+                          metavar="P[,P...]",
+                          help=f"one or more of {', '.join(PROTOCOL_NAMES)}, separated by commas; the features "
+                               "are extracted once for all of them (default: linear-svm)")
+    evaluate.add_argument("--pooling", default=["mean"], type=_names_from(("mean", "concat")), metavar="mean|concat",
+                          help="a frame encoder's pooling over frames: mean (the papers'), concat (temporal "
+                               "order kept) or mean,concat for both from one extraction (default: mean)")
     evaluate.add_argument("--profile", choices=PROFILE_NAMES, default=None,
                           help="evaluation sizes (default: the checkpoint's profile)")
     evaluate.add_argument("--bn-stats", default=None, choices=("checkpoint", "train"),

@@ -10,6 +10,7 @@ import torch
 from _video_fixtures import make_video
 
 from seco_lab.cli import main
+from seco_lab.evaluation import read_results, run_protocols, runner
 from seco_lab.methods.pretrain import pretrain
 from seco_lab.profiles import get_profile
 
@@ -123,6 +124,44 @@ def test_cli_evaluate_settings_are_applied_named_and_checked(smoke_data, tmp_pat
     assert "eval.knn_k takes a number" in capsys.readouterr().err
     assert main(command + ["--set", "eval.knn_k=0"]) == 2
     assert "eval.knn_k must be a whole number >= 1, got 0" in capsys.readouterr().err
+
+
+def test_cli_evaluates_several_protocols_and_poolings_from_one_extraction(smoke_data, tmp_path, capsys, monkeypatch):
+    """Each result equals the one its own command gives; the frames are encoded once per split."""
+    checkpoint = pretrain("seco", smoke_data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
+    command = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(smoke_data), "--max-videos-per-class", "2",
+               "--json"]
+    alone = {}
+    for protocol in ("linear-svm", "knn", "retrieval"):
+        for pooling in ("mean", "concat"):
+            assert main(command + ["--protocol", protocol, "--pooling", pooling]) == 0
+            alone[protocol, pooling] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    extractions = []
+    original = runner.extract_video_features
+    monkeypatch.setattr(runner, "extract_video_features",
+                        lambda *args, **kwargs: extractions.append(kwargs["pooling"]) or original(*args, **kwargs))
+    assert main(command + ["--protocol", "linear-svm,knn,retrieval", "--pooling", "mean,concat"]) == 0
+    together = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert extractions == ["concat", "concat"]  # train and test, once
+    assert [(line["protocol"], line["pooling"]) for line in together] == list(alone)
+    for line in together:
+        single = alone[line["protocol"], line["pooling"]]
+        assert {key: value for key, value in line.items() if key not in ("wall_time_s", "time")} == {
+            key: value for key, value in single.items() if key not in ("wall_time_s", "time")}
+    with pytest.raises(SystemExit):
+        main(command + ["--protocol", "knn,nearest"])
+    assert "'nearest' given: choose from linear-svm, linear, knn" in capsys.readouterr().err
+
+
+def test_tracking_beside_the_dataset_protocols_keeps_its_own_context(smoke_data, tmp_path):
+    checkpoint = pretrain("seco", smoke_data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
+    tracking, knn = run_protocols(["tracking", "knn"], checkpoint, smoke_data, poolings=["concat"], bn_stats="train",
+                                  max_videos_per_class=2)
+    assert tracking["protocol"] == "tracking" and tracking["bn_stats"] == "checkpoint"
+    assert "num_classes" not in tracking and "max_videos_per_class" not in tracking
+    assert knn["protocol"] == "knn" and knn["bn_stats"] == "train" and knn["pooling"] == "concat"
+    assert knn["num_classes"] >= 2 and knn["max_videos_per_class"] == 2
+    assert [line["protocol"] for line in read_results(tmp_path / "random" / "results.jsonl")] == ["tracking", "knn"]
 
 
 def test_a_profile_value_outside_its_range_is_refused_before_the_run_folder_is_made(smoke_data, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""One entry point for every protocol: ``run_protocol`` (used by ``python -m seco_lab evaluate``).
+"""One entry point for every protocol: ``run_protocol``, and ``run_protocols`` for several at
+once (used by ``python -m seco_lab evaluate``).
 
 Loads a checkpoint's trunk, builds the features or trains what the protocol needs, and
 returns a flat dict of metrics (numbers and short strings) with the wall time; the same dict
@@ -14,12 +15,15 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from seco_lab.evaluation.features import (
-    EvaluationError, LoadedEncoder, extract_video_features, load_encoder, recompute_bn_stats, resolve_device,
+    POOLINGS, EvaluationError, LoadedEncoder, extract_video_features, load_encoder, pool_frame_features,
+    recompute_bn_stats, resolve_device,
 )
 from seco_lab.evaluation.finetune import finetune_protocol
 from seco_lab.evaluation.knn import knn_protocol
@@ -158,8 +162,54 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
     subset of each class and split), ``results_file`` (default: results.jsonl next to the checkpoint).
     The metrics name each eval setting given here as ``eval.KEY`` (``bn_stats`` is always named).
     """
-    if protocol not in PROTOCOLS:
-        raise EvaluationError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    return run_protocols([protocol], checkpoint, data_root, profile, [pooling], device, **options)[0]
+
+
+def _frozen_features(encoder: LoadedEncoder, splits: VideoSplits, settings: dict[str, Any], views: bool,
+                     **common: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(train_x, train_y, test_x, test_y)`` of a frozen encoder. 2D: frame features concatenated
+    in temporal order (N, T * D), whatever the pooling. 3D: clip features averaged (N, D), or with
+    ``views`` kept per clip (N, V, D), the test split's with ``test_crops`` crops per clip."""
+    pooling = "concat" if encoder.kind == "2d" else "mean"
+    keep_views = views and encoder.kind == "3d"
+    train_x, train_y = extract_video_features(encoder, splits.train, num_frames=splits.train_frames, pooling=pooling,
+                                              keep_views=keep_views, **common)
+    test_x, test_y = extract_video_features(encoder, splits.test, num_frames=splits.test_frames, pooling=pooling,
+                                            keep_views=keep_views,
+                                            num_crops=int(settings["test_crops"]) if keep_views else 1, **common)
+    return train_x, train_y, test_x, test_y
+
+
+def _pooled(features: np.ndarray, encoder: LoadedEncoder, pooling: str, frames_per_video: int) -> np.ndarray:
+    """2D features (N, T * D) in temporal order pooled by ``pooling``; 3D features as they are."""
+    if encoder.kind != "2d" or pooling == "concat":
+        return features
+    frames = torch.from_numpy(features).reshape(len(features), frames_per_video, -1)  # (N, T, D)
+    return pool_frame_features(frames, pooling).numpy()
+
+
+def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
+                  profile: str | dict[str, Any] | None = None, poolings: Sequence[str] = ("mean",),
+                  device: str = "auto", **options: Any) -> list[dict[str, Any]]:
+    """Evaluate a checkpoint's encoder with several protocols (and, for 2D encoders' frozen
+    features, several poolings); one metrics dict per result, in the order of ``protocols``
+    then ``poolings``, each also appended to the results file.
+
+    The encoder, the dataset index and the features are loaded or extracted once for all of
+    them: a frame encoder's frames are encoded once and pooled both ways. ``finetune`` and
+    ``tracking`` do not pool frozen features and give one result each, as do the protocols of a
+    3D encoder. Arguments as :func:`run_protocol`; ``wall_time_s`` counts from the start of the
+    call to each result.
+    """
+    protocols, poolings = list(dict.fromkeys(protocols)), list(dict.fromkeys(poolings))
+    unknown_protocols = [name for name in protocols if name not in PROTOCOLS]
+    if unknown_protocols or not protocols:
+        raise EvaluationError(f"unknown protocol {', '.join(map(repr, unknown_protocols)) or 'none given'}: "
+                              f"choose one of {', '.join(PROTOCOLS)}")
+    unknown_poolings = [name for name in poolings if name not in POOLINGS]
+    if unknown_poolings or not poolings:
+        raise EvaluationError(f"pooling {', '.join(map(repr, unknown_poolings)) or 'none given'} is not one of "
+                              f"{', '.join(POOLINGS)}")
     started = time.perf_counter()
     checkpoint = Path(checkpoint)
     data_root = Path(data_root)
@@ -177,43 +227,57 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
         check_profile_values({"eval": settings})
     except ProfileError as error:
         raise EvaluationError(str(error)) from None
-    if settings["bn_stats"] not in BN_STATS:
-        raise EvaluationError(f"bn_stats must be one of {', '.join(BN_STATS)}, got {settings['bn_stats']!r}")
     progress = bool(options.get("progress", False))
     seed = int(options.get("seed", 0))
     num_workers = int(options.get("num_workers", 0))
     context: dict[str, Any] = {
-        "protocol": protocol, "method": encoder.method, "encoder_kind": encoder.kind, "weights": weights,
-        "pooling": pooling if encoder.kind == "2d" else "clip-mean",
         "checkpoint": str(checkpoint), "data": str(data_root),
         **{f"eval.{key}": value for key, value in options.items() if key in settings and key != "bn_stats"},
     }
+    video_context: dict[str, Any] = {}  # what the dataset's protocols (all but tracking) add
+    results_file = Path(options.get("results_file") or checkpoint.parent / "results.jsonl")
+    results: list[dict[str, Any]] = []
 
-    if protocol == "tracking":
-        result = track_encoder(encoder, data_root, settings, device_t, progress)
-        context["bn_stats"] = "checkpoint"
-    else:
+    def record(protocol: str, pooling: str, result: dict[str, Any], extra: dict[str, Any]) -> None:
+        metrics = {"protocol": protocol, "method": encoder.method, "encoder_kind": encoder.kind, "weights": weights,
+                   "pooling": pooling if encoder.kind == "2d" else "clip-mean", **context,
+                   **({"bn_stats": "checkpoint"} if protocol == "tracking" else video_context), **extra,
+                   **_scalars(result)}
+        metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
+        metrics["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        append_result(results_file, metrics)
+        results.append(metrics)
+
+    if "tracking" in protocols:
+        tracked = track_encoder(encoder, data_root, settings, device_t, progress)
+    video_protocols = [name for name in protocols if name != "tracking"]
+    if video_protocols:
         max_videos_per_class = options.get("max_videos_per_class")
         splits = load_video_splits(data_root, int(options.get("split", 1)), str(options.get("layout", "auto")), progress,
                                    max_videos_per_class=max_videos_per_class)
         if max_videos_per_class is not None:
-            context["max_videos_per_class"] = max_videos_per_class
+            video_context["max_videos_per_class"] = max_videos_per_class
         elif progress:
             _note_pretraining_subset(encoder, checkpoint)
-        train, test, train_frames, test_frames = splits.train, splits.test, splits.train_frames, splits.test_frames
-        num_classes = splits.num_classes
         if settings["bn_stats"] == "train":
-            recompute_bn_stats(encoder, train, train_frames, frames_per_video=int(settings["frames_per_video"]),
+            recompute_bn_stats(encoder, splits.train, splits.train_frames,
+                               frames_per_video=int(settings["frames_per_video"]),
                                clips_per_video=int(settings["clips_per_video"]),
                                batch_size=int(settings["batch_size"]), device=device_t, seed=seed)
-        context.update({"bn_stats": settings["bn_stats"], "num_classes": num_classes, "num_train": len(train),
-                        "num_test": len(test), "chance": splits.chance})
-        train_labels_all = np.array([r.label for r in train])
-        test_labels_all = np.array([r.label for r in test])
-        context["majority_baseline"] = majority_class_accuracy(train_labels_all, test_labels_all)
+        video_context.update({"bn_stats": settings["bn_stats"], "num_classes": splits.num_classes,
+                              "num_train": len(splits.train), "num_test": len(splits.test), "chance": splits.chance})
+        video_context["majority_baseline"] = majority_class_accuracy(np.array([r.label for r in splits.train]),
+                                                               np.array([r.label for r in splits.test]))
+    common = dict(frames_per_video=int(settings["frames_per_video"]), clips_per_video=int(settings["clips_per_video"]),
+                  batch_size=int(settings["batch_size"]), device=device_t, progress=progress, num_workers=num_workers)
+    extracted: dict[bool, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    for protocol in protocols:
+        if protocol == "tracking":
+            record(protocol, poolings[0], tracked, {})
+            continue
         if protocol == "finetune":
             result = finetune_protocol(
-                encoder, train, test, train_frames, test_frames, num_classes,
+                encoder, splits.train, splits.test, splits.train_frames, splits.test_frames, splits.num_classes,
                 epochs=int(settings["finetune_epochs"]), lr=float(settings["finetune_lr"]),
                 optimizer=str(settings["finetune_optimizer"]), batch_size=int(settings["finetune_batch_size"]),
                 weight_decay=float(settings["finetune_weight_decay"]), segments=int(settings["finetune_segments"]),
@@ -222,35 +286,29 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
                 test_crops=int(settings["finetune_test_crops"]), device=device_t, seed=seed,
                 num_workers=num_workers, progress=progress)
             result["final_train_loss"] = result["train_losses"][-1] if result["train_losses"] else float("nan")
-        else:
-            common = dict(frames_per_video=int(settings["frames_per_video"]),
-                          clips_per_video=int(settings["clips_per_video"]), pooling=pooling,
-                          batch_size=int(settings["batch_size"]), device=device_t, progress=progress,
-                          num_workers=num_workers)
-            keep_views = protocol == "linear"
-            train_x, train_y = extract_video_features(encoder, train, num_frames=train_frames,
-                                                      keep_views=keep_views, **common)
-            test_x, test_y = extract_video_features(
-                encoder, test, num_frames=test_frames, keep_views=keep_views,
-                num_crops=int(settings["test_crops"]) if keep_views else 1, **common)
-            context["feature_dim"] = int(train_x.shape[-1])
+            record(protocol, poolings[0], result, {})
+            continue
+        views = protocol == "linear" and encoder.kind == "3d"
+        if views not in extracted:
+            extracted[views] = _frozen_features(encoder, splits, settings, views, **common)
+        train_x, train_y, test_x, test_y = extracted[views]
+        for pooling in poolings if encoder.kind == "2d" else poolings[:1]:
+            train_f = _pooled(train_x, encoder, pooling, int(settings["frames_per_video"]))
+            test_f = _pooled(test_x, encoder, pooling, int(settings["frames_per_video"]))
             if protocol == "linear-svm":
-                result = linear_svm_protocol(train_x, train_y, test_x, test_y, C=settings["svm_c"], seed=seed,
-                                             train_groups=record_groups(train))
+                result = linear_svm_protocol(train_f, train_y, test_f, test_y, C=settings["svm_c"], seed=seed,
+                                             train_groups=record_groups(splits.train))
             elif protocol == "linear":
-                result = linear_protocol(train_x, train_y, test_x, test_y, num_classes=num_classes,
-                                         lr=float(settings["linear_lr"]), epochs=int(settings["linear_epochs"]),
+                result = linear_protocol(train_f if views else train_f[:, None], train_y,
+                                         test_f if views else test_f[:, None], test_y,
+                                         num_classes=splits.num_classes, lr=float(settings["linear_lr"]),
+                                         epochs=int(settings["linear_epochs"]),
                                          batch_size=int(settings["linear_batch_size"]),
                                          weight_decay=float(settings["linear_weight_decay"]), seed=seed)
             elif protocol == "knn":
-                result = knn_protocol(train_x, train_y, test_x, test_y, k=int(settings["knn_k"]),
-                                      temperature=float(settings["knn_temperature"]), num_classes=num_classes)
+                result = knn_protocol(train_f, train_y, test_f, test_y, k=int(settings["knn_k"]),
+                                      temperature=float(settings["knn_temperature"]), num_classes=splits.num_classes)
             else:
-                result = retrieval_protocol(train_x, train_y, test_x, test_y, ks=settings["retrieval_ks"])
-
-    metrics = {**context, **_scalars(result)}
-    metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
-    metrics["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    results_file = Path(options.get("results_file") or checkpoint.parent / "results.jsonl")
-    append_result(results_file, metrics)
-    return metrics
+                result = retrieval_protocol(train_f, train_y, test_f, test_y, ks=settings["retrieval_ks"])
+            record(protocol, pooling, result, {"feature_dim": int(train_f.shape[-1])})
+    return results
