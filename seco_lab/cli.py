@@ -6,7 +6,7 @@ Sub-commands::
     data synth --out DIR --profile P      generate the embedded dataset (real mp4 files)
     data check ROOT                       index a dataset folder and list every problem
     pretrain --method M --data DIR ...    self-supervised (or supervised) pretraining
-    evaluate --checkpoint C --data DIR    a downstream protocol on a checkpoint's encoder
+    evaluate --checkpoint C --data DIR    downstream protocols on a checkpoint's encoder
     report --profile P [--data DIR]       execute the notebooks into reports/<profile>[-<data>]/
 """
 
@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _names_from(choices: tuple[str, ...]) -> Any:
+def _names_from(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
     """argparse type of a comma-separated list of names from ``choices`` (one or more)."""
     def names(text: str) -> list[str]:
         given = [part.strip() for part in text.split(",") if part.strip()]
@@ -254,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def _show_warning(show_default: Any) -> Any:
+def _show_warning(show_default: Callable[..., None]) -> Callable[..., None]:
     """``warnings.showwarning`` that prints the package's own warnings (a layout with one class,
     a skipped video, ...) as one ``note:`` line, and any other warning as Python does."""
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,

@@ -164,6 +164,16 @@ def test_tracking_beside_the_dataset_protocols_keeps_its_own_context(smoke_data,
     assert [line["protocol"] for line in read_results(tmp_path / "random" / "results.jsonl")] == ["tracking", "knn"]
 
 
+def test_fine_tuning_before_a_frozen_protocol_leaves_the_frozen_trunk_as_loaded(smoke_data, tmp_path):
+    checkpoint = pretrain("seco", smoke_data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
+    options = dict(poolings=["concat"], max_videos_per_class=2, finetune_lr=0.5)
+    finetuned, after = run_protocols(["finetune", "retrieval"], checkpoint, smoke_data, **options)
+    (alone,) = run_protocols(["retrieval"], checkpoint, smoke_data, **options)
+    assert finetuned["protocol"] == "finetune" and finetuned["final_train_loss"] > 0
+    assert {key: value for key, value in after.items() if key not in ("wall_time_s", "time")} == {
+        key: value for key, value in alone.items() if key not in ("wall_time_s", "time")}
+
+
 def test_a_profile_value_outside_its_range_is_refused_before_the_run_folder_is_made(smoke_data, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["pretrain", "--method", "seco", "--data", str(smoke_data), "--profile", "smoke", "--out", str(run),

@@ -275,9 +275,10 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
         if protocol == "tracking":
             record(protocol, poolings[0], tracked, {})
             continue
-        if protocol == "finetune":
+        if protocol == "finetune":  # on a copy: the frozen protocols keep the trunk as loaded
             result = finetune_protocol(
-                encoder, splits.train, splits.test, splits.train_frames, splits.test_frames, splits.num_classes,
+                copy.deepcopy(encoder), splits.train, splits.test, splits.train_frames, splits.test_frames,
+                splits.num_classes,
                 epochs=int(settings["finetune_epochs"]), lr=float(settings["finetune_lr"]),
                 optimizer=str(settings["finetune_optimizer"]), batch_size=int(settings["finetune_batch_size"]),
                 weight_decay=float(settings["finetune_weight_decay"]), segments=int(settings["finetune_segments"]),
