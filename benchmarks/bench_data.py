@@ -5,6 +5,7 @@ Generates its own videos in a temporary folder (a ``folders`` layout), then prin
 - index build time per 1,000 videos (first build, and a rebuild served from the cache);
 - random-clip decoding with ``read_frames`` relative to a plain sequential PyAV decode of the
   same frames (decode from the first frame, convert the wanted ones); >= 0.8 is the goal;
+  the same for SeCo's frame triplets (one frame in each half: read_frames seeks to the far ones);
 - DataLoader clips/s with 0, 1 and 2 workers (VideoDataset reading one clip per item);
 - peak resident memory of this process and of its (worker) children.
 
@@ -17,6 +18,7 @@ import argparse
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -25,6 +27,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 from torch.utils.data import DataLoader
 
+from seco_lab.samplers import seco_frame_triplet
 from seco_lab.video.dataset import VideoDataset, VideoSource
 from seco_lab.video.index import VideoIndex
 from seco_lab.video.io import THREADED_DECODE_MIN_PIXELS, read_frames, write_video
@@ -87,10 +90,17 @@ def sequential_pyav_tuned(path: Path, indices: np.ndarray) -> list[np.ndarray]:
     return arrays
 
 
-def decode_rates(paths: list[Path], num_frames: int, repeats: int = 3) -> dict[str, float]:
-    """Clips/s of read_frames and of the two sequential references, one random clip per video."""
+def seco_triplet(num_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """SeCo's frames of one video: the anchor in one half, two frames in the other."""
+    return seco_frame_triplet(num_frames, rng)[0]
+
+
+def decode_rates(paths: list[Path], num_frames: int, repeats: int = 3,
+                 pattern: Callable[[int, np.random.Generator], np.ndarray] = random_clip) -> dict[str, float]:
+    """Clips/s of read_frames and of the two sequential references, the frames ``pattern``
+    draws from each video (default: one random clip)."""
     rng = np.random.default_rng(1)
-    clips = [(path, random_clip(num_frames, rng)) for path in paths]
+    clips = [(path, pattern(num_frames, rng)) for path in paths]
     decoders = {"read_frames": read_frames, "plain": sequential_pyav_plain, "tuned": sequential_pyav_tuned}
     best = {name: float("inf") for name in decoders}
     for _ in range(repeats):
@@ -104,7 +114,7 @@ def decode_rates(paths: list[Path], num_frames: int, repeats: int = 3) -> dict[s
 
 def decode_rows(label: str, rates: dict[str, float]) -> list[tuple[str, str]]:
     return [
-        (f"random clip decode, {label}: read_frames", f"{rates['read_frames']:.0f} clips/s"),
+        (f"decode {label}: read_frames", f"{rates['read_frames']:.0f} clips/s"),
         ("  sequential PyAV, default settings", f"{rates['plain']:.0f} clips/s"),
         ("  sequential PyAV, same decoder settings", f"{rates['tuned']:.0f} clips/s"),
         ("  ratio read_frames / sequential default (goal >= 0.8)", f"{rates['read_frames'] / rates['plain']:.2f}"),
@@ -155,12 +165,14 @@ def main() -> None:
         rows.append(("index build per 1,000 videos (from cache)", f"{cached * 1000 / args.videos:.3f} s"))
 
         paths = [record.path for record in spec.records]
-        rows.extend(decode_rows(f"{args.frames}-frame videos", decode_rates(paths, args.frames)))
+        rows.extend(decode_rows(f"random clips of {args.frames}-frame videos", decode_rates(paths, args.frames)))
         long_root = Path(temporary) / "long"
         long_frames = args.frames * 10
         make_videos(long_root, args.long_videos, long_frames, args.size)
         long_paths = sorted(long_root.rglob("*.mp4"))
-        rows.extend(decode_rows(f"{long_frames}-frame videos", decode_rates(long_paths, long_frames)))
+        rows.extend(decode_rows(f"random clips of {long_frames}-frame videos", decode_rates(long_paths, long_frames)))
+        rows.extend(decode_rows(f"SeCo frame triplets of {long_frames}-frame videos",
+                                decode_rates(long_paths, long_frames, pattern=seco_triplet)))
 
         dataset = VideoDataset(spec.records, index, OneClip(), size=args.size, seed=0)
         for workers in (0, 1, 2):
