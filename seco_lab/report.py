@@ -117,9 +117,10 @@ def notebook_parameters(profile: str, data_root: str | Path | None = None, max_v
     (:func:`~seco_lab.session.default_run_dir`); it is passed to every notebook, so that those
     without a ``settings`` parameter (00, 01) save beside those with one.
     """
-    from seco_lab.session import plan_session
+    from seco_lab.session import start
 
-    lab = plan_session(profile, data_root=data_root, max_videos_per_class=max_videos_per_class, settings=settings)
+    lab = start(profile, data_root=data_root, max_videos_per_class=max_videos_per_class, settings=settings,
+                prepare=False)
     parameters: dict[str, Any] = {"profile": profile, "run_dir": str(lab.run_dir.resolve())}
     if data_root is not None:
         parameters["data_root"] = str(lab.data_root.resolve())

@@ -177,7 +177,7 @@ def default_run_dir(profile: str, data_root: Path | None = None, overrides: dict
     return paths.runs_dir() / f"{profile}-{Path(data_root).resolve().name}{suffix}"
 
 
-def plan_session(
+def start(
     profile: str | None = None,
     device: str = "auto",
     seed: int = 0,
@@ -187,9 +187,21 @@ def plan_session(
     batch_size: int | None = None,
     input_mode: str | None = None,
     settings: list[str] | tuple[str, ...] = (),
+    prepare: bool = True,
 ) -> Session:
-    """The :class:`Session` of a notebook's parameters, validated, without touching the disk:
-    ``data_root=None`` names the embedded dataset's folder, which :func:`start` generates."""
+    """Validate a notebook's parameters, seed every RNG and make sure the data exists.
+
+    ``max_videos_per_class``, ``batch_size`` and ``input_mode`` change the profile for this
+    notebook and every run it trains (:func:`notebook_overrides`); None keeps the profile's.
+    ``settings`` change any other value of the profile, as ``pretrain --set`` does
+    (``["seco.queue_size=1024"]``, checked by :func:`~seco_lab.profiles.settings_overrides`);
+    the three named parameters win over them. ``prepare=False`` only validates and resolves
+    the folders (``data_root=None``: the embedded dataset's, not generated), touching neither
+    the disk nor the RNGs, as a report does before it runs the notebooks.
+    """
+    import numpy as np
+    import torch
+
     from seco_lab.methods.pretrain import deep_update
 
     name = resolve_profile_name(profile)
@@ -218,36 +230,12 @@ def plan_session(
             )
     runs = (Path(run_dir).expanduser() if run_dir
             else default_run_dir(name, None if data_root is None else root, overrides, settings))
-    return Session(name, profile_values, device, seed, root, runs, overrides, settings)
-
-
-def start(
-    profile: str | None = None,
-    device: str = "auto",
-    seed: int = 0,
-    data_root: str | Path | None = None,
-    run_dir: str | Path | None = None,
-    max_videos_per_class: int | None = None,
-    batch_size: int | None = None,
-    input_mode: str | None = None,
-    settings: list[str] | tuple[str, ...] = (),
-) -> Session:
-    """Validate a notebook's parameters, seed every RNG and make sure the data exists.
-
-    ``max_videos_per_class``, ``batch_size`` and ``input_mode`` change the profile for this
-    notebook and every run it trains (:func:`notebook_overrides`); None keeps the profile's.
-    ``settings`` change any other value of the profile, as ``pretrain --set`` does
-    (``["seco.queue_size=1024"]``, checked by :func:`~seco_lab.profiles.settings_overrides`);
-    the three named parameters win over them.
-    """
-    import numpy as np
-    import torch
-
-    lab = plan_session(profile, device, seed, data_root, run_dir, max_videos_per_class, batch_size, input_mode,
-                       settings)
+    lab = Session(name, profile_values, device, seed, root, runs, overrides, settings)
+    if not prepare:
+        return lab
     if data_root is None:
-        ensure_synth_dataset(lab.profile["synth"]["preset"], root=lab.data_root)
-    lab.run_dir.mkdir(parents=True, exist_ok=True)
+        ensure_synth_dataset(profile_values["synth"]["preset"], root=root)
+    runs.mkdir(parents=True, exist_ok=True)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

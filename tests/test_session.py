@@ -52,6 +52,20 @@ def test_valid_parameters_give_a_session(tmp_path):
     assert lab.section("data")["crop_size"] <= lab.section("data")["size"]
 
 
+def test_a_session_resolved_without_preparing_touches_neither_disk_nor_rngs(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("SECO_LAB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    torch.manual_seed(11)
+    expected = torch.rand(1)
+    torch.manual_seed(11)
+    lab = start(profile="smoke", seed=3, max_videos_per_class=2, prepare=False)
+    assert lab.data_root == tmp_path / "data" / "synth-smoke" and lab.run_dir == tmp_path / "runs" / "smoke-2-per-class"
+    assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+    assert torch.equal(torch.rand(1), expected)
+
+
 def test_runs_and_summaries_on_another_dataset_stay_apart_from_the_curriculum(tmp_path, monkeypatch):
     """A learner who points data_root at UCF101 after the embedded curriculum must get fresh
     runs, not "different settings" errors, and must not overwrite the report's numbers."""
