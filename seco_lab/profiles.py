@@ -298,8 +298,8 @@ VALUE_RULES: tuple[tuple[str, tuple[str, Any]], ...] = (
     ("eval.knn_temperature", _number_above(0)), ("eval.linear_weight_decay", _number_at_least(0)),
     ("eval.finetune_weight_decay", _number_at_least(0)), ("eval.finetune_dropout", _FRACTION),
     ("eval.retrieval_ks", _WHOLE_NUMBERS), ("eval.svm_c", _number_above(0)),
-    ("*.hflip", _BOOLEAN), ("eval.finetune_hflip", _BOOLEAN), ("data.frame_cache", _BOOLEAN), ("seco.small_input", _BOOLEAN),
-    ("dualvar.derangement", _BOOLEAN), ("eval.finetune_partial_bn", _BOOLEAN),
+    ("*.hflip", _BOOLEAN), ("eval.finetune_hflip", _BOOLEAN), ("data.frame_cache", _BOOLEAN),
+    ("seco.small_input", _BOOLEAN), ("dualvar.derangement", _BOOLEAN), ("eval.finetune_partial_bn", _BOOLEAN),
     ("*.mean", _RGB_MEAN), ("*.std", _RGB_STD),
 )
 
@@ -358,8 +358,8 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def check_profile_values(profile: dict[str, Any]) -> None:
     """Raise ``ProfileError`` naming every value of ``profile`` (or of some of its sections) that
-    ``VALUE_RULES`` or ``choice_rules()`` refuse, e.g. ``data.crop_size must be a whole number >= 1, got 0``; the
-    value ``"cv"`` of ``eval.svm_c`` and ``null`` anywhere pass."""
+    ``VALUE_RULES`` or ``choice_rules()`` refuse, e.g. ``data.crop_size must be a whole number >= 1,
+    got 0``; the value ``"cv"`` of ``eval.svm_c`` and ``null`` anywhere pass."""
     problems = []
     for name, value in _flatten(profile).items():
         if value is None or value in ALTERNATIVE_VALUES.get(name, ()):

@@ -131,7 +131,8 @@ def notebook_parameters(profile: str, data_root: str | Path | None = None, max_v
     return parameters, lab.run_dir
 
 
-def execute_notebook(notebook: Path, out_dir: Path, profile: str, parameters: dict[str, Any] | None = None) -> NotebookRun:
+def execute_notebook(notebook: Path, out_dir: Path, profile: str,
+                     parameters: dict[str, Any] | None = None) -> NotebookRun:
     """Run one notebook with papermill and write its executed copy and HTML into ``out_dir``.
 
     ``parameters`` (default ``{"profile": profile}``) go into the notebook's ``parameters``
@@ -211,7 +212,7 @@ def write_index(result: ReportResult, profile: str, summaries: Path | None = Non
             )
     total = sum(run.seconds for run in result.runs)
     run_parameters = "".join(f"<p>{html.escape(name)}: <code>{html.escape(str(value))}</code></p>\n"
-                    for name, value in result.parameters.items() if name != "profile")
+                             for name, value in result.parameters.items() if name != "profile")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>seco_lab report — {profile}</title>
 <style>
