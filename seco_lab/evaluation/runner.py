@@ -12,10 +12,10 @@ import copy
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -271,6 +271,7 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
     common = dict(frames_per_video=int(settings["frames_per_video"]), clips_per_video=int(settings["clips_per_video"]),
                   batch_size=int(settings["batch_size"]), device=device_t, progress=progress, num_workers=num_workers)
     extracted: dict[bool, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    pooled: dict[tuple[bool, str], tuple[np.ndarray, np.ndarray]] = {}  # (views, pooling) -> train, test
     for protocol in protocols:
         if protocol == "tracking":
             record(protocol, poolings[0], tracked, {})
@@ -294,8 +295,10 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
             extracted[views] = _frozen_features(encoder, splits, settings, views, **common)
         train_x, train_y, test_x, test_y = extracted[views]
         for pooling in poolings if encoder.kind == "2d" else poolings[:1]:
-            train_f = _pooled(train_x, encoder, pooling, int(settings["frames_per_video"]))
-            test_f = _pooled(test_x, encoder, pooling, int(settings["frames_per_video"]))
+            if (views, pooling) not in pooled:
+                pooled[views, pooling] = (_pooled(train_x, encoder, pooling, int(settings["frames_per_video"])),
+                                          _pooled(test_x, encoder, pooling, int(settings["frames_per_video"])))
+            train_f, test_f = pooled[views, pooling]
             if protocol == "linear-svm":
                 result = linear_svm_protocol(train_f, train_y, test_f, test_y, C=settings["svm_c"], seed=seed,
                                              train_groups=record_groups(splits.train))
