@@ -110,6 +110,23 @@ def test_store_is_reused_and_rebuilt_when_a_video_changes(tmp_path):
     assert torch.equal(store.read(paths[1], [0]), read_frames(paths[1], [0], 24))
 
 
+def test_a_store_written_before_frames_were_turned_upright_is_rebuilt(tmp_path):
+    """Version 2 stores hold a rotated phone video's frames as stored, not as shown; their index
+    names version 2, and such a store must be decoded again instead of read."""
+    import json
+
+    paths = _videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    store = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    index_file = store.data_file.with_suffix(".json")
+    index = json.loads(index_file.read_text())
+    index["version"] = 2
+    index_file.write_text(json.dumps(index))
+    store.data_file.write_bytes(bytes(store.data_file.stat().st_size))  # stale frames: all black
+    store = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    assert torch.equal(store.read(paths[0], [0, 1]), read_frames(paths[0], [0, 1], 24))
+
+
 def test_dataset_items_are_the_same_with_and_without_the_store(tmp_path):
     from seco_lab.video.io import VideoInfo
     from seco_lab.video.layouts import VideoRecord

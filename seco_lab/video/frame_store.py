@@ -30,7 +30,9 @@ import torch
 
 from seco_lab.video.io import VideoDecodeError, read_frames, resized_shape
 
-STORE_VERSION = 2
+# Raised whenever decoding returns other frames or the file format changes, so an older store
+# is rebuilt, never read: 2 = byte offsets, 3 = frames turned upright by a display rotation.
+STORE_VERSION = 3
 # Left free on the disk beside the store, so caching never fills it.
 RESERVE_BYTES = 1 << 30
 
