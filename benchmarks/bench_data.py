@@ -5,7 +5,9 @@ Generates its own videos in a temporary folder (a ``folders`` layout), then prin
 - index build time per 1,000 videos (first build, and a rebuild served from the cache);
 - random-clip decoding with ``read_frames`` relative to a plain sequential PyAV decode of the
   same frames (decode from the first frame, convert the wanted ones); >= 0.8 is the goal;
-  the same for SeCo's frame triplets (one frame in each half: read_frames seeks to the far ones);
+  the same for SeCo's frame triplets (one frame in each half: read_frames seeks to the far ones),
+  and for the 8 evenly spaced frames of the linear protocol in mpeg4 AVI files with a keyframe
+  every 12 frames, as UCF101's and HMDB51's (read_frames seeks to the keyframe before each);
 - DataLoader clips/s with 0, 1 and 2 workers (VideoDataset reading one clip per item);
 - peak resident memory of this process and of its (worker) children.
 
@@ -27,7 +29,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 from torch.utils.data import DataLoader
 
-from seco_lab.samplers import seco_frame_triplet
+from seco_lab.samplers import evenly_spaced_frames, seco_frame_triplet
 from seco_lab.video.dataset import VideoDataset, VideoSource
 from seco_lab.video.index import VideoIndex
 from seco_lab.video.io import THREADED_DECODE_MIN_PIXELS, read_frames, write_video
@@ -35,10 +37,13 @@ from seco_lab.video.layouts import discover
 
 CLIP_FRAMES = 8
 CLIP_STRIDE = 2
+UCF101_HEIGHT = 240
 
 
-def make_videos(root: Path, num_videos: int, num_frames: int, size: int, classes: int = 4) -> None:
-    """Moving-square videos, ``num_videos`` spread over ``classes`` class folders."""
+def make_videos(root: Path, num_videos: int, num_frames: int, size: int, classes: int = 4,
+                codec: str = "libx264") -> None:
+    """Moving-square videos, ``num_videos`` spread over ``classes`` class folders (``.avi`` for
+    mpeg4, whose keyframes FFmpeg places every 12 frames, ``.mp4`` otherwise)."""
     rng = np.random.default_rng(0)
     for video in range(num_videos):
         frames = np.full((num_frames, size, size, 3), rng.integers(0, 255, 3), dtype=np.uint8)
@@ -47,7 +52,8 @@ def make_videos(root: Path, num_videos: int, num_frames: int, size: int, classes
         for t in range(num_frames):
             top, left = (y + dy * t) % (size // 2), (x + dx * t) % (size // 2)
             frames[t, top:top + size // 4, left:left + size // 4] = 255 - frames[t, 0, 0]
-        write_video(root / f"class{video % classes}" / f"video{video:05d}.mp4", frames)
+        suffix = ".avi" if codec == "mpeg4" else ".mp4"
+        write_video(root / f"class{video % classes}" / f"video{video:05d}{suffix}", frames, codec=codec)
 
 
 def random_clip(num_frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -93,6 +99,11 @@ def sequential_pyav_tuned(path: Path, indices: np.ndarray) -> list[np.ndarray]:
 def seco_triplet(num_frames: int, rng: np.random.Generator) -> np.ndarray:
     """SeCo's frames of one video: the anchor in one half, two frames in the other."""
     return seco_frame_triplet(num_frames, rng)[0]
+
+
+def evaluation_frames(num_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """The linear protocol's frames of one video: 8 evenly spaced (``rng`` is not used)."""
+    return evenly_spaced_frames(num_frames, 8)
 
 
 def decode_rates(paths: list[Path], num_frames: int, repeats: int = 3,
@@ -173,6 +184,11 @@ def main() -> None:
         rows.extend(decode_rows(f"random clips of {long_frames}-frame videos", decode_rates(long_paths, long_frames)))
         rows.extend(decode_rows(f"SeCo frame triplets of {long_frames}-frame videos",
                                 decode_rates(long_paths, long_frames, pattern=seco_triplet)))
+        avi_root = Path(temporary) / "avi"
+        make_videos(avi_root, args.long_videos, long_frames, UCF101_HEIGHT, codec="mpeg4")
+        avi_paths = sorted(avi_root.rglob("*.avi"))
+        rows.extend(decode_rows(f"8 evenly spaced frames of {long_frames}-frame mpeg4 AVIs ({UCF101_HEIGHT} px)",
+                                decode_rates(avi_paths, long_frames, pattern=evaluation_frames)))
 
         dataset = VideoDataset(spec.records, index, OneClip(), size=args.size, seed=0)
         for workers in (0, 1, 2):

@@ -1,5 +1,6 @@
 """write_video -> probe_video / read_frames round trips, frame accuracy, seeking and resizing."""
 
+from dataclasses import replace
 from fractions import Fraction
 
 import av
@@ -48,6 +49,12 @@ def test_odd_frame_size_is_written_with_libx264(tmp_path):
     assert (info.num_frames, info.width, info.height) == (5, 21, 15)
 
 
+def _seek_at_every_forward_jump(monkeypatch) -> None:
+    """Make the reader seek for every forward jump, wherever the keyframes are."""
+    monkeypatch.setattr(video_io, "SEEK_MIN_SKIP_FRAMES", -10**9)
+    monkeypatch.setattr(video_io, "SEEK_GAP_FRAMES", 0)
+
+
 @pytest.mark.parametrize("suffix,codec", [(".mp4", "libx264"), (".avi", "mpeg4"), (".mkv", "libx264")])
 def test_read_frames_is_frame_accurate_in_any_order_with_repeats(tmp_path, suffix, codec):
     path = tmp_path / f"coded{suffix}"
@@ -62,12 +69,34 @@ def test_seeking_and_sequential_decoding_agree(tmp_path, monkeypatch):
     path = tmp_path / "coded.mp4"
     write_video(path, coded_frames(180), fps=24.0)
     indices = list(np.random.default_rng(0).integers(0, 180, size=25))
-    monkeypatch.setattr(video_io, "SEEK_GAP_FRAMES", 0)  # seek for every forward jump
+    _seek_at_every_forward_jump(monkeypatch)
     seeking = read_frames(path, indices)
-    monkeypatch.setattr(video_io, "SEEK_GAP_FRAMES", 10**9)  # never seek
+    monkeypatch.setattr(video_io, "SEEK_MIN_SKIP_FRAMES", 10**9)  # never seek
+    monkeypatch.setattr(video_io, "SEEK_GAP_FRAMES", 10**9)
     sequential = read_frames(path, indices)
     assert decode_codes(seeking) == [int(i) for i in indices]
     assert torch.equal(seeking, sequential)
+
+
+def _count_decoded(monkeypatch) -> list[int]:
+    """The pts of every frame the reader decodes from now on, in order."""
+    decoded: list[int] = []
+    original = video_io._decoded_frames
+
+    def counted(container, stream):
+        for frame in original(container, stream):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(video_io, "_decoded_frames", counted)
+    return decoded
+
+
+def _keyframe_indices(path) -> list[int]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        ticks = 1 / (stream.average_rate * stream.time_base)
+        return sorted(round(packet.pts / ticks) for packet in container.demux(stream) if packet.size and packet.is_keyframe)
 
 
 def test_a_far_frame_is_sought_after_near_ones_were_decoded_from_the_start(tmp_path, monkeypatch):
@@ -75,17 +104,51 @@ def test_a_far_frame_is_sought_after_near_ones_were_decoded_from_the_start(tmp_p
     start near frame 0 and then jump: the jump seeks instead of decoding every frame between."""
     path = tmp_path / "coded.mp4"
     _write_coded(path, coded_frames(200), range(200), gop=12)
-    decoded = []
-
-    def counted(container, stream):
-        for frame in original(container, stream):
-            decoded.append(frame.pts)
-            yield frame
-
-    original = video_io._decoded_frames
-    monkeypatch.setattr(video_io, "_decoded_frames", counted)
+    decoded = _count_decoded(monkeypatch)
     assert decode_codes(read_frames(path, [5, 150, 160])) == [5, 150, 160]
     assert len(decoded) < 5 + 1 + 12 + 11 + 5  # 0..5, then from the keyframe before 150 to 160, and slack
+
+
+def test_short_jumps_seek_when_keyframes_lie_between(tmp_path, monkeypatch):
+    """Evenly spaced evaluation frames of a file with frequent keyframes (UCF101's and HMDB51's
+    mpeg4) are a few dozen frames apart: each jump seeks to the keyframe before its frame instead
+    of decoding every frame between."""
+    path = tmp_path / "coded.mp4"
+    _write_coded(path, coded_frames(100), range(100), gop=12)
+    assert max(np.diff(_keyframe_indices(path))) <= 12
+    decoded = _count_decoded(monkeypatch)
+    indices = [0, 20, 40, 60, 80]
+    assert decode_codes(read_frames(path, indices)) == indices
+    assert len(decoded) <= len(indices) * 12  # from the keyframe before each frame; 81 decoding forward
+
+
+def test_a_jump_that_no_keyframe_shortens_decodes_forward(tmp_path, monkeypatch):
+    """A seek lands on the keyframe before the frame: when that keyframe is behind the decoder's
+    position, a seek would decode again what was decoded already."""
+    path = tmp_path / "coded.mp4"
+    _write_coded(path, coded_frames(200), range(200), gop=250)
+    target = _keyframe_indices(path)[1] - 1  # the frame before the second keyframe
+    assert target > 5 + video_io.SEEK_GAP_FRAMES  # a far jump from frame 5
+    decoded = _count_decoded(monkeypatch)
+    assert decode_codes(read_frames(path, [5, target])) == [5, target]
+    assert len(decoded) == len(set(decoded)) == target + 1  # frames 0..target, each once
+
+
+def test_without_keyframe_flags_only_a_far_jump_seeks(tmp_path, monkeypatch):
+    """A file whose packets flag no keyframe gives no landing point to compare: a jump over more
+    than SEEK_GAP_FRAMES seeks, a shorter one decodes forward."""
+    path = tmp_path / "coded.mp4"
+    _write_coded(path, coded_frames(200), range(200), gop=12)
+    real_seek_map = video_io._seek_map
+    monkeypatch.setattr(video_io, "_seek_map", lambda *args: replace(real_seek_map(*args), keyframes=None))
+    video_io._SEEK_MAPS.clear()
+    decoded = _count_decoded(monkeypatch)
+    near = video_io.SEEK_GAP_FRAMES
+    assert decode_codes(read_frames(path, [0, near])) == [0, near]
+    assert len(decoded) == near + 1
+    decoded.clear()
+    assert decode_codes(read_frames(path, [0, near + 100])) == [0, near + 100]
+    assert len(decoded) < 1 + 12 + 1  # frame 0, then from the keyframe before the far frame
 
 
 def test_variable_frame_rate_falls_back_to_counting_frames(tmp_path, monkeypatch):
@@ -104,7 +167,7 @@ def test_variable_frame_rate_falls_back_to_counting_frames(tmp_path, monkeypatch
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     assert probe_video(path).num_frames == 60
-    monkeypatch.setattr(video_io, "SEEK_GAP_FRAMES", 0)
+    _seek_at_every_forward_jump(monkeypatch)
     indices = [40, 10, 59, 25]
     assert decode_codes(read_frames(path, indices)) == indices
 
@@ -170,7 +233,7 @@ def test_a_clip_cut_at_a_frame_that_is_not_a_keyframe_reads_the_frames_it_decode
     for index in (60, 120, 180, count - 1):
         assert decode_codes(read_frames(cut, [index])) == [every_frame[index]]
         assert decode_codes(read_frames(cut, [2, index])) == [every_frame[2], every_frame[index]]
-    monkeypatch.setattr(video_io, "SEEK_GAP_FRAMES", 0)  # seek for every forward jump
+    _seek_at_every_forward_jump(monkeypatch)
     indices = [int(i) for i in np.random.default_rng(0).integers(0, count, size=30)]
     assert decode_codes(read_frames(cut, indices)) == [every_frame[i] for i in indices]
 

@@ -5,13 +5,15 @@ counting every frame the decoder can produce from the start of the file. ``probe
 counts those frames by decoding the whole stream, so the count is right even for files
 whose header lies (truncated files, missing frame counts in the container).
 
-``read_frames`` decodes only what it needs. Indices close to the current decoder position
-are reached by decoding forward; a far-away index is reached by seeking to the keyframe
-before it. After a seek, a frame's index is computed from its timestamp
+``read_frames`` decodes only what it needs. A seek lands on the keyframe at or before the
+wanted frame; the reader seeks when that keyframe lies well past the decoder's position (so
+the seek skips frames that decoding forward would decode), and decodes forward otherwise.
+After a seek, a frame's index is computed from its timestamp
 (``(pts - start) * time_base * frame_rate``, ``start`` being the first frame that decodes)
 and checked against the timestamps of its neighbours. Before its first seek in a file, the
-reader checks that every packet's timestamp is ``start`` plus a whole number of frames (once
-per file and process, reading timestamps only); a file with a gap in its timestamps or a
+reader checks that every packet's timestamp is ``start`` plus a whole number of frames and
+notes which packets are keyframes (once per file and process, reading packets, not decoding
+them); a file with a gap in its timestamps or a
 varying frame rate, or a seek that lands after the requested frame, falls back to decoding
 sequentially from the start, where the index is simply the count of decoded frames.
 
@@ -39,9 +41,12 @@ __all__ = [
     "VideoDecodeError", "VideoInfo", "probe_video", "probe_video_with_note", "read_frames", "resized_shape", "write_video",
 ]
 
-# A gap (in frames) beyond which seeking is tried instead of decoding forward. Decoding
-# forward through a few dozen small frames is cheaper than a seek plus the decode from the
-# keyframe before the target.
+# A seek (a jump of the demuxer, a flush of the decoder) costs about as much as decoding a few
+# small frames: the reader seeks only when the keyframe a seek lands on lies more than this
+# many frames past the decoder's position.
+SEEK_MIN_SKIP_FRAMES = 8
+# For a file whose packets do not say which are keyframes: the forward jump (in frames) beyond
+# which seeking is tried instead of decoding forward.
 SEEK_GAP_FRAMES = 48
 # Frame size from which decoding uses FFmpeg's threads; smaller frames decode faster on one
 # thread (thread start-up costs more than it saves, and DataLoader workers are parallel already).
@@ -209,17 +214,27 @@ def _declared_frames(container: av.container.InputContainer, stream: av.video.st
     return 0
 
 
-# Per process: (path, size, mtime) -> pts of frame 0 when seeking by timestamp lands on known
-# indices, None when it does not (see _even_timestamps_start).
-_SEEK_STARTS: dict[tuple[str, int, int], int | None] = {}
-_SEEK_STARTS_LIMIT = 100_000
+@dataclass(frozen=True)
+class _SeekMap:
+    """What seeking in one file relies on: the pts of frame 0, and the indices of the frames
+    whose packets are keyframes (sorted), or None when the file flags no packet as one."""
+
+    start_pts: int
+    keyframes: np.ndarray | None
 
 
-def _even_timestamps_start(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                           ticks_per_frame: Fraction) -> int | None:
-    """The pts of the first decodable frame when the timestamps of every later packet are that pts
-    plus a whole number of frames, each number used once (frame ``i`` at ``start + i * ticks``);
-    None otherwise. Decodes only up to the first frame and reads the other packets' timestamps.
+# Per process: (path, size, mtime) -> the file's seek map when seeking by timestamp lands on
+# known indices, None when it does not (see _seek_map).
+_SEEK_MAPS: dict[tuple[str, int, int], _SeekMap | None] = {}
+_SEEK_MAPS_LIMIT = 100_000
+
+
+def _seek_map(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+              ticks_per_frame: Fraction) -> _SeekMap | None:
+    """The file's seek map when the timestamps of every packet after the first decodable frame
+    are that frame's pts plus a whole number of frames, each number used once (frame ``i`` at
+    ``start + i * ticks``); None otherwise. Decodes only up to the first frame and reads the
+    other packets' timestamps and keyframe flags.
 
     A gap in the timestamps (dropped frames, a pause in a recording) or a clip cut by stream copy
     at a frame that is not a keyframe (its first packets do not decode) breaks the mapping from
@@ -227,6 +242,7 @@ def _even_timestamps_start(container: av.container.InputContainer, stream: av.vi
     """
     first_pts: int | None = None
     packet_pts: list[int] = []
+    keyframe_pts: list[int] = []
     try:
         for packet in container.demux(stream):
             if packet.size == 0:
@@ -234,6 +250,8 @@ def _even_timestamps_start(container: av.container.InputContainer, stream: av.vi
             if packet.pts is None:
                 return None
             packet_pts.append(packet.pts)
+            if packet.is_keyframe:
+                keyframe_pts.append(packet.pts)
             if first_pts is None:
                 try:
                     frames = packet.decode()
@@ -249,7 +267,8 @@ def _even_timestamps_start(container: av.container.InputContainer, stream: av.vi
     for index, pts in enumerate(later):
         if round((pts - first_pts) / ticks_per_frame) != index:
             return None
-    return first_pts
+    keyframes = sorted(round((pts - first_pts) / ticks_per_frame) for pts in keyframe_pts if pts >= first_pts)
+    return _SeekMap(first_pts, np.array(keyframes, dtype=np.int64) if keyframes else None)
 
 
 class _FrameReader:
@@ -265,8 +284,9 @@ class _FrameReader:
         self.ticks_per_frame: Fraction | None = (1 / (rate * time_base)) if rate and time_base else None
         self.rewind_pts: int = stream.start_time if stream.start_time is not None else 0
         self.start_pts = self.rewind_pts  # pts of frame 0, once _check_timing has found it
+        self.keyframes: np.ndarray | None = None  # keyframe indices, once _check_timing has found them
         self.can_seek = self.ticks_per_frame is not None
-        self.timing_checked = False  # whether start_pts and can_seek come from _even_timestamps_start
+        self.timing_checked = False  # whether start_pts, keyframes and can_seek come from _seek_map
         self.moved = False  # whether the container has read past the start
         self._frames: Iterator[av.VideoFrame] | None = None
         self.position = -1  # index of the last frame taken from self._frames
@@ -280,16 +300,16 @@ class _FrameReader:
         assert self.ticks_per_frame is not None
         stat = self.path.stat()
         key = (str(self.path), stat.st_size, stat.st_mtime_ns)
-        if key not in _SEEK_STARTS:
-            if len(_SEEK_STARTS) >= _SEEK_STARTS_LIMIT:
-                _SEEK_STARTS.clear()
-            _SEEK_STARTS[key] = _even_timestamps_start(self.container, self.stream, self.ticks_per_frame)
+        if key not in _SEEK_MAPS:
+            if len(_SEEK_MAPS) >= _SEEK_MAPS_LIMIT:
+                _SEEK_MAPS.clear()
+            _SEEK_MAPS[key] = _seek_map(self.container, self.stream, self.ticks_per_frame)
             self.moved = True
-        start = _SEEK_STARTS[key]
+        seek_map = _SEEK_MAPS[key]
         self.timing_checked = True
-        self.can_seek = start is not None
-        if start is not None:
-            self.start_pts = start
+        self.can_seek = seek_map is not None
+        if seek_map is not None:
+            self.start_pts, self.keyframes = seek_map.start_pts, seek_map.keyframes
 
     def _restart_sequential(self) -> None:
         """Give up seeking: go back to the start of the stream and count frames from there."""
@@ -342,9 +362,21 @@ class _FrameReader:
         self.position = index
         return frame
 
+    def _seek_pays(self, target: int) -> bool:
+        """Whether to seek towards ``target``: the keyframe a seek lands on (the last one at or
+        before ``target``) lies more than SEEK_MIN_SKIP_FRAMES past the current position."""
+        if not (self.can_seek and self.timing_checked):
+            return False
+        if self.keyframes is None:
+            return target - self.position > SEEK_GAP_FRAMES
+        before = int(np.searchsorted(self.keyframes, target, side="right"))
+        landing = int(self.keyframes[before - 1]) if before else -1
+        return landing - self.position > SEEK_MIN_SKIP_FRAMES
+
     def frames_at(self, sorted_unique: list[int]) -> dict[int, av.VideoFrame]:
-        far_jump = any(b - a > SEEK_GAP_FRAMES for a, b in zip([-1, *sorted_unique], sorted_unique))
-        if self.can_seek and far_jump and not self.timing_checked:
+        # Only a jump over more than SEEK_MIN_SKIP_FRAMES frames can make a seek pay.
+        jump = any(b - a > min(SEEK_MIN_SKIP_FRAMES, SEEK_GAP_FRAMES) for a, b in zip([-1, *sorted_unique], sorted_unique))
+        if self.can_seek and jump and not self.timing_checked:
             self._check_timing()
         wanted: dict[int, av.VideoFrame] = {}
         for target in sorted_unique:
@@ -363,7 +395,7 @@ class _FrameReader:
         return wanted
 
     def _advance_to(self, target: int) -> av.VideoFrame | None:
-        if self.can_seek and target - self.position > SEEK_GAP_FRAMES:
+        if self._seek_pays(target):
             if not self._seek_to(target):
                 self._restart_sequential()
             else:
