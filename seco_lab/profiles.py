@@ -42,7 +42,7 @@ _SMOKE: dict[str, Any] = {
     },
     "cvrl": {
         "arch": "tiny3d", "width": 0.25, "clip_frames": 8, "stride": 1, "head_hidden": 64,
-        "head_dim": 32, "temperature": 0.1, "interval_power": 1.0,
+        "head_dim": 32, "head_layers": 1, "head_batch_norm": False, "temperature": 0.1, "interval_power": 1.0,
         "interval_distribution": "decreasing", "augment_mode": "consistent",
         "input_mode": "frame_differences", "reverse_prob": 0.0, "erase_alpha": [0.0, 0.0], "mean": None,
         "std": None, "augment": {"hflip": False, "area": [0.6, 1.0], "jitter": [0.6, 0.6, 0.6, 0.0],
@@ -107,7 +107,7 @@ _PAPER: dict[str, Any] = {
     },
     "cvrl": {
         "arch": "cvrl_r3d50", "width": 1.0, "clip_frames": 16, "stride": 2, "head_hidden": 2048,
-        "head_dim": 128, "temperature": 0.1, "interval_power": 1.0,
+        "head_dim": 128, "head_layers": 3, "head_batch_norm": True, "temperature": 0.1, "interval_power": 1.0,
         "interval_distribution": "decreasing", "augment_mode": "consistent",
         "input_mode": "rgb", "reverse_prob": 0.0, "erase_alpha": [0.0, 0.0], "mean": None,
         "std": None, "augment": {"hflip": True, "area": [0.3, 1.0], "jitter": [0.8, 0.8, 0.8, 0.2],
@@ -299,7 +299,8 @@ VALUE_RULES: tuple[tuple[str, tuple[str, Any]], ...] = (
     ("eval.finetune_weight_decay", _number_at_least(0)), ("eval.finetune_dropout", _FRACTION),
     ("eval.retrieval_ks", _WHOLE_NUMBERS), ("eval.svm_c", _number_above(0)),
     ("*.hflip", _BOOLEAN), ("eval.finetune_hflip", _BOOLEAN), ("data.frame_cache", _BOOLEAN),
-    ("seco.small_input", _BOOLEAN), ("dualvar.derangement", _BOOLEAN), ("eval.finetune_partial_bn", _BOOLEAN),
+    ("seco.small_input", _BOOLEAN), ("cvrl.head_batch_norm", _BOOLEAN),
+    ("cvrl.head_layers", _whole_number(0)), ("dualvar.derangement", _BOOLEAN), ("eval.finetune_partial_bn", _BOOLEAN),
     ("*.mean", _RGB_MEAN), ("*.std", _RGB_STD),
 )
 

@@ -138,6 +138,22 @@ def test_cvrl_views_are_two_clips_of_the_configured_length():
     assert item["v1"].shape == item["v2"].shape == (3, 8, 56, 56)
 
 
+def test_cvrl_projection_head_follows_the_profile():
+    """The paper's head: 3 hidden layers, each with BN; the CPU profiles': one, without BN; a
+    config from before these settings existed (an older checkpoint's) builds the paper's head."""
+    def layers(config: dict) -> tuple[int, int]:
+        head = build_method("cvrl", config).head
+        return (sum(isinstance(m, torch.nn.Linear) for m in head) - 1, sum(isinstance(m, torch.nn.BatchNorm1d) for m in head))
+
+    assert layers(smoke_config("cvrl")) == (1, 0)
+    assert layers(smoke_config("cvrl", cvrl={"head_layers": 2, "head_batch_norm": True})) == (2, 2)
+    paper = get_profile("paper")["cvrl"]
+    assert layers(smoke_config("cvrl", cvrl={key: paper[key] for key in ("head_layers", "head_batch_norm")})) == (3, 3)
+    older = smoke_config("cvrl")
+    del older["cvrl"]["head_layers"], older["cvrl"]["head_batch_norm"]
+    assert layers(older) == (3, 3)
+
+
 def test_frame_difference_input_reads_one_more_frame_and_cancels_static_content():
     method = build_method("cvrl", smoke_config("cvrl", cvrl={"input_mode": "frame_differences",
                                                               "augment": {"hflip": False, "jitter_prob": 0.0,

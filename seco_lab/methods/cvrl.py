@@ -3,6 +3,14 @@
 SimCLR on clips: two clips of one video, drawn by the temporal interval sampler and augmented
 consistently over time, are positives; every other clip of the (global) batch is a negative.
 3D encoder -> 3 x [Linear-BN-ReLU] + Linear projection -> NT-Xent (τ = 0.1, both directions).
+
+``head_layers`` and ``head_batch_norm`` (the ``cvrl`` section of a profile) set the projection
+head's hidden layers and whether each has BN: 3 with BN in the paper (batches of 1024 clips).
+The CPU profiles (batches of 32) use one hidden layer without BN, the head of SimCLR's first
+version and of DualVar. On the embedded dataset the paper's head left the trunk's features
+little better than an untrained encoder's under the linear SVM, on every seed tried; three
+hidden layers without BN sometimes collapsed. Notebook 05 measures the paper's head against the
+profile's.
 """
 
 from __future__ import annotations
@@ -83,7 +91,10 @@ class CVRL(Method):
                              **cfg.get("augment", {})},
         )
         self.trunk = build_encoder_3d(cfg["arch"], width=cfg["width"])
-        self.head = cvrl_head(self.trunk.feature_dim, cfg["head_hidden"], cfg["head_dim"])
+        # A checkpoint written before ``head_layers`` and ``head_batch_norm`` existed holds the paper's head.
+        self.head = cvrl_head(self.trunk.feature_dim, cfg["head_hidden"], cfg["head_dim"],
+                              num_hidden_layers=int(cfg.get("head_layers", 3)),
+                              batch_norm=bool(cfg.get("head_batch_norm", True)))
         self.loss = NTXentLoss(cfg["temperature"], gather=all_gather_with_grad)
 
     def view_maker(self) -> CVRLViews:

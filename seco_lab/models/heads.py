@@ -37,9 +37,11 @@ def seco_head(in_dim: int, hidden_dim: int | None = None, out_dim: int = 128) ->
     return mlp_head(in_dim, hidden_dim or in_dim, out_dim, num_hidden_layers=1)
 
 
-def cvrl_head(in_dim: int, hidden_dim: int = 2048, out_dim: int = 128, num_hidden_layers: int = 3) -> nn.Sequential:
-    """CVRL projection head: 3 x [Linear(2048) - BN - ReLU] then Linear(128)."""
-    return mlp_head(in_dim, hidden_dim, out_dim, num_hidden_layers=num_hidden_layers, batch_norm=True)
+def cvrl_head(in_dim: int, hidden_dim: int = 2048, out_dim: int = 128, num_hidden_layers: int = 3,
+              batch_norm: bool = True) -> nn.Sequential:
+    """CVRL projection head: 3 x [Linear(2048) - BN - ReLU] then Linear(128). The CPU profiles
+    use one hidden layer without BN (``num_hidden_layers=1, batch_norm=False``, see ``methods.cvrl``)."""
+    return mlp_head(in_dim, hidden_dim, out_dim, num_hidden_layers=num_hidden_layers, batch_norm=batch_norm)
 
 
 def dualvar_clip_head(in_dim: int = 512, hidden_dim: int = 512, out_dim: int = 128) -> nn.Sequential:
