@@ -9,8 +9,8 @@ head's hidden layers and whether each has BN: 3 with BN in the paper (batches of
 The CPU profiles (batches of 32) use one hidden layer without BN, the head of SimCLR's first
 version and of DualVar. On the embedded dataset the paper's head left the trunk's features
 little better than an untrained encoder's under the linear SVM, on every seed tried; three
-hidden layers without BN sometimes collapsed. Notebook 05 measures the paper's head against the
-profile's.
+hidden layers without BN were unstable (one seed of four ended below the untrained encoder).
+Notebook 05 measures the paper's head against the profile's.
 """
 
 from __future__ import annotations
