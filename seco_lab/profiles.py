@@ -279,6 +279,7 @@ VALUE_RULES: tuple[tuple[str, tuple[str, Any]], ...] = (
     ("data.size", _whole_number(1)), ("data.crop_size", _whole_number(1)), ("data.num_workers", _whole_number(0)),
     ("data.max_videos_per_class", _whole_number(1)),
     ("*.width", _number_above(0)), ("*.head_hidden", _whole_number(1)), ("*.head_dim", _whole_number(1)),
+    ("cvrl.head_layers", _whole_number(0)),
     ("*.clip_dim", _whole_number(1)), ("*.series_dim", _whole_number(1)), ("*.order_hidden", _whole_number(0)),
     ("*.queue_size", _whole_number(1)), ("*.temperature", _number_above(0)),
     ("*.rank_margin_temperature", _number_above(0)), ("*.key_momentum", _FRACTION),
@@ -299,8 +300,8 @@ VALUE_RULES: tuple[tuple[str, tuple[str, Any]], ...] = (
     ("eval.finetune_weight_decay", _number_at_least(0)), ("eval.finetune_dropout", _FRACTION),
     ("eval.retrieval_ks", _WHOLE_NUMBERS), ("eval.svm_c", _number_above(0)),
     ("*.hflip", _BOOLEAN), ("eval.finetune_hflip", _BOOLEAN), ("data.frame_cache", _BOOLEAN),
-    ("seco.small_input", _BOOLEAN), ("cvrl.head_batch_norm", _BOOLEAN),
-    ("cvrl.head_layers", _whole_number(0)), ("dualvar.derangement", _BOOLEAN), ("eval.finetune_partial_bn", _BOOLEAN),
+    ("seco.small_input", _BOOLEAN), ("cvrl.head_batch_norm", _BOOLEAN), ("dualvar.derangement", _BOOLEAN),
+    ("eval.finetune_partial_bn", _BOOLEAN),
     ("*.mean", _RGB_MEAN), ("*.std", _RGB_STD),
 )
 

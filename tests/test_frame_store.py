@@ -1,5 +1,6 @@
 """The decoded-frame store returns exactly what decoding returns, and is rebuilt when a video changes."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -113,8 +114,6 @@ def test_store_is_reused_and_rebuilt_when_a_video_changes(tmp_path):
 def test_a_store_written_before_frames_were_turned_upright_is_rebuilt(tmp_path):
     """Version 2 stores hold a rotated phone video's frames as stored, not as shown; their index
     names version 2, and such a store must be decoded again instead of read."""
-    import json
-
     paths = _videos(tmp_path)
     counts = [probe_video(p).num_frames for p in paths]
     store = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)

@@ -374,9 +374,8 @@ class _FrameReader:
         return landing - self.position > SEEK_MIN_SKIP_FRAMES
 
     def frames_at(self, sorted_unique: list[int]) -> dict[int, av.VideoFrame]:
-        # Only a jump over more frames than a seek must skip can make one pay.
-        least_skip = min(SEEK_MIN_SKIP_FRAMES, SEEK_GAP_FRAMES)
-        jump = any(b - a > least_skip for a, b in zip([-1, *sorted_unique], sorted_unique))
+        # Only a jump over more than SEEK_MIN_SKIP_FRAMES frames can make a seek pay.
+        jump = any(b - a > SEEK_MIN_SKIP_FRAMES for a, b in zip([-1, *sorted_unique], sorted_unique))
         if self.can_seek and jump and not self.timing_checked:
             self._check_timing()
         wanted: dict[int, av.VideoFrame] = {}
