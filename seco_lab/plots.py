@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 EMBEDDING_METHODS = ("pca", "tsne")
 
@@ -381,5 +382,7 @@ def plot_similarity_matrices(matrices: Mapping[str, np.ndarray]) -> Figure:
     for axis, (name, matrix) in zip(axes, arrays.items()):
         image = axis.imshow(matrix, vmin=low, vmax=high, cmap="viridis", aspect="auto")
         axis.set(title=name, xlabel="key", ylabel="query")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # keys and queries are whole indices
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     figure.colorbar(image, ax=list(axes), label="cosine similarity")
     return figure

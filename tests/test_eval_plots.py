@@ -120,3 +120,18 @@ def test_plots_stay_readable_with_the_class_counts_of_ucf101_and_kinetics(num_cl
     assert all(len(label.get_text()) <= 24 for label in matrix_axis.get_xticklabels())
     embedding = plots.plot_embedding(rng.normal(size=(labels.size, 4)), labels, methods=("pca",), class_names=names)
     assert embedding.axes[0].get_legend() is None and "colours repeat" in embedding._suptitle.get_text()
+
+
+def test_similarity_matrices_share_one_scale_and_tick_whole_indices():
+    rng = np.random.default_rng(0)
+    figure = plots.plot_similarity_matrices({"batch": rng.uniform(-0.5, 0.5, (16, 16)),
+                                             "per video": rng.uniform(0.2, 0.9, (16, 3))})
+    batch_axis, video_axis = figure.axes[:2]
+    assert batch_axis.images[0].get_clim() == video_axis.images[0].get_clim()
+    low, high = batch_axis.images[0].get_clim()
+    assert low < -0.4 and high > 0.8
+    figure.canvas.draw()
+    for axis in (batch_axis, video_axis):
+        for ticks in (axis.get_xticks(), axis.get_yticks()):
+            assert np.all(ticks == np.round(ticks)), ticks
+    assert {0, 1, 2} <= set(video_axis.get_xticks().astype(int))
