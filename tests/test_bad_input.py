@@ -214,3 +214,16 @@ def test_a_dataset_pointed_at_one_folder_too_high_is_named_by_check_and_refused_
             pytest.raises(EvaluationError, match=r"need at least 2 classes with training videos; found 1 \(UCF-101\)"):
         load_video_splits(tmp_path)
     assert load_video_splits(tmp_path / "UCF-101").spec.classes == ["Archery", "YoYo"]
+
+
+def test_a_video_in_a_codec_ffmpeg_cannot_decode_is_a_named_problem(tmp_path):
+    """An AVI whose FourCC names a codec FFmpeg does not know opens with a video stream but no decoder."""
+    for name in ("a/good", "b/good", "b/unknown_codec"):
+        make_video(tmp_path / f"{name}.avi")
+    unknown = tmp_path / "b" / "unknown_codec.avi"
+    unknown.write_bytes(unknown.read_bytes().replace(b"FMP4", b"QQQQ"))
+    with pytest.raises(VideoDecodeError, match=r"unknown_codec\.avi: no decoder for its video codec"):
+        probe_video(unknown)
+    output = io.StringIO()
+    assert run_check(tmp_path, progress=False, out=output) == 1
+    assert f"{unknown}: no decoder for its video codec" in output.getvalue()

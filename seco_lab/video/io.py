@@ -107,6 +107,9 @@ def _open_video(path: Path, whole_file: bool = False) -> tuple[av.container.Inpu
         container.close()
         raise VideoDecodeError(path, "container has no video stream")
     stream = container.streams.video[0]
+    if stream.codec_context is None:
+        container.close()
+        raise VideoDecodeError(path, "no decoder for its video codec (FFmpeg does not know the codec it names)")
     threads_from = THREADED_PROBE_MIN_PIXELS if whole_file else THREADED_DECODE_MIN_PIXELS
     if stream.codec_context.width * stream.codec_context.height >= threads_from:
         stream.thread_type = "AUTO"
