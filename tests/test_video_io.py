@@ -65,6 +65,16 @@ def test_read_frames_is_frame_accurate_in_any_order_with_repeats(tmp_path, suffi
     assert decode_codes(clip) == indices
 
 
+def test_an_mpeg_transport_stream_starts_again_from_its_first_frame(tmp_path):
+    """A seek to an MPEG transport stream's start time lands a GOP later: decoding from the first
+    frame again (after a seek that did not pay off, or after a far frame was sought) opens the file anew."""
+    path = tmp_path / "coded.ts"
+    write_video(path, coded_frames(120, height=48), codec="mpeg2video")
+    assert probe_video(path).num_frames == 120
+    assert decode_codes(read_frames(path, [119])) == [119]
+    assert decode_codes(read_frames(path, [60, 2])) == [60, 2]
+
+
 def test_seeking_and_sequential_decoding_agree(tmp_path, monkeypatch):
     path = tmp_path / "coded.mp4"
     write_video(path, coded_frames(180), fps=24.0)

@@ -285,8 +285,8 @@ class _FrameReader:
         time_base = stream.time_base
         # Timestamp ticks per frame; None when the stream gives no way to map index <-> pts.
         self.ticks_per_frame: Fraction | None = (1 / (rate * time_base)) if rate and time_base else None
-        self.rewind_pts: int = stream.start_time if stream.start_time is not None else 0
-        self.start_pts = self.rewind_pts  # pts of frame 0, once _check_timing has found it
+        # pts of frame 0: the stream's start time, until _check_timing has found the first frame's
+        self.start_pts: int = stream.start_time if stream.start_time is not None else 0
         self.keyframes: np.ndarray | None = None  # keyframe indices, once _check_timing has found them
         self.can_seek = self.ticks_per_frame is not None
         self.timing_checked = False  # whether start_pts, keyframes and can_seek come from _seek_map
@@ -320,12 +320,12 @@ class _FrameReader:
         self._decode_from_start()
 
     def _decode_from_start(self) -> None:
-        """Decode from the first frame (rewinding when the container has moved), counting frames."""
+        """Decode from the first frame, counting frames. A container that has moved is opened again:
+        a seek to the stream's start lands after the first frames in some formats (MPEG program
+        and transport streams, files joined end to end)."""
         if self.position >= 0 or self._frames is not None or self.moved:
-            try:
-                self.container.seek(self.rewind_pts, backward=True, any_frame=False, stream=self.stream)
-            except (av.error.FFmpegError, OSError) as error:
-                raise VideoDecodeError(self.path, f"cannot rewind to the first frame ({error})") from None
+            self.container.close()
+            self.container, self.stream = _open_video(self.path)
         self._frames = _decoded_frames(self.container, self.stream)
         self.position = -1
         self.sequential = True
@@ -448,9 +448,8 @@ def read_frames(path: str | Path, indices: Sequence[int], size: int | None = Non
         raise ValueError(f"{path}: read_frames needs at least one frame index")
     if min(index_list) < 0:
         raise VideoDecodeError(path, f"negative frame index {min(index_list)} requested")
-    container, stream = _open_video(path)
+    reader = _FrameReader(path, *_open_video(path))
     try:
-        reader = _FrameReader(path, container, stream)
         frames = reader.frames_at(sorted(set(index_list)))
         first = frames[index_list[0]]
         height, width = resized_shape(first.height, first.width, size)
@@ -462,7 +461,7 @@ def read_frames(path: str | Path, indices: Sequence[int], size: int | None = Non
         arrays = {index: reformatter.reformat(frame, format="rgb24", **scale).to_ndarray() for index, frame in frames.items()}
         turns = _quarter_turns(first)
     finally:
-        container.close()
+        reader.container.close()
     clip = np.stack([arrays[i] for i in index_list])  # (T, H, W, C)
     if turns:
         clip = np.rot90(clip, turns, axes=(1, 2))  # upright, as a player shows it
