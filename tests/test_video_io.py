@@ -75,6 +75,17 @@ def test_an_mpeg_transport_stream_starts_again_from_its_first_frame(tmp_path):
     assert decode_codes(read_frames(path, [60, 2])) == [60, 2]
 
 
+def test_a_seek_in_an_mpeg_program_stream_reads_the_requested_frames(tmp_path):
+    """After a seek, FFmpeg stamps the keyframe of an MPEG-1 program stream with the next frame's
+    timestamp: taken at its word, every frame read after the seek was the one before the requested."""
+    path = tmp_path / "coded.mpg"
+    write_video(path, coded_frames(120, height=48), codec="mpeg1video")
+    indices = [60, 2, 119, 75, 33, 98]
+    assert decode_codes(read_frames(path, indices)) == indices
+    for index in indices:
+        assert decode_codes(read_frames(path, [index])) == [index]
+
+
 def test_seeking_and_sequential_decoding_agree(tmp_path, monkeypatch):
     path = tmp_path / "coded.mp4"
     write_video(path, coded_frames(180), fps=24.0)

@@ -397,14 +397,20 @@ class _FrameReader:
             wanted[target] = frame
         return wanted
 
+    def _at_keyframe(self) -> bool:
+        """Whether ``position`` is a keyframe of the seek map (True when the file flags none)."""
+        return self.keyframes is None or bool(np.isin(self.position, self.keyframes))
+
     def _advance_to(self, target: int) -> av.VideoFrame | None:
         if self._seek_pays(target):
             if not self._seek_to(target):
                 self._restart_sequential()
             else:
                 frame = self._next_frame()
-                if frame is None or self.position > target:
-                    # The seek landed after the requested frame: decode from the start instead.
+                if frame is None or self.position > target or not self._at_keyframe():
+                    # The seek landed after the requested frame, or the first frame decoded after it
+                    # is not a keyframe by its timestamp (an MPEG program stream stamps it with the
+                    # next frame's): decode from the start instead.
                     self._restart_sequential()
                 elif self.position == target:
                     return frame
