@@ -297,6 +297,23 @@ def test_resize_sets_short_side_and_keeps_aspect(tmp_path):
     assert resized_shape(240, 320, None) == (240, 320)
 
 
+def test_frames_of_a_file_whose_frame_size_changes_come_out_at_the_first_frames_size(tmp_path):
+    """Two MPEG files joined end to end (``cat a.mpg b.mpg``), 64x96 then 96x128: every frame comes
+    out at the first frame's size, natively and when that size already has the requested short side."""
+    parts = []
+    for number, (height, width) in enumerate([(64, 96), (96, 128)]):
+        part = tmp_path / f"part{number}.mpg"
+        write_video(part, smooth_frames(20, size=max(height, width))[:, :height, :width], codec="mpeg1video")
+        parts.append(part.read_bytes())
+    path = tmp_path / "joined.mpg"
+    path.write_bytes(b"".join(parts))
+    info = probe_video(path)
+    assert (info.height, info.width) == (64, 96) and info.num_frames > 30
+    assert read_frames(path, [0, 30]).shape == (2, 3, 64, 96)
+    assert read_frames(path, [0, 30], size=64).shape == (2, 3, 64, 96)
+    assert read_frames(path, [0, 30], size=32).shape == (2, 3, 32, 48)
+
+
 def test_read_frames_errors_name_the_file(tmp_path):
     path = tmp_path / "short.mp4"
     write_video(path, smooth_frames(5))

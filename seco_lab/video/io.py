@@ -431,6 +431,15 @@ class _UntrustedTimestamps(Exception):
     """Raised inside the reader when frame timestamps do not map to indices."""
 
 
+def _scaling(frame: av.VideoFrame, height: int, width: int) -> dict[str, int | str]:
+    """``reformat`` arguments that bring ``frame`` to ``height`` x ``width``: none when it has that
+    size already (colour conversion only, swscale's fast unscaled path). Frames of one file may
+    differ in size (files joined end to end): all come out at the size of the first one requested."""
+    if (frame.height, frame.width) == (height, width):
+        return {}
+    return {"width": width, "height": height, "interpolation": "AREA" if height < frame.height else "BICUBIC"}
+
+
 def read_frames(path: str | Path, indices: Sequence[int], size: int | None = None) -> torch.Tensor:
     """Decode the frames at ``indices`` of the video at ``path``.
 
@@ -459,12 +468,9 @@ def read_frames(path: str | Path, indices: Sequence[int], size: int | None = Non
         frames = reader.frames_at(sorted(set(index_list)))
         first = frames[index_list[0]]
         height, width = resized_shape(first.height, first.width, size)
-        if (height, width) == (first.height, first.width):
-            scale = {}  # colour conversion only: swscale's fast unscaled path
-        else:
-            scale = {"width": width, "height": height, "interpolation": "AREA" if height < first.height else "BICUBIC"}
         reformatter = VideoReformatter()  # one scaler context for all frames of the call
-        arrays = {index: reformatter.reformat(frame, format="rgb24", **scale).to_ndarray() for index, frame in frames.items()}
+        arrays = {index: reformatter.reformat(frame, format="rgb24", **_scaling(frame, height, width)).to_ndarray()
+                  for index, frame in frames.items()}
         turns = _quarter_turns(first)
     finally:
         reader.container.close()
