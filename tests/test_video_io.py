@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from seco_lab.video import io as video_io
-from seco_lab.video.io import VideoDecodeError, probe_video, read_frames, resized_shape, write_video
+from seco_lab.video.io import (
+    VideoDecodeError, VideoInfo, probe_video, probe_video_with_note, read_frames, resized_shape, write_video,
+)
 from tests._video_fixtures import coded_frames, decode_codes, smooth_frames
 
 
@@ -230,6 +232,19 @@ def test_a_gap_in_the_timestamps_does_not_shift_the_frames_a_seek_reads(tmp_path
     for index in (60, 130, 175, 199):
         assert decode_codes(read_frames(path, [index])) == [index]
         assert decode_codes(read_frames(path, [5, index])) == [5, index]  # a seek after decoding from the start
+
+
+def test_a_pause_in_the_timestamps_is_no_damage_but_a_missing_end_is(tmp_path):
+    """An mkv stores no frame count, so the declared one comes from its duration: a recording
+    paused for 2 seconds decodes fewer frames than that, all of them, up to its end."""
+    path = tmp_path / "pause.mkv"
+    _write_coded(path, coded_frames(200), list(range(100)) + list(range(150, 250)))
+    assert probe_video_with_note(path) == (VideoInfo(num_frames=200, fps=25.0, width=64, height=16), None)
+    truncated = tmp_path / "truncated.mkv"
+    data = path.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    info, note = probe_video_with_note(truncated)
+    assert info.num_frames < 150 and note == f"truncated or damaged: {info.num_frames} of 250 frames decode"
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])

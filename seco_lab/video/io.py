@@ -172,7 +172,8 @@ def probe_video_with_note(path: str | Path) -> tuple[VideoInfo, str | None]:
 
     The note (e.g. ``"truncated or damaged: 13 of 40 frames decode"``) is None for a
     healthy file. The declared count is the container's frame count, or its duration times
-    the frame rate when the container stores no count.
+    the frame rate when the container stores no count; then the decoded frames are compared by
+    the time they span, so a pause in a recording is no damage but a missing end is.
     """
     path = Path(path)
     container, stream = _open_video(path, whole_file=True)
@@ -194,13 +195,18 @@ def probe_video_with_note(path: str | Path) -> tuple[VideoInfo, str | None]:
             span_seconds = float((last_pts - first_pts) * stream.time_base)
             rate = Fraction(num_frames - 1) / Fraction(span_seconds) if span_seconds > 0 else None
         declared = _declared_frames(container, stream, rate)
+        reached = num_frames  # the frames the decoded ones span, to compare with the declared count
+        if not stream.frames and rate and stream.time_base and first_pts is not None and last_pts is not None:
+            # A count derived from the duration: frames absent from the timestamps (a pause in a
+            # recording, a varying frame rate) are no damage; a last frame well before the end is.
+            reached = max(num_frames, round((last_pts - first_pts) * stream.time_base * rate) + 1)
     finally:
         container.close()
     if num_frames == 0:
         raise VideoDecodeError(path, "no decodable video frame" + (f" (container declares {declared})" if declared else ""))
     info = VideoInfo(num_frames=num_frames, fps=float(rate) if rate else 0.0, width=int(width), height=int(height))
     note = None
-    if declared and num_frames < declared * 0.95 - 1:
+    if declared and reached < declared * 0.95 - 1:
         note = f"truncated or damaged: {num_frames} of {declared} frames decode"
     return info, note
 
