@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -148,15 +149,36 @@ def test_cuda_devices_follow_local_rank(monkeypatch):
         resolve_device("cuda:3")
 
 
-@pytest.mark.parametrize("bf16, expected", [(True, torch.bfloat16), (False, torch.float16)])
-def test_autocast_dtype_on_cuda(monkeypatch, bf16, expected):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+def pretend_cuda_devices(monkeypatch, capabilities: list[tuple[int, int]]) -> None:
+    """CUDA devices of the given compute capabilities, each able to emulate bfloat16 as torch's
+    ``is_bf16_supported()`` finds when it creates a bfloat16 tensor on a pre-Ampere GPU."""
+    def properties(device: torch.device | int | None = None) -> SimpleNamespace:
+        major, minor = capabilities[torch.cuda._get_device_index(device, optional=True)]
+        return SimpleNamespace(major=major, minor=minor)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", properties)
+    monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda device: True)
+
+
+@pytest.mark.parametrize("capability, expected", [((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16),
+                                                  ((7, 5), torch.float16), ((7, 0), torch.float16)])
+def test_autocast_dtype_is_bf16_only_where_the_gpu_has_it_natively(monkeypatch, capability, expected):
+    pretend_cuda_devices(monkeypatch, [capability])
     assert autocast_dtype(torch.device("cuda", 0), amp=True) == expected
     assert autocast_dtype(torch.device("cuda", 0), amp=False) is None
+    assert build_grad_scaler(autocast_dtype(torch.device("cuda", 0), amp=True)).is_enabled() == \
+        (expected == torch.float16)
+
+
+def test_autocast_dtype_asks_the_training_device_not_the_current_one(monkeypatch):
+    pretend_cuda_devices(monkeypatch, [(8, 0), (7, 0)])
+    assert autocast_dtype(torch.device("cuda", 1), amp=True) == torch.float16
 
 
 def test_no_autocast_and_no_scaler_on_cpu(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    pretend_cuda_devices(monkeypatch, [(8, 0)])
     assert autocast_dtype(torch.device("cpu"), amp=True) is None
     assert not build_grad_scaler(None).is_enabled()
     assert not build_grad_scaler(torch.bfloat16).is_enabled()

@@ -39,11 +39,14 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
 
 
 def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
-    """Mixed-precision dtype: None on CPU or with ``amp=False``; bfloat16 on CUDA when the GPU
-    supports it, else float16 (which then needs a ``GradScaler``)."""
+    """Mixed-precision dtype: None on CPU or with ``amp=False``; bfloat16 on a CUDA device with
+    native bfloat16 (compute capability 8.0 or newer), else float16 (which then needs a
+    ``GradScaler``). ``torch.cuda.is_bf16_supported()`` is not the test: it also says yes on
+    older GPUs that only emulate bfloat16, slowly and without tensor cores."""
     if not amp or device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    major, _ = torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if major >= 8 else torch.float16
 
 
 def build_grad_scaler(dtype: torch.dtype | None) -> torch.amp.GradScaler:
