@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from seco_lab.evaluation.knn import knn_protocol
+from seco_lab.evaluation.knn import knn_predict, knn_protocol
 from seco_lab.evaluation.linear import linear_protocol
 from seco_lab.evaluation.linear_svm import SVM_C_GRID, choose_svm_c, linear_svm_protocol
 from seco_lab.evaluation.metrics import confusion_matrix, majority_class_accuracy, top1_accuracy
@@ -76,6 +76,14 @@ def test_knn_weights_votes_by_similarity():
     # two neighbours of class 1 are far (cos ~0.1), one of class 0 is near: a sharp temperature trusts the near one
     assert knn_protocol(train, labels, query, np.array([0]), k=3, temperature=0.05, num_classes=2)["top1"] == 100.0
     assert knn_protocol(train, labels, query, np.array([0]), k=3, temperature=100.0, num_classes=2)["top1"] == 0.0
+
+
+def test_knn_scores_stay_on_the_features_device():
+    # "meta" stands in for a GPU: before, the votes were made on the CPU whatever the features' device
+    train = torch.randn(6, 3, device="meta")
+    test = torch.randn(2, 3, device="meta")
+    scores = knn_predict(train, torch.tensor([0, 1, 2, 0, 1, 2]), test, num_classes=3, k=4)
+    assert scores.device == train.device and scores.shape == (2, 3)
 
 
 def slow_recall(train_x, train_y, test_x, test_y, k):

@@ -16,7 +16,8 @@ def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor, test_f
     """Class scores (M, num_classes) for test features (M, D) from train features (N, D).
 
     Features are L2-normalised; each of the k most similar train samples votes for its class
-    with weight exp(sim / temperature). k is capped at N.
+    with weight exp(sim / temperature). k is capped at N. The scores are on the device of
+    the features (``train_labels`` may be elsewhere).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -24,14 +25,15 @@ def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor, test_f
         raise ValueError(f"k must be >= 1, got {k}")
     train = F.normalize(train_features.float(), dim=1)
     test = F.normalize(test_features.float(), dim=1)
+    labels = train_labels.to(train.device)
     k = min(k, train.shape[0])
     scores = []
     for chunk in test.split(chunk_size):
         similarity = chunk @ train.T  # (m, N)
         top_sim, top_index = similarity.topk(k, dim=1)  # (m, k)
         weights = (top_sim / temperature).exp()
-        votes = torch.zeros(chunk.shape[0], num_classes, dtype=weights.dtype)
-        votes.scatter_add_(1, train_labels[top_index], weights)
+        votes = torch.zeros(chunk.shape[0], num_classes, dtype=weights.dtype, device=weights.device)
+        votes.scatter_add_(1, labels[top_index], weights)
         scores.append(votes)
     return torch.cat(scores)
 
