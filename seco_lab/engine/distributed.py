@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
 
 def is_distributed() -> bool:
@@ -117,8 +117,9 @@ def all_gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
-def shuffle_bn_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """MoCo's shuffle-BN: run ``module`` on a random cross-rank shuffle of the batch.
+def shuffle_bn_forward(module: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """MoCo's shuffle-BN: run ``module`` (a module or a function of one, returning one tensor
+    (B, ...)) on a random cross-rank shuffle of the batch.
 
     ``x`` (B, ...) is gathered from every rank (W * B rows), permuted with a permutation drawn
     on rank 0 and broadcast, each rank runs ``module`` on its slice of B shuffled rows (so

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seco_lab.engine.distributed import all_gather_no_grad, all_gather_with_grad
+from seco_lab.engine.distributed import all_gather_no_grad, all_gather_with_grad, shuffle_bn_forward
 from seco_lab.losses.info_nce import InfoNCELoss
 from seco_lab.losses.ntxent import NTXentLoss
 from seco_lab.losses.shuffle_rank import ShuffleRankLoss
@@ -128,6 +128,12 @@ class DualVar(Method):
     def encoder(self) -> nn.Module:
         return self.query.trunk
 
+    def _key_embeddings(self, clips: Tensor) -> Tensor:
+        """Key encoder on clips (N, C, T, H, W) -> clip and flattened series keys side by side,
+        (N, d + S * d'): one tensor, as ``shuffle_bn_forward`` gathers and un-shuffles."""
+        key_clip, key_series = self.key(clips)
+        return torch.cat([key_clip.float(), key_series.float().flatten(1)], dim=1)
+
     @torch.no_grad()
     def _enqueue(self, clip_keys: Tensor, series_means: Tensor) -> None:
         clip_keys, series_means = all_gather_no_grad(clip_keys), all_gather_no_grad(series_means)
@@ -150,9 +156,11 @@ class DualVar(Method):
             if "TC" in self.losses:
                 terms["TC"] = self.coherent_loss(series_v0, series_v1)
         else:
-            with torch.no_grad():
-                key_clip, key_series = self.key(batch["v1"])
-                key_clip, key_series_mean = key_clip.float(), key_series.float().mean(dim=1)  # (B, d), (B, d')
+            with torch.no_grad():  # shuffle-BN: the keys' BatchNorm statistics mix videos of every process
+                keys = shuffle_bn_forward(self._key_embeddings, batch["v1"])  # (B, d + S * d')
+                clip_dim = clip_v0.shape[1]
+                key_clip = keys[:, :clip_dim]  # (B, d)
+                key_series_mean = keys[:, clip_dim:].view(series_v0.shape).mean(dim=1)  # (B, d')
             terms["clip"] = self.queue_loss(clip_v0, key_clip, self.clip_queue.clone().detach())
             if "TC" in self.losses:
                 terms["TC"] = self.queue_loss(series_v0.mean(dim=1), key_series_mean, self.series_queue.clone().detach())
