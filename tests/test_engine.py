@@ -240,6 +240,24 @@ def test_rng_state_round_trip_and_preserved_block():
     assert torch.equal(after_block, torch.rand(1))
 
 
+def test_rng_state_from_a_process_with_more_gpus_restores_the_visible_ones(monkeypatch):
+    restored: dict[int, torch.Tensor] = {}
+
+    def set_cuda_rng_state(new_state: torch.Tensor, device: int | str | torch.device = "cuda") -> None:
+        index = device if isinstance(device, int) else torch.device(device).index
+        if index >= 1:  # torch.cuda.default_generators[index] of a process that sees one GPU
+            raise IndexError("tuple index out of range")
+        restored[index] = new_state
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", set_cuda_rng_state)
+    monkeypatch.setattr(torch.cuda.random, "set_rng_state", set_cuda_rng_state)
+    two_gpu_states = [torch.full((16,), 1, dtype=torch.uint8), torch.full((16,), 2, dtype=torch.uint8)]
+    restore_rng_state({**capture_rng_state(), "cuda": two_gpu_states})
+    assert list(restored) == [0] and torch.equal(restored[0], two_gpu_states[0])
+
+
 # ----------------------------------------------------------------------------------- fit
 def small_config(**overrides) -> TrainConfig:
     values = dict(epochs=2, batch_size=4, base_lr=0.05, lr_scaling_batch=0, warmup_epochs=1,

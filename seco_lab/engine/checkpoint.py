@@ -110,7 +110,10 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of ``capture_rng_state``."""
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # a process that sees fewer GPUs than the one that saved (another machine, another
+        # CUDA_VISIBLE_DEVICES) restores the ones it has: set_rng_state_all fails on the others
+        for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
     numpy_state = state["numpy"]
     np.random.set_state((
         "MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
