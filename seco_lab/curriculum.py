@@ -170,7 +170,8 @@ def frozen_protocols(features: RunFeatures, lab: Session, protocols: tuple[str, 
             result = linear_protocol(features.train_views, features.train_y, features.test_views, features.test_y,
                                      num_classes=num_classes, lr=settings["linear_lr"],
                                      epochs=settings["linear_epochs"], batch_size=settings["linear_batch_size"],
-                                     weight_decay=settings["linear_weight_decay"], seed=lab.seed)
+                                     weight_decay=settings["linear_weight_decay"], seed=lab.seed,
+                                     device=_device(lab))
             metrics["linear top1"] = result["top1"]
         elif protocol == "knn":
             result = knn_protocol(features.train_x, features.train_y, features.test_x, features.test_y,

@@ -66,3 +66,21 @@ def test_ensure_run_trains_with_the_runs_own_seed(monkeypatch, tmp_path, run_see
     spec = BASELINE_RUNS["random-2d"] if run_seed is None else reseeded(BASELINE_RUNS["random-2d"], run_seed)
     assert ensure_run(lab, spec, progress=False) == tmp_path / "runs" / spec.name / "checkpoint.pt"
     assert calls == [expected]
+
+
+def test_frozen_linear_probe_trains_on_the_sessions_device(monkeypatch):
+    import seco_lab.evaluation as evaluation
+
+    devices = []
+    real_linear_protocol = evaluation.linear_protocol
+
+    def recording_linear_protocol(*args, **kwargs):
+        devices.append(kwargs.get("device"))
+        return real_linear_protocol(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "linear_protocol", recording_linear_protocol)
+    features = clustered_features(0)
+    features.train_views, features.test_views = features.train_x[:, None], features.test_x[:, None]  # (N, 1 view, D)
+    metrics = frozen_protocols(features, session_with_svm_c(1.0), ("linear",))
+    assert devices == ["cpu"]
+    assert metrics["linear top1"] > 90.0

@@ -169,6 +169,22 @@ def tiny_checkpoint(tmp_path, monkeypatch):
     return path
 
 
+def test_run_protocol_trains_the_linear_probe_on_the_evaluation_device(pair_dataset, tiny_checkpoint, monkeypatch):
+    from seco_lab.evaluation import runner
+
+    devices = []
+    real_linear_protocol = runner.linear_protocol
+
+    def recording_linear_protocol(*args, **kwargs):
+        devices.append(kwargs.get("device"))
+        return real_linear_protocol(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "linear_protocol", recording_linear_protocol)
+    runner.run_protocol("linear", tiny_checkpoint, pair_dataset[0], profile="smoke", device="cpu", linear_epochs=2,
+                        weights="random", progress=False)
+    assert devices == [torch.device("cpu")]
+
+
 @pytest.mark.parametrize("protocol", ["linear-svm", "knn", "retrieval", "linear", "finetune"])
 def test_run_protocol_end_to_end_appends_results(pair_dataset, tiny_checkpoint, protocol):
     from seco_lab.evaluation.runner import read_results, run_protocol

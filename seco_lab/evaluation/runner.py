@@ -308,7 +308,8 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
                                          num_classes=splits.num_classes, lr=float(settings["linear_lr"]),
                                          epochs=int(settings["linear_epochs"]),
                                          batch_size=int(settings["linear_batch_size"]),
-                                         weight_decay=float(settings["linear_weight_decay"]), seed=seed)
+                                         weight_decay=float(settings["linear_weight_decay"]), seed=seed,
+                                         device=device_t)
             elif protocol == "knn":
                 result = knn_protocol(train_f, train_y, test_f, test_y, k=int(settings["knn_k"]),
                                       temperature=float(settings["knn_temperature"]), num_classes=splits.num_classes)
