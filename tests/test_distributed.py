@@ -23,6 +23,7 @@ from torch import nn
 
 from _toy_method import INPUT_DIM, ToyMoCo, ToyPairDataset
 from seco_lab.engine import TrainConfig, fit, load_history
+from seco_lab.engine.checkpoint import CheckpointError
 from seco_lab.engine.distributed import (
     all_gather_no_grad, all_gather_with_grad, is_distributed, rank, shuffle_bn_forward, world_size,
 )
@@ -130,10 +131,27 @@ def worker(rank_index: int, out_dir: str, port: int) -> None:
     dist.destroy_process_group()
 
 
-@pytest.fixture(scope="module")
-def spawned(tmp_path_factory) -> Path:
-    out_dir = tmp_path_factory.mktemp("ddp")
-    context = mp.start_processes(worker, args=(str(out_dir), free_port()), nprocs=WORLD, join=False)
+def unshared_folder_worker(rank_index: int, out_dir: str, port: int) -> None:
+    """A finished run, then a resume where rank 1's run folder is not rank 0's (each machine's own
+    disk): rank 0 sees the finished checkpoint, rank 1 none. Each rank writes the error it got."""
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                       "WORLD_SIZE": str(WORLD), "RANK": str(rank_index),
+                       "LOCAL_RANK": str(rank_index)})
+    out = Path(out_dir)
+    config = TrainConfig.from_dict({**ddp_config().to_dict(), "epochs": 1})
+    fit(*build_toy(), config, out / "shared", {"method": "toy"}, progress=False)
+    run_dir = out / "shared" if rank_index == 0 else out / f"own_disk_rank{rank_index}"
+    try:
+        fit(*build_toy(), config, run_dir, {"method": "toy"}, progress=False)
+        message = ""
+    except CheckpointError as error:
+        message = str(error)
+    (out / f"unshared_rank{rank_index}.txt").write_text(message)
+    dist.destroy_process_group()
+
+
+def spawn_workers(function, out_dir: Path) -> Path:
+    context = mp.start_processes(function, args=(str(out_dir), free_port()), nprocs=WORLD, join=False)
     deadline = time.monotonic() + SPAWN_TIMEOUT
     while not context.join(timeout=1.0):  # raises if a worker failed
         if time.monotonic() > deadline:
@@ -141,6 +159,11 @@ def spawned(tmp_path_factory) -> Path:
                 process.kill()
             pytest.fail(f"distributed workers still running after {SPAWN_TIMEOUT} s (deadlock?)")
     return out_dir
+
+
+@pytest.fixture(scope="module")
+def spawned(tmp_path_factory) -> Path:
+    return spawn_workers(worker, tmp_path_factory.mktemp("ddp"))
 
 
 def load_rank(out_dir: Path, name: str, rank_index: int) -> dict:
@@ -219,3 +242,11 @@ def test_sync_bn_on_cpu_processes_warns_and_trains(spawned):
         messages = load_rank(spawned, "sync_bn", rank_index)["warnings"]
         assert any("sync_bn=True ignored" in message for message in messages)
     assert load_history(spawned / "sync_bn_run", "step")[-1]["step"] == 2
+
+
+def test_resume_that_some_processes_cannot_see_stops_every_process_with_the_reason(tmp_path):
+    spawn_workers(unshared_folder_worker, tmp_path)
+    for rank_index in range(WORLD):
+        message = (tmp_path / f"unshared_rank{rank_index}.txt").read_text()
+        assert "do not see the same checkpoint (rank 0: step 2, rank 1: no checkpoint)" in message
+        assert "filesystem that every machine sees" in message

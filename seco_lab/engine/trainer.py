@@ -149,6 +149,7 @@ class _TrainingRun:
         if resume and self.checkpoint_path.exists():
             checkpoint = load_checkpoint(self.checkpoint_path)
             self._check_compatible(checkpoint)
+        self._check_same_start(checkpoint)
         if checkpoint is not None and checkpoint["finished"]:
             self.method.load_state_dict(checkpoint["model"])
             return TrainResult(self.run_dir, self.checkpoint_path, checkpoint["step"],
@@ -340,6 +341,20 @@ class _TrainingRun:
                 "world_size": self.world_size,
             }, self.checkpoint_path)
         distributed.barrier()
+
+    def _check_same_start(self, checkpoint: dict[str, Any] | None) -> None:
+        """Every process continues from the same checkpoint step, or all start afresh. A checkpoint
+        that only some processes see (a run folder on one machine's own disk) would otherwise
+        leave them training different steps and waiting for each other forever."""
+        start = -1 if checkpoint is None else int(checkpoint["step"])
+        starts = distributed.all_gather_no_grad(torch.tensor([start], device=self.device)).tolist()  # (W,)
+        if len(set(starts)) > 1:
+            seen = ", ".join(f"rank {index}: " + ("no checkpoint" if step < 0 else f"step {step}")
+                             for index, step in enumerate(starts))
+            raise CheckpointError(
+                f"{self.checkpoint_path}: the processes do not see the same checkpoint ({seen}); on several "
+                f"machines the run folder must be on a filesystem that every machine sees at the same path"
+            )
 
     def _check_compatible(self, checkpoint: dict[str, Any]) -> None:
         path = self.checkpoint_path
