@@ -267,6 +267,14 @@ def _show_warning(show_default: Callable[..., None]) -> Callable[..., None]:
     return show
 
 
+def _error_text(error: Exception) -> str:
+    """One line for an error: an operating system error (a file where a folder belongs, a
+    read-only or full disk) as ``file: reason``, any other as its message."""
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen sub-command; errors print one clear line."""
     configure_cpu_environment()  # before any sub-command imports torch
@@ -278,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning(warnings.showwarning)
             return args.handler(args)
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        print(f"seco-lab {args.command}: error: {error}", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError) as error:
+        print(f"seco-lab {args.command}: error: {_error_text(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -158,3 +158,11 @@ def test_report_kernels_run_encrypted_without_a_warning_per_notebook(tmp_path, c
     run = execute_notebook(tmp_path / "00_quiet.ipynb", tmp_path / "out", "smoke")
     assert run.status == "ok"
     assert "without encryption" not in capfd.readouterr().err
+
+
+def test_cli_reports_a_system_error_in_one_line_naming_the_file(tmp_path, capsys):
+    taken = tmp_path / "report.html"
+    taken.write_text("not a folder")
+    assert main(["report", "--profile", "smoke", "--notebooks", "00", "--out", str(taken)]) == 2
+    error = capsys.readouterr().err
+    assert error == f"seco-lab report: error: {taken}: File exists\n"

@@ -193,3 +193,13 @@ def test_cli_prints_the_packages_warnings_as_notes(tmp_path, capfd):
     err = capfd.readouterr().err
     assert f"note: {tmp_path / 'data'}: the folders layout found one class, 'train'" in err
     assert "UserWarning" not in err and "warnings.warn" not in err and "spec = discover" not in err
+
+
+def test_cli_refuses_to_overwrite_a_run_in_one_line(smoke_data, tmp_path, capsys):
+    command = ["pretrain", "--method", "seco", "--data", str(smoke_data), "--profile", "smoke",
+               "--out", str(tmp_path / "run"), "--epochs", "0", "--quiet"]
+    assert main(command) == 0
+    capsys.readouterr()
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("seco-lab pretrain: error: ") and "pass --resume" in error and "Traceback" not in error
