@@ -230,6 +230,9 @@ def start(
             )
     runs = (Path(run_dir).expanduser() if run_dir
             else default_run_dir(name, None if data_root is None else root, overrides, settings))
+    if runs.exists() and not runs.is_dir():
+        raise ValueError(f"run_dir {str(runs)!r} is a file, not a folder: give a folder for the runs, "
+                         "or None for the default one")
     lab = Session(name, profile_values, device, seed, root, runs, overrides, settings)
     if not prepare:
         return lab

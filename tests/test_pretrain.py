@@ -203,3 +203,15 @@ def test_cli_refuses_to_overwrite_a_run_in_one_line(smoke_data, tmp_path, capsys
     assert main(command) == 2
     error = capsys.readouterr().err
     assert error.startswith("seco-lab pretrain: error: ") and "pass --resume" in error and "Traceback" not in error
+
+
+def test_a_file_as_run_folder_or_an_existing_run_is_refused_before_the_data_is_indexed(smoke_data, tmp_path):
+    data = shutil.copytree(smoke_data, tmp_path / "data", ignore=shutil.ignore_patterns(".seco_lab_*"))
+    taken = tmp_path / "notes.txt"
+    taken.write_text("not a run")
+    with pytest.raises(ValueError, match=f"{taken} is a file, not a run directory: choose another --out"):
+        pretrain("seco", data, "smoke", taken, epochs=0, progress=False)
+    existing = pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False).run_dir
+    with pytest.raises(FileExistsError, match="--resume"):
+        pretrain("seco", data, "smoke", existing, epochs=0, progress=False)
+    assert taken.read_text() == "not a run" and not list(data.glob(".seco_lab_*"))

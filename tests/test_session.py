@@ -88,3 +88,10 @@ def test_runs_and_summaries_on_another_dataset_stay_apart_from_the_curriculum(tm
     assert not summary_dir("smoke").exists()
     explicit = start(profile="smoke", data_root=tmp_path / "UCF101", run_dir=tmp_path / "mine")
     assert explicit.save_summary("01_sampling", {}).parent == tmp_path / "mine" / "summary"
+
+
+def test_a_file_as_run_dir_is_named(tmp_path):
+    taken = tmp_path / "runs.txt"
+    taken.write_text("")
+    with pytest.raises(ValueError, match=f"run_dir '{taken}' is a file, not a folder"):
+        start(profile="smoke", data_root=tmp_path, run_dir=taken)

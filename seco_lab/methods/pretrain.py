@@ -173,6 +173,13 @@ def pretrain(
     from seco_lab.video.index import load_dataset
 
     run_dir = Path(run_dir)
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"{run_dir} is a file, not a run directory: choose another --out")
+    if checkpoint_path.exists() and not resume:
+        raise FileExistsError(
+            f"{checkpoint_path} already exists: pass --resume to continue or reuse it, or choose another --out"
+        )
     overrides = copy.deepcopy(overrides or {})
     if epochs is not None:
         if epochs < 0:
@@ -200,12 +207,7 @@ def pretrain(
     config["data"]["num_classes"] = len(spec.classes)
     config["data"]["classes"] = list(spec.classes)
 
-    checkpoint_path = run_dir / CHECKPOINT_NAME
     if checkpoint_path.exists():
-        if not resume:
-            raise FileExistsError(
-                f"{checkpoint_path} already exists: pass --resume to continue or reuse it, or choose another --out"
-            )
         differences = _existing_config_differences(run_dir, config)
         if differences:
             raise ValueError(
