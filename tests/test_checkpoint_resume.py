@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -174,3 +175,16 @@ def test_checkpoint_without_required_keys_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="missing format, method"):
         load_checkpoint(path)
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left
+
+
+def test_a_full_disk_while_saving_names_the_file_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint({"step": 1}, path)
+    before = path.read_bytes()
+    monkeypatch.setattr("builtins.open", lambda *args, **kwargs: io.open("/dev/full", "wb"))
+    with pytest.raises(CheckpointError, match=r"checkpoint\.pt: could not write the checkpoint \(No space left on "
+                                              r"device\); the previous checkpoint, if any, is unchanged"):
+        save_checkpoint({"step": 2, "weights": torch.zeros(100_000)}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]

@@ -52,6 +52,11 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write as a RuntimeError about zip offsets
+        cause = error if isinstance(error, OSError) else error.__context__
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(error)
+        raise CheckpointError(f"{path}: could not write the checkpoint ({reason}); "
+                              "the previous checkpoint, if any, is unchanged") from error
     finally:
         if temporary.exists():
             temporary.unlink()
