@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from seco_lab.cli import build_parser, main
 from seco_lab.profiles import get_profile
@@ -166,3 +167,15 @@ def test_cli_reports_a_system_error_in_one_line_naming_the_file(tmp_path, capsys
     assert main(["report", "--profile", "smoke", "--notebooks", "00", "--out", str(taken)]) == 2
     error = capsys.readouterr().err
     assert error == f"seco-lab report: error: {taken}: File exists\n"
+
+
+@pytest.mark.parametrize("device, message", [
+    ("gpu", "unknown device 'gpu': choose 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ("cuda:7", "device 'cuda:7' requested but"),
+])
+def test_evaluate_names_a_device_that_is_unknown_or_missing(device, message, tmp_path, capsys):
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a GPU number 7")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(tmp_path),
+                 "--device", device]) == 2
+    assert message in capsys.readouterr().err

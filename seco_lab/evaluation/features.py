@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from seco_lab.engine.device import resolve_device as resolve_training_device
 from seco_lab.methods.base import clip_with_next_frame
 from seco_lab.samplers import evenly_spaced_frames, uniform_clip_indices
 from seco_lab.transforms.functional import IMAGENET_MEAN, IMAGENET_STD, frame_differences, normalize, to_float01
@@ -128,12 +129,12 @@ class LoadedEncoder:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    """A ``torch.device`` as given; a name as the trainer reads it (``"auto"``: CUDA when
+    available, else CPU), so that an unknown name or CUDA on a machine without it is a
+    ``DeviceError`` naming the choices."""
     if isinstance(device, torch.device):
         return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return resolve_training_device(device)
 
 
 def _module_device(module: nn.Module) -> torch.device:
