@@ -215,3 +215,13 @@ def test_a_file_as_run_folder_or_an_existing_run_is_refused_before_the_data_is_i
     with pytest.raises(FileExistsError, match="--resume"):
         pretrain("seco", data, "smoke", existing, epochs=0, progress=False)
     assert taken.read_text() == "not a run" and not list(data.glob(".seco_lab_*"))
+
+
+def test_an_evaluation_whose_results_file_cannot_be_written_still_returns_its_result(smoke_data, tmp_path):
+    checkpoint = pretrain("seco", smoke_data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
+    taken = tmp_path / "taken"
+    taken.write_text("a file where the results folder would go")
+    with pytest.warns(UserWarning, match=f"{taken / 'results.jsonl'}: could not record the result"):
+        (result,) = run_protocols(["knn"], checkpoint, smoke_data, max_videos_per_class=2,
+                                  results_file=taken / "results.jsonl")
+    assert result["protocol"] == "knn" and 0.0 <= result["top1"] <= 100.0

@@ -12,6 +12,7 @@ import copy
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -245,7 +246,11 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
                    **_scalars(result)}
         metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
         metrics["time"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        append_result(results_file, metrics)
+        try:
+            append_result(results_file, metrics)
+        except OSError as error:  # a read-only or full disk: the measured result is still returned
+            warnings.warn(f"{results_file}: could not record the result ({error.strerror or error}); "
+                          "it is only returned (and printed by the command line)", stacklevel=2)
         results.append(metrics)
 
     if "tracking" in protocols:
