@@ -225,3 +225,14 @@ def test_an_evaluation_whose_results_file_cannot_be_written_still_returns_its_re
         (result,) = run_protocols(["knn"], checkpoint, smoke_data, max_videos_per_class=2,
                                   results_file=taken / "results.jsonl")
     assert result["protocol"] == "knn" and 0.0 <= result["top1"] <= 100.0
+
+
+def test_a_run_is_compared_with_the_config_its_checkpoint_holds(smoke_data, tmp_path):
+    """A run folder whose config.json was lost or damaged is still refused for other settings."""
+    run = pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False).run_dir
+    (run / "config.json").unlink()
+    with pytest.raises(ValueError, match=r"different settings \(seco.temperature 0.1 -> 0.5\)"):
+        pretrain("seco", smoke_data, "smoke", run, epochs=0, resume=True, progress=False,
+                 overrides={"seco": {"temperature": 0.5}})
+    (run / "config.json").write_text('{"method": "seco", ')
+    assert pretrain("seco", smoke_data, "smoke", run, epochs=0, resume=True, progress=False).action == "initialised"

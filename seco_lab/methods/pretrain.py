@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seco_lab.engine.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_NAME, save_checkpoint, seed_everything
+from seco_lab.engine.checkpoint import (
+    CHECKPOINT_FORMAT, CHECKPOINT_NAME, load_checkpoint, save_checkpoint, seed_everything,
+)
 from seco_lab.engine.config import TrainConfig
 from seco_lab.engine.trainer import CONFIG_NAME, fit
 from seco_lab.methods.base import build_method, method_names
@@ -107,10 +109,9 @@ DATA_DEFAULTS: dict[str, Any] = {"max_videos_per_class": None}
 
 
 def _existing_config_differences(run_dir: Path, config: dict[str, Any]) -> list[str]:
-    path = run_dir / CONFIG_NAME
-    if not path.exists():
-        return []
-    existing = json.loads(path.read_text())
+    """What ``config`` would train differently from the run whose checkpoint is in ``run_dir``
+    (compared with the config the checkpoint holds: ``config.json`` may be missing or damaged)."""
+    existing = load_checkpoint(run_dir / CHECKPOINT_NAME)["config"]
 
     def trained(section: str, values: Any) -> Any:
         if section != "data" or not isinstance(values, dict):
