@@ -103,6 +103,14 @@ def _names_from(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
     return names
 
 
+def _notebook_prefixes(text: str) -> list[str]:
+    """argparse type of ``report --notebooks``: comma-separated name prefixes, at least one."""
+    prefixes = [part.strip() for part in text.split(",") if part.strip()]
+    if not prefixes:
+        raise argparse.ArgumentTypeError(f"{text!r} names no notebook: give prefixes such as 00,01")
+    return prefixes
+
+
 def _svm_c(text: str) -> float | str:
     """argparse type of ``--svm-c``: a positive number or ``cv``."""
     if text == "cv":
@@ -153,8 +161,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from seco_lab.report import run_report
 
-    selection = [part.strip() for part in args.notebooks.split(",") if part.strip()] if args.notebooks else None
-    result = run_report(args.profile, selection=selection, out_dir=Path(args.out) if args.out else None,
+    result = run_report(args.profile, selection=args.notebooks, out_dir=Path(args.out) if args.out else None,
                         data_root=args.data, max_videos_per_class=args.max_videos_per_class, settings=args.set or ())
     return 0 if result.ok else 1
 
@@ -239,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="execute the notebooks into an HTML report")
     report.add_argument("--profile", choices=PROFILE_NAMES, default="standard")
-    report.add_argument("--notebooks", default=None, help="comma-separated prefixes, e.g. 00,01")
+    report.add_argument("--notebooks", type=_notebook_prefixes, default=None, metavar="NN[,NN...]",
+                        help="comma-separated prefixes, e.g. 00,01 (default: every notebook)")
     report.add_argument("--data", default=None, metavar="DIR",
                         help="a dataset folder for every notebook's data_root (default: the embedded dataset)")
     report.add_argument("--max-videos-per-class", type=_positive_int, default=None, metavar="N", help=SUBSET_HELP)

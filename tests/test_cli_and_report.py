@@ -179,3 +179,11 @@ def test_evaluate_names_a_device_that_is_unknown_or_missing(device, message, tmp
     assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(tmp_path),
                  "--device", device]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["", ",", " , "])
+def test_report_notebooks_option_naming_no_notebook_is_refused(text, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["report", "--notebooks", text])
+    assert "names no notebook: give prefixes such as 00,01" in capsys.readouterr().err
+    assert build_parser().parse_args(["report", "--notebooks", "00, 02"]).notebooks == ["00", "02"]
