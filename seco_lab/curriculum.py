@@ -58,6 +58,17 @@ METHOD_RUNS = {
 }
 
 
+def check_method_names(methods: Any) -> list[str]:
+    """A notebook's ``methods`` parameter: a list of names of ``METHOD_RUNS`` (a single name given
+    as a string, as ``papermill -p methods seco`` passes it, is refused with the list form)."""
+    if isinstance(methods, str) or not isinstance(methods, (list, tuple)):
+        raise ValueError(f"methods must be a list of method names, e.g. {list(METHOD_RUNS)}, got {methods!r}")
+    unknown = [name for name in methods if name not in METHOD_RUNS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}: choose from {', '.join(METHOD_RUNS)}")
+    return list(methods)
+
+
 def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
     """Train ``spec`` into ``lab.run_dir / spec.name`` unless a finished run is already there.
 

@@ -6,7 +6,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from seco_lab.curriculum import BASELINE_RUNS, RunFeatures, ensure_run, frozen_protocols, reseeded, spread
+from seco_lab.curriculum import (
+    BASELINE_RUNS, RunFeatures, check_method_names, ensure_run, frozen_protocols, reseeded, spread,
+)
 from seco_lab.evaluation.linear_svm import SVM_C_GRID
 from seco_lab.profiles import get_profile
 from seco_lab.session import Session
@@ -84,3 +86,13 @@ def test_frozen_linear_probe_trains_on_the_sessions_device(monkeypatch):
     metrics = frozen_protocols(features, session_with_svm_c(1.0), ("linear",))
     assert devices == ["cpu"]
     assert metrics["linear top1"] > 90.0
+
+
+@pytest.mark.parametrize("methods, message", [
+    ("seco", r"methods must be a list of method names, e.g. \['seco', 'cvrl', 'dualvar'\], got 'seco'"),
+    (["seco", "simclr"], r"unknown method\(s\) \['simclr'\]: choose from seco, cvrl, dualvar"),
+])
+def test_a_methods_parameter_that_is_not_a_list_of_method_names_is_explained(methods, message):
+    with pytest.raises(ValueError, match=message):
+        check_method_names(methods)
+    assert check_method_names(("cvrl", "seco")) == ["cvrl", "seco"]
