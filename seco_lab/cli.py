@@ -197,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--profile", choices=PROFILE_NAMES, default="standard")
     pretrain.add_argument("--out", required=True, help="run directory (checkpoint, history, results)")
     pretrain.add_argument("--epochs", type=int, default=None, help="0 writes the randomly initialised model")
-    pretrain.add_argument("--batch-size", type=int, default=None)
+    pretrain.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                          help="the training batch (default: the profile's)")
     pretrain.add_argument("--num-workers", type=int, default=None)
     pretrain.add_argument("--no-frame-cache", action="store_true",
                           help="decode every batch from the video files instead of caching the decoded train "

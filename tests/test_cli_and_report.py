@@ -187,3 +187,10 @@ def test_report_notebooks_option_naming_no_notebook_is_refused(text, capsys):
         build_parser().parse_args(["report", "--notebooks", text])
     assert "names no notebook: give prefixes such as 00,01" in capsys.readouterr().err
     assert build_parser().parse_args(["report", "--notebooks", "00, 02"]).notebooks == ["00", "02"]
+
+
+@pytest.mark.parametrize("text", ["0", "-3", "eight"])
+def test_pretrain_batch_size_below_one_is_refused_by_the_option(text, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["pretrain", "--method", "seco", "--data", "d", "--out", "o", "--batch-size", text])
+    assert f"argument --batch-size: {text!r} is not a whole number >= 1" in capsys.readouterr().err
