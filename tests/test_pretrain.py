@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import pytest
 import torch
@@ -236,3 +237,16 @@ def test_a_run_is_compared_with_the_config_its_checkpoint_holds(smoke_data, tmp_
                  overrides={"seco": {"temperature": 0.5}})
     (run / "config.json").write_text('{"method": "seco", ')
     assert pretrain("seco", smoke_data, "smoke", run, epochs=0, resume=True, progress=False).action == "initialised"
+
+
+def test_evaluating_the_checkpoint_of_an_unfinished_run_says_so(smoke_data, tmp_path):
+    from seco_lab.evaluation.features import load_encoder
+
+    checkpoint = pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False).checkpoint_path
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save({**state, "finished": False, "step": 3, "total_steps": 6}, checkpoint)
+    with pytest.warns(UserWarning, match=r"checkpoint\.pt: its run stopped at step 3 of 6, before it finished"):
+        load_encoder(checkpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_encoder(checkpoint, weights="random")

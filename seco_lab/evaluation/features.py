@@ -13,6 +13,7 @@ frame features is the papers' protocol and cannot tell a video from its time rev
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +173,10 @@ def load_encoder(checkpoint_path: str | Path, weights: str = "checkpoint",
     method = build_method(method_name, config)
     if weights == "checkpoint":
         method.load_state_dict(state["model"])
+        if state.get("finished") is False:
+            warnings.warn(f"{checkpoint_path}: its run stopped at step {state.get('step')} of "
+                          f"{state.get('total_steps')}, before it finished; these are the weights of that step "
+                          "(pretrain --resume with the run's options finishes it)", stacklevel=2)
     kind = str(getattr(method, "encoder_kind", "2d"))
     trunk = method.encoder().to(resolve_device(device)).eval()
     return LoadedEncoder(
