@@ -24,6 +24,9 @@ from seco_lab.environment import configure_cpu_environment
 from seco_lab.profiles import METHOD_NAMES, PROFILE_NAMES
 
 PROTOCOL_NAMES = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking")
+PRETRAIN_ACTIONS = {"trained": "trained", "resumed": "resumed from its last checkpoint and finished",
+                    "reused": "the run had already finished: reused, not trained again",
+                    "initialised": "untrained weights, --epochs 0"}
 SUBSET_HELP = ("use at most N videos of each class in each split, the same ones every time "
                "(a quick look at a large dataset; default: every video)")
 
@@ -75,7 +78,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         overrides=overrides,
         progress=not args.quiet,
     )
-    print(f"checkpoint: {result.checkpoint_path}")
+    print(f"checkpoint: {result.checkpoint_path} ({PRETRAIN_ACTIONS[result.action]})")
     return 0
 
 

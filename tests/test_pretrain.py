@@ -250,3 +250,12 @@ def test_evaluating_the_checkpoint_of_an_unfinished_run_says_so(smoke_data, tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_encoder(checkpoint, weights="random")
+
+
+def test_cli_pretrain_says_whether_it_trained_or_reused_a_finished_run(smoke_data, tmp_path, capsys):
+    command = ["pretrain", "--method", "cvrl", "--data", str(smoke_data), "--profile", "smoke",
+               "--out", str(tmp_path / "run"), "--quiet", "--resume"]
+    assert main(command) == 0
+    assert capsys.readouterr().out.endswith("checkpoint.pt (trained)\n")
+    assert main(command) == 0
+    assert capsys.readouterr().out.endswith("checkpoint.pt (the run had already finished: reused, not trained again)\n")
