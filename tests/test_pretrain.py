@@ -259,3 +259,9 @@ def test_cli_pretrain_says_whether_it_trained_or_reused_a_finished_run(smoke_dat
     assert capsys.readouterr().out.endswith("checkpoint.pt (trained)\n")
     assert main(command) == 0
     assert capsys.readouterr().out.endswith("checkpoint.pt (the run had already finished: reused, not trained again)\n")
+
+
+def test_a_run_of_another_seed_is_refused_even_untrained(smoke_data, tmp_path):
+    run = pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, seed=0, progress=False).run_dir
+    with pytest.raises(ValueError, match=r"different settings \(seed 0 -> 5\)"):
+        pretrain("seco", smoke_data, "smoke", run, epochs=0, seed=5, resume=True, progress=False)

@@ -81,13 +81,13 @@ def train_config(config: dict[str, Any], device: str = "auto", seed: int = 0) ->
     return TrainConfig.from_dict(values)
 
 
-def _write_initial_checkpoint(method: Any, config: dict[str, Any], run_dir: Path) -> Path:
+def _write_initial_checkpoint(method: Any, config: dict[str, Any], run_dir: Path, seed: int) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2))
     path = run_dir / CHECKPOINT_NAME
     save_checkpoint({
         "format": CHECKPOINT_FORMAT, "method": method.name, "model": method.state_dict(), "config": config,
-        "train_config": {}, "optimizer": {}, "scheduler": {}, "step": 0, "epoch": 0,
+        "train_config": {"seed": seed}, "optimizer": {}, "scheduler": {}, "step": 0, "epoch": 0,
         "step_in_epoch": 0, "finished": True, "rng": [], "wall_time": 0.0,
     }, path)
     return path
@@ -108,10 +108,13 @@ LOADING_ONLY_DATA_KEYS = ("frame_cache", "num_workers")
 DATA_DEFAULTS: dict[str, Any] = {"max_videos_per_class": None}
 
 
-def _existing_config_differences(run_dir: Path, config: dict[str, Any]) -> list[str]:
-    """What ``config`` would train differently from the run whose checkpoint is in ``run_dir``
-    (compared with the config the checkpoint holds: ``config.json`` may be missing or damaged)."""
-    existing = load_checkpoint(run_dir / CHECKPOINT_NAME)["config"]
+def _existing_config_differences(run_dir: Path, config: dict[str, Any], seed: int) -> list[str]:
+    """What ``config`` and ``seed`` would train differently from the run whose checkpoint is in
+    ``run_dir`` (compared with what the checkpoint holds: ``config.json`` may be missing or damaged)."""
+    checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    existing = checkpoint["config"]
+    trained_seed = checkpoint["train_config"].get("seed")  # absent from untrained runs written before it was kept
+    seed_change = [] if trained_seed in (None, seed) else [f"seed {trained_seed!r} -> {seed!r}"]
 
     def trained(section: str, values: Any) -> Any:
         if section != "data" or not isinstance(values, dict):
@@ -120,7 +123,7 @@ def _existing_config_differences(run_dir: Path, config: dict[str, Any]) -> list[
 
     sections = training_sections(config)
     return _setting_changes({key: trained(key, existing.get(key)) for key in sections},
-                            {key: trained(key, config.get(key)) for key in sections})
+                            {key: trained(key, config.get(key)) for key in sections}) + seed_change
 
 
 def _setting_changes(before: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
@@ -209,7 +212,7 @@ def pretrain(
     config["data"]["classes"] = list(spec.classes)
 
     if checkpoint_path.exists():
-        differences = _existing_config_differences(run_dir, config)
+        differences = _existing_config_differences(run_dir, config, seed)
         if differences:
             raise ValueError(
                 f"{run_dir} holds a run with different settings ({'; '.join(differences)}); "
@@ -221,7 +224,7 @@ def pretrain(
     if config["train"]["epochs"] == 0:
         start = time.perf_counter()
         if not checkpoint_path.exists():
-            _write_initial_checkpoint(model, config, run_dir)
+            _write_initial_checkpoint(model, config, run_dir, seed)
         return PretrainResult(run_dir, checkpoint_path, "initialised", time.perf_counter() - start, 0, 0.0)
 
     cfg = train_config(config, device=device, seed=seed)
