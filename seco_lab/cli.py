@@ -181,28 +181,33 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True)
     synth = data_commands.add_parser("synth", help="generate the embedded action dataset")
     synth.add_argument("--out", required=True, help="dataset folder to create, e.g. data/synth-standard")
-    synth.add_argument("--profile", choices=("smoke", "standard"), default="standard")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--profile", choices=("smoke", "standard"), default="standard",
+                       help="the dataset's size (default: standard)")
+    synth.add_argument("--seed", type=int, default=0, help="seed of the generated videos (default: 0)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(handler=_cmd_data_synth)
     check = data_commands.add_parser("check", help="index a dataset folder and list its problems")
-    check.add_argument("root")
-    check.add_argument("--layout", default="auto", choices=("auto", "ucf101", "hmdb51", "kinetics", "folders"))
+    check.add_argument("root", help="the dataset folder")
+    check.add_argument("--layout", default="auto", choices=("auto", "ucf101", "hmdb51", "kinetics", "folders"),
+                       help="the folder's layout (default: auto, recognised from its files)")
     check.add_argument("--split", type=int, default=1, help="official split number (1-3)")
     check.add_argument("--max-videos-per-class", type=_positive_int, default=None, metavar="N",
                        help="check only the subset pretrain and evaluate use with the same option")
     check.set_defaults(handler=_cmd_data_check)
 
     pretrain = commands.add_parser("pretrain", help="pretrain an encoder")
-    pretrain.add_argument("--method", required=True, choices=METHOD_NAMES)
+    pretrain.add_argument("--method", required=True, choices=METHOD_NAMES, help="the training method")
     pretrain.add_argument("--data", required=True, help="dataset root (any supported layout)")
-    pretrain.add_argument("--split", type=int, default=1)
-    pretrain.add_argument("--profile", choices=PROFILE_NAMES, default="standard")
+    pretrain.add_argument("--split", type=int, default=1, help="official split number (1-3; default: 1)")
+    pretrain.add_argument("--profile", choices=PROFILE_NAMES, default="standard",
+                          help="sizes, schedule and hyperparameters (default: standard)")
     pretrain.add_argument("--out", required=True, help="run directory (checkpoint, history, results)")
-    pretrain.add_argument("--epochs", type=int, default=None, help="0 writes the randomly initialised model")
+    pretrain.add_argument("--epochs", type=int, default=None,
+                          help="training epochs (default: the profile's); 0 writes the randomly initialised model")
     pretrain.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
                           help="the training batch (default: the profile's)")
-    pretrain.add_argument("--num-workers", type=int, default=None)
+    pretrain.add_argument("--num-workers", type=int, default=None, metavar="N",
+                          help="data loading processes (default: the profile's)")
     pretrain.add_argument("--no-frame-cache", action="store_true",
                           help="decode every batch from the video files instead of caching the decoded train "
                                "videos next to the data once (the smoke and standard profiles cache)")
@@ -213,15 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
                                "or seco.augment.scale=[0.8,1.0] (repeatable; the run's config.json records it, "
                                "and --epochs/--batch-size win over it)")
     pretrain.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    pretrain.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
-    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--resume", action="store_true",
+                          help="continue the run in --out from its last checkpoint, or reuse it when it has "
+                               "finished (its settings and seed must match)")
+    pretrain.add_argument("--seed", type=int, default=0, help="seed of the initial weights and data order (default: 0)")
     pretrain.add_argument("--quiet", action="store_true", help="no progress bar")
     pretrain.set_defaults(handler=_cmd_pretrain)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint's encoder")
-    evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--split", type=int, default=1)
+    evaluate.add_argument("--checkpoint", required=True, help="a run's checkpoint.pt (pretrain --out)")
+    evaluate.add_argument("--data", required=True, help="dataset root (any supported layout)")
+    evaluate.add_argument("--split", type=int, default=1, help="official split number (1-3; default: 1)")
     evaluate.add_argument("--protocol", default=["linear-svm"], type=_names_from(PROTOCOL_NAMES),
                           metavar="P[,P...]",
                           help=f"one or more of {', '.join(PROTOCOL_NAMES)}, separated by commas; the features "
@@ -244,12 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--set", action="append", metavar="eval.KEY=VALUE",
                           help="change an evaluation setting of the profile, e.g. eval.knn_k=50 or "
                                "eval.frames_per_video=16 (repeatable; --svm-c and --bn-stats win over it)")
-    evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--json", action="store_true", help="print one machine-readable line")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    evaluate.add_argument("--json", action="store_true", help="print one machine-readable line per result")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     report = commands.add_parser("report", help="execute the notebooks into an HTML report")
-    report.add_argument("--profile", choices=PROFILE_NAMES, default="standard")
+    report.add_argument("--profile", choices=PROFILE_NAMES, default="standard",
+                        help="the notebooks' profile (default: standard)")
     report.add_argument("--notebooks", type=_notebook_prefixes, default=None, metavar="NN[,NN...]",
                         help="comma-separated prefixes, e.g. 00,01 (default: every notebook)")
     report.add_argument("--data", default=None, metavar="DIR",

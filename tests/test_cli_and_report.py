@@ -1,5 +1,6 @@
 """The command line and the papermill report runner."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -194,3 +195,16 @@ def test_pretrain_batch_size_below_one_is_refused_by_the_option(text, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["pretrain", "--method", "seco", "--data", "d", "--out", "o", "--batch-size", text])
     assert f"argument --batch-size: {text!r} is not a whole number >= 1" in capsys.readouterr().err
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    commands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    children = [child for action in commands for child in action.choices.values()]
+    return children + [grandchild for child in children for grandchild in _subparsers(child)]
+
+
+def test_every_option_of_every_subcommand_is_explained_in_its_help():
+    undocumented = [f"{command.prog} {action.dest}" for command in _subparsers(build_parser())
+                    for action in command._actions
+                    if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) and not action.help]
+    assert not undocumented
