@@ -98,7 +98,8 @@ def test_training_decodes_from_files_when_the_disk_has_no_room_for_the_frame_sto
 
 def test_a_split_smaller_than_one_batch_is_refused_before_any_work(smoke_data, tmp_path):
     data = shutil.copytree(smoke_data, tmp_path / "data", ignore=shutil.ignore_patterns(".seco_lab_frames_*"))
-    with pytest.raises(ValueError, match=r"usable training videos, fewer than batch_size=100000.*--batch-size"):
+    with pytest.raises(ValueError, match=r"usable training videos, fewer than batch_size=100000.*--batch-size or "
+                                         r"a notebook's batch_size parameter"):
         pretrain("seco", data, "smoke", tmp_path / "run", batch_size=100000, progress=False)
     assert not list(data.glob(".seco_lab_frames_*")) and not (tmp_path / "run" / "checkpoint.pt").exists()
 

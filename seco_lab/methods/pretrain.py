@@ -206,8 +206,8 @@ def pretrain(
     batch = int(config["train"]["batch_size"])
     if config["train"]["epochs"] and len(train_records) < batch:  # before any frame is cached
         raise ValueError(f"{data_root}: split {split} has {len(train_records)} usable training videos, fewer than "
-                         f"batch_size={batch} (every step needs a full batch): lower it (pretrain --batch-size, "
-                         f"at most {len(train_records)}) or use more data")
+                         f"batch_size={batch} (every step needs a full batch): lower it (pretrain --batch-size or a "
+                         f"notebook's batch_size parameter, at most {len(train_records)}) or use more data")
     config["data"]["num_classes"] = len(spec.classes)
     config["data"]["classes"] = list(spec.classes)
 
