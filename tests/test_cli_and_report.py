@@ -208,3 +208,9 @@ def test_every_option_of_every_subcommand_is_explained_in_its_help():
                     for action in command._actions
                     if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) and not action.help]
     assert not undocumented
+
+
+def test_evaluate_given_a_run_folder_asks_for_the_checkpoint_in_it(tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(tmp_path), "--data", str(tmp_path)]) == 2
+    assert f"{tmp_path} is a folder, not a checkpoint file: give the checkpoint in it, e.g. " \
+           f"{tmp_path / 'checkpoint.pt'}" in capsys.readouterr().err

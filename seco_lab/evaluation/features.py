@@ -155,6 +155,9 @@ def load_encoder(checkpoint_path: str | Path, weights: str = "checkpoint",
     from seco_lab.methods import build_method
 
     checkpoint_path = Path(checkpoint_path)
+    if checkpoint_path.is_dir():
+        raise EvaluationError(f"{checkpoint_path} is a folder, not a checkpoint file: give the checkpoint in it, "
+                              f"e.g. {checkpoint_path / 'checkpoint.pt'}")
     if not checkpoint_path.is_file():
         raise EvaluationError(f"{checkpoint_path}: checkpoint file not found")
     if weights not in ("checkpoint", "random"):
