@@ -310,5 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seco-lab {args.command}: error: {_error_text(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        resume_hint = " (the same command with --resume continues from the last checkpoint)" \
+            if args.command == "pretrain" else ""
+        print(f"interrupted{resume_hint}", file=sys.stderr)
         return 130

@@ -214,3 +214,13 @@ def test_evaluate_given_a_run_folder_asks_for_the_checkpoint_in_it(tmp_path, cap
     assert main(["evaluate", "--checkpoint", str(tmp_path), "--data", str(tmp_path)]) == 2
     assert f"{tmp_path} is a folder, not a checkpoint file: give the checkpoint in it, e.g. " \
            f"{tmp_path / 'checkpoint.pt'}" in capsys.readouterr().err
+
+
+def test_an_interrupted_pretraining_says_how_to_continue_it(monkeypatch, capsys):
+    def interrupted(**options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", interrupted)
+    assert main(["pretrain", "--method", "seco", "--data", "d", "--out", "o", "--profile", "smoke"]) == 130
+    assert capsys.readouterr().err == \
+        "interrupted (the same command with --resume continues from the last checkpoint)\n"
