@@ -188,3 +188,11 @@ def test_a_full_disk_while_saving_names_the_file_and_keeps_the_previous_checkpoi
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_a_checkpoint_left_half_written_by_a_killed_process_is_removed_when_the_run_continues(tmp_path):
+    unfinished_write = tmp_path / ".checkpoint.pt.tmp-99999"
+    unfinished_write.write_bytes(b"PK\x03\x04 half of a checkpoint")
+    cfg = resume_config(num_workers=0, checkpoint_every=0)
+    fit(ToyMoCo(queue_size=24), ToyPairDataset(36, seed=5), cfg, tmp_path, {}, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "config.json", "history.jsonl"]

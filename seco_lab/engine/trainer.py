@@ -157,6 +157,8 @@ class _TrainingRun:
                                checkpoint["step"], already_finished=True)
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            for unfinished_write in self.run_dir.glob(f".{CHECKPOINT_NAME}.tmp-*"):  # of a process killed mid-save
+                unfinished_write.unlink()
             _write_json_atomic(self.run_dir / CONFIG_NAME, self.full_config)
         if checkpoint is None:
             seed_everything(self.cfg.seed + self.rank)
