@@ -19,3 +19,22 @@ def smoke_data(tmp_path_factory):
     from seco_lab.video.synth import generate_dataset
 
     return generate_dataset(tmp_path_factory.mktemp("data") / "synth-smoke", preset="smoke", progress=False)
+
+
+@pytest.fixture
+def linear_probe_devices(monkeypatch):
+    """``record(owner)``: wrap ``owner.linear_protocol`` (a module that calls it) so that each call
+    appends the ``device`` it was given (None when none) to the list ``record`` returns."""
+
+    def record(owner) -> list:
+        devices = []
+        real_linear_protocol = owner.linear_protocol
+
+        def recording_linear_protocol(*args, **kwargs):
+            devices.append(kwargs.get("device"))
+            return real_linear_protocol(*args, **kwargs)
+
+        monkeypatch.setattr(owner, "linear_protocol", recording_linear_protocol)
+        return devices
+
+    return record

@@ -70,17 +70,10 @@ def test_ensure_run_trains_with_the_runs_own_seed(monkeypatch, tmp_path, run_see
     assert calls == [expected]
 
 
-def test_frozen_linear_probe_trains_on_the_sessions_device(monkeypatch):
+def test_frozen_linear_probe_trains_on_the_sessions_device(linear_probe_devices):
     import seco_lab.evaluation as evaluation
 
-    devices = []
-    real_linear_protocol = evaluation.linear_protocol
-
-    def recording_linear_protocol(*args, **kwargs):
-        devices.append(kwargs.get("device"))
-        return real_linear_protocol(*args, **kwargs)
-
-    monkeypatch.setattr(evaluation, "linear_protocol", recording_linear_protocol)
+    devices = linear_probe_devices(evaluation)
     features = clustered_features(0)
     features.train_views, features.test_views = features.train_x[:, None], features.test_x[:, None]  # (N, 1 view, D)
     metrics = frozen_protocols(features, session_with_svm_c(1.0), ("linear",))

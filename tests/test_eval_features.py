@@ -169,17 +169,11 @@ def tiny_checkpoint(tmp_path, monkeypatch):
     return path
 
 
-def test_run_protocol_trains_the_linear_probe_on_the_evaluation_device(pair_dataset, tiny_checkpoint, monkeypatch):
+def test_run_protocol_trains_the_linear_probe_on_the_evaluation_device(pair_dataset, tiny_checkpoint,
+                                                                      linear_probe_devices):
     from seco_lab.evaluation import runner
 
-    devices = []
-    real_linear_protocol = runner.linear_protocol
-
-    def recording_linear_protocol(*args, **kwargs):
-        devices.append(kwargs.get("device"))
-        return real_linear_protocol(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "linear_protocol", recording_linear_protocol)
+    devices = linear_probe_devices(runner)
     runner.run_protocol("linear", tiny_checkpoint, pair_dataset[0], profile="smoke", device="cpu", linear_epochs=2,
                         weights="random", progress=False)
     assert devices == [torch.device("cpu")]
