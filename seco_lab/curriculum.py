@@ -80,15 +80,16 @@ def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
 
     run_dir = lab.run_dir / spec.name
     checkpoint = run_dir / CHECKPOINT_NAME
-    if checkpoint.exists() and load_checkpoint(checkpoint)["finished"]:
-        print(f"{spec.name}: reusing the finished run in {run_dir} (delete that folder to train again)")
-    else:
+    finished = checkpoint.exists() and load_checkpoint(checkpoint)["finished"]
+    if not finished:
         state = "resuming" if checkpoint.exists() else ("initialising" if spec.epochs == 0 else "training")
         print(f"{spec.name}: {state} — {spec.description or spec.method}")
     result = pretrain(spec.method, lab.data_root, lab.profile_name, run_dir, epochs=spec.epochs,
                       device=lab.device, resume=True, seed=lab.seed if spec.seed is None else spec.seed,
                       overrides=deep_update(lab.overrides, spec.overrides), progress=progress)
-    if result.action in ("trained", "resumed"):
+    if finished:  # said only once pretrain has found the run's settings equal to these
+        print(f"{spec.name}: reusing the finished run in {run_dir} (delete that folder to train again)")
+    elif result.action in ("trained", "resumed"):
         print(f"{spec.name}: {result.steps} steps in {result.wall_time:.0f} s "
               f"({result.samples_per_second:.0f} videos/s)")
     return result.checkpoint_path

@@ -89,3 +89,25 @@ def test_a_methods_parameter_that_is_not_a_list_of_method_names_is_explained(met
     with pytest.raises(ValueError, match=message):
         check_method_names(methods)
     assert check_method_names(("cvrl", "seco")) == ["cvrl", "seco"]
+
+
+@pytest.mark.parametrize("same_settings", [True, False])
+def test_ensure_run_says_it_reuses_a_finished_run_only_once_pretrain_accepted_it(monkeypatch, tmp_path, capsys,
+                                                                                same_settings):
+    def fake_pretrain(method, data_root, profile, run_dir, **options):
+        if not same_settings:
+            raise ValueError(f"{run_dir} holds a run with different settings")
+        return SimpleNamespace(action="reused", checkpoint_path=run_dir / "checkpoint.pt")
+
+    monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", fake_pretrain)
+    monkeypatch.setattr("seco_lab.engine.checkpoint.load_checkpoint", lambda path: {"finished": True})
+    lab = Session("smoke", get_profile("smoke"), "cpu", 0, tmp_path / "data", tmp_path / "runs")
+    spec = BASELINE_RUNS["random-2d"]
+    (lab.run_dir / spec.name).mkdir(parents=True)
+    (lab.run_dir / spec.name / "checkpoint.pt").touch()
+    if same_settings:
+        ensure_run(lab, spec, progress=False)
+    else:
+        with pytest.raises(ValueError, match="different settings"):
+            ensure_run(lab, spec, progress=False)
+    assert ("reusing the finished run" in capsys.readouterr().out) == same_settings
