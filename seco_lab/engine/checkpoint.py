@@ -75,7 +75,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as error:  # torch raises many types for a damaged zip/pickle
         raise CheckpointError(
             f"{path}: not a readable checkpoint ({type(error).__name__}: {error}); "
-            f"delete it or train again with resume=False"
+            f"delete it to train the run again from the start"
         ) from error
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a dict, found {type(state).__name__}")
