@@ -165,12 +165,12 @@ def ensure_synth_dataset(preset: str, seed: int = 0, root: Path | None = None) -
 
 
 def default_run_dir(profile: str, data_root: Path | None = None, overrides: dict[str, Any] | None = None,
-                    settings: tuple[str, ...] = ()) -> Path:
+                    settings: tuple[str, ...] = (), seed: int = 0) -> Path:
     """``runs/<profile>`` for the embedded dataset, ``runs/<profile>-<dataset folder>`` for
     another one, with a suffix for each notebook parameter that changes the profile
-    (``runs/smoke-UCF-101-10-per-class``): runs never meet runs of the same name trained with
-    other data or settings."""
-    suffix = _run_folder_suffix(overrides or {}, settings)
+    (``runs/smoke-UCF-101-10-per-class``) and for a seed other than 0 (``runs/standard-seed1``):
+    runs never meet runs of the same name trained with other data, settings or seed."""
+    suffix = _run_folder_suffix(overrides or {}, settings) + (f"-seed{seed}" if seed else "")
     embedded = paths.synth_dataset_dir(get_profile(profile)["synth"]["preset"])
     if data_root is None or Path(data_root).resolve() == embedded.resolve():
         return paths.runs_dir() / f"{profile}{suffix}"
@@ -229,7 +229,7 @@ def start(
                 "the embedded dataset"
             )
     runs = (Path(run_dir).expanduser() if run_dir
-            else default_run_dir(name, None if data_root is None else root, overrides, settings))
+            else default_run_dir(name, None if data_root is None else root, overrides, settings, seed))
     if runs.exists() and not runs.is_dir():
         raise ValueError(f"run_dir {str(runs)!r} is a file, not a folder: give a folder for the runs, "
                          "or None for the default one")

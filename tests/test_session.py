@@ -61,7 +61,7 @@ def test_a_session_resolved_without_preparing_touches_neither_disk_nor_rngs(tmp_
     expected = torch.rand(1)
     torch.manual_seed(11)
     lab = start(profile="smoke", seed=3, max_videos_per_class=2, prepare=False)
-    assert lab.data_root == tmp_path / "data" / "synth-smoke" and lab.run_dir == tmp_path / "runs" / "smoke-2-per-class"
+    assert lab.data_root == tmp_path / "data" / "synth-smoke" and lab.run_dir == tmp_path / "runs" / "smoke-2-per-class-seed3"
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
     assert torch.equal(torch.rand(1), expected)
 
@@ -95,3 +95,12 @@ def test_a_file_as_run_dir_is_named(tmp_path):
     taken.write_text("")
     with pytest.raises(ValueError, match=f"run_dir '{taken}' is a file, not a folder"):
         start(profile="smoke", data_root=tmp_path, run_dir=taken)
+
+
+def test_another_seed_gets_its_own_run_folder(tmp_path, monkeypatch):
+    """A notebook re-run with another seed trains its own runs instead of meeting the seed-0 ones."""
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    assert start(profile="smoke", prepare=False).run_dir == tmp_path / "runs" / "smoke"
+    assert start(profile="smoke", seed=3, prepare=False).run_dir == tmp_path / "runs" / "smoke-seed3"
+    assert start(profile="smoke", seed=3, batch_size=4, prepare=False).run_dir == \
+        tmp_path / "runs" / "smoke-batch4-seed3"
