@@ -88,6 +88,27 @@ def test_a_seek_in_an_mpeg_program_stream_reads_the_requested_frames(tmp_path):
         assert decode_codes(read_frames(path, [index])) == [index]
 
 
+def test_a_file_whose_seek_failed_is_not_sought_in_again(tmp_path, monkeypatch):
+    """The first read of an MPEG-1 program stream finds its seek untrustworthy and decodes from
+    the start; the next reads of the same file do so at once instead of seeking again."""
+    path = tmp_path / "coded.mpg"
+    write_video(path, coded_frames(120, height=48), codec="mpeg1video")
+    seeks = []
+    seek_to = video_io._FrameReader._seek_to
+
+    def counted_seek_to(reader, target: int) -> bool:
+        seeks.append(target)
+        return seek_to(reader, target)
+
+    monkeypatch.setattr(video_io._FrameReader, "_seek_to", counted_seek_to)
+    assert decode_codes(read_frames(path, [75])) == [75]
+    first_seeks = len(seeks)
+    assert first_seeks >= 1
+    assert decode_codes(read_frames(path, [98])) == [98]
+    assert decode_codes(read_frames(path, [60, 2])) == [60, 2]
+    assert len(seeks) == first_seeks
+
+
 def test_seeking_and_sequential_decoding_agree(tmp_path, monkeypatch):
     path = tmp_path / "coded.mp4"
     write_video(path, coded_frames(180), fps=24.0)

@@ -296,6 +296,7 @@ class _FrameReader:
         self.keyframes: np.ndarray | None = None  # keyframe indices, once _check_timing has found them
         self.can_seek = self.ticks_per_frame is not None
         self.timing_checked = False  # whether start_pts, keyframes and can_seek come from _seek_map
+        self.seek_key: tuple[str, int, int] | None = None  # the file's key in _SEEK_MAPS, once checked
         self.moved = False  # whether the container has read past the start
         self._frames: Iterator[av.VideoFrame] | None = None
         self.position = -1  # index of the last frame taken from self._frames
@@ -308,7 +309,7 @@ class _FrameReader:
         on a cached answer, the container has not moved."""
         assert self.ticks_per_frame is not None
         stat = self.path.stat()
-        key = (str(self.path), stat.st_size, stat.st_mtime_ns)
+        key = self.seek_key = (str(self.path), stat.st_size, stat.st_mtime_ns)
         if key not in _SEEK_MAPS:
             if len(_SEEK_MAPS) >= _SEEK_MAPS_LIMIT:
                 _SEEK_MAPS.clear()
@@ -321,8 +322,11 @@ class _FrameReader:
             self.start_pts, self.keyframes = seek_map.start_pts, seek_map.keyframes
 
     def _restart_sequential(self) -> None:
-        """Give up seeking: go back to the start of the stream and count frames from there."""
+        """Give up seeking: go back to the start of the stream and count frames from there. A seek
+        that could not be trusted in this file will not be in the next reads of it either."""
         self.can_seek = False
+        if self.seek_key is not None:
+            _SEEK_MAPS[self.seek_key] = None
         self._decode_from_start()
 
     def _decode_from_start(self) -> None:
