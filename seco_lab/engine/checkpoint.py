@@ -41,11 +41,23 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is unreadable, incomplete or does not fit the run."""
 
 
+def _temporary_path(path: Path, process: str) -> Path:
+    """Where a process writes ``path`` before renaming it into place: beside it, hidden."""
+    return path.with_name(f".{path.name}.tmp-{process}")
+
+
+def remove_unfinished_writes(path: str | Path) -> None:
+    """Delete the temporary files that writes of ``path`` killed before their rename left beside it."""
+    path = Path(path)
+    for leftover in path.parent.glob(_temporary_path(path, "*").name):
+        leftover.unlink()
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file in the same directory, fsync,
     then ``os.replace`` (a crash leaves the previous checkpoint intact, never half a file)."""
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary = _temporary_path(path, str(os.getpid()))
     try:
         with open(temporary, "wb") as handle:
             torch.save(state, handle)

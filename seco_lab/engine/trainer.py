@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from seco_lab.engine import distributed
 from seco_lab.engine.checkpoint import (
-    CHECKPOINT_FORMAT, CHECKPOINT_NAME, CheckpointError, capture_rng_state, load_checkpoint,
-    preserved_rng, restore_rng_state, save_checkpoint, seed_everything,
+    CHECKPOINT_FORMAT, CHECKPOINT_NAME, CheckpointError, capture_rng_state, load_checkpoint, preserved_rng,
+    remove_unfinished_writes, restore_rng_state, save_checkpoint, seed_everything,
 )
 from seco_lab.engine.config import SCHEDULE_FIELDS, TrainConfig
 from seco_lab.engine.device import (
@@ -157,8 +157,7 @@ class _TrainingRun:
                                checkpoint["step"], already_finished=True)
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            for unfinished_write in self.run_dir.glob(f".{CHECKPOINT_NAME}.tmp-*"):  # of a process killed mid-save
-                unfinished_write.unlink()
+            remove_unfinished_writes(self.checkpoint_path)  # of a process killed mid-save
             _write_json_atomic(self.run_dir / CONFIG_NAME, self.full_config)
         if checkpoint is None:
             seed_everything(self.cfg.seed + self.rank)
