@@ -140,6 +140,7 @@ def execute_notebook(notebook: Path, out_dir: Path, profile: str,
     """
     import nbformat
     import papermill
+    from nbclient.exceptions import DeadKernelError
     from nbconvert import HTMLExporter
     from papermill.exceptions import PapermillExecutionError
 
@@ -164,6 +165,10 @@ def execute_notebook(notebook: Path, out_dir: Path, profile: str,
             f"{notebook.name}: cell {error.exec_count} (index {error.cell_index}) raised "
             f"{error.ename}: {error.evalue}"
         )
+    except DeadKernelError:
+        status = "failed"
+        message = (f"{notebook.name}: the kernel died {_last_started_cell(executed)} "
+                   "(as it does when it runs out of memory)")
     seconds = time.perf_counter() - start
     html_path = None
     if executed.exists():
@@ -179,6 +184,23 @@ def execute_notebook(notebook: Path, out_dir: Path, profile: str,
         html_path=html_path,
         notebook_path=executed if executed.exists() else None,
     )
+
+
+def _last_started_cell(executed: Path) -> str:
+    """Where the kernel was when it died: ``in cell N (index I)`` (``in the cell at index I``
+    when it got no execution count), the last cell papermill started, or ``before its first cell``."""
+    import nbformat
+
+    if not executed.exists():
+        return "before its first cell"
+    cells = nbformat.read(executed, as_version=4).cells
+    started = [(index, cell) for index, cell in enumerate(cells)
+               if cell.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
+        return "before its first cell"
+    index, cell = started[-1]
+    count = cell.get("execution_count")
+    return f"in cell {count} (index {index})" if count else f"in the cell at index {index}"
 
 
 def _format_value(value: Any) -> str:

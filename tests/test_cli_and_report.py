@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,18 @@ def test_an_interrupted_pretraining_says_how_to_continue_it(monkeypatch, capsys)
     assert main(["pretrain", "--method", "seco", "--data", "d", "--out", "o", "--profile", "smoke"]) == 130
     assert capsys.readouterr().err == \
         "interrupted (the same command with --resume continues from the last checkpoint)\n"
+
+
+def test_a_notebook_whose_kernel_dies_is_reported_as_failed_where_it_stopped(tmp_path, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write_notebook(notebooks / "00_dies.ipynb", ["x = 1", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"])
+    _write_notebook(notebooks / "01_never.ipynb", ["print('not reached')"])
+    monkeypatch.setattr("seco_lab.paths.notebooks_dir", lambda: notebooks)
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    result = run_report("smoke", out_dir=tmp_path / "report")
+    assert [(run.name, run.status) for run in result.runs] == [("00_dies", "failed")]
+    # index 3: after the injected parameters; whether the cell got its count first depends on timing
+    assert re.search(r"the kernel died in (cell 4 \(index 3\)|the cell at index 3)", result.runs[0].message)
+    index = (tmp_path / "report" / "index.html").read_text()
+    assert "00_dies.html" in index and "the kernel died" in index
