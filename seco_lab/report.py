@@ -210,8 +210,9 @@ def _format_value(value: Any) -> str:
 
 
 def write_index(result: ReportResult, profile: str, summaries: Path | None = None) -> Path:
-    """Write ``index.html``: one row per notebook, then every summary number saved in
-    ``summaries`` (default: :func:`summary_dir` of ``profile``)."""
+    """Write ``index.html``: one row per notebook, then the summary numbers saved in ``summaries``
+    (default: :func:`summary_dir` of ``profile``) by the notebooks that ran to the end in this
+    report; those an earlier run or a notebook that failed left there are not this run's."""
     rows = []
     for run in result.runs:
         link = (
@@ -225,7 +226,10 @@ def write_index(result: ReportResult, profile: str, summaries: Path | None = Non
             f"<td>{html.escape(run.message)}</td></tr>"
         )
     summary_rows = []
+    finished = {run.name for run in result.runs if run.status == "ok"}
     for path in sorted((summaries or summary_dir(profile)).glob("*.json")):
+        if path.stem not in finished:
+            continue
         values = json.loads(path.read_text())
         for key, value in values.items():
             summary_rows.append(

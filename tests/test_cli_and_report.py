@@ -240,3 +240,22 @@ def test_a_notebook_whose_kernel_dies_is_reported_as_failed_where_it_stopped(tmp
     assert re.search(r"the kernel died in (cell 4 \(index 3\)|the cell at index 3)", result.runs[0].message)
     index = (tmp_path / "report" / "index.html").read_text()
     assert "00_dies.html" in index and "the kernel died" in index
+
+
+def test_report_index_lists_only_the_numbers_saved_by_the_notebooks_it_ran_to_the_end(tmp_path, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    saves = "from seco_lab.report import save_summary\nsave_summary(profile, '{name}', {{'{name} value': 0.625}})"
+    _write_notebook(notebooks / "00_save.ipynb", [saves.format(name="00_save")])
+    _write_notebook(notebooks / "01_broken.ipynb", ["raise ValueError('bad on purpose')"])
+    _write_notebook(notebooks / "02_not_selected.ipynb", [saves.format(name="02_not_selected")])
+    monkeypatch.setattr("seco_lab.paths.notebooks_dir", lambda: notebooks)
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    summaries = tmp_path / "runs" / "smoke" / "summary"
+    summaries.mkdir(parents=True)
+    for earlier in ("01_broken", "02_not_selected"):  # left by an earlier run
+        (summaries / f"{earlier}.json").write_text(json.dumps({f"{earlier} value": 0.125}))
+    run_report("smoke", selection=["00", "01"], out_dir=tmp_path / "report")
+    index = (tmp_path / "report" / "index.html").read_text()
+    assert "00_save value" in index and "0.625" in index
+    assert "01_broken value" not in index and "02_not_selected value" not in index and "0.125" not in index
