@@ -73,7 +73,9 @@ def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
     """Train ``spec`` into ``lab.run_dir / spec.name`` unless a finished run is already there.
 
     Returns the checkpoint path. An interrupted run is resumed from its last checkpoint. The
-    session's own overrides (its notebook parameters) apply first, then the run's.
+    session's own overrides (its notebook parameters) apply first, then the run's. The paper
+    profile's runs are not trained on a CPU (:func:`check_paper_run_device`); finished ones are
+    reused there.
     """
     from seco_lab.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint
     from seco_lab.methods.pretrain import deep_update, pretrain
@@ -82,6 +84,7 @@ def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
     checkpoint = run_dir / CHECKPOINT_NAME
     finished = checkpoint.exists() and load_checkpoint(checkpoint)["finished"]
     if not finished:
+        check_paper_run_device(lab, spec)
         state = "resuming" if checkpoint.exists() else ("initialising" if spec.epochs == 0 else "training")
         print(f"{spec.name}: {state} — {spec.description or spec.method}")
     result = pretrain(spec.method, lab.data_root, lab.profile_name, run_dir, epochs=spec.epochs,
@@ -93,6 +96,23 @@ def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
         print(f"{spec.name}: {result.steps} steps in {result.wall_time:.0f} s "
               f"({result.samples_per_second:.0f} videos/s)")
     return result.checkpoint_path
+
+
+def check_paper_run_device(lab: Session, spec: RunSpec) -> None:
+    """Refuse to train a run of the paper profile on a CPU: sized for GPUs (224 px, ResNet-50 /
+    R3D-50, batches of hundreds), it would run for days there, if it fitted the memory at all.
+    Runs of 0 epochs (an untrained encoder) only initialise weights and pass."""
+    epochs = lab.section("train")["epochs"] if spec.epochs is None else spec.epochs
+    if lab.profile_name != "paper" or epochs == 0 or _device(lab) != "cpu":
+        return
+    train, data = lab.section("train"), lab.section("data")
+    raise RuntimeError(
+        f"{spec.name}: the paper profile trains {epochs} epochs in batches of {train['batch_size']} at "
+        f"{data['crop_size']} px, sized for GPUs; this session's device is the CPU, where the run would take "
+        f"days, if it fitted the memory at all. Train the paper profile's runs on a machine with CUDA (their "
+        f"folders, copied into {lab.run_dir}, are then reused here), or set profile = 'standard' for runs "
+        "sized for a CPU. To train it on the CPU anyway: python -m seco_lab pretrain --profile paper --device cpu ..."
+    )
 
 
 @dataclass

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from seco_lab.curriculum import (
-    BASELINE_RUNS, RunFeatures, check_method_names, ensure_run, frozen_protocols, reseeded, spread,
+    BASELINE_RUNS, METHOD_RUNS, RunFeatures, check_method_names, ensure_run, frozen_protocols, reseeded, spread,
 )
 from seco_lab.evaluation.linear_svm import SVM_C_GRID
 from seco_lab.profiles import get_profile
@@ -111,3 +111,20 @@ def test_ensure_run_says_it_reuses_a_finished_run_only_once_pretrain_accepted_it
         with pytest.raises(ValueError, match="different settings"):
             ensure_run(lab, spec, progress=False)
     assert ("reusing the finished run" in capsys.readouterr().out) == same_settings
+
+
+def test_ensure_run_refuses_to_train_a_paper_run_on_a_cpu_before_any_work(monkeypatch, tmp_path):
+    def fake_pretrain(method, data_root, profile, run_dir, **options):
+        return SimpleNamespace(action="initialised", checkpoint_path=run_dir / "checkpoint.pt")
+
+    monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", fake_pretrain)
+    paper = get_profile("paper")
+    lab = Session("paper", paper, "cpu", 0, tmp_path / "data", tmp_path / "runs")
+    message = (rf"seco: the paper profile trains {paper['train']['epochs']} epochs in batches of "
+               rf"{paper['train']['batch_size']} at {paper['data']['crop_size']} px, sized for GPUs; .*"
+               r"or set profile = 'standard'")
+    with pytest.raises(RuntimeError, match=message):
+        ensure_run(lab, METHOD_RUNS["seco"], progress=False)
+    assert ensure_run(lab, BASELINE_RUNS["random-2d"], progress=False).name == "checkpoint.pt"  # untrained: no cost
+    smoke = Session("smoke", get_profile("smoke"), "cpu", 0, tmp_path / "data", tmp_path / "runs")
+    assert ensure_run(smoke, METHOD_RUNS["seco"], progress=False).name == "checkpoint.pt"
