@@ -19,6 +19,8 @@ from matplotlib.ticker import MaxNLocator
 EMBEDDING_METHODS = ("pca", "tsne")
 
 NON_LOSS_KEYS = {"type", "step", "epoch", "lr", "samples_per_s", "wall_time", "time"}
+# A curve of at most this many points marks each one: a line through a single step draws nothing.
+MARKED_POINTS_MAX = 30
 
 
 def _records(history: str | Path | Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -71,12 +73,14 @@ def plot_loss_curves(history: str | Path | Sequence[Mapping[str, Any]], terms: S
         points = [(r["step"], r[term]) for r in steps if term in r and r[term] is not None]
         if points:
             x, y = zip(*points)
-            axes[0].plot(x, smooth(y, smoothing), label=term, linewidth=2.0 if term == "loss" else 1.2)
+            axes[0].plot(x, smooth(y, smoothing), label=term, linewidth=2.0 if term == "loss" else 1.2,
+                         marker="o" if len(points) <= MARKED_POINTS_MAX else None, markersize=4)
     axes[0].set(xlabel="step", ylabel="loss", title=title or "training losses")
     axes[0].legend(fontsize="small")
     lr_points = [(r["step"], r["lr"]) for r in steps if "lr" in r]
     if lr_points:
-        axes[1].plot(*zip(*lr_points), color="tab:gray")
+        axes[1].plot(*zip(*lr_points), color="tab:gray", marker="o" if len(lr_points) <= MARKED_POINTS_MAX else None,
+                     markersize=4)
     axes[1].set(xlabel="step", ylabel="learning rate", title="schedule")
     if monitor_keys:
         for key in monitor_keys:
@@ -84,6 +88,8 @@ def plot_loss_curves(history: str | Path | Sequence[Mapping[str, Any]], terms: S
             axes[2].plot(*zip(*points), marker="o", label=key)
         axes[2].set(xlabel="step", title="monitor")
         axes[2].legend(fontsize="small")
+    for axis in axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # steps are whole numbers
     return figure
 
 

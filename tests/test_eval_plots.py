@@ -29,6 +29,16 @@ def test_loss_curves_from_records_and_file(tmp_path):
     assert len(plots.plot_loss_curves(tmp_path, terms=["loss"], smoothing=0.5).axes) == 2
 
 
+def test_loss_curves_of_a_run_with_few_steps_mark_every_step():
+    """A smoke run trains one step: a line through one point would draw nothing."""
+    figure = plots.plot_loss_curves([{"type": "step", "step": 1, "loss": 2.0, "inter": 1.5, "lr": 1e-3}])
+    curves = figure.axes[0].lines + figure.axes[1].lines
+    assert len(curves) == 3 and all(line.get_marker() == "o" for line in curves)
+    assert all(tick.is_integer() for tick in figure.axes[0].get_xticks())
+    long = plots.plot_loss_curves(history_records() * 2)
+    assert all(line.get_marker() == "None" for line in long.axes[0].lines)
+
+
 def test_smooth_is_debiased_ema():
     np.testing.assert_allclose(plots.smooth([2.0, 2.0, 2.0], 0.9), [2.0, 2.0, 2.0])
     np.testing.assert_allclose(plots.smooth([1.0, 3.0], 0.5), [1.0, (0.25 + 1.5) / 0.75])
