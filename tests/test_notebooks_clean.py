@@ -31,3 +31,19 @@ def test_notebook_has_one_parameters_cell_with_a_profile(path: Path):
     assert "profile =" in tagged[0].source
     first_code = next(cell for cell in notebook.cells if cell.cell_type == "code")
     assert first_code is tagged[0], f"{path.name}: the parameters cell must be the first code cell"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_parameter_is_documented_and_read_by_papermill(path: Path):
+    """papermill skips a parameter line holding two '=' (a report would then not pass it)."""
+    import ast
+
+    import papermill
+
+    notebook = nbformat.read(path, as_version=4)
+    tagged = next(cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", []))
+    assigned = [node.targets[0].id for node in ast.parse(tagged.source).body]
+    declared = papermill.inspect_notebook(str(path))
+    assert list(declared) == assigned, f"{path.name}: papermill reads {list(declared)} of {assigned}"
+    undocumented = [name for name, parameter in declared.items() if not parameter["help"]]
+    assert not undocumented, f"{path.name}: parameters {undocumented} have no comment saying what they take"
