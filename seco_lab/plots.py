@@ -359,7 +359,7 @@ def plot_view_grid(views: Mapping[str, Any], title: str | None = None) -> Figure
     return figure
 
 
-def plot_clip_strips(clips: Mapping[str, Any], max_frames: int = 12) -> Figure:
+def plot_clip_strips(clips: Mapping[str, Any], max_frames: int = 12, title: str | None = None) -> Figure:
     """One row per named clip (T, C, H, W), at most ``max_frames`` evenly spaced frames each."""
     columns = min(max_frames, max(len(clip) for clip in clips.values()))
     figure = Figure(figsize=(1.1 * columns + 1.2, 1.3 * len(clips) + 0.2), layout="constrained")
@@ -374,6 +374,8 @@ def plot_clip_strips(clips: Mapping[str, Any], max_frames: int = 12) -> Figure:
             else:
                 axis.set_axis_off()
         axes[row, 0].set_ylabel(name, fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=9)
     return figure
 
 

@@ -145,3 +145,10 @@ def test_similarity_matrices_share_one_scale_and_tick_whole_indices():
         for ticks in (axis.get_xticks(), axis.get_yticks()):
             assert np.all(ticks == np.round(ticks)), ticks
     assert {0, 1, 2} <= set(video_axis.get_xticks().astype(int))
+
+
+def test_clip_strips_have_a_row_per_clip_and_a_title():
+    clip = np.zeros((4, 3, 8, 8), dtype=np.uint8)
+    figure = plots.plot_clip_strips({"v0": clip, "shuffled": clip[::-1]}, title="a clip and its shuffle")
+    assert len(figure.axes) == 2 * 4 and figure.get_suptitle() == "a clip and its shuffle"
+    assert [figure.axes[row * 4].get_ylabel() for row in range(2)] == ["v0", "shuffled"]
