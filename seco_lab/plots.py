@@ -21,6 +21,7 @@ EMBEDDING_METHODS = ("pca", "tsne")
 NON_LOSS_KEYS = {"type", "step", "epoch", "lr", "samples_per_s", "wall_time", "time"}
 # A curve of at most this many points marks each one: a line through a single step draws nothing.
 MARKED_POINTS_MAX = 30
+ACCURACY_SUFFIX = "_acc"  # history keys of accuracies (fractions) logged beside the losses
 
 
 def _records(history: str | Path | Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -54,7 +55,8 @@ def plot_loss_curves(history: str | Path | Sequence[Mapping[str, Any]], terms: S
 
     history: run folder, history.jsonl path, or the records ({"type": "step"|"monitor", ...}).
     terms: loss keys to draw (default: every numeric key of the step records except step,
-    epoch, lr, samples_per_s, wall_time).
+    epoch, lr, samples_per_s, wall_time). Accuracies logged beside the losses (keys ending in
+    ``_acc``, fractions) are drawn dashed, and the axis says so.
     """
     records = _records(history)
     steps = [r for r in records if r.get("type", "step") == "step"]
@@ -74,8 +76,11 @@ def plot_loss_curves(history: str | Path | Sequence[Mapping[str, Any]], terms: S
         if points:
             x, y = zip(*points)
             axes[0].plot(x, smooth(y, smoothing), label=term, linewidth=2.0 if term == "loss" else 1.2,
+                         linestyle="--" if term.endswith(ACCURACY_SUFFIX) else "-",
                          marker="o" if len(points) <= MARKED_POINTS_MAX else None, markersize=4)
-    axes[0].set(xlabel="step", ylabel="loss", title=title or "training losses")
+    with_accuracy = any(term.endswith(ACCURACY_SUFFIX) for term in terms)
+    axes[0].set(xlabel="step", ylabel="loss; accuracy as a fraction (dashed)" if with_accuracy else "loss",
+                title=title or "training losses")
     axes[0].legend(fontsize="small")
     lr_points = [(r["step"], r["lr"]) for r in steps if "lr" in r]
     if lr_points:

@@ -39,6 +39,14 @@ def test_loss_curves_of_a_run_with_few_steps_mark_every_step():
     assert all(line.get_marker() == "None" for line in long.axes[0].lines)
 
 
+def test_loss_curves_draw_an_accuracy_dashed_and_say_so_on_the_axis():
+    records = [{"type": "step", "step": step, "loss": 2.0 / step, "order_acc": 0.5 + step / 100} for step in (1, 2)]
+    figure = plots.plot_loss_curves(records)
+    styles = {line.get_label(): line.get_linestyle() for line in figure.axes[0].lines}
+    assert styles == {"loss": "-", "order_acc": "--"}
+    assert "accuracy" in figure.axes[0].get_ylabel()
+    assert plots.plot_loss_curves(history_records()).axes[0].get_ylabel() == "loss"
+
 def test_smooth_is_debiased_ema():
     np.testing.assert_allclose(plots.smooth([2.0, 2.0, 2.0], 0.9), [2.0, 2.0, 2.0])
     np.testing.assert_allclose(plots.smooth([1.0, 3.0], 0.5), [1.0, (0.25 + 1.5) / 0.75])
