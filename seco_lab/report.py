@@ -49,6 +49,7 @@ class ReportResult:
     index_path: Path
     runs: list[NotebookRun] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
+    not_run: list[str] = field(default_factory=list)  # notebooks left out after one failed
 
     @property
     def ok(self) -> bool:
@@ -225,6 +226,8 @@ def write_index(result: ReportResult, profile: str, summaries: Path | None = Non
             f"<td>{run.seconds:.1f}</td><td>{run.peak_rss_mib:.0f}</td>"
             f"<td>{html.escape(run.message)}</td></tr>"
         )
+    rows += [f"<tr><td>{html.escape(name)}</td><td class='failed'>not run</td><td></td><td></td>"
+             f"<td>not run after {html.escape(result.runs[-1].name)} failed</td></tr>" for name in result.not_run]
     summary_rows = []
     finished = {run.name for run in result.runs if run.status == "ok"}
     for path in sorted((summaries or summary_dir(profile)).glob("*.json")):
@@ -290,7 +293,7 @@ def run_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ReportResult(out_dir=out_dir, index_path=out_dir / "index.html", parameters=parameters)
     described = ", ".join(f"{name} {value}" for name, value in parameters.items() if name != "run_dir")
-    for notebook in notebooks:
+    for position, notebook in enumerate(notebooks):
         print(f"[report] running {notebook.name} ({described}) ...", flush=True)
         run = execute_notebook(notebook, out_dir, profile, parameters)
         result.runs.append(run)
@@ -301,6 +304,7 @@ def run_report(
             if run.notebook_path:
                 print(f"[report] executed notebook with the error: {run.notebook_path}", file=sys.stderr)
             if stop_on_failure:
+                result.not_run = [later.stem for later in notebooks[position + 1:]]
                 break
     write_index(result, profile, run_dir / "summary")
     print(f"[report] index: {result.index_path}", flush=True)

@@ -71,6 +71,7 @@ def test_report_runs_notebooks_in_order_and_names_the_failing_cell(tmp_path, mon
     assert "01_broken.ipynb" in result.runs[1].message and "ValueError: bad on purpose" in result.runs[1].message
     index = (tmp_path / "report" / "index.html").read_text()
     assert "00_first.html" in index and "failed" in index
+    assert result.not_run == ["02_never"] and "02_never" in index and "not run after 01_broken failed" in index
     executed = nbformat.read(tmp_path / "report" / "00_first.ipynb", as_version=4)
     printed = "".join(output.get("text", "") for cell in executed.cells for output in cell.get("outputs", []))
     assert "profile is smoke" in printed
