@@ -27,6 +27,8 @@ PROTOCOL_NAMES = ("linear-svm", "linear", "knn", "finetune", "retrieval", "track
 PRETRAIN_ACTIONS = {"trained": "trained", "resumed": "resumed from its last checkpoint and finished",
                     "reused": "the run had already finished: reused, not trained again",
                     "initialised": "untrained weights, --epochs 0"}
+# pretrain stopped by SIGTERM or SIGUSR1 after saving a checkpoint that --resume continues
+STOPPED_EXIT_STATUS = 3
 SUBSET_HELP = ("use at most N videos of each class in each split, the same ones every time "
                "(a quick look at a large dataset; default: every video)")
 
@@ -57,27 +59,32 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from seco_lab.engine.preemption import TrainingStopped
     from seco_lab.methods.pretrain import pretrain
     from seco_lab.profiles import get_profile, settings_overrides
 
     overrides = settings_overrides(args.set or [], get_profile(args.profile))
-    result = pretrain(
-        method=args.method,
-        data_root=Path(args.data),
-        profile=args.profile,
-        run_dir=Path(args.out),
-        split=args.split,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        device=args.device,
-        resume=args.resume,
-        seed=args.seed,
-        num_workers=args.num_workers,
-        frame_cache=False if args.no_frame_cache else None,
-        max_videos_per_class=args.max_videos_per_class,
-        overrides=overrides,
-        progress=not args.quiet,
-    )
+    try:
+        result = pretrain(
+            method=args.method,
+            data_root=Path(args.data),
+            profile=args.profile,
+            run_dir=Path(args.out),
+            split=args.split,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            device=args.device,
+            resume=args.resume,
+            seed=args.seed,
+            num_workers=args.num_workers,
+            frame_cache=False if args.no_frame_cache else None,
+            max_videos_per_class=args.max_videos_per_class,
+            overrides=overrides,
+            progress=not args.quiet,
+        )
+    except TrainingStopped as stopped:
+        print(f"{stopped}; the same command with --resume continues from it", file=sys.stderr)
+        return STOPPED_EXIT_STATUS
     print(f"checkpoint: {result.checkpoint_path} ({PRETRAIN_ACTIONS[result.action]})")
     return 0
 

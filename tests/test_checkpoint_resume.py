@@ -1,4 +1,5 @@
-"""Checkpoints: a SIGKILLed run resumed in a new process ends bit-identical to an uninterrupted one."""
+"""Checkpoints: a SIGKILLed or SIGTERMed run resumed in a new process ends bit-identical to an
+uninterrupted one."""
 
 from __future__ import annotations
 
@@ -26,11 +27,13 @@ ITEM_DELAY = 0.25      # seconds per item in the run to be killed: about 1-2 s p
 TOTAL_STEPS = 16
 
 
-def start_training(run_dir: Path, num_workers: int, delay: float) -> subprocess.Popen:
+def start_training(run_dir: Path, num_workers: int, delay: float,
+                   checkpoint_every: int = CHECKPOINT_EVERY) -> subprocess.Popen:
+    """The toy training in a new process, leading its own process group (its loader workers join it)."""
     return subprocess.Popen(
-        [sys.executable, str(TOY_SCRIPT), str(run_dir), str(num_workers), str(CHECKPOINT_EVERY),
+        [sys.executable, str(TOY_SCRIPT), str(run_dir), str(num_workers), str(checkpoint_every),
          str(delay)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
 
 
@@ -81,6 +84,43 @@ def test_sigkilled_runs_resume_to_identical_weights(tmp_path, uninterrupted_stat
         finish(process)
         state = torch.load(runs[workers] / "final_state.pt", weights_only=True)
         assert state.keys() == uninterrupted_state.keys()
+        for name, value in uninterrupted_state.items():
+            assert torch.equal(state[name], value), f"{name} differs after resume (workers={workers})"
+        steps = [record["step"] for record in load_history(runs[workers], "step")]
+        assert steps == list(range(1, TOTAL_STEPS + 1))
+
+
+def test_sigterm_to_the_process_group_saves_after_the_step_and_resumes_to_identical_weights(
+        tmp_path, uninterrupted_state):
+    """A scheduler's SIGTERM, sent to every process of the run (loader workers included), stops it
+    after the step in progress with a checkpoint of that step, though this run saves only at epoch
+    ends; the same run started again continues from it to the uninterrupted run's weights."""
+    runs = {workers: tmp_path / f"workers{workers}" for workers in (0, 2)}
+    stopped = {workers: start_training(run_dir, workers, ITEM_DELAY, checkpoint_every=0)
+               for workers, run_dir in runs.items()}
+    deadline = time.monotonic() + 180.0
+    waiting = dict(stopped)
+    while waiting:  # the first history flush (step 2 of 4 in epoch 0): the signal lands mid-epoch
+        for workers, process in list(waiting.items()):
+            history = runs[workers] / "history.jsonl"
+            if history.exists() and history.stat().st_size > 0:
+                os.killpg(process.pid, signal.SIGTERM)
+                del waiting[workers]
+            elif process.poll() is not None:
+                raise AssertionError(f"training exited before its first step: {process.stderr.read().decode()}")
+        assert time.monotonic() < deadline, "no step was logged"
+        time.sleep(0.002)
+    for workers, process in stopped.items():
+        _, stderr = process.communicate(timeout=120)
+        checkpoint = load_checkpoint(runs[workers] / "checkpoint.pt")
+        assert not checkpoint["finished"] and checkpoint["epoch"] == 0 and checkpoint["step_in_epoch"] > 0
+        assert process.returncode == 1  # TrainingStopped: the command line turns it into its own exit status
+        assert f"TrainingStopped: stopped by SIGTERM after step {checkpoint['step']} of {TOTAL_STEPS}; " \
+               f"checkpoint saved: {runs[workers] / 'checkpoint.pt'}" in stderr.decode()
+    resumed = {workers: start_training(run_dir, workers, 0.0, checkpoint_every=0) for workers, run_dir in runs.items()}
+    for workers, process in resumed.items():
+        finish(process)
+        state = torch.load(runs[workers] / "final_state.pt", weights_only=True)
         for name, value in uninterrupted_state.items():
             assert torch.equal(state[name], value), f"{name} differs after resume (workers={workers})"
         steps = [record["step"] for record in load_history(runs[workers], "step")]

@@ -260,3 +260,18 @@ def test_report_index_lists_only_the_numbers_saved_by_the_notebooks_it_ran_to_th
     index = (tmp_path / "report" / "index.html").read_text()
     assert "00_save value" in index and "0.625" in index
     assert "01_broken value" not in index and "02_not_selected value" not in index and "0.125" not in index
+
+
+def test_a_pretraining_stopped_by_a_signal_says_how_to_continue_it_with_its_own_exit_status(monkeypatch, capsys):
+    from seco_lab.cli import STOPPED_EXIT_STATUS
+    from seco_lab.engine import TrainingStopped
+
+    def stopped(**options):
+        raise TrainingStopped("SIGTERM", 37, 120, Path("o") / "checkpoint.pt")
+
+    monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", stopped)
+    assert STOPPED_EXIT_STATUS not in (0, 1, 2, 130)  # success, report failed, error, Ctrl-C
+    assert main(["pretrain", "--method", "seco", "--data", "d", "--out", "o", "--profile", "smoke"]) == STOPPED_EXIT_STATUS
+    assert capsys.readouterr().err == (
+        f"stopped by SIGTERM after step 37 of 120; checkpoint saved: {Path('o') / 'checkpoint.pt'}; "
+        "the same command with --resume continues from it\n")

@@ -8,7 +8,9 @@ single process and compares.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import time
 import warnings
@@ -22,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from _toy_method import INPUT_DIM, ToyMoCo, ToyPairDataset
-from seco_lab.engine import TrainConfig, fit, load_history
-from seco_lab.engine.checkpoint import CheckpointError
+from seco_lab.engine import TrainConfig, TrainingStopped, fit, load_history
+from seco_lab.engine.checkpoint import CheckpointError, load_checkpoint
 from seco_lab.engine.distributed import (
     all_gather_no_grad, all_gather_with_grad, is_distributed, rank, shuffle_bn_forward, world_size,
 )
@@ -150,6 +152,28 @@ def unshared_folder_worker(rank_index: int, out_dir: str, port: int) -> None:
     dist.destroy_process_group()
 
 
+STOP_RUN_STEPS = 8  # 4 epochs of 2 steps, a log flush every 2 steps
+
+
+def stopped_worker(rank_index: int, out_dir: str, port: int) -> None:
+    """A slow run that the parent stops by sending SIGTERM to rank 1 only; each rank writes the
+    step and signal its ``TrainingStopped`` names."""
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                       "WORLD_SIZE": str(WORLD), "RANK": str(rank_index),
+                       "LOCAL_RANK": str(rank_index)})
+    out = Path(out_dir)
+    method, _ = build_toy()
+    config = TrainConfig.from_dict({**ddp_config().to_dict(), "epochs": 4, "log_every": 2})
+    try:
+        fit(method, ToyPairDataset(num_items=20, seed=2, delay=0.3), config, out / "run", {"method": "toy"},
+            progress=False)
+        stop = {"step": None, "signal": None}
+    except TrainingStopped as stopped:
+        stop = {"step": stopped.step, "signal": stopped.signal_name, "message": str(stopped)}
+    (out / f"stopped_rank{rank_index}.json").write_text(json.dumps(stop))
+    dist.destroy_process_group()
+
+
 def spawn_workers(function, out_dir: Path) -> Path:
     context = mp.start_processes(function, args=(str(out_dir), free_port()), nprocs=WORLD, join=False)
     deadline = time.monotonic() + SPAWN_TIMEOUT
@@ -250,3 +274,26 @@ def test_resume_that_some_processes_cannot_see_stops_every_process_with_the_reas
         message = (tmp_path / f"unshared_rank{rank_index}.txt").read_text()
         assert "do not see the same checkpoint (rank 0: step 2, rank 1: no checkpoint)" in message
         assert "filesystem that every machine sees" in message
+
+
+def test_sigterm_to_one_process_stops_every_process_after_the_same_step_with_a_checkpoint(tmp_path):
+    context = mp.start_processes(stopped_worker, args=(str(tmp_path), free_port()), nprocs=WORLD, join=False)
+    history = tmp_path / "run" / "history.jsonl"
+    deadline = time.monotonic() + SPAWN_TIMEOUT
+    signalled = False
+    while not context.join(timeout=0.01):  # raises if a worker failed
+        if not signalled and history.exists() and history.stat().st_size > 0:
+            os.kill(context.processes[1].pid, signal.SIGTERM)
+            signalled = True
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"distributed workers still running after {SPAWN_TIMEOUT} s (deadlock?)")
+    assert signalled
+    stops = [json.loads((tmp_path / f"stopped_rank{rank_index}.json").read_text()) for rank_index in range(WORLD)]
+    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert not checkpoint["finished"] and 2 < checkpoint["step"] < STOP_RUN_STEPS
+    assert [stop["step"] for stop in stops] == [checkpoint["step"]] * WORLD
+    assert [stop["signal"] for stop in stops] == [None, "SIGTERM"]
+    assert stops[0]["message"].startswith("stopped by a stop signal sent to another process of the run after step")
+    assert load_history(tmp_path / "run", "step")[-1]["step"] == checkpoint["step"]

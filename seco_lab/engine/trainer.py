@@ -3,7 +3,8 @@
 One step: ``out = model(batch)`` (``out["loss"]`` plus detached terms) -> backward ->
 optional clipping -> ``optimizer.step()`` -> ``scheduler.step()`` -> ``method.after_step()``.
 Under torchrun (``WORLD_SIZE > 1``) the method is wrapped in ``DistributedDataParallel``;
-only rank 0 writes the checkpoint, the history and the progress bar.
+only rank 0 writes the checkpoint, the history and the progress bar. A stop signal (SIGTERM,
+SIGUSR1; ``seco_lab.engine.preemption``) ends training at a step boundary with a checkpoint.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ from seco_lab.engine.device import (
     autocast_dtype, build_grad_scaler, module_to_channels_last, move_batch, resolve_device,
 )
 from seco_lab.engine.history import HistoryWriter
+from seco_lab.engine.preemption import StopRequests, TrainingStopped
 from seco_lab.engine.sampler import SeededBatchSampler
 from seco_lab.engine.schedule import build_optimizer, build_scheduler
-from seco_lab.engine.workers import lower_worker_priority
+from seco_lab.engine.workers import training_worker_init
 
 # torch >= 2.12 renamed DDP's per-forward buffer broadcast; older versions only know the old name
 _DDP_BUFFER_SYNC_ARGUMENT = "forward_sync_buffers" if "forward_sync_buffers" in \
@@ -82,6 +84,9 @@ def fit(
     continued exactly (a finished run loads its weights into ``method`` and returns);
     ``resume=False`` starts afresh and overwrites it. ``monitor(method) -> dict`` runs on
     rank 0 every ``cfg.knn_every`` epochs, without disturbing the training RNG.
+    A SIGTERM or SIGUSR1 received while training saves a checkpoint after the step in progress
+    (under torchrun: at the next log flush, every ``cfg.log_every`` steps, so that every process
+    stops after the same step) and raises ``TrainingStopped``; ``fit`` again continues from it.
     Under torchrun the process group created here stays up for later ``fit`` calls or
     evaluation and is destroyed at interpreter exit.
     """
@@ -142,6 +147,8 @@ class _TrainingRun:
         self.previous_wall_time = 0.0
         self.last_terms: dict[str, float] = {}
         self.pending: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
+        self.stop_requests = StopRequests()
+        self.stop_requested_anywhere = False  # by any process, as of the last log flush
 
     # ----------------------------------------------------------------------------- run
     def run(self, resume: bool) -> TrainResult:
@@ -172,7 +179,8 @@ class _TrainingRun:
         session_start = time.perf_counter()
         session_steps = self.step
         try:
-            self._train(session_start)
+            with self.stop_requests:
+                self._train(session_start)
         finally:
             bar.close()
             if history is not None:
@@ -200,7 +208,7 @@ class _TrainingRun:
         persistent = bool(getattr(self.dataset, "accepts_epoch_index", False)) and self.cfg.num_workers > 0
         self.sampler.with_epoch = persistent
         # On a CPU the workers take the cores the step leaves idle (seco_lab.engine.workers).
-        worker_init = lower_worker_priority(self.cfg.worker_nice) if self.device.type == "cpu" else None
+        worker_init = training_worker_init(self.cfg.worker_nice if self.device.type == "cpu" else 0)
         persistent_loader = DataLoader(
             self.dataset, batch_sampler=self.sampler, num_workers=self.cfg.num_workers,
             pin_memory=self.device.type == "cuda", persistent_workers=True, worker_init_fn=worker_init,
@@ -233,6 +241,9 @@ class _TrainingRun:
                 if self.step % self.cfg.log_every == 0:
                     self._flush_log()
                 mid_epoch = self.step_in_epoch < self.steps_per_epoch
+                if mid_epoch and self._stop_agreed():
+                    self._save(session_start)
+                    raise self._stopped()
                 if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0 and mid_epoch:
                     self._save(session_start)
             self.epoch += 1
@@ -241,6 +252,8 @@ class _TrainingRun:
             if self.monitor is not None and self.cfg.knn_every and self.epoch % self.cfg.knn_every == 0:
                 self._run_monitor()
             self._save(session_start)
+            if self.epoch < self.cfg.epochs and self._stop_agreed():
+                raise self._stopped()
 
     def _optimisation_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         batch = move_batch(batch, self.device, self.use_channels_last)
@@ -267,17 +280,20 @@ class _TrainingRun:
     # ------------------------------------------------------------------------- logging
     def _flush_log(self) -> None:
         """Write pending step records: one device sync and (DDP) one all-reduce per flush;
-        logged terms are means over ranks."""
+        logged terms are means over ranks. The all-reduce also carries whether each process
+        received a stop signal, so all of them learn it after the same step."""
         if not self.pending:
             return
         names = [sorted(terms) for _, terms in self.pending]
+        stop_requested = torch.tensor([float(self.stop_requests.received is not None)], device=self.device)
         values = torch.cat([torch.stack([terms[name] for name in step_names]) if step_names
                             else torch.zeros(0, device=self.device)
-                            for step_names, (_, terms) in zip(names, self.pending)])
+                            for step_names, (_, terms) in zip(names, self.pending)] + [stop_requested])
         if self.world_size > 1:
             dist.all_reduce(values, op=dist.ReduceOp.SUM)
             values = values / self.world_size
         flat = values.cpu().tolist()
+        self.stop_requested_anywhere = self.stop_requested_anywhere or flat.pop() > 0
         offset = 0
         for step_names, (record, _) in zip(names, self.pending):
             step_terms = dict(zip(step_names, flat[offset:offset + len(step_names)]))
@@ -296,6 +312,17 @@ class _TrainingRun:
             self.history.flush()
         if "loss" in self.last_terms:
             self.bar.set_postfix(loss=f"{self.last_terms['loss']:.4f}", refresh=False)
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop after this step: in one process as soon as it received a stop signal;
+        under DDP once a log flush, which every process does after the same steps, told that
+        one of them did."""
+        if self.world_size == 1:
+            return self.stop_requests.received is not None
+        return self.stop_requested_anywhere
+
+    def _stopped(self) -> TrainingStopped:
+        return TrainingStopped(self.stop_requests.received, self.step, self.total_steps, self.checkpoint_path)
 
     def _run_monitor(self) -> None:
         if self.is_main:

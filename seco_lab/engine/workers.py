@@ -17,6 +17,8 @@ import os
 import warnings
 from collections.abc import Callable
 
+from seco_lab.engine.preemption import ignore_stop_signals
+
 MAX_NICENESS = 19
 
 
@@ -36,3 +38,16 @@ def lower_worker_priority(niceness: int) -> Callable[[int], None] | None:
     if niceness == 0 or not hasattr(os, "nice"):
         return None
     return functools.partial(_raise_niceness, niceness)
+
+
+def _start_training_worker(raise_niceness: Callable[[int], None] | None, worker_id: int) -> None:
+    ignore_stop_signals()
+    if raise_niceness is not None:
+        raise_niceness(worker_id)
+
+
+def training_worker_init(niceness: int) -> Callable[[int], None]:
+    """The training loader's ``worker_init_fn``: the worker ignores the stop signals (the training
+    process stops at a step boundary and its workers end with it, ``seco_lab.engine.preemption``),
+    then adds ``niceness`` to its nice value as ``lower_worker_priority`` does."""
+    return functools.partial(_start_training_worker, lower_worker_priority(niceness))
