@@ -59,6 +59,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from seco_lab.engine.distributed import env_rank
     from seco_lab.engine.preemption import TrainingStopped
     from seco_lab.methods.pretrain import pretrain
     from seco_lab.profiles import get_profile, settings_overrides
@@ -83,9 +84,11 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     except TrainingStopped as stopped:
-        print(f"{stopped}; the same command with --resume continues from it", file=sys.stderr)
+        if env_rank() == 0:  # under torchrun every process stops alike: one says so
+            print(f"{stopped}; the same command with --resume continues from it", file=sys.stderr)
         return STOPPED_EXIT_STATUS
-    print(f"checkpoint: {result.checkpoint_path} ({PRETRAIN_ACTIONS[result.action]})")
+    if env_rank() == 0:
+        print(f"checkpoint: {result.checkpoint_path} ({PRETRAIN_ACTIONS[result.action]})")
     return 0
 
 

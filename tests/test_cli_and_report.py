@@ -275,3 +275,17 @@ def test_a_pretraining_stopped_by_a_signal_says_how_to_continue_it_with_its_own_
     assert capsys.readouterr().err == (
         f"stopped by SIGTERM after step 37 of 120; checkpoint saved: {Path('o') / 'checkpoint.pt'}; "
         "the same command with --resume continues from it\n")
+
+
+@pytest.mark.parametrize("rank, printed", [("0", True), ("1", False)])
+def test_pretrain_under_torchrun_reports_its_checkpoint_from_the_first_process_only(rank, printed, monkeypatch,
+                                                                                    capsys):
+    from seco_lab.methods.pretrain import PretrainResult
+
+    def trained(**options):
+        return PretrainResult(Path("o"), Path("o") / "checkpoint.pt", "trained", 1.0, 4, 10.0)
+
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", trained)
+    assert main(["pretrain", "--method", "seco", "--data", "d", "--out", "o", "--profile", "smoke"]) == 0
+    assert capsys.readouterr().out == (f"checkpoint: {Path('o') / 'checkpoint.pt'} (trained)\n" if printed else "")

@@ -36,6 +36,11 @@ def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def env_rank() -> int:
+    """``RANK`` as set by torchrun (0 when absent): known before any process group exists."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def env_local_rank() -> int:
     """``LOCAL_RANK`` as set by torchrun (0 when absent)."""
     return int(os.environ.get("LOCAL_RANK", "0"))
