@@ -289,3 +289,12 @@ def test_pretrain_under_torchrun_reports_its_checkpoint_from_the_first_process_o
     monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", trained)
     assert main(["pretrain", "--method", "seco", "--data", "d", "--out", "o", "--profile", "smoke"]) == 0
     assert capsys.readouterr().out == (f"checkpoint: {Path('o') / 'checkpoint.pt'} (trained)\n" if printed else "")
+
+
+def test_a_diverged_pretraining_is_reported_in_one_line(monkeypatch, capsys):
+    def diverged(**options):
+        raise FloatingPointError("seco: loss is nan at step 5")
+
+    monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", diverged)
+    assert main(["pretrain", "--method", "seco", "--data", "d", "--out", "o", "--profile", "smoke"]) == 2
+    assert capsys.readouterr().err == "seco-lab pretrain: error: seco: loss is nan at step 5\n"

@@ -14,7 +14,7 @@ from torch import nn
 
 from _toy_method import ToyMoCo, ToyPairDataset
 from seco_lab.engine import (
-    DeviceError, TrainConfig, TrainConfigError, autocast_dtype, fit, load_history, lr_at,
+    DeviceError, TrainConfig, TrainConfigError, autocast_dtype, fit, load_checkpoint, load_history, lr_at,
     parameter_groups, resolve_device,
 )
 from seco_lab.engine.checkpoint import capture_rng_state, preserved_rng, restore_rng_state
@@ -326,6 +326,38 @@ def test_fit_stops_on_a_diverging_loss(tmp_path):
     with pytest.raises(FloatingPointError, match="loss is nan at step 1"):
         fit(Diverging(queue_size=8), ToyPairDataset(8), small_config(log_every=1), tmp_path, {},
             progress=False)
+
+
+def test_a_diverging_loss_names_its_non_finite_terms(tmp_path):
+    class InfiniteCross(ToyMoCo):
+        def forward(self, batch):
+            out = super().forward(batch)
+            return {**out, "loss": out["loss"] + float("inf"), "cross": out["cross"] + float("inf")}
+
+    with pytest.raises(FloatingPointError, match=r"toy: loss is inf at step 1 \(epoch 0, lr 0\.025; terms: cross inf\); "
+                                                 r"lower base_lr \(or, calling fit, set grad_clip\); no checkpoint was written"):
+        fit(InfiniteCross(queue_size=8), ToyPairDataset(8), small_config(log_every=1), tmp_path, {}, progress=False)
+
+
+def test_a_state_that_stops_being_finite_is_not_checkpointed_over_the_last_good_one(tmp_path):
+    class OverflowingQueue(ToyMoCo):
+        """Its queue (a buffer) overflows after the loss of step 4 was computed: every logged loss is finite."""
+
+        steps_done = 0
+
+        def after_step(self) -> None:
+            super().after_step()
+            self.steps_done += 1
+            if self.steps_done == 4:
+                self.queue.fill_(float("inf"))
+
+    torch.manual_seed(0)
+    with pytest.raises(FloatingPointError, match=r"toy: queue is no longer finite after step 4 of 4 \(last logged loss "
+                                                 r"[0-9.]+\); .*; the checkpoint of step 2 is kept: .*checkpoint\.pt"):
+        fit(OverflowingQueue(queue_size=8), ToyPairDataset(8), small_config(), tmp_path, {}, progress=False)
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert checkpoint["step"] == 2 and not checkpoint["finished"]
+    assert all(torch.isfinite(value).all() for value in checkpoint["model"].values() if value.is_floating_point())
 
 
 # ------------------------------------------------------------------------ loader workers

@@ -147,6 +147,7 @@ class _TrainingRun:
         self.previous_wall_time = 0.0
         self.last_terms: dict[str, float] = {}
         self.pending: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
+        self.saved_step: int | None = None  # of the checkpoint in run_dir that this run wrote or resumed from
         self.stop_requests = StopRequests()
         self.stop_requested_anywhere = False  # by any process, as of the last log flush
 
@@ -299,10 +300,13 @@ class _TrainingRun:
             step_terms = dict(zip(step_names, flat[offset:offset + len(step_names)]))
             offset += len(step_names)
             if not math.isfinite(step_terms.get("loss", 0.0)):
+                non_finite = [f"{name} {value}" for name, value in step_terms.items()
+                              if name != "loss" and not math.isfinite(value)]
                 raise FloatingPointError(
                     f"{self.method_name}: loss is {step_terms['loss']} at step {record['step']} "
-                    f"(epoch {record['epoch']}, lr {record['lr']:.3g}); lower base_lr or set "
-                    f"grad_clip. Last good checkpoint: {self.checkpoint_path}"
+                    f"(epoch {record['epoch']}, lr {record['lr']:.3g}; "
+                    f"{'terms: ' + ', '.join(non_finite) if non_finite else 'every term finite'}); "
+                    f"{self._divergence_advice()}"
                 )
             self.last_terms = step_terms
             if self.history is not None:
@@ -312,6 +316,34 @@ class _TrainingRun:
             self.history.flush()
         if "loss" in self.last_terms:
             self.bar.set_postfix(loss=f"{self.last_terms['loss']:.4f}", refresh=False)
+
+    def _divergence_advice(self) -> str:
+        kept = f"the checkpoint of step {self.saved_step} is kept: {self.checkpoint_path}" \
+            if self.saved_step is not None else "no checkpoint was written"
+        return f"lower base_lr (or, calling fit, set grad_clip); {kept}"
+
+    def _check_finite_state(self) -> None:
+        """Refuse to checkpoint weights or buffers that are no longer finite, so the checkpoint on
+        disk stays the last good one. The logged loss can still be finite then: BatchNorm's running
+        statistics, for one, can overflow a step before any output does. Under DDP every process
+        checks its own state and all of them learn whether any failed."""
+        state = [(name, tensor) for name, tensor in self.method.state_dict().items() if tensor.is_floating_point()]
+        finite = torch.stack([torch.isfinite(tensor).all() for _, tensor in state]).float()  # (T,)
+        everywhere = finite.min().reshape(1)
+        if self.world_size > 1:
+            dist.all_reduce(everywhere, op=dist.ReduceOp.MIN)
+        if everywhere.item() == 1.0:
+            return
+        names = [name for (name, _), ok in zip(state, finite.tolist()) if not ok]
+        if not names:
+            where = "the state of another process is"
+        else:
+            where = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "") + \
+                (" is" if len(names) == 1 else " are")
+        raise FloatingPointError(
+            f"{self.method_name}: {where} no longer finite after step {self.step} of {self.total_steps} ("
+            f"last logged loss {self.last_terms.get('loss', float('nan')):.4g}); {self._divergence_advice()}"
+        )
 
     def _stop_agreed(self) -> bool:
         """Whether to stop after this step: in one process as soon as it received a stop signal;
@@ -341,6 +373,7 @@ class _TrainingRun:
     # ------------------------------------------------------------------- checkpointing
     def _save(self, session_start: float) -> None:
         self._flush_log()
+        self._check_finite_state()
         rng_states = [capture_rng_state()]
         if self.world_size > 1:
             rng_states = [None] * self.world_size
@@ -369,6 +402,7 @@ class _TrainingRun:
                 "world_size": self.world_size,
             }, self.checkpoint_path)
         distributed.barrier()
+        self.saved_step = self.step
 
     def _check_same_start(self, checkpoint: dict[str, Any] | None) -> None:
         """Every process continues from the same checkpoint step, or all start afresh. A checkpoint
@@ -413,6 +447,7 @@ class _TrainingRun:
         if checkpoint.get("scaler"):
             self.scaler.load_state_dict(checkpoint["scaler"])
         self.step = checkpoint["step"]
+        self.saved_step = self.step
         self.epoch = checkpoint["epoch"]
         self.step_in_epoch = checkpoint["step_in_epoch"]
         self.previous_wall_time = float(checkpoint.get("wall_time", 0.0))
