@@ -184,6 +184,20 @@ def test_evaluate_names_a_device_that_is_unknown_or_missing(device, message, tmp
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("device, message", [
+    ("mps", "unknown device 'mps': choose 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ("cuda:7", "device 'cuda:7' requested but"),
+])
+def test_pretrain_names_a_device_that_is_unknown_or_missing_before_reading_the_data(device, message, tmp_path,
+                                                                                   capsys):
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a GPU number 7")
+    assert main(["pretrain", "--method", "seco", "--data", str(tmp_path / "not-indexed"), "--out", str(tmp_path / "run"),
+                 "--profile", "smoke", "--device", device]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"seco-lab pretrain: error: {message}") and "not-indexed" not in error
+
+
 @pytest.mark.parametrize("text", ["", ",", " , "])
 def test_report_notebooks_option_naming_no_notebook_is_refused(text, capsys):
     with pytest.raises(SystemExit):

@@ -19,6 +19,8 @@ from seco_lab.engine.checkpoint import (
     CHECKPOINT_FORMAT, CHECKPOINT_NAME, load_checkpoint, save_checkpoint, seed_everything,
 )
 from seco_lab.engine.config import TrainConfig
+from seco_lab.engine.device import resolve_device
+from seco_lab.engine.distributed import env_local_rank
 from seco_lab.engine.trainer import CONFIG_NAME, fit
 from seco_lab.methods.base import build_method, method_names
 from seco_lab.profiles import check_profile_values, get_profile
@@ -178,6 +180,7 @@ def pretrain(
 
     run_dir = Path(run_dir)
     checkpoint_path = run_dir / CHECKPOINT_NAME
+    resolve_device(device, env_local_rank())  # a missing GPU is named before the data is indexed and cached
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"{run_dir} is a file, not a run directory: choose another --out")
     if checkpoint_path.exists() and not resume:
