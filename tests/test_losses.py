@@ -311,6 +311,29 @@ def test_ntxent_gradient_flows_through_gather():
     assert z1.grad.abs().sum() > 0 and z2.grad.abs().sum() > 0
 
 
+def meta_device_cases():
+    def meta(*shape: int) -> torch.Tensor:
+        return torch.empty(*shape, device="meta")
+
+    yield "info_nce_queue", InfoNCELoss(0.1), (meta(4, 8), meta(4, 3, 8), meta(10, 8)), ()
+    yield "info_nce_batch_negatives", InfoNCELoss(0.1), (meta(4, 8), meta(4, 3, 8)), ()
+    yield "intra", IntraFrameLoss(0.1), (meta(4, 8), meta(4, 8), meta(4, 2, 8)), ()
+    yield "order", OrderLoss(8).to("meta"), (meta(4, 8), meta(4, 8), meta(4, 8),
+                                            torch.empty(4, dtype=torch.long, device="meta")), ()
+    yield "ntxent", NTXentLoss(0.1), (meta(4, 8), meta(4, 8)), ()
+    yield "ntxent_none", NTXentLoss(0.1, reduction="none"), (meta(4, 8), meta(4, 8)), (8,)
+    yield "tc", TemporalCoherentLoss(0.07), (meta(4, 2, 8), meta(4, 2, 8)), ()
+    yield "sr", ShuffleRankLoss(0.05), (meta(4, 3, 8), meta(4, 3, 8)), ()
+
+
+@pytest.mark.parametrize("name,loss_module,inputs,shape", list(meta_device_cases()),
+                         ids=[case[0] for case in meta_device_cases()])
+def test_every_loss_runs_on_the_meta_device(name, loss_module, inputs, shape):
+    """Shape-only runs (meta tensors, no data) go through every loss: nothing depends on the values."""
+    loss = loss_module(*inputs)
+    assert loss.device.type == "meta" and loss.shape == shape, name
+
+
 # ------------------------------------------------------------------------------------------- validation
 @pytest.mark.parametrize(
     "call,error,message",

@@ -53,10 +53,12 @@ class InfoNCELoss(nn.Module):
             if batch_size < 2:
                 raise ValueError("seco_lab/losses: InfoNCELoss: queue=None needs a batch of >= 2 videos for negatives")
             all_keys = positives.reshape(batch_size * num_positives, dim)  # (B*P, D)
-            other_video = torch.arange(batch_size, device=query.device).repeat_interleave(num_positives)
-            other_video = other_video.unsqueeze(0) != torch.arange(batch_size, device=query.device).unsqueeze(1)
-            negative_logits = (query @ all_keys.t()).masked_select(other_video)  # (B*(B-1)*P,)
-            negative_logits = negative_logits.view(batch_size, (batch_size - 1) * num_positives)
+            logits_by_video = (query @ all_keys.t()).view(batch_size, batch_size, num_positives)  # (B, B, P)
+            other_video = torch.arange(batch_size - 1, device=query.device).expand(batch_size, -1)  # (B, B-1)
+            # row b: every video but b (0..B-1 without b), as indices, so no step depends on values
+            other_video = other_video + (other_video >= torch.arange(batch_size, device=query.device).unsqueeze(1))
+            negative_logits = logits_by_video.gather(1, other_video.unsqueeze(2).expand(-1, -1, num_positives))
+            negative_logits = negative_logits.reshape(batch_size, (batch_size - 1) * num_positives)
         logits = torch.cat(
             [
                 positive_logits.unsqueeze(2),  # (B, P, 1)

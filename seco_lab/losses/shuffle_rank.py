@@ -49,8 +49,8 @@ class ShuffleRankLoss(nn.Module):
         anchor_index = torch.arange(size, device=vectors.device)
         positive_index = (anchor_index + num_segments) % size  # (2S,)
         positive_sim = similarities[:, anchor_index, positive_index]  # (B, 2S)
-        negative_mask = torch.ones(size, size, dtype=torch.bool, device=vectors.device)
-        negative_mask[anchor_index, anchor_index] = False
-        negative_mask[anchor_index, positive_index] = False
-        negative_sim = similarities[:, negative_mask].view(-1, size, size - 2)  # (B, 2S, 2S-2)
+        offsets = torch.cat([torch.arange(1, num_segments, device=vectors.device),
+                             torch.arange(num_segments + 1, size, device=vectors.device)])  # (2S-2,): not 0, not S
+        negative_index = (anchor_index.unsqueeze(1) + offsets) % size  # (2S, 2S-2): neither anchor nor positive
+        negative_sim = similarities.gather(2, negative_index.expand(unshuffled.shape[0], -1, -1))  # (B, 2S, 2S-2)
         return F.softplus((negative_sim - positive_sim.unsqueeze(2)) / self.theta).mean()
