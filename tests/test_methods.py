@@ -92,6 +92,24 @@ def test_seco_enqueues_all_three_keys_and_advances_the_pointer():
     assert torch.allclose(method.queue[:12].norm(dim=1), torch.ones(12), atol=1e-5)
 
 
+@pytest.mark.parametrize("name,overrides", [("seco", {}), ("dualvar", {"dualvar": {"variant": "moco"}})])
+def test_a_forward_in_eval_mode_leaves_the_key_queue_alone(name, overrides):
+    """A validation loss computed in eval mode must not push its keys into the training queue."""
+    torch.manual_seed(0)
+    method = build_method(name, smoke_config(name, **overrides))
+    batch = make_batch(method)
+    state_before = copy.deepcopy(method.state_dict())
+    method.eval()
+    with torch.no_grad():
+        out = method(batch)
+    assert torch.isfinite(out["loss"])
+    for key, value in method.state_dict().items():
+        assert torch.equal(value, state_before[key]), key
+    method.train()
+    method(batch)
+    assert int(method.queue_ptr) != 0  # training mode still enqueues
+
+
 def test_seco_queue_wraps_around():
     torch.manual_seed(0)
     method = build_method("seco", smoke_config("seco", seco={"queue_size": 10}))

@@ -5,6 +5,11 @@ one training step's loss (the shared engine calls it through DistributedDataPara
 ``view_maker()`` turns one video into the views that step needs (run in DataLoader workers,
 so it is a light, picklable object), ``after_step()`` runs after each optimiser step (EMA
 updates), and ``encoder()`` is the trunk every evaluation protocol uses.
+
+Used in one's own loop, a step is ``out = method(batch)``, ``out["loss"].backward()``, the
+optimiser's step, then ``method.after_step()``. In ``eval()`` mode ``forward`` gives the same
+losses with BatchNorm's running statistics and changes no state: the key queues (SeCo, DualVar's
+``moco`` variant) take new keys only in training mode.
 """
 
 from __future__ import annotations

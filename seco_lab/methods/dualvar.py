@@ -164,7 +164,8 @@ class DualVar(Method):
             terms["clip"] = self.queue_loss(clip_v0, key_clip, self.clip_queue.clone().detach())
             if "TC" in self.losses:
                 terms["TC"] = self.queue_loss(series_v0.mean(dim=1), key_series_mean, self.series_queue.clone().detach())
-            self._enqueue(key_clip, key_series_mean)
+            if self.training:
+                self._enqueue(key_clip, key_series_mean)
         if "SR" in self.losses:
             calibrated = calibrate(series_by_view["v2_shuffled"], batch["perm"].cpu())  # slots back in time order
             terms["SR_v0"] = self.rank_loss(series_v0, calibrated)

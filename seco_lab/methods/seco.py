@@ -150,7 +150,7 @@ class SeCo(Method):
             terms["order"] = self.order_loss(q[:, ORDER], k2[:, ORDER], k3[:, ORDER], batch["order"])
             terms["order_acc"] = self.order_loss.accuracy(q[:, ORDER], k2[:, ORDER], k3[:, ORDER], batch["order"])
         loss = sum(self.weights[name] * terms[name] for name in SIGNALS if name in terms)
-        if self.weights["inter"]:
+        if self.weights["inter"] and self.training:
             self._enqueue(positives)
         return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
 
