@@ -14,12 +14,15 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def in_checkout() -> bool:
+    """Whether the package runs from a checkout (it sits next to ``pyproject.toml`` and ``notebooks/``)."""
+    checkout = PACKAGE_DIR.parent
+    return (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir()
+
+
 def project_root() -> Path:
     """The checkout that holds the package, or ``~/seco_lab`` for an installed copy."""
-    checkout = PACKAGE_DIR.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir():
-        return checkout
-    return Path.home() / "seco_lab"
+    return PACKAGE_DIR.parent if in_checkout() else Path.home() / "seco_lab"
 
 
 def _folder(variable: str, default_name: str) -> Path:
@@ -43,7 +46,8 @@ def reports_dir() -> Path:
 
 
 def notebooks_dir() -> Path:
-    """Folder of the curriculum's notebooks."""
+    """Folder of the curriculum's notebooks (an installed copy does not include them: they are
+    read from ``~/seco_lab/notebooks``)."""
     return project_root() / "notebooks"
 
 

@@ -73,10 +73,13 @@ def save_summary(profile: str, notebook: str, values: dict[str, Any], folder: Pa
 
 def find_notebooks(selection: list[str] | None = None, folder: Path | None = None) -> list[Path]:
     """Ordered curriculum notebooks; ``selection`` holds name prefixes such as ``"00"``."""
+    installed_default = folder is None and not paths.in_checkout()
     folder = folder or paths.notebooks_dir()
     notebooks = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
-        raise FileNotFoundError(f"no curriculum notebooks (NN_name.ipynb) found in {folder}")
+        hint = ("; an installed seco_lab does not include the notebooks: run the report in a checkout of the "
+                "project, or copy its notebooks/ folder there") if installed_default else ""
+        raise FileNotFoundError(f"no curriculum notebooks (NN_name.ipynb) found in {folder}{hint}")
     if not selection:
         return notebooks
     chosen = []
