@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from seco_lab import __version__
 from seco_lab.environment import configure_cpu_environment
 from seco_lab.profiles import METHOD_NAMES, PROFILE_NAMES
 
@@ -182,6 +183,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="seco-lab", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     info = commands.add_parser("info", help="versions, device and threads")

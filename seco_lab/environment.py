@@ -6,6 +6,8 @@ import os
 import platform
 from importlib import metadata
 
+import seco_lab
+
 
 # Idle OpenMP threads sleep instead of spinning. On a small CPU the training threads share the
 # cores with DataLoader workers; spinning threads steal their time (CVRL's loader-fed step ran
@@ -42,7 +44,7 @@ def environment_report() -> dict[str, str]:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
-        "seco_lab": _version("seco_lab"),
+        "seco_lab": seco_lab.__version__,  # this copy's, not the metadata of whichever copy is installed
         "torch": torch.__version__,
         "torchvision": _version("torchvision"),
         "av (PyAV)": _version("av"),

@@ -43,6 +43,15 @@ def test_svm_c_option_rejects_other_values(text, capsys):
     assert "neither a positive number nor 'cv'" in capsys.readouterr().err
 
 
+def test_version_option_prints_the_package_version(capsys):
+    import seco_lab
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out.strip() == f"seco-lab {seco_lab.__version__}"
+
+
 def test_python_dash_m_runs_info():
     completed = subprocess.run([sys.executable, "-m", "seco_lab", "info"], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr

@@ -1,5 +1,6 @@
 import os
 
+import seco_lab
 from seco_lab import environment
 
 
@@ -23,3 +24,9 @@ def test_environment_report_names_versions_and_wait_policy(monkeypatch):
     assert report["OMP_WAIT_POLICY"] == "PASSIVE"
     assert report["torch"] and report["torch"] != "not installed"
     assert int(report["cpu cores"]) >= 1
+
+
+def test_environment_report_gives_the_version_of_the_imported_package(monkeypatch):
+    """Not an installed distribution's metadata, which may belong to another copy of the package."""
+    monkeypatch.setattr(seco_lab, "__version__", "0.0.0.dev7")
+    assert environment.environment_report()["seco_lab"] == "0.0.0.dev7"

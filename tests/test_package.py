@@ -54,6 +54,17 @@ def test_the_installed_package_keeps_its_folders_in_the_home_folder(installed):
     assert folders == [str(installed["home"] / "seco_lab" / name) for name in ("data", "runs", "reports")]
 
 
+def test_the_wheel_has_the_version_of_the_package_and_its_command(installed):
+    import seco_lab
+
+    (metadata,) = installed["site"].glob("seco_lab-*.dist-info/METADATA")
+    assert f"\nVersion: {seco_lab.__version__}\n" in metadata.read_text()
+    entry_points = metadata.with_name("entry_points.txt").read_text()
+    assert "seco-lab = seco_lab.cli:main" in entry_points
+    result = run_installed(installed, "-m", "seco_lab", "--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"seco-lab {seco_lab.__version__}"
+
+
 def test_report_from_an_installed_package_says_that_the_notebooks_are_not_included(installed):
     result = run_installed(installed, "-m", "seco_lab", "report", "--profile", "smoke")
     assert result.returncode == 2
