@@ -1,9 +1,11 @@
-"""The package as a wheel installs it: run from another folder, outside any checkout."""
+"""The source distribution holds the project, and the package as its wheel installs it runs
+from another folder, outside any checkout."""
 
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -14,28 +16,47 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
+# What a working copy holds beside the project's own files: environments, generated data, outputs.
+NOT_PROJECT_FILES = (".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache",
+                     ".ipynb_checkpoints", ".seco_lab_cache", "runs", "reports", "artifacts", "results")
+
+
+def project_files(folder: str, names: list[str]) -> set[str]:
+    """``shutil.copytree`` ignore function: leave out what is not the project's (``data/`` keeps its README)."""
+    ignored = shutil.ignore_patterns(*NOT_PROJECT_FILES)(folder, names)
+    if Path(folder) == ROOT / "data":
+        ignored |= {name for name in names if name != "README.md"}
+    return ignored
+
+
+def build(kind: str, source: Path, out: Path) -> Path:
+    """Build an ``sdist`` or ``wheel`` of the project in ``source`` into ``out``; the archive's path."""
+    out.mkdir()
+    script = f"from setuptools import build_meta; build_meta.build_{kind}({str(out)!r})"
+    result = subprocess.run([sys.executable, "-c", script], cwd=source, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"building the {kind} failed:\n{result.stderr}"
+    (archive,) = out.iterdir()
+    return archive
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict[str, Path]:
-    """The wheel built from the package's sources, unpacked as pip installs it, and an empty home
-    folder and working folder for the commands run from it."""
+    """The project's source distribution, the wheel built from it (as pip builds one) unpacked as
+    pip installs it, and an empty home folder and working folder for the commands run from it."""
     base = tmp_path_factory.mktemp("installed")
-    source = base / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, source / name)
-    shutil.copytree(ROOT / "seco_lab", source / "seco_lab", ignore=shutil.ignore_patterns("__pycache__"))
-    wheel_dir = base / "wheel"
-    wheel_dir.mkdir()
-    subprocess.run([sys.executable, "-c", f"from setuptools import build_meta; build_meta.build_wheel({str(wheel_dir)!r})"],
-                   cwd=source, check=True, capture_output=True, timeout=120)
-    (wheel,) = wheel_dir.glob("seco_lab-*.whl")
+    shutil.copytree(ROOT, base / "project", ignore=project_files)
+    sdist = build("sdist", base / "project", base / "sdist")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(base / "unpacked", filter="data")
+    (unpacked,) = (base / "unpacked").iterdir()
+    wheel = build("wheel", unpacked, base / "wheel")
     site = base / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
     home, elsewhere = base / "home", base / "elsewhere"
     home.mkdir()
     elsewhere.mkdir()
-    return {"site": site, "home": home, "cwd": elsewhere}
+    return {"sdist": unpacked, "site": site, "home": home, "cwd": elsewhere}
 
 
 def run_installed(installed: dict[str, Path], *args: str) -> subprocess.CompletedProcess:
@@ -43,6 +64,14 @@ def run_installed(installed: dict[str, Path], *args: str) -> subprocess.Complete
     environment.update(PYTHONPATH=str(installed["site"]), HOME=str(installed["home"]))
     return subprocess.run([sys.executable, *args], cwd=installed["cwd"], env=environment, capture_output=True,
                           text=True, timeout=120)
+
+
+def test_the_source_distribution_holds_the_tests_with_their_helpers_and_the_notebooks(installed):
+    expected = [ROOT / name for name in ("conftest.py", "requirements.txt", "Makefile")]
+    expected += [*(ROOT / "tests").glob("*.py"), *(ROOT / "notebooks").glob("*.ipynb")]
+    missing = [str(path.relative_to(ROOT)) for path in expected
+               if not (installed["sdist"] / path.relative_to(ROOT)).is_file()]
+    assert not missing
 
 
 def test_the_installed_package_keeps_its_folders_in_the_home_folder(installed):
