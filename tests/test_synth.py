@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -85,6 +86,12 @@ def test_manifest_and_reuse(smoke_root: Path) -> None:
     with pytest.raises(synth.SynthDatasetError, match="other parameters"):
         synth.generate_dataset(smoke_root, "smoke", seed=SEED + 1, progress=False)
     assert not list(smoke_root.parent.glob(".smoke.partial-*"))
+
+
+def test_the_dataset_folder_gets_the_permissions_of_any_new_folder(smoke_root: Path, tmp_path: Path) -> None:
+    """Readable by whoever may read a folder made beside it (a dataset shared on a machine), not its owner's only."""
+    (tmp_path / "new").mkdir()
+    assert stat.S_IMODE(smoke_root.stat().st_mode) == stat.S_IMODE((tmp_path / "new").stat().st_mode)
 
 
 def test_refuses_a_folder_that_is_not_a_synth_dataset(tmp_path: Path) -> None:

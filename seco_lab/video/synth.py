@@ -62,9 +62,9 @@ import colorsys
 import json
 import math
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -819,7 +819,8 @@ def generate_dataset(
     num_videos = len(config.classes) * config.num_groups * config.clips_per_group
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if num_videos >= 200 else 1
-    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    partial = out.parent / f".{out.name}.partial-{secrets.token_hex(8)}"
+    partial.mkdir()  # the umask's permissions, as every other folder (mkdtemp's are the owner's only)
     try:
         jobs: list[tuple[Callable, tuple]] = [
             (_render_group, (config, seed, group, str(partial))) for group in range(1, config.num_groups + 1)
