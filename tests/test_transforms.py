@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -383,3 +384,10 @@ def test_eval_transform_resizes_the_short_side() -> None:
     assert output.shape == (2, 3, 56, 56)
     with pytest.raises(ValueError, match="resize_size"):
         eval_transform(56, resize_size=40)
+
+
+def test_blur_kernel_size_gives_the_sizes_its_docstring_names():
+    examples = re.findall(r"(\d+) px at (\d+)", blur_kernel_size.__doc__)
+    assert examples
+    for kernel, crop in examples:
+        assert blur_kernel_size(int(crop)) == int(kernel), f"{kernel} px at {crop}"

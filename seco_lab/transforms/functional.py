@@ -142,6 +142,6 @@ def gaussian_blur(clip: torch.Tensor, kernel_size: int, sigma: float) -> torch.T
 
 def blur_kernel_size(crop_size: int, fraction: float = 0.1) -> int:
     """Odd Gaussian-blur kernel of about ``fraction`` of the crop side, at least 3
-    (SimCLR's 10 %: 23 px at 224, 5 px at 56)."""
+    (SimCLR's 10 %: 23 px at 224, 7 px at 56)."""
     size = max(3, int(round(crop_size * fraction)))
     return size if size % 2 == 1 else size + 1
