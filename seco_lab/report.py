@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import html
+import importlib
 import json
 import resource
 import sys
@@ -272,6 +273,22 @@ td, th {{ border: 1px solid #ccc; padding: 0.3em 0.8em; text-align: left; }}
     return index_path
 
 
+NOTEBOOK_TOOLS = ("papermill", "nbconvert", "nbformat", "ipykernel")
+
+
+def _check_notebook_tools() -> None:
+    """Raise a ``RuntimeError`` naming the ``notebooks`` extra when a tool the report runs is missing."""
+    missing = []
+    for name in NOTEBOOK_TOOLS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise RuntimeError(f"the report needs {', '.join(missing)}, which the notebooks extra installs: "
+                           "pip install 'seco_lab[notebooks]'")
+
+
 def run_report(
     profile: str,
     selection: list[str] | None = None,
@@ -289,6 +306,7 @@ def run_report(
     ``reports/smoke-UCF-101-6-per-class``).
     """
     get_profile(profile)
+    _check_notebook_tools()
     parameters, run_dir = notebook_parameters(profile, data_root, max_videos_per_class, settings)
     configure_cpu_environment()  # inherited by the notebooks' kernels
     notebooks = find_notebooks(selection)

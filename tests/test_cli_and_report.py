@@ -143,6 +143,20 @@ def test_report_refuses_bad_parameters_before_any_notebook_runs(tmp_path, monkey
     assert not (tmp_path / "reports").exists()
 
 
+def test_report_without_the_notebook_tools_names_the_extra_that_installs_them(tmp_path, monkeypatch, capsys):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write_notebook(notebooks / "00_first.ipynb", ["print(profile)"])
+    monkeypatch.setattr("seco_lab.paths.notebooks_dir", lambda: notebooks)
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("SECO_LAB_REPORTS", str(tmp_path / "reports"))
+    monkeypatch.setitem(sys.modules, "papermill", None)  # as if it were not installed
+    assert main(["report", "--profile", "smoke"]) == 2
+    error = capsys.readouterr().err
+    assert "the report needs papermill" in error and "pip install 'seco_lab[notebooks]'" in error
+    assert not (tmp_path / "reports").exists()
+
+
 def test_report_selection_names_the_notebooks_when_nothing_matches(tmp_path):
     _write_notebook(tmp_path / "00_a.ipynb", ["1"])
     with pytest.raises(ValueError, match="00_a"):
