@@ -24,6 +24,8 @@ from seco_lab import __version__
 from seco_lab.environment import configure_cpu_environment
 from seco_lab.profiles import METHOD_NAMES, PROFILE_NAMES
 
+DESCRIPTION = ("Self-supervised video representation learning (SeCo, CVRL, DualVar): generate or check a "
+               "dataset, pretrain an encoder, evaluate it, or execute the notebooks into a report.")
 PROTOCOL_NAMES = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking")
 PRETRAIN_ACTIONS = {"trained": "trained", "resumed": "resumed from its last checkpoint and finished",
                     "reused": "the run had already finished: reused, not trained again",
@@ -182,7 +184,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="seco-lab", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="seco-lab", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -43,6 +43,15 @@ def test_svm_c_option_rejects_other_values(text, capsys):
     assert "neither a positive number nor 'cv'" in capsys.readouterr().err
 
 
+def test_help_says_what_the_command_does_in_plain_text(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--help"])
+    assert stopped.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "Self-supervised video representation learning" in help_text
+    assert "``" not in help_text  # no reStructuredText markup from a docstring
+
+
 def test_version_option_prints_the_package_version(capsys):
     import seco_lab
 
