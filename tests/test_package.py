@@ -94,6 +94,10 @@ def test_the_wheel_has_the_version_of_the_package_and_its_command(installed):
     assert result.returncode == 0 and result.stdout.strip() == f"seco-lab {seco_lab.__version__}"
 
 
+def test_the_installed_package_offers_its_type_hints_to_type_checkers(installed):
+    assert (installed["site"] / "seco_lab" / "py.typed").is_file()
+
+
 def test_report_from_an_installed_package_says_that_the_notebooks_are_not_included(installed):
     result = run_installed(installed, "-m", "seco_lab", "report", "--profile", "smoke")
     assert result.returncode == 2
