@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from seco_lab.losses.ntxent import NTXentLoss
+from seco_lab.losses.ntxent import NTXENT_REDUCTIONS, NTXentLoss
 from seco_lab.losses.validation import check_embeddings, check_positive
 
 
@@ -38,6 +38,9 @@ class TemporalCoherentLoss(nn.Module):
     ) -> None:
         super().__init__()
         check_positive("TemporalCoherentLoss", "temperature", temperature)
+        if reduction not in NTXENT_REDUCTIONS:
+            raise ValueError(f"seco_lab/losses: TemporalCoherentLoss: reduction must be one of {NTXENT_REDUCTIONS}, "
+                             f"got {reduction!r}")
         self.ntxent = NTXentLoss(temperature, reduction=reduction, normalize=False, gather=gather, rank=rank)
 
     def forward(self, series_v0: Tensor, series_v1: Tensor) -> Tensor:
@@ -48,4 +51,7 @@ class TemporalCoherentLoss(nn.Module):
                 f"seco_lab/losses: TemporalCoherentLoss: series_v0 shape {tuple(series_v0.shape)} != "
                 f"series_v1 shape {tuple(series_v1.shape)}"
             )
+        if self.ntxent.gather is None and series_v0.shape[0] < 2:
+            raise ValueError("seco_lab/losses: TemporalCoherentLoss: needs at least 2 videos in the batch (their clips "
+                             "are one another's negatives)")
         return self.ntxent(series_v0.mean(dim=1), series_v1.mean(dim=1))  # segment means (B, D)
