@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,6 +96,28 @@ def test_training_decodes_from_files_when_the_disk_has_no_room_for_the_frame_sto
     assert list(data.glob(".seco_lab_frames_*.bin")), "with room on the disk the frames are cached"
     cached, decoded = _weights(tmp_path / "cached"), _weights(tmp_path / "decoded")
     assert all(torch.equal(cached[key], decoded[key]) for key in cached)
+
+
+@pytest.mark.filterwarnings("ignore:.*the index of .* cannot be kept:UserWarning")
+def test_training_decodes_from_files_when_no_folder_can_hold_the_frame_store(smoke_data, tmp_path, monkeypatch):
+    """A read-only dataset and a home whose cache folder cannot be made (a file stands in its way)."""
+    from seco_lab.video import index as index_module
+
+    data = shutil.copytree(smoke_data, tmp_path / "data", ignore=shutil.ignore_patterns(".seco_lab_*"))
+    (tmp_path / "home").write_text("a file, not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home" / "cache"))
+    system_access = os.access
+
+    def access(path, mode, **options):  # the dataset folder reads as not writable
+        return system_access(path, mode, **options) and not (mode & os.W_OK and Path(path) == data)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(index_module, "_root_is_writable", lambda root: False)
+    overrides = {"train": {"epochs": 1, "batch_size": 8}}
+    with pytest.warns(UserWarning, match=r"cannot cache the decoded frames \(.*home.*\): training decodes every batch"):
+        result = pretrain("seco", data, "smoke", tmp_path / "run", num_workers=0, overrides=overrides, progress=False)
+    assert result.action == "trained"
+    assert not list(data.glob(".seco_lab_*")), "nothing is written into a read-only dataset"
 
 
 def test_a_split_smaller_than_one_batch_is_refused_before_any_work(smoke_data, tmp_path):

@@ -242,6 +242,10 @@ def pretrain(
         except FrameStoreSpaceError as error:
             warnings.warn(f"{error.strerror}: training decodes every batch from the video files instead "
                           "(same batches, slower; --no-frame-cache skips this check)", stacklevel=2)
+        except OSError as error:  # neither the dataset folder nor the user cache folder can be written
+            warnings.warn(f"cannot cache the decoded frames ({error.filename}: {error.strerror}): training decodes "
+                          "every batch from the video files instead (same batches, slower; --no-frame-cache skips "
+                          "the cache)", stacklevel=2)
     dataset = VideoDataset(train_records, index, model.view_maker(), size=size, seed=seed,
                            problem_log=run_dir / "data_problems.txt", frame_store=store)
     knn_monitor = None
