@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import pytest
 
@@ -71,6 +72,21 @@ def test_read_only_root_caches_in_home_cache(folders_root, tmp_path, monkeypatch
     assert probe_counter == []
     explicit = VideoIndex.build(spec, cache_dir=tmp_path / "elsewhere", progress=False)
     assert explicit.cache_file.parent == tmp_path / "elsewhere"
+
+
+def test_an_index_no_folder_can_keep_is_built_with_one_notice(folders_root, tmp_path, monkeypatch):
+    """A read-only dataset and a user cache folder that cannot be made (a file stands in its way)."""
+    monkeypatch.setattr(index_module, "_root_is_writable", lambda root: False)
+    (tmp_path / "home").write_text("a file, not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home" / "cache"))
+    spec = discover(folders_root)
+    with pytest.warns(UserWarning, match=r"index of .*data cannot be kept .*every load probes its videos again"):
+        index = VideoIndex.build(spec, progress=False)
+    assert len(index.infos) == 6 and index.cache_file is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        VideoIndex.build(spec, progress=False)  # the notice is shown once per process
+    assert sorted(path.name for path in folders_root.iterdir()) == ["a", "b"]
 
 
 def test_corrupt_cache_is_rebuilt(folders_root):

@@ -2,7 +2,8 @@
 
 Building the index decodes each video once with PyAV (:func:`~seco_lab.video.io.probe_video`).
 The result is cached as JSON, in ``<root>/.seco_lab_index.json`` when the dataset folder is
-writable, else in ``~/.cache/seco_lab/`` (``$XDG_CACHE_HOME`` respected). Each entry is keyed
+writable, else in ``~/.cache/seco_lab/`` (``$XDG_CACHE_HOME`` respected); when neither can be
+written, a one-line notice says so and every build probes the videos again. Each entry is keyed
 by the file's path relative to the root and remembers the file's size and modification time:
 a file whose size or mtime changed is probed again, the others are read from the cache.
 
@@ -48,6 +49,13 @@ class DataProblemWarning(UserWarning):
 
 
 _shown_problem_warnings: set[str] = set()
+
+
+def _warn_once(text: str, category: type[Warning]) -> None:
+    """Issue the warning ``text`` unless this process has shown it already."""
+    if text not in _shown_problem_warnings:
+        _shown_problem_warnings.add(text)
+        warnings.warn(text, category, stacklevel=4)
 
 
 def default_cache_dir() -> Path:
@@ -116,7 +124,8 @@ def _umask() -> int:
     return mask
 
 
-def _save_cache(cache_file: Path, root: Path, entries: dict[str, _Entry]) -> bool:
+def _save_cache(cache_file: Path, root: Path, entries: dict[str, _Entry]) -> OSError | None:
+    """Write the cache file; returns the error that stopped it, None when it was written."""
     payload = {"version": CACHE_VERSION, "root": str(root),
                "videos": {key: asdict(entry) for key, entry in sorted(entries.items())}}
     try:
@@ -126,9 +135,9 @@ def _save_cache(cache_file: Path, root: Path, entries: dict[str, _Entry]) -> boo
             json.dump(payload, stream)
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide the index from other users
         os.replace(temporary, cache_file)
-        return True
-    except OSError:
-        return False
+        return None
+    except OSError as error:
+        return error
 
 
 def _probe_entry(path: Path) -> _Entry:
@@ -196,14 +205,18 @@ class VideoIndex:
             if not fresh:
                 to_probe.append(path)
         changed = 0
-        saved = True
+        save_error = None
         for path in tqdm(to_probe, desc=f"indexing {root.name}", unit="video", disable=not progress or not to_probe):
             entries[_key(root, path)] = _probe_entry(path)
             changed += 1
             if changed % SAVE_EVERY == 0:
-                saved = _save_cache(cache_file, root, entries)
+                save_error = _save_cache(cache_file, root, entries)
         if to_probe or not cache_file.exists():
-            saved = _save_cache(cache_file, root, entries)
+            save_error = _save_cache(cache_file, root, entries)
+        if save_error is not None:
+            _warn_once(f"{cache_file}: the index of {root} cannot be kept ({save_error.strerror or save_error}), so "
+                       "every load probes its videos again; set XDG_CACHE_HOME to a writable folder to keep it",
+                       UserWarning)
         infos: dict[Path, VideoInfo] = {}
         problems = list(spec.problems)
         for path in unique_paths:
@@ -218,7 +231,7 @@ class VideoIndex:
             if entry.note:
                 problems.append(Problem(path, f"{entry.note} (kept)", skipped=False))
             infos[path] = info
-        index = cls(root=root, infos=infos, problems=problems, cache_file=cache_file if saved else None,
+        index = cls(root=root, infos=infos, problems=problems, cache_file=cache_file if save_error is None else None,
                     min_frames=min_frames, num_found=len(unique_paths))
         if problems:
             problems_file = index.write_problems()
@@ -270,9 +283,7 @@ class VideoIndex:
         where = f"full list in {problems_file}" if problems_file else "full list in VideoIndex.problems"
         text = (f"{self.root}: {len(skipped)} file(s) skipped and {kept} kept with damage "
                 f"({', '.join(f'{count} {reason}' for reason, count in reasons.most_common(4))}); e.g. {first}; {where}")
-        if text not in _shown_problem_warnings:
-            _shown_problem_warnings.add(text)
-            warnings.warn(text, DataProblemWarning, stacklevel=3)
+        _warn_once(text, DataProblemWarning)
 
     def summary(self, spec: DatasetSpec) -> str:
         """Readable summary: videos per class and split, frame counts, frame sizes, problems."""
