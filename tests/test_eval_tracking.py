@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from seco_lab.evaluation.tracking import (
     PRECISION_THRESHOLDS, SUCCESS_THRESHOLDS, SiameseTracker, TrackerConfig, TrackingDataError, crop_square,
-    discover_tracking_sequences, otb_metrics, overlap_ratios, parse_otb_boxes, tracking_protocol,
+    discover_tracking_sequences, otb_metrics, overlap_ratios, parse_otb_boxes, read_otb_sequence, tracking_protocol,
 )
 
 
@@ -142,3 +142,18 @@ def test_tracking_protocol_reads_otb_folders(tmp_path):
     assert result["num_sequences"] == 1
     assert result["sequences"][0].boxes.shape == (8, 4)
     assert result["precision@20"] > 0.8
+
+
+def test_frames_named_without_zero_padding_are_paired_with_their_boxes_in_number_order(tmp_path):
+    from PIL import Image
+
+    frames, boxes = moving_square_sequence(num_frames=12)
+    sequence = tmp_path / "Unpadded"
+    (sequence / "img").mkdir(parents=True)
+    for number, frame in enumerate(frames, start=1):
+        Image.fromarray(frame).save(sequence / "img" / f"{number}.png")
+    lines = [f"{x + 1:g},{y + 1:g},{w:g},{h:g}" for x, y, w, h in boxes]
+    (sequence / "groundtruth_rect.txt").write_text("\n".join(lines) + "\n")
+    read = read_otb_sequence(sequence)
+    assert [path.name for path in read.frame_paths] == [f"{number}.png" for number in range(1, 13)]
+    np.testing.assert_array_equal(read.frame(10), frames[10])

@@ -89,8 +89,14 @@ def load_frame(path: str | Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+def frame_order(path: Path) -> list[str | int]:
+    """Sort key of a frame file: the numbers in its name compare as numbers, so ``2.jpg`` comes
+    before ``10.jpg`` whether or not the names are padded with zeros."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
 def read_otb_sequence(sequence_dir: str | Path) -> TrackingSequence:
-    """Read one OTB-layout sequence; frames are paired with ground-truth rows in order."""
+    """Read one OTB-layout sequence; frames (in :func:`frame_order`) are paired with ground-truth rows in order."""
     sequence_dir = Path(sequence_dir)
     image_dir = sequence_dir / "img"
     truth = sequence_dir / "groundtruth_rect.txt"
@@ -98,7 +104,7 @@ def read_otb_sequence(sequence_dir: str | Path) -> TrackingSequence:
         raise TrackingDataError(f"{sequence_dir}: no img/ folder (OTB layout: <seq>/img/0001.jpg)")
     if not truth.is_file():
         raise TrackingDataError(f"{sequence_dir}: no groundtruth_rect.txt")
-    frame_paths = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    frame_paths = sorted((p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=frame_order)
     if not frame_paths:
         raise TrackingDataError(f"{image_dir}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     boxes = parse_otb_boxes(truth.read_text(), str(truth))
