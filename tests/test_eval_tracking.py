@@ -157,3 +157,27 @@ def test_frames_named_without_zero_padding_are_paired_with_their_boxes_in_number
     read = read_otb_sequence(sequence)
     assert [path.name for path in read.frame_paths] == [f"{number}.png" for number in range(1, 13)]
     np.testing.assert_array_equal(read.frame(10), frames[10])
+
+
+def test_a_folder_with_one_ground_truth_file_per_target_gives_one_sequence_per_target(tmp_path):
+    """OTB's Jogging holds groundtruth_rect.1.txt and .2.txt; Human4 only .2.txt (and an empty
+    groundtruth_rect1.txt)."""
+    from PIL import Image
+
+    frames, boxes = moving_square_sequence(num_frames=6)
+    second_boxes = boxes + [5, 3, 0, 0]
+    for name, truths in (("Jogging", {1: boxes, 2: second_boxes}), ("Human4", {2: second_boxes})):
+        sequence = tmp_path / "tracking" / name
+        (sequence / "img").mkdir(parents=True)
+        for number, frame in enumerate(frames, start=1):
+            Image.fromarray(frame).save(sequence / "img" / f"{number:04d}.png")
+        for target, target_boxes in truths.items():
+            lines = [f"{x + 1:g},{y + 1:g},{w:g},{h:g}" for x, y, w, h in target_boxes]
+            (sequence / f"groundtruth_rect.{target}.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "tracking" / "Human4" / "groundtruth_rect1.txt").write_text("")
+    sequences = discover_tracking_sequences(tmp_path)
+    assert [sequence.name for sequence in sequences] == ["Human4-2", "Jogging-1", "Jogging-2"]
+    np.testing.assert_allclose(sequences[1].boxes, boxes)
+    np.testing.assert_allclose(sequences[2].boxes, second_boxes)
+    np.testing.assert_allclose(sequences[0].boxes, second_boxes)
+    assert len(sequences[0]) == 6

@@ -1,7 +1,9 @@
 """Single-object tracking with a frozen 2D trunk: a Siamese (SiamFC-style) correlation tracker.
 
 Sequences use the OTB layout: ``<seq>/img/0001.jpg ...`` and ``<seq>/groundtruth_rect.txt``
-with one ``x,y,w,h`` line per frame (1-based pixels, comma or whitespace separated).
+with one ``x,y,w,h`` line per frame (1-based pixels, comma or whitespace separated). A folder
+with several targets (OTB's Jogging, Skating2) holds one ``groundtruth_rect.<K>.txt`` per
+target instead, and gives one sequence per target, named ``<seq>-<K>``.
 Boxes inside this module are 0-based ``(x, y, w, h)`` in continuous pixel coordinates
 (a pixel k covers [k, k+1)).
 
@@ -32,6 +34,8 @@ PRECISION_THRESHOLDS = np.arange(0, 51, dtype=np.float64)  # pixels, OTB: error 
 SUCCESS_THRESHOLDS = np.linspace(0.0, 1.0, 21)  # IoU, OTB: overlap > threshold
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 FEATURE_NORMS = ("l2", "none")
+TRUTH_FILE = "groundtruth_rect.txt"
+TARGET_TRUTH_FILE = re.compile(r"^groundtruth_rect\.(\d+)\.txt$")  # one target of several: groundtruth_rect.2.txt
 
 
 class TrackingDataError(ValueError):
@@ -95,21 +99,39 @@ def frame_order(path: Path) -> list[str | int]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
-def read_otb_sequence(sequence_dir: str | Path) -> TrackingSequence:
-    """Read one OTB-layout sequence; frames (in :func:`frame_order`) are paired with ground-truth rows in order."""
+def sequence_targets(sequence_dir: Path) -> list[int | None]:
+    """The targets of an OTB folder: ``[None]`` for its ``groundtruth_rect.txt``, else the numbers
+    K of its ``groundtruth_rect.<K>.txt`` files (empty when it has neither)."""
+    if (sequence_dir / TRUTH_FILE).is_file():
+        return [None]
+    try:
+        names = [path.name for path in sequence_dir.iterdir() if path.is_file()]
+    except OSError:
+        return []
+    return sorted(int(match.group(1)) for match in map(TARGET_TRUTH_FILE.match, names) if match)
+
+
+def read_otb_sequence(sequence_dir: str | Path, target: int | None = None) -> TrackingSequence:
+    """Read one OTB-layout sequence; frames (in :func:`frame_order`) are paired with ground-truth rows in order.
+
+    ``target`` K reads the boxes of ``groundtruth_rect.<K>.txt`` (a folder with several targets)
+    and names the sequence ``<seq>-<K>``; None reads ``groundtruth_rect.txt``.
+    """
     sequence_dir = Path(sequence_dir)
     image_dir = sequence_dir / "img"
-    truth = sequence_dir / "groundtruth_rect.txt"
+    truth = sequence_dir / (TRUTH_FILE if target is None else f"groundtruth_rect.{target}.txt")
     if not image_dir.is_dir():
         raise TrackingDataError(f"{sequence_dir}: no img/ folder (OTB layout: <seq>/img/0001.jpg)")
     if not truth.is_file():
-        raise TrackingDataError(f"{sequence_dir}: no groundtruth_rect.txt")
+        raise TrackingDataError(f"{sequence_dir}: no {truth.name} (OTB layout: <seq>/groundtruth_rect.txt, or "
+                                "groundtruth_rect.<K>.txt for each of several targets)")
     frame_paths = sorted((p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=frame_order)
     if not frame_paths:
         raise TrackingDataError(f"{image_dir}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     boxes = parse_otb_boxes(truth.read_text(), str(truth))
     length = min(len(frame_paths), len(boxes))
-    return TrackingSequence(sequence_dir.name, frame_paths[:length], boxes[:length])
+    name = sequence_dir.name if target is None else f"{sequence_dir.name}-{target}"
+    return TrackingSequence(name, frame_paths[:length], boxes[:length])
 
 
 def discover_tracking_sequences(root: str | Path) -> list[TrackingSequence]:
@@ -119,10 +141,12 @@ def discover_tracking_sequences(root: str | Path) -> list[TrackingSequence]:
         root = root / "tracking"
     if not root.is_dir():
         raise TrackingDataError(f"{root}: tracking folder not found")
-    folders = sorted(p for p in root.iterdir() if (p / "groundtruth_rect.txt").is_file())
-    if not folders:
-        raise TrackingDataError(f"{root}: no sequence folders with img/ and groundtruth_rect.txt")
-    return [read_otb_sequence(folder) for folder in folders]
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    sequences = [read_otb_sequence(folder, target) for folder in folders for target in sequence_targets(folder)]
+    if not sequences:
+        raise TrackingDataError(f"{root}: no sequence folders with img/ and groundtruth_rect.txt "
+                                "(or groundtruth_rect.<K>.txt per target)")
+    return sequences
 
 
 # --------------------------------------------------------------------------- metrics
