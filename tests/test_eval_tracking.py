@@ -181,3 +181,18 @@ def test_a_folder_with_one_ground_truth_file_per_target_gives_one_sequence_per_t
     np.testing.assert_allclose(sequences[2].boxes, second_boxes)
     np.testing.assert_allclose(sequences[0].boxes, second_boxes)
     assert len(sequences[0]) == 6
+
+
+@pytest.mark.parametrize("first_line", ["0,0,0,0", "NaN,NaN,NaN,NaN"])
+def test_a_sequence_whose_first_box_is_empty_is_named_with_the_problem(tmp_path, first_line):
+    from PIL import Image
+
+    frames, boxes = moving_square_sequence(num_frames=4)
+    sequence = tmp_path / "tracking" / "Lost"
+    (sequence / "img").mkdir(parents=True)
+    for number, frame in enumerate(frames, start=1):
+        Image.fromarray(frame).save(sequence / "img" / f"{number:04d}.jpg")
+    lines = [first_line] + [f"{x + 1:g},{y + 1:g},{w:g},{h:g}" for x, y, w, h in boxes[1:]]
+    (sequence / "groundtruth_rect.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(TrackingDataError, match=r"Lost.groundtruth_rect\.txt: the first box .* no positive width"):
+        discover_tracking_sequences(tmp_path)

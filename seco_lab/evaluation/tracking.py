@@ -129,6 +129,10 @@ def read_otb_sequence(sequence_dir: str | Path, target: int | None = None) -> Tr
     if not frame_paths:
         raise TrackingDataError(f"{image_dir}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     boxes = parse_otb_boxes(truth.read_text(), str(truth))
+    if not valid_truth(boxes[:1])[0]:
+        shown = ",".join(f"{value:g}" for value in boxes[0] + [1.0, 1.0, 0.0, 0.0])  # as written, 1-based
+        raise TrackingDataError(f"{truth}: the first box ({shown}) has no positive width and height, and the "
+                                "tracker starts from the first box")
     length = min(len(frame_paths), len(boxes))
     name = sequence_dir.name if target is None else f"{sequence_dir.name}-{target}"
     return TrackingSequence(name, frame_paths[:length], boxes[:length])
