@@ -1,5 +1,7 @@
 """OTB metrics against plain-loop references; the Siamese tracker on a synthetic moving square."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -196,3 +198,36 @@ def test_a_sequence_whose_first_box_is_empty_is_named_with_the_problem(tmp_path,
     (sequence / "groundtruth_rect.txt").write_text("\n".join(lines) + "\n")
     with pytest.raises(TrackingDataError, match=r"Lost.groundtruth_rect\.txt: the first box .* no positive width"):
         discover_tracking_sequences(tmp_path)
+
+
+def _write_numbered_sequence(folder, frames, boxes, first_number=1):
+    from PIL import Image
+
+    (folder / "img").mkdir(parents=True)
+    for number, frame in enumerate(frames, start=first_number):
+        Image.fromarray(frame).save(folder / "img" / f"{number:04d}.png")
+    lines = [f"{x + 1:g},{y + 1:g},{w:g},{h:g}" for x, y, w, h in boxes]
+    (folder / "groundtruth_rect.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_davids_boxes_are_paired_with_the_frames_from_0300(tmp_path):
+    """OTB-100's David: images from 0001, boxes from frame 0300 on (here images 0296-0303)."""
+    frames, boxes = moving_square_sequence(num_frames=8)
+    _write_numbered_sequence(tmp_path / "David", frames, boxes[4:], first_number=296)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        david = read_otb_sequence(tmp_path / "David")
+    assert [path.name for path in david.frame_paths] == ["0300.png", "0301.png", "0302.png", "0303.png"]
+    np.testing.assert_allclose(david.boxes, boxes[4:])
+
+
+def test_a_sequence_with_more_frames_than_boxes_or_the_reverse_is_named_in_a_warning(tmp_path):
+    frames, boxes = moving_square_sequence(num_frames=8)
+    _write_numbered_sequence(tmp_path / "FewerBoxes", frames, boxes[:5])
+    _write_numbered_sequence(tmp_path / "FewerFrames", frames[:6], boxes)
+    with pytest.warns(UserWarning, match="FewerBoxes: 8 frames in img/ and 5 boxes in groundtruth_rect.txt"):
+        fewer_boxes = read_otb_sequence(tmp_path / "FewerBoxes")
+    with pytest.warns(UserWarning, match="FewerFrames: 6 frames in img/ and 8 boxes"):
+        fewer_frames = read_otb_sequence(tmp_path / "FewerFrames")
+    assert (len(fewer_boxes), len(fewer_frames)) == (5, 6)
+    np.testing.assert_allclose(fewer_boxes.boxes, boxes[:5])

@@ -3,7 +3,9 @@
 Sequences use the OTB layout: ``<seq>/img/0001.jpg ...`` and ``<seq>/groundtruth_rect.txt``
 with one ``x,y,w,h`` line per frame (1-based pixels, comma or whitespace separated). A folder
 with several targets (OTB's Jogging, Skating2) holds one ``groundtruth_rect.<K>.txt`` per
-target instead, and gives one sequence per target, named ``<seq>-<K>``.
+target instead, and gives one sequence per target, named ``<seq>-<K>``. Frames and boxes are
+paired in order from the first of each (from frame 0300 for OTB's David, whose boxes start
+there); a sequence with more frames than boxes, or the reverse, is named in a warning.
 Boxes inside this module are 0-based ``(x, y, w, h)`` in continuous pixel coordinates
 (a pixel k covers [k, k+1)).
 
@@ -18,6 +20,7 @@ success AUC (area under the IoU-threshold curve).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +39,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 FEATURE_NORMS = ("l2", "none")
 TRUTH_FILE = "groundtruth_rect.txt"
 TARGET_TRUTH_FILE = re.compile(r"^groundtruth_rect\.(\d+)\.txt$")  # one target of several: groundtruth_rect.2.txt
+# Sequences whose ground truth starts after their first image, with the number of the frame its
+# first box belongs to: OTB-100's David holds images 0001-0770 and boxes for 0300-0770.
+FIRST_ANNOTATED_FRAME = {"david": 300}
 
 
 class TrackingDataError(ValueError):
@@ -133,7 +139,14 @@ def read_otb_sequence(sequence_dir: str | Path, target: int | None = None) -> Tr
         shown = ",".join(f"{value:g}" for value in boxes[0] + [1.0, 1.0, 0.0, 0.0])  # as written, 1-based
         raise TrackingDataError(f"{truth}: the first box ({shown}) has no positive width and height, and the "
                                 "tracker starts from the first box")
+    first_annotated = FIRST_ANNOTATED_FRAME.get(sequence_dir.name.lower())
+    if first_annotated is not None and len(frame_paths) > len(boxes):
+        annotated = [path for path in frame_paths if path.stem.isdigit() and int(path.stem) >= first_annotated]
+        frame_paths = annotated or frame_paths
     length = min(len(frame_paths), len(boxes))
+    if len(frame_paths) != len(boxes):
+        warnings.warn(f"{sequence_dir}: {len(frame_paths)} frames in img/ and {len(boxes)} boxes in {truth.name}: "
+                      f"the first {length} of each are paired, the rest left out", stacklevel=2)
     name = sequence_dir.name if target is None else f"{sequence_dir.name}-{target}"
     return TrackingSequence(name, frame_paths[:length], boxes[:length])
 
