@@ -197,6 +197,31 @@ def test_symlinked_folders_are_followed_but_never_back_up_into_a_loop(tmp_path):
     assert {r.path.name: r.class_name for r in spec.records}["extra.mp4"] == "b"
 
 
+def test_broken_symbolic_links_to_folders_are_named_problems(tmp_path):
+    """A linked class folder whose target is gone drops a whole class: the link is named, as is a
+    broken link to a folder inside a class; in an annotated layout too."""
+    import os
+    import shutil
+
+    for name in ("a", "b"):
+        for clip in range(3):
+            make_video(tmp_path / "data" / name / f"{name}{clip}.mp4", seed=clip)
+    os.symlink(tmp_path / "gone" / "c", tmp_path / "data" / "c")
+    os.symlink(tmp_path / "gone" / "more", tmp_path / "data" / "b" / "more")
+    spec = discover(tmp_path / "data", layout="folders")
+    assert spec.classes == ["a", "b"]
+    assert {problem.path.relative_to(tmp_path / "data").as_posix(): problem.reason for problem in spec.problems} == {
+        "c": f"broken symbolic link (to {tmp_path / 'gone' / 'c'}): its target does not exist",
+        "b/more": f"broken symbolic link (to {tmp_path / 'gone' / 'more'}): its target does not exist"}
+    ucf = make_ucf101(tmp_path / "ucf")
+    linked = ucf / "UCF-101" / "HandstandPushups"
+    shutil.rmtree(linked)
+    os.symlink(tmp_path / "gone" / "HandstandPushups", linked)
+    reasons = [problem.reason for problem in discover(ucf).problems]
+    assert f"broken symbolic link (to {tmp_path / 'gone' / 'HandstandPushups'}): its target does not exist" in reasons
+    assert sum("listed in" in reason for reason in reasons) == 6
+
+
 def test_folders_of_ucf101_named_clips_keep_each_group_on_one_side(tmp_path):
     """Without the split lists, clips of one UCF101 group (same actors and scene) must not be
     split between train and test: that would leak the scene into the test score."""
