@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _video_fixtures import make_video
+from _video_fixtures import make_ucf101, make_video
 
 from seco_lab.cli import main
 from seco_lab.evaluation import read_results, run_protocols, runner
@@ -118,6 +118,19 @@ def test_training_decodes_from_files_when_no_folder_can_hold_the_frame_store(smo
         result = pretrain("seco", data, "smoke", tmp_path / "run", num_workers=0, overrides=overrides, progress=False)
     assert result.action == "trained"
     assert not list(data.glob(".seco_lab_*")), "nothing is written into a read-only dataset"
+
+
+@pytest.mark.filterwarnings("ignore::seco_lab.video.index.DataProblemWarning")
+def test_a_copy_without_test_videos_trains_without_the_knn_monitor(tmp_path):
+    """Only the train videos of a split copied: the kNN monitor has nothing to measure."""
+    data = make_ucf101(tmp_path / "data")
+    for test_video in (data / "UCF-101").glob("*/*_g03_*"):
+        test_video.unlink()
+    overrides = {"train": {"epochs": 1, "batch_size": 4, "knn_every": 1}}
+    with pytest.warns(UserWarning, match="split 1 has no usable test videos, so this run trains without the kNN"):
+        result = pretrain("seco", data, "smoke", tmp_path / "run", num_workers=0, frame_cache=False,
+                          overrides=overrides, progress=False)
+    assert result.action == "trained" and result.steps == 2
 
 
 def test_a_split_smaller_than_one_batch_is_refused_before_any_work(smoke_data, tmp_path):

@@ -249,7 +249,10 @@ def pretrain(
     dataset = VideoDataset(train_records, index, model.view_maker(), size=size, seed=seed,
                            problem_log=run_dir / "data_problems.txt", frame_store=store)
     knn_monitor = None
-    if monitor and cfg.knn_every:
+    if monitor and cfg.knn_every and not spec.split("test"):
+        warnings.warn(f"{data_root}: split {split} has no usable test videos, so this run trains without the kNN "
+                      f"monitor (train.knn_every={cfg.knn_every})", stacklevel=2)
+    elif monitor and cfg.knn_every:
         from seco_lab.evaluation.monitor import knn_monitor as make_knn_monitor
 
         knn_monitor = make_knn_monitor(method, config, spec, index)
