@@ -1,6 +1,7 @@
 """Layout discovery: UCF101, HMDB51, Kinetics, plain folders; auto-detection and layout errors."""
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -220,6 +221,27 @@ def test_broken_symbolic_links_to_folders_are_named_problems(tmp_path):
     reasons = [problem.reason for problem in discover(ucf).problems]
     assert f"broken symbolic link (to {tmp_path / 'gone' / 'HandstandPushups'}): its target does not exist" in reasons
     assert sum("listed in" in reason for reason in reasons) == 6
+
+
+def test_a_folder_that_cannot_be_listed_is_a_named_problem(tmp_path, monkeypatch):
+    """A class folder without read permission (simulated: the tests may run as root, who reads anyway)."""
+    import errno
+    import os
+
+    ucf = make_ucf101(tmp_path / "ucf")
+    unreadable = ucf / "UCF-101" / "ApplyEyeMakeup"
+    scandir = os.scandir
+
+    def guarded_scandir(path="."):
+        if Path(path) == unreadable:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", guarded_scandir)
+    problems = discover(ucf).problems
+    assert [(problem.path, problem.reason) for problem in problems if "listed in" not in problem.reason] == [
+        (unreadable, "cannot list the folder (Permission denied): its videos are not found")]
+    assert sum("listed in" in problem.reason for problem in problems) == 6
 
 
 def test_folders_of_ucf101_named_clips_keep_each_group_on_one_side(tmp_path):

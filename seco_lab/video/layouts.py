@@ -23,8 +23,9 @@ Video files are found by name wherever they sit under the root: annotation entri
 matched on the file name without its extension (case-insensitive), preferring a file in the
 folder of the entry's class and with the entry's extension, so an annotation naming
 ``x.avi`` finds ``x.mp4``. Entries whose file is missing become :class:`Problem` items of the
-returned :class:`DatasetSpec`, as do broken symbolic links under the root (a linked class folder
-whose target is gone would otherwise drop a whole class unseen).
+returned :class:`DatasetSpec`, as do broken symbolic links and folders that cannot be listed
+under the root (a linked class folder whose target is gone, or a folder without read permission,
+would otherwise drop a whole class unseen).
 """
 
 from __future__ import annotations
@@ -166,19 +167,28 @@ def _broken_link_problem(path: Path) -> Problem:
     return Problem(path, f"broken symbolic link (to {os.readlink(path)}): its target does not exist")
 
 
+def _unlisted_folder_problem(error: OSError) -> Problem:
+    return Problem(Path(error.filename), f"cannot list the folder ({error.strerror}): its videos are not found")
+
+
 class _VideoFinder:
-    """Every video file under a root, looked up by file name without extension, and the broken
-    symbolic links met on the way (those named like a video are among the videos: probing names them)."""
+    """Every video file under a root, looked up by file name without extension, and as
+    :attr:`problems` the folders that cannot be listed and the broken symbolic links met on the way
+    (those named like a video are among the videos: probing names them)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.by_stem: dict[str, list[Path]] = defaultdict(list)
-        self.broken_links: list[Path] = []
+        self.problems: list[Problem] = []
+
+        def unlisted(error: OSError) -> None:
+            self.problems.append(_unlisted_folder_problem(error))
+
         # Symlinked folders are followed, except one already walked or one leading back up to the
         # root or above it (``more -> ..``): those would list the same videos again, or forever.
         top = os.path.realpath(root)
         visited = {top}
-        for directory, subdirectories, files in os.walk(root, followlinks=True):
+        for directory, subdirectories, files in os.walk(root, onerror=unlisted, followlinks=True):
             kept = []
             for name in sorted(d for d in subdirectories if not d.startswith(".")):
                 real = os.path.realpath(os.path.join(directory, name))
@@ -191,7 +201,7 @@ class _VideoFinder:
                 if _is_video(name):
                     self.by_stem[path.stem.lower()].append(path)
                 elif not name.startswith(".") and _is_broken_link(path):
-                    self.broken_links.append(path)
+                    self.problems.append(_broken_link_problem(path))
 
     def __len__(self) -> int:
         return sum(len(paths) for paths in self.by_stem.values())
@@ -340,7 +350,7 @@ def _discover_ucf101(root: Path, split: int) -> DatasetSpec:
                 continue
             seen.add(path)
             records.append(VideoRecord(path, label, classes[label], split_name, _ucf_group(path.stem)))
-    problems.extend(_broken_link_problem(path) for path in finder.broken_links)
+    problems.extend(finder.problems)
     return DatasetSpec(root, "ucf101", classes, records, problems)
 
 
@@ -403,7 +413,7 @@ def _discover_hmdb51(root: Path, split: int) -> DatasetSpec:
                 problems.append(Problem(root / class_name / entry, f"listed in {list_path.name} but no such video under {root}"))
                 continue
             records.append(VideoRecord(path, label, class_name, tags[tag]))
-    problems.extend(_broken_link_problem(path) for path in finder.broken_links)
+    problems.extend(finder.problems)
     return DatasetSpec(root, "hmdb51", classes, records, problems)
 
 
@@ -475,7 +485,7 @@ def _discover_kinetics(root: Path, split: int) -> DatasetSpec:
     classes = sorted({label for _, label, _ in found})
     by_name = {name: index for index, name in enumerate(classes)}
     records = [VideoRecord(path, by_name[label], label, split_name) for path, label, split_name in found]
-    problems.extend(_broken_link_problem(path) for path in finder.broken_links)
+    problems.extend(finder.problems)
     return DatasetSpec(root, "kinetics", classes, records, problems)
 
 
@@ -496,11 +506,11 @@ def folder_split_of(file_name: str, split: int = 1) -> str:
     return "train" if int.from_bytes(digest[:8], "big") % 100 < FOLDERS_TRAIN_PERCENT else "test"
 
 
-def _class_folders(directory: Path, broken_links: list[Path] | None = None) -> dict[str, list[Path]]:
+def _class_folders(directory: Path, problems: list[Problem] | None = None) -> dict[str, list[Path]]:
     """Sub-folders of ``directory`` that hold video files (at any depth), with those files.
 
-    The broken symbolic links among the sub-folders and inside them are appended to
-    ``broken_links`` when it is given.
+    Broken symbolic links among the sub-folders, and what their finders cannot list or follow
+    inside them, are appended to ``problems`` when it is given.
     """
     classes: dict[str, list[Path]] = {}
     try:
@@ -509,15 +519,15 @@ def _class_folders(directory: Path, broken_links: list[Path] | None = None) -> d
         return classes
     for child in children:
         if not child.is_dir():
-            if broken_links is not None and _is_broken_link(child):
-                broken_links.append(child)
+            if problems is not None and _is_broken_link(child):
+                problems.append(_broken_link_problem(child))
             continue
         finder = _VideoFinder(child)
         videos = finder.all_paths()
         if videos:
             classes[child.name] = videos
-        if broken_links is not None:
-            broken_links.extend(finder.broken_links)
+        if problems is not None:
+            problems.extend(finder.problems)
     return classes
 
 
@@ -550,12 +560,12 @@ def _single_class_note(root: Path, class_name: str) -> str:
 def _discover_folders(root: Path, split: int) -> DatasetSpec:
     split_dirs = _split_folders(root) if root.is_dir() else {}
     records: list[VideoRecord] = []
-    broken_links: list[Path] = []
+    problems: list[Problem] = []
     if "train" in split_dirs and "test" in split_dirs:
         per_split = {name: {} for name in SPLITS}
         for split_name, directories in split_dirs.items():
             for directory in directories:
-                for class_name, videos in _class_folders(directory, broken_links).items():
+                for class_name, videos in _class_folders(directory, problems).items():
                     per_split[split_name].setdefault(class_name, []).extend(videos)
         classes = sorted(set(per_split["train"]) | set(per_split["test"]))
         if not classes:
@@ -564,8 +574,8 @@ def _discover_folders(root: Path, split: int) -> DatasetSpec:
             for class_name in classes:
                 for path in per_split[split_name].get(class_name, []):
                     records.append(VideoRecord(path, classes.index(class_name), class_name, split_name))
-        return DatasetSpec(root, "folders", classes, records, [_broken_link_problem(path) for path in broken_links])
-    videos_by_class = _class_folders(root, broken_links) if root.is_dir() else {}
+        return DatasetSpec(root, "folders", classes, records, problems)
+    videos_by_class = _class_folders(root, problems) if root.is_dir() else {}
     if not videos_by_class:
         raise _layout_error(root, f"{root} is not a folders layout: no sub-folder holds video files "
                                   f"({', '.join(VIDEO_EXTENSIONS)})")
@@ -582,7 +592,7 @@ def _discover_folders(root: Path, split: int) -> DatasetSpec:
                       "ucfTrainTestlist/ was found, so the split is this package's hash of the groups, not the "
                       "official split 1-3; point at the folder that holds ucfTrainTestlist/ to use those.",
                       stacklevel=3)
-    return DatasetSpec(root, "folders", classes, records, [_broken_link_problem(path) for path in broken_links])
+    return DatasetSpec(root, "folders", classes, records, problems)
 
 
 # ---------------------------------------------------------------- entry point
