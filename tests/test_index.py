@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import warnings
 
 import pytest
@@ -87,6 +88,10 @@ def test_an_index_no_folder_can_keep_is_built_with_one_notice(folders_root, tmp_
         warnings.simplefilter("error")
         VideoIndex.build(spec, progress=False)  # the notice is shown once per process
     assert sorted(path.name for path in folders_root.iterdir()) == ["a", "b"]
+    printed_by = re.escape(f"full list in VideoIndex.problems, or printed by "
+                           f"`python -m seco_lab data check {folders_root}`")
+    with pytest.warns(DataProblemWarning, match=printed_by):
+        VideoIndex.build(spec, progress=False, min_frames=9)  # a0 and b0 are too short: not listed in any file
 
 
 def test_corrupt_cache_is_rebuilt(folders_root):

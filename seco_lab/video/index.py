@@ -280,7 +280,8 @@ class VideoIndex:
         kept = len(self.problems) - len(skipped)
         reasons = Counter(problem.reason.split(":")[0].split(" (")[0] for problem in self.problems)
         first = "; ".join(f"{p.path.name}: {p.reason}" for p in self.problems[:3])
-        where = f"full list in {problems_file}" if problems_file else "full list in VideoIndex.problems"
+        where = (f"full list in {problems_file}" if problems_file else
+                 f"full list in VideoIndex.problems, or printed by `python -m seco_lab data check {self.root}`")
         text = (f"{self.root}: {len(skipped)} file(s) skipped and {kept} kept with damage "
                 f"({', '.join(f'{count} {reason}' for reason, count in reasons.most_common(4))}); e.g. {first}; {where}")
         _warn_once(text, DataProblemWarning)
