@@ -4,6 +4,7 @@ import json
 import os
 import re
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -92,6 +93,21 @@ def test_an_index_no_folder_can_keep_is_built_with_one_notice(folders_root, tmp_
                            f"`python -m seco_lab data check {folders_root}`")
     with pytest.warns(DataProblemWarning, match=printed_by):
         VideoIndex.build(spec, progress=False, min_frames=9)  # a0 and b0 are too short: not listed in any file
+
+
+def test_a_writable_index_in_a_read_only_dataset_folder_is_not_chosen(folders_root, tmp_path, monkeypatch):
+    """The index file writable but not its folder (simulated: the tests may run as root, who writes anyway)."""
+    VideoIndex.build(discover(folders_root), progress=False)
+    system_access = os.access
+
+    def access(path, mode, **options):  # the dataset folder reads as not writable
+        return system_access(path, mode, **options) and not (mode & os.W_OK and Path(path) == folders_root)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(index_module, "_root_is_writable", lambda root: False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    index = VideoIndex.build(discover(folders_root), progress=False)
+    assert index.cache_file.parent == tmp_path / "cache" / "seco_lab"
 
 
 def test_corrupt_cache_is_rebuilt(folders_root):

@@ -81,7 +81,9 @@ def _cache_file_for(root: Path, cache_dir: str | Path | None) -> Path:
     if cache_dir is not None:
         return _home_cache_file(root, Path(cache_dir).expanduser())
     next_to_data = root / CACHE_FILE_NAME
-    if next_to_data.exists() and os.access(next_to_data, os.W_OK) or _root_is_writable(root):
+    # The cache is replaced, not written in place: its folder must be writable, whatever the file's mode.
+    if next_to_data.exists() and os.access(next_to_data, os.W_OK) and os.access(root, os.W_OK) \
+            or _root_is_writable(root):
         return next_to_data
     return _home_cache_file(root, default_cache_dir())
 
