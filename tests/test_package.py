@@ -1,11 +1,15 @@
 """The source distribution holds the project, and the package as its wheel installs it runs
 from another folder, outside any checkout."""
 
+import ast
+import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -104,3 +108,54 @@ def test_report_from_an_installed_package_says_that_the_notebooks_are_not_includ
     assert "no curriculum notebooks" in result.stderr
     assert "an installed seco_lab does not include the notebooks" in result.stderr
     assert not (installed["home"] / "seco_lab").exists()  # nothing written before the check
+
+
+def imported_top_level_modules(package: Path) -> set[str]:
+    """Top-level names of every module the package's source imports (``import x.y``, ``from x import y``),
+    relative imports left out."""
+    names = set()
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def declared_distributions() -> set[str]:
+    """Normalised names of the distributions pyproject.toml requires, core and extras."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    return {normalised(re.match(r"[A-Za-z0-9._-]+", requirement).group()) for requirement in requirements}
+
+
+def normalised(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def test_every_third_party_module_the_package_imports_is_declared_in_pyproject_and_pinned():
+    providers = importlib.metadata.packages_distributions()
+    third_party = {name for name in imported_top_level_modules(ROOT / "seco_lab")
+                   if name not in sys.stdlib_module_names and name not in ("seco_lab", "__future__")}
+    assert {"torch", "PIL", "sklearn"} <= third_party  # the scan sees imports inside functions too
+    declared = declared_distributions()
+    pinned = {normalised(line.split("==")[0]) for line in (ROOT / "requirements.txt").read_text().splitlines()
+              if "==" in line and not line.startswith("#")}
+    undeclared = {name: providers.get(name) for name in third_party
+                  if not {normalised(d) for d in providers.get(name, [])} & declared}
+    assert not undeclared, f"imported by seco_lab, not required by pyproject.toml: {undeclared}"
+    assert declared <= pinned, f"required by pyproject.toml, not pinned in requirements.txt: {declared - pinned}"
+
+
+def test_the_python_versions_pyproject_accepts_are_those_the_setup_checks_for():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "sys.version_info[:2] < (3, 11)" in (ROOT / "Makefile").read_text()
+    assert project["requires-python"] == ">=3.11"
+
+
+def test_the_wheel_carries_the_license_that_its_metadata_names(installed):
+    (metadata,) = installed["site"].glob("seco_lab-*.dist-info/METADATA")
+    assert "\nLicense-Expression: MIT\n" in metadata.read_text()
+    (license_file,) = installed["site"].glob("seco_lab-*.dist-info/licenses/LICENSE")
+    assert license_file.read_text().startswith("MIT License\n")
