@@ -149,3 +149,15 @@ def test_a_dangling_symlink_is_not_probed_again_on_every_load(folders_root, prob
     again = VideoIndex.build(spec, progress=False, warn=False)
     assert [p.reason for p in again.problems] == [p.reason for p in first.problems]
     assert again.cache_file.stat().st_mtime_ns == cache_mtime, "nothing changed: the cache must not be rewritten"
+
+
+def test_an_index_write_that_fails_midway_leaves_no_partial_file(folders_root, monkeypatch):
+    def disk_full(payload, stream):
+        stream.write("{\"version\": ")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(index_module.json, "dump", disk_full)
+    with pytest.warns(UserWarning, match="No space left on device"):
+        VideoIndex.build(discover(folders_root), progress=False)
+    assert not (folders_root / CACHE_FILE_NAME).exists()
+    assert [p.name for p in folders_root.iterdir() if p.name.startswith(".seco_lab_index")] == []

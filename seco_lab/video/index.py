@@ -133,12 +133,16 @@ def _save_cache(cache_file: Path, root: Path, entries: dict[str, _Entry]) -> OSE
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=cache_file.parent, prefix=".seco_lab_index.", suffix=".tmp")
+    except OSError as error:
+        return error
+    try:
         with os.fdopen(handle, "w") as stream:
             json.dump(payload, stream)
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide the index from other users
         os.replace(temporary, cache_file)
         return None
     except OSError as error:
+        Path(temporary).unlink(missing_ok=True)  # a half-written index (a full disk) is not left behind
         return error
 
 
