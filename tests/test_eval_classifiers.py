@@ -177,7 +177,9 @@ def test_linear_svm_rejects_a_bad_c(C):
         linear_svm_protocol(train_x, train_y, train_x, train_y, C=C)
 
 
-def test_svm_c_cross_validation_needs_two_videos_per_class():
-    features = np.zeros((5, 3))
-    with pytest.raises(ValueError, match="at least 2 train videos"):
-        choose_svm_c(features, np.array([0, 0, 1, 1, 2]))
+def test_svm_c_cross_validation_needs_two_videos_per_class_and_names_the_classes_with_fewer():
+    features = np.zeros((6, 3))
+    with pytest.raises(ValueError, match=r"at least 2 train videos.*label 2: 1, label 4: 1$"):
+        choose_svm_c(features, np.array([0, 0, 1, 1, 2, 4]))
+    with pytest.raises(ValueError, match=r"at least 2 train videos.*1 group\(s\) in the train split$"):
+        choose_svm_c(features, np.array([0, 0, 0, 1, 1, 1]), groups=np.ones(6))

@@ -51,15 +51,22 @@ def choose_svm_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | 
     labels = np.asarray(labels)
     if not grid or any(c <= 0 for c in grid):
         raise ValueError(f"the C grid must hold positive values, got {grid}")
-    smallest_class = int(np.unique(labels, return_counts=True)[1].min()) if labels.size else 0
+    classes, class_sizes = np.unique(labels, return_counts=True)
+    smallest_class = int(class_sizes.min()) if labels.size else 0
+    num_groups = None
     if groups is not None:
         groups = np.asarray(groups)
         if groups.shape != labels.shape:
             raise ValueError(f"groups {groups.shape} must match labels {labels.shape}")
-        smallest_class = min(smallest_class, len(np.unique(groups)))
+        num_groups = len(np.unique(groups))
+        smallest_class = min(smallest_class, num_groups)
     num_folds = min(folds, smallest_class)
     if num_folds < 2:
-        raise ValueError("choosing C by cross-validation needs at least 2 train videos (and groups) per class")
+        too_small = [f"label {label}: {size}" for label, size in zip(classes.tolist(), class_sizes.tolist()) if size < 2]
+        found = (f"train videos of the classes with fewer: {', '.join(too_small)}" if too_small else
+                 f"{num_groups} group(s) in the train split" if num_groups is not None else "no train videos")
+        raise ValueError(f"choosing C by cross-validation needs at least 2 train videos (and groups) per class; "
+                         f"{found}")
     if groups is None:
         splits = list(StratifiedKFold(num_folds, shuffle=True, random_state=seed).split(features, labels))
     else:
