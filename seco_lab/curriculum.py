@@ -9,7 +9,6 @@ numbers as Markdown and ``spread`` summarises one number measured over several s
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -241,13 +240,6 @@ def spread(values: Sequence[float]) -> dict[str, float]:
         raise ValueError("spread needs at least one value")
     return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
             "min": min(values), "max": max(values)}
-
-
-def save_results(lab: Session, name: str, rows: list[dict[str, Any]]) -> Path:
-    """Keep a notebook's measured rows as JSON in the run folder (the report reads summaries)."""
-    path = lab.run_dir / f"{name}.json"
-    path.write_text(json.dumps(rows, indent=2, default=float))
-    return path
 
 
 def difference_note(a_name: str, a: float, b_name: str, b: float, noise: float) -> str:

@@ -167,42 +167,6 @@ def _as_image(frame: Any) -> np.ndarray:
     return array.squeeze(-1) if array.shape[-1] == 1 else array
 
 
-def plot_nearest_neighbours(query_frames: Any, neighbour_frames: Sequence[Any], similarities: Sequence[float],
-                            neighbour_labels: Sequence[int], query_label: int | None = None,
-                            class_names: Sequence[str] | None = None) -> Figure:
-    """A query video's frames (top row) above its k retrieved videos (one row each).
-
-    query_frames: (T, H, W, 3) or (T, 3, H, W); neighbour_frames: k such arrays; the row title
-    gives the cosine similarity and class, green when the class matches the query's.
-    """
-    rows = 1 + len(neighbour_frames)
-    columns = max(len(query_frames), *(len(frames) for frames in neighbour_frames)) if neighbour_frames else len(query_frames)
-    figure = Figure(figsize=(1.3 * columns + 1.5, 1.35 * rows), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False)
-
-    def name(label: int) -> str:
-        return class_names[label] if class_names is not None else str(label)
-
-    videos = [query_frames, *neighbour_frames]
-    for row, frames in enumerate(videos):
-        for column in range(columns):
-            axis = axes[row, column]
-            axis.set_xticks([])
-            axis.set_yticks([])
-            if column < len(frames):
-                axis.imshow(_as_image(frames[column]))
-            else:
-                axis.set_axis_off()
-        if row == 0:
-            text, colour = ("query" + (f"\n{name(query_label)}" if query_label is not None else "")), "black"
-        else:
-            label = int(neighbour_labels[row - 1])
-            text = f"#{row}  {similarities[row - 1]:.2f}\n{name(label)}"
-            colour = "black" if query_label is None else ("tab:green" if label == query_label else "tab:red")
-        axes[row, 0].set_ylabel(text, rotation=0, ha="right", va="center", fontsize="small", color=colour)
-    return figure
-
-
 def plot_confusion_matrix(labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str] | None = None,
                           normalize: bool = True, title: str | None = None) -> Figure:
     """Confusion matrix (rows = true class, columns = predicted), row-normalised in percent by default."""

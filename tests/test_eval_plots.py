@@ -61,14 +61,6 @@ def test_embedding_one_panel_per_method_one_artist_per_class():
     assert all(len(axis.collections) == 3 for axis in figure.axes)
 
 
-def test_nearest_neighbour_strip_grid():
-    frames = np.zeros((4, 8, 8, 3), dtype=np.uint8)
-    figure = plots.plot_nearest_neighbours(frames, [frames, frames.transpose(0, 3, 1, 2)], [0.9, 0.5], [1, 2],
-                                           query_label=1, class_names=["x", "y", "z"])
-    assert len(figure.axes) == 3 * 4
-    assert figure.axes[4].get_ylabel().endswith("y") and figure.axes[4].yaxis.label.get_color() == "tab:green"
-
-
 def test_confusion_matrix_figure():
     figure = plots.plot_confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), class_names=["a", "b", "c"])
     assert len(figure.axes) == 2  # matrix + colour bar

@@ -93,11 +93,6 @@ def check_input_mode(mode: str) -> str:
     return mode
 
 
-def extra_frames(input_mode: str) -> int:
-    """Frames read beyond a clip: frame differences need one more frame than they return."""
-    return 1 if input_mode == "frame_differences" else 0
-
-
 def clip_with_next_frame(indices: np.ndarray, num_frames: int) -> np.ndarray:
     """``indices`` plus the frame after the last one (clamped), for frame differences."""
     step = int(indices[-1] - indices[-2]) if len(indices) > 1 else 1
