@@ -91,7 +91,8 @@ def plot_loss_curves(history: str | Path | Sequence[Mapping[str, Any]], terms: S
         for key in monitor_keys:
             points = [(r["step"], r[key]) for r in monitors if key in r]
             axes[2].plot(*zip(*points), marker="o", label=key)
-        axes[2].set(xlabel="step", title="monitor")
+        percent = all(key.endswith("top1") for key in monitor_keys)  # the kNN monitor logs top-1 in percent
+        axes[2].set(xlabel="step", ylabel="top-1 accuracy (%)" if percent else "value", title="monitor")
         axes[2].legend(fontsize="small")
     for axis in axes:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # steps are whole numbers

@@ -598,8 +598,9 @@ def neighbour_explorer(
 def neighbour_figure(
     query_features, gallery_features, query_labels, gallery_labels, frames: FrameGetter,
     queries: Sequence[int] = (0, 1, 2), k: int = 5, class_names: Sequence[str] | None = None, center: bool = True,
+    title: str | None = "each query video (left) and its nearest gallery videos, by cosine similarity",
 ) -> Figure:
-    """Static twin of ``neighbour_explorer``: one row per query in ``queries``."""
+    """Static twin of ``neighbour_explorer``: one row per query in ``queries``, under ``title``."""
     neighbours, similarities = top_k_neighbours(query_features, gallery_features, k, center=center)
     query_labels, gallery_labels = np.asarray(query_labels), np.asarray(gallery_labels)
     queries = [q for q in queries if 0 <= q < len(query_labels)]
@@ -610,4 +611,6 @@ def neighbour_figure(
     for axis, query in zip(axes, queries):
         _draw_neighbour_row(axis, query, neighbours[query], similarities[query], query_labels,
                             gallery_labels, frames, class_names)
+    if title:
+        figure.suptitle(title)
     return figure

@@ -47,6 +47,14 @@ def test_loss_curves_draw_an_accuracy_dashed_and_say_so_on_the_axis():
     assert "accuracy" in figure.axes[0].get_ylabel()
     assert plots.plot_loss_curves(history_records()).axes[0].get_ylabel() == "loss"
 
+
+def test_loss_curves_name_the_monitor_axis():
+    assert plots.plot_loss_curves(history_records()).axes[2].get_ylabel() == "top-1 accuracy (%)"
+    other = [record | {"knn_top1": None, "recall": 0.5} if record["type"] == "monitor" else record
+             for record in history_records()]
+    assert plots.plot_loss_curves(other).axes[2].get_ylabel() == "value"
+
+
 def test_smooth_is_debiased_ema():
     np.testing.assert_allclose(plots.smooth([2.0, 2.0, 2.0], 0.9), [2.0, 2.0, 2.0])
     np.testing.assert_allclose(plots.smooth([1.0, 3.0], 0.5), [1.0, (0.25 + 1.5) / 0.75])

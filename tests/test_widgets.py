@@ -264,6 +264,9 @@ def test_neighbour_figure_draws_one_row_per_query(features: dict):
     titles = [text.get_text() for text in figure.axes[1].texts]
     assert titles[0] == "query 3\nc" and len(titles) == 4
     assert all(title.startswith("c\nsim") for title in titles[1:])
+    assert "nearest gallery videos" in figure.get_suptitle()
+    untitled = widgets.neighbour_figure(frames=_coloured_frames, queries=(0,), k=3, title=None, **features)
+    assert untitled.get_suptitle() == ""
 
 
 def test_top_k_neighbours_averages_views_and_ranks_by_cosine():
