@@ -32,6 +32,11 @@ PRETRAIN_ACTIONS = {"trained": "trained", "resumed": "resumed from its last chec
                     "initialised": "untrained weights, --epochs 0"}
 # pretrain stopped by SIGTERM or SIGUSR1 after saving a checkpoint that --resume continues
 STOPPED_EXIT_STATUS = 3
+INTERRUPTED_HINTS = {  # after Ctrl-C: what was kept and how to go on
+    "pretrain": " (the same command with --resume continues from the last checkpoint)",
+    "report": " (the runs are kept: the same command reuses the finished ones and continues an unfinished one "
+              "from its last checkpoint)",
+}
 SUBSET_HELP = ("use at most N videos of each class in each split, the same ones every time "
                "(a quick look at a large dataset; default: every video)")
 
@@ -324,7 +329,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seco-lab {args.command}: error: {_error_text(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        resume_hint = " (the same command with --resume continues from the last checkpoint)" \
-            if args.command == "pretrain" else ""
-        print(f"interrupted{resume_hint}", file=sys.stderr)
+        print(f"interrupted{INTERRUPTED_HINTS.get(args.command, '')}", file=sys.stderr)
         return 130

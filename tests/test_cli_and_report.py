@@ -274,6 +274,15 @@ def test_an_interrupted_pretraining_says_how_to_continue_it(monkeypatch, capsys)
         "interrupted (the same command with --resume continues from the last checkpoint)\n"
 
 
+def test_an_interrupted_report_says_that_its_runs_are_kept(monkeypatch, capsys):
+    def interrupted(*arguments, **options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("seco_lab.report.run_report", interrupted)
+    assert main(["report", "--profile", "smoke", "--notebooks", "00"]) == 130
+    assert capsys.readouterr().err.startswith("interrupted (the runs are kept: the same command reuses the finished")
+
+
 def test_a_notebook_whose_kernel_dies_is_reported_as_failed_where_it_stopped(tmp_path, monkeypatch):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
