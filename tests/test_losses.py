@@ -350,6 +350,8 @@ def test_every_loss_runs_on_the_meta_device(name, loss_module, inputs, shape):
         (lambda: OrderLoss(8)(torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 6), torch.zeros(4, dtype=torch.long)), ValueError, "k_c"),
         (lambda: OrderLoss(8)(torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 8), torch.zeros(4)), ValueError, "int64"),
         (lambda: OrderLoss(8)(torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 8), torch.full((4,), 2)), ValueError, r"\[0, 1\]"),
+        (lambda: OrderLoss(0), ValueError, "embed_dim must be >= 1"),
+        (lambda: OrderLoss(8, num_classes=1), ValueError, "num_classes >= 2"),
         (lambda: NTXentLoss(0.1)(torch.randn(4, 8), torch.randn(5, 8)), ValueError, "z2 shape"),
         (lambda: NTXentLoss(0.1)(torch.randn(1, 8), torch.randn(1, 8)), ValueError, "at least 2"),
         (lambda: NTXentLoss(0.1, reduction="sum"), ValueError, "reduction"),

@@ -30,6 +30,9 @@ class OrderLoss(nn.Module):
 
     def __init__(self, embed_dim: int = 128, num_classes: int = 2, hidden_dim: int = 0) -> None:
         super().__init__()
+        if embed_dim < 1 or num_classes < 2:
+            raise ValueError(f"seco_lab/losses: OrderLoss: embed_dim must be >= 1 and num_classes >= 2, got "
+                             f"{embed_dim} and {num_classes}")
         if hidden_dim < 0:
             raise ValueError(f"seco_lab/losses: OrderLoss: hidden_dim must be >= 0, got {hidden_dim}")
         self.embed_dim = embed_dim
