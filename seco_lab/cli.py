@@ -329,5 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seco-lab {args.command}: error: {_error_text(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if args.command == "pretrain":  # under torchrun Ctrl-C reaches every process: one says so
+            from seco_lab.engine.distributed import env_rank
+
+            if env_rank() != 0:
+                return 130
         print(f"interrupted{INTERRUPTED_HINTS.get(args.command, '')}", file=sys.stderr)
         return 130

@@ -274,6 +274,19 @@ def test_an_interrupted_pretraining_says_how_to_continue_it(monkeypatch, capsys)
         "interrupted (the same command with --resume continues from the last checkpoint)\n"
 
 
+def test_an_interrupted_pretraining_under_torchrun_says_so_once(monkeypatch, capsys):
+    def interrupted(**options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", interrupted)
+    said = {}
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        assert main(["pretrain", "--method", "seco", "--data", "d", "--out", "o", "--profile", "smoke"]) == 130
+        said[rank] = capsys.readouterr().err
+    assert said["0"].startswith("interrupted (the same command with --resume") and said["1"] == ""
+
+
 def test_an_interrupted_report_says_that_its_runs_are_kept(monkeypatch, capsys):
     def interrupted(*arguments, **options):
         raise KeyboardInterrupt
