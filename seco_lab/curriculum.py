@@ -114,6 +114,18 @@ def check_paper_run_device(lab: Session, spec: RunSpec) -> None:
     )
 
 
+def finetune_skip_reason(lab: Session, finetune: bool) -> str | None:
+    """Why a notebook leaves fine-tuning out, or None to fine-tune: ``finetune`` is False, or the
+    paper profile's fine-tuning (its epochs at its crop size, for every run) would run on a CPU."""
+    if not finetune:
+        return "finetune = False"
+    if lab.profile_name == "paper" and _device(lab) == "cpu":
+        epochs, size = lab.section("eval")["finetune_epochs"], lab.section("data")["crop_size"]
+        return (f"the paper profile fine-tunes every run for {epochs} epochs at {size} px, sized for GPUs, and this "
+                "session's device is the CPU; run this notebook on a machine with CUDA, or set finetune = False")
+    return None
+
+
 @dataclass
 class RunFeatures:
     """Frozen features of one run's encoder for the train and test splits."""

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from seco_lab.curriculum import (
-    BASELINE_RUNS, METHOD_RUNS, RunFeatures, check_method_names, ensure_run, frozen_protocols, reseeded, spread,
+    BASELINE_RUNS, METHOD_RUNS, RunFeatures, check_method_names, ensure_run, finetune_skip_reason, frozen_protocols,
+    reseeded, spread,
 )
 from seco_lab.evaluation.linear_svm import SVM_C_GRID
 from seco_lab.profiles import get_profile
@@ -111,6 +112,16 @@ def test_ensure_run_says_it_reuses_a_finished_run_only_once_pretrain_accepted_it
         with pytest.raises(ValueError, match="different settings"):
             ensure_run(lab, spec, progress=False)
     assert ("reusing the finished run" in capsys.readouterr().out) == same_settings
+
+
+def test_fine_tuning_is_left_out_when_switched_off_or_for_the_paper_profile_on_a_cpu(tmp_path):
+    paper = get_profile("paper")
+    on_cpu = Session("paper", paper, "cpu", 0, tmp_path / "data", tmp_path / "runs")
+    assert finetune_skip_reason(on_cpu, finetune=False) == "finetune = False"
+    assert f"{paper['eval']['finetune_epochs']} epochs at {paper['data']['crop_size']} px" in \
+        finetune_skip_reason(on_cpu, finetune=True)
+    smoke = Session("smoke", get_profile("smoke"), "cpu", 0, tmp_path / "data", tmp_path / "runs")
+    assert finetune_skip_reason(smoke, finetune=True) is None
 
 
 def test_ensure_run_refuses_to_train_a_paper_run_on_a_cpu_before_any_work(monkeypatch, tmp_path):
