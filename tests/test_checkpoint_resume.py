@@ -75,7 +75,7 @@ def test_sigkilled_runs_resume_to_identical_weights(tmp_path, uninterrupted_stat
     runs = {workers: tmp_path / f"workers{workers}" for workers in (0, 2)}
     killed = {workers: start_training(run_dir, workers, ITEM_DELAY) for workers, run_dir in runs.items()}
     kill_after_first_checkpoint(killed, runs)
-    for workers, run_dir in runs.items():
+    for run_dir in runs.values():
         checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
         assert not checkpoint["finished"] and 0 < checkpoint["step"] < TOTAL_STEPS
         assert checkpoint["step_in_epoch"] > 0, "the kill should land mid-epoch"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 from torch import Tensor, nn
 from torchvision.models.video.resnet import BasicBlock as VideoBasicBlock
 from torchvision.models.video.resnet import Conv2Plus1D, Conv3DSimple

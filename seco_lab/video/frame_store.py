@@ -131,7 +131,7 @@ class FrameStore:
             temporary.unlink(missing_ok=True)
             if error.errno == errno.ENOSPC:
                 raise FrameStoreSpaceError(errno.ENOSPC, f"the disk of {folder} filled up while caching decoded "
-                                           f"frames ({offset / 2**30:.1f} GiB written); the partial cache was deleted")
+                                           f"frames ({offset / 2**30:.1f} GiB written); the partial cache was deleted") from error
             raise
         os.replace(temporary, data_file)
         index = {"version": STORE_VERSION, "size": size,
