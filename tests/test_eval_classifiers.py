@@ -7,7 +7,7 @@ import torch
 from seco_lab.evaluation.knn import knn_predict, knn_protocol
 from seco_lab.evaluation.linear import linear_protocol
 from seco_lab.evaluation.linear_svm import SVM_C_GRID, choose_svm_c, linear_svm_protocol
-from seco_lab.evaluation.metrics import confusion_matrix, majority_class_accuracy, top1_accuracy
+from seco_lab.evaluation.metrics import chance_accuracy, confusion_matrix, majority_class_accuracy, top1_accuracy
 from seco_lab.evaluation.retrieval import recall_at_k, retrieval_neighbours, retrieval_protocol
 
 
@@ -137,6 +137,16 @@ def test_metrics_hand_values():
     assert top1_accuracy(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2])) == 75.0
     assert majority_class_accuracy(np.array([1, 1, 0]), np.array([1, 0, 1, 1])) == 75.0
     np.testing.assert_array_equal(confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 1]), 2), [[1, 0], [1, 1]])
+
+
+def test_chance_is_a_uniform_guess_among_the_classes_with_training_videos():
+    # three classes are learned, the test split holds two of them: a uniform guess is right 1 time in 3
+    assert chance_accuracy(np.array([0, 1, 2, 2]), np.array([0, 0, 1])) == pytest.approx(100 / 3)
+    # a test video of a class never trained on cannot be guessed: 2 of 4 test videos can, each 1 time in 2
+    assert chance_accuracy(np.array([0, 1]), np.array([0, 1, 2, 2])) == pytest.approx(25.0)
+    train, test = np.array([0, 1, 2, 2]), np.array([0, 0, 1, 5])
+    guesses = np.random.default_rng(0).choice(np.unique(train), size=(20000, len(test)))  # uniform among learned
+    assert np.mean(guesses == test) * 100 == pytest.approx(chance_accuracy(train, test), abs=1.0)
 
 
 def group_coded(seed, classes=4, groups_per_class=6, per_group=5, noise_dims=8):

@@ -247,7 +247,7 @@ def test_run_protocol_chooses_svm_c_on_the_train_split(pair_dataset, tiny_checkp
     assert chosen["C"] in SVM_C_GRID
 
 
-def test_chance_counts_the_classes_the_test_split_holds(tmp_path, tiny_checkpoint):
+def test_chance_leaves_out_a_listed_class_without_videos(tmp_path, tiny_checkpoint):
     """A partial UCF101 download: classInd lists three classes, one has no video on disk."""
     import shutil
 
@@ -259,3 +259,17 @@ def test_chance_counts_the_classes_the_test_split_holds(tmp_path, tiny_checkpoin
     with pytest.warns(UserWarning, match="6 file.s. skipped"):
         metrics = run_protocol("knn", tiny_checkpoint, root, profile="smoke", device="cpu")
     assert metrics["num_classes"] == 3 and metrics["chance"] == 50.0
+
+
+def test_chance_counts_the_classes_a_classifier_learns_not_those_the_test_split_holds(tmp_path, tiny_checkpoint):
+    """Three classes have training videos, the test videos of one are missing: the classifiers
+    still choose among three classes, so a uniform guess is right a third of the time."""
+    from seco_lab.evaluation.runner import run_protocol
+    from tests._video_fixtures import make_ucf101
+
+    root = make_ucf101(tmp_path / "ucf", classes=("Archery", "Bowling", "YoYo"))
+    for path in (root / "UCF-101" / "YoYo").glob("*_g03_*"):  # group 3 is the test split
+        path.unlink()
+    with pytest.warns(UserWarning, match="2 file.s. skipped"):
+        metrics = run_protocol("knn", tiny_checkpoint, root, profile="smoke", device="cpu")
+    assert metrics["num_test"] == 4 and metrics["chance"] == pytest.approx(100 / 3)

@@ -22,6 +22,20 @@ def majority_class_accuracy(train_labels: np.ndarray, test_labels: np.ndarray) -
     return top1_accuracy(np.full(len(test_labels), values[np.argmax(counts)]), np.asarray(test_labels))
 
 
+def chance_accuracy(train_labels: np.ndarray, test_labels: np.ndarray) -> float:
+    """Expected top-1 (percent) of a uniform guess among the K classes that have training videos,
+    the classes a classifier trained on ``train_labels`` (N,) chooses from:
+    ``100 / K * (fraction of test_labels (M,) in those classes)``. A class listed by the dataset
+    but without training videos is not guessed; a class present only in the test split never
+    scores. Classes missing from the test split do not raise it: the guess does not know them.
+    """
+    train_classes = np.unique(np.asarray(train_labels))
+    test_labels = np.asarray(test_labels)
+    if train_classes.size == 0 or test_labels.size == 0:
+        raise ValueError("chance_accuracy: needs train and test labels")
+    return float(100.0 * np.mean(np.isin(test_labels, train_classes)) / train_classes.size)
+
+
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int | None = None) -> np.ndarray:
     """Counts (num_classes, num_classes): row = true class, column = predicted class."""
     labels = np.asarray(labels, dtype=np.int64)

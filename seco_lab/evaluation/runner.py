@@ -30,7 +30,7 @@ from seco_lab.evaluation.finetune import finetune_protocol
 from seco_lab.evaluation.knn import knn_protocol
 from seco_lab.evaluation.linear import linear_protocol
 from seco_lab.evaluation.linear_svm import linear_svm_protocol, record_groups
-from seco_lab.evaluation.metrics import majority_class_accuracy
+from seco_lab.evaluation.metrics import chance_accuracy, majority_class_accuracy
 from seco_lab.evaluation.retrieval import retrieval_protocol
 from seco_lab.evaluation.tracking import TrackerConfig, discover_tracking_sequences, tracking_protocol, trunk_feature_fn
 from seco_lab.profiles import ProfileError, check_profile_values
@@ -98,9 +98,9 @@ class VideoSplits:
 
     @property
     def chance(self) -> float:
-        """Top-1 (%) of a uniform guess among the classes the test split holds (a partial download
-        may list classes that have no video)."""
-        return 100.0 / len({record.label for record in self.test})
+        """Expected top-1 (%) of a uniform guess among the classes with training videos (a partial
+        download may list classes that have no video), see :func:`chance_accuracy`."""
+        return chance_accuracy(np.array([r.label for r in self.train]), np.array([r.label for r in self.test]))
 
 
 def load_video_splits(data_root: str | Path, split: int = 1, layout: str = "auto", progress: bool = False,
