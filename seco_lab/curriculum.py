@@ -148,8 +148,10 @@ def extract_run_features(lab: Session, name: str, bn_stats: str = "checkpoint",
 
     Frame encoders give two poolings from one extraction: ``"concat"`` (frame features in
     temporal order) and ``"mean"`` (their average, the papers' protocol); clip encoders give
-    ``"clips"`` (clip features averaged over evenly spaced clips). ``bn_stats="train"``
-    re-estimates BatchNorm statistics on train videos first.
+    ``"clips"`` (clip features averaged over evenly spaced clips, centre crop), whose
+    ``test_views`` (M, clips * test_crops, D) also hold the profile's ``test_crops`` crops of every
+    clip for the linear probe's multi-view test. ``bn_stats="train"`` re-estimates BatchNorm
+    statistics on train videos first.
     """
     from seco_lab.evaluation.features import extract_video_features, load_encoder, recompute_bn_stats
     from seco_lab.evaluation.linear_svm import record_groups
@@ -168,11 +170,15 @@ def extract_run_features(lab: Session, name: str, bn_stats: str = "checkpoint",
                    pooling="concat", batch_size=settings["batch_size"], device=_device(lab), progress=progress,
                    keep_views=True)
     train_views, train_y = extract_video_features(encoder, train, num_frames=train_frames, **options)
-    test_views, test_y = extract_video_features(encoder, test, num_frames=test_frames, **options)
+    test_crops = int(settings["test_crops"]) if encoder.kind == "3d" else 1
+    test_views, test_y = extract_video_features(encoder, test, num_frames=test_frames, num_crops=test_crops,
+                                                **options)
     train_groups = record_groups(train)
     if encoder.kind == "3d":
+        # views are clip-major, crops within a clip (start, centre, end): the centre crop is crop test_crops // 2
+        centre_crops = test_views.reshape(len(test_views), -1, test_crops, test_views.shape[-1])[:, :, test_crops // 2]
         return {"clips": RunFeatures(name, "3d", "clips", train_views.mean(axis=1), train_y,
-                                     test_views.mean(axis=1), test_y, test_views=test_views, train_views=train_views,
+                                     centre_crops.mean(axis=1), test_y, test_views=test_views, train_views=train_views,
                                      train_groups=train_groups)}
     frames = settings["frames_per_video"]
     pooled = {}

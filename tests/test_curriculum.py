@@ -139,3 +139,50 @@ def test_ensure_run_refuses_to_train_a_paper_run_on_a_cpu_before_any_work(monkey
     assert ensure_run(lab, BASELINE_RUNS["random-2d"], progress=False).name == "checkpoint.pt"  # untrained: no cost
     smoke = Session("smoke", get_profile("smoke"), "cpu", 0, tmp_path / "data", tmp_path / "runs")
     assert ensure_run(smoke, METHOD_RUNS["seco"], progress=False).name == "checkpoint.pt"
+
+
+def test_clip_encoders_test_views_hold_the_profiles_crops_and_test_x_the_centre_crop(monkeypatch, tmp_path):
+    """The paper's linear probe tests on clips x 3 crops; the SVM, kNN and retrieval see the centre crop."""
+    import torch
+    from torch import nn
+
+    import seco_lab.evaluation.features as features_module
+    from seco_lab.curriculum import extract_run_features
+    from seco_lab.evaluation.features import InputSpec, LoadedEncoder, extract_video_features
+    from seco_lab.video.io import write_video
+    from seco_lab.video.layouts import VideoRecord
+
+    class ColumnProfile(nn.Module):
+        """(N, 3, T, H, W) -> mean brightness of each of the W columns (N, W)."""
+
+        def forward(self, x):
+            return x.mean(dim=(1, 2, 3))
+
+    records, counts = {"train": [], "test": []}, {}
+    for split, starts in (("train", (0, 10)), ("test", (5, 20))):
+        for label, start in enumerate(starts):
+            frames = np.zeros((6, 32, 48, 3), dtype=np.uint8)
+            frames[:, :, start:start + 12] = 255  # a bright band whose place the crops see differently
+            path = tmp_path / split / f"{label}.mp4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_video(path, frames)
+            records[split].append(VideoRecord(path, label, str(label), split))
+            counts[path] = SimpleNamespace(num_frames=6)
+    spec = SimpleNamespace(split=lambda name: records[name])
+    index = {record: counts[record.path] for split in records.values() for record in split}
+    encoder = LoadedEncoder(ColumnProfile(), "3d", InputSpec(size=32, crop_size=24, clip_frames=4, mean=None, std=None))
+    monkeypatch.setattr(features_module, "load_encoder", lambda *args, **kwargs: encoder)
+    profile = get_profile("paper")
+    profile["eval"].update(clips_per_video=2, batch_size=8)
+    lab = Session("paper", profile, "cpu", 0, tmp_path, tmp_path / "runs")
+    monkeypatch.setattr(Session, "load_dataset", lambda self, progress=False: (spec, index))
+
+    run = extract_run_features(lab, "cvrl")["clips"]
+    assert run.test_views.shape == (2, 2 * 3, 24)  # 2 clips x 3 crops per test video
+    with torch.no_grad():
+        centre, _ = extract_video_features(encoder, records["test"], clips_per_video=2, num_frames=[6, 6])
+        crops, _ = extract_video_features(encoder, records["test"], clips_per_video=2, num_frames=[6, 6],
+                                          keep_views=True, num_crops=3)
+    np.testing.assert_allclose(run.test_x, centre, atol=1e-6)
+    np.testing.assert_allclose(run.test_views, crops, atol=1e-6)
+    assert not np.allclose(run.test_views[:, 0], run.test_views[:, 1])  # the left and centre crops differ
