@@ -138,6 +138,9 @@ def track_encoder(encoder: LoadedEncoder, data_root: Path, settings: dict[str, A
                            num_scales=int(settings["tracking_num_scales"]),
                            feature_norm=str(settings["tracking_feature_norm"]))
     result = tracking_protocol(feature_fn, discover_tracking_sequences(data_root), config, progress=progress)
+    if spec.input_mode == "frame_differences":
+        result["input_note"] = ("this trunk was trained on frame differences; the tracker correlates single RGB "
+                                "frames, an input it never saw in training")
     return result
 
 
