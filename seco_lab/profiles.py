@@ -9,7 +9,10 @@ Three profiles share one structure and differ only in scale:
   the authors' batch sizes and schedules), for GPUs and a real dataset.
 
 A profile is a plain nested dict with one section per concern. ``get_profile`` returns a
-deep copy, so callers may override values freely.
+deep copy, so callers may override values freely. A section ``<shared>_<method>`` (the paper
+profile's ``train_cvrl``, ``train_dualvar``, ``data_dualvar``) holds one method's own values of
+the shared section ``train`` or ``data``: a run of that method takes them in place of the
+shared ones (``fold_method_sections``), so every profile gives each method's runs one structure.
 """
 
 from __future__ import annotations
@@ -128,6 +131,16 @@ _PAPER: dict[str, Any] = {
         "checkpoint_every": 1000, "knn_every": 0,
     },
     "train_signals": {"epochs": 50},
+    # CVRL: lr 0.32 at batch 1024, decay 1e-6 (on conv/linear weights, not BN or biases), 5 warm-up
+    # epochs, cosine, 800 epochs (200 in its ablations). Its TF code summed every replica's
+    # gradient of a per-replica mean loss, so its steps were larger than this lr gives under DDP,
+    # which averages: that factor, its replica count, is not published.
+    "train_cvrl": {"epochs": 800, "batch_size": 1024, "base_lr": 0.32, "lr_scaling_batch": 1024,
+                   "weight_decay": 1e-6, "warmup_epochs": 5},
+    # DualVar: batch 64, lr 0.003, decay 1e-4, 200 epochs of 16 x 112 x 112 clips.
+    "train_dualvar": {"epochs": 200, "batch_size": 64, "base_lr": 0.003, "lr_scaling_batch": 64,
+                      "weight_decay": 1e-4, "warmup_epochs": 0},
+    "data_dualvar": {"size": 128, "crop_size": 112},
 }
 _PAPER["eval"] = copy.deepcopy(_SMOKE["eval"])
 _PAPER["eval"].update({
@@ -150,6 +163,24 @@ def get_profile(name: str) -> dict[str, Any]:
             f"unknown profile {name!r}: choose one of {', '.join(PROFILE_NAMES)}"
         )
     return copy.deepcopy(PROFILES[name])
+
+
+SHARED_SECTIONS = ("data", "train")
+
+
+def fold_method_sections(values: dict[str, Any], method: str) -> dict[str, Any]:
+    """``values`` (a profile or nested overrides) as a run of ``method`` sees it: its
+    ``<shared>_<method>`` sections merged into ``<shared>`` (for ``<shared>`` in ``SHARED_SECTIONS``),
+    and every ``<shared>_<name>`` section removed. Example, for ``"cvrl"``: ``{"train": {"epochs":
+    400, "batch_size": 512}, "train_cvrl": {"batch_size": 1024}, "train_dualvar": {"batch_size":
+    64}}`` -> ``{"train": {"epochs": 400, "batch_size": 1024}}``."""
+    folded = copy.deepcopy(values)
+    for shared in SHARED_SECTIONS:
+        for name in METHOD_NAMES:
+            own = folded.pop(f"{shared}_{name}", None)
+            if name == method and own:
+                folded[shared] = {**folded.get(shared, {}), **own}
+    return folded
 
 
 def profile_section(name: str, section: str) -> dict[str, Any]:
@@ -276,7 +307,7 @@ _RGB_STD = ("[red, green, blue], three numbers > 0", lambda value: isinstance(va
 # accepted (the method's default, or the feature off). Names chosen from the library's own lists
 # are in ``choice_rules()``; the ``train`` section is checked by ``TrainConfig``.
 VALUE_RULES: tuple[tuple[str, tuple[str, Any]], ...] = (
-    ("data.size", _whole_number(1)), ("data.crop_size", _whole_number(1)), ("data.num_workers", _whole_number(0)),
+    ("data*.size", _whole_number(1)), ("data*.crop_size", _whole_number(1)), ("data.num_workers", _whole_number(0)),
     ("data.max_videos_per_class", _whole_number(1)),
     ("*.width", _number_above(0)), ("*.head_hidden", _whole_number(1)), ("*.head_dim", _whole_number(1)),
     ("cvrl.head_layers", _whole_number(0)),

@@ -4,9 +4,11 @@ import fnmatch
 
 import pytest
 
-from seco_lab.methods.pretrain import deep_update
-from seco_lab.profiles import (PROFILE_NAMES, PROFILES, VALUE_RULES, ProfileError, _flatten, check_profile_values,
-                               choice_rules, get_profile, profile_section, settings_overrides)
+from seco_lab.engine.schedule import scaled_lr
+from seco_lab.methods.pretrain import build_run_config, deep_update, train_config
+from seco_lab.profiles import (METHOD_NAMES, PROFILE_NAMES, PROFILES, VALUE_RULES, ProfileError, _flatten,
+                               check_profile_values, choice_rules, fold_method_sections, get_profile, profile_section,
+                               settings_overrides)
 
 
 def _shape(tree):
@@ -15,8 +17,10 @@ def _shape(tree):
     return "value"
 
 
-def test_profiles_share_one_structure():
-    shapes = {name: _shape(PROFILES[name]) for name in PROFILE_NAMES}
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_profiles_share_one_structure(method):
+    """Every profile gives a run of each method the same sections and keys."""
+    shapes = {name: _shape(fold_method_sections(PROFILES[name], method)) for name in PROFILE_NAMES}
     assert shapes["smoke"] == shapes["standard"] == shapes["paper"]
 
 
@@ -44,6 +48,37 @@ def test_paper_profile_is_the_reference_recipe():
     assert paper["seco"]["key_momentum"] == 0.999
     assert paper["cvrl"]["clip_frames"] == 16 and paper["cvrl"]["stride"] == 2
     assert paper["dualvar"]["clip_frames"] == 16 and paper["dualvar"]["stride"] == 4
+
+
+def _paper_run(method, tmp_path, overrides=None):
+    config = build_run_config(method, "paper", tmp_path, overrides=overrides)
+    return config, train_config(config, device="cpu")
+
+
+@pytest.mark.parametrize("method, batch, lr, weight_decay, warmup, epochs", [
+    ("seco", 512, 0.1 * 512 / 256, 1e-4, 5, 400),  # SGD, lr 0.1 x batch/256, 5 warm-up epochs, 400 epochs
+    ("cvrl", 1024, 0.32, 1e-6, 5, 800),  # lr 0.32 at batch 1024, decay 1e-6, 5 warm-up epochs, 200-800 epochs
+    ("dualvar", 64, 0.003, 1e-4, 0, 200),  # batch 64, lr 0.003, decay 1e-4, 200 epochs
+])
+def test_paper_runs_train_on_their_own_papers_schedule(tmp_path, method, batch, lr, weight_decay, warmup, epochs):
+    _, cfg = _paper_run(method, tmp_path)
+    assert (cfg.optimizer, cfg.momentum) == ("sgd", 0.9)
+    assert cfg.batch_size == batch and scaled_lr(cfg.base_lr, cfg.batch_size, cfg.lr_scaling_batch) == pytest.approx(lr)
+    assert cfg.weight_decay == weight_decay and cfg.warmup_epochs == warmup and cfg.epochs == epochs
+
+
+def test_paper_dualvar_trains_on_112_pixel_clips_and_the_others_on_224(tmp_path):
+    assert _paper_run("dualvar", tmp_path)[0]["data"]["crop_size"] == 112
+    assert _paper_run("cvrl", tmp_path)[0]["data"]["crop_size"] == _paper_run("seco", tmp_path)[0]["data"]["crop_size"] == 224
+
+
+def test_a_runs_overrides_win_over_its_methods_own_schedule(tmp_path):
+    config, cfg = _paper_run("cvrl", tmp_path, overrides={"train": {"batch_size": 256}, "data": {"crop_size": 160}})
+    assert cfg.batch_size == 256 and scaled_lr(cfg.base_lr, cfg.batch_size, cfg.lr_scaling_batch) == pytest.approx(0.08)
+    assert cfg.weight_decay == 1e-6 and config["data"]["crop_size"] == 160
+    assert not {"train_cvrl", "train_dualvar", "data_dualvar"} & set(config)
+    _, cfg = _paper_run("cvrl", tmp_path, overrides={"train": {"epochs": 70}, "train_cvrl": {"epochs": 30}})
+    assert cfg.epochs == 30
 
 
 @pytest.mark.parametrize("settings, expected", [
@@ -127,7 +162,8 @@ def test_every_profile_value_outside_train_has_a_rule(name):
     """A new profile key needs a rule (the train section is checked by TrainConfig)."""
     rules = [pattern for pattern, _ in VALUE_RULES + choice_rules()]
     unruled = [key for key in _flatten(get_profile(name))
-               if not key.startswith("train.") and not any(fnmatch.fnmatchcase(key, rule) for rule in rules)]
+               if not key.startswith(("train.", "train_cvrl.", "train_dualvar."))
+               and not any(fnmatch.fnmatchcase(key, rule) for rule in rules)]
     assert unruled == []
 
 

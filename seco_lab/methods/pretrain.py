@@ -23,7 +23,7 @@ from seco_lab.engine.device import resolve_device
 from seco_lab.engine.distributed import env_local_rank
 from seco_lab.engine.trainer import CONFIG_NAME, fit
 from seco_lab.methods.base import build_method, method_names
-from seco_lab.profiles import check_profile_values, get_profile
+from seco_lab.profiles import check_profile_values, fold_method_sections, get_profile
 
 MIN_FRAMES = 2
 
@@ -61,14 +61,18 @@ def build_run_config(
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The full, JSON-able configuration of one run: the profile, the method's name, the data
-    location, and ``overrides`` (a nested dict, e.g. ``{"seco": {"weights": {"order": 0}}}``)."""
+    location, and ``overrides`` (a nested dict, e.g. ``{"seco": {"weights": {"order": 0}}}``).
+
+    The method's own sections (``train_cvrl``, ``data_dualvar`` of the paper profile) replace
+    values of ``train`` and ``data`` (:func:`~seco_lab.profiles.fold_method_sections`): first the
+    profile's, then the overrides', so ``{"train": {"batch_size": 8}}`` wins over ``train_cvrl``."""
     if method not in method_names():
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(method_names())}")
     config = get_profile(profile)
     unknown = sorted(set(overrides or {}) - set(config))
     if unknown:
         raise ValueError(f"unknown config section(s) {', '.join(unknown)}: sections are {', '.join(sorted(config))}")
-    config = deep_update(config, overrides or {})
+    config = deep_update(fold_method_sections(config, method), fold_method_sections(overrides or {}, method))
     check_profile_values(config)
     config["method"] = method
     config["profile"] = profile
@@ -77,9 +81,8 @@ def build_run_config(
 
 
 def train_config(config: dict[str, Any], device: str = "auto", seed: int = 0) -> TrainConfig:
-    """The engine's ``TrainConfig`` for a run config: ``train`` plus ``train_<method>`` overrides."""
-    values = {**config["train"], **config.get(f"train_{config['method']}", {})}
-    values.update(device=device, seed=seed, num_workers=int(config["data"]["num_workers"]))
+    """The engine's ``TrainConfig`` for a run config (its ``train`` section)."""
+    values = {**config["train"], "device": device, "seed": seed, "num_workers": int(config["data"]["num_workers"])}
     return TrainConfig.from_dict(values)
 
 
@@ -98,7 +101,7 @@ def _write_initial_checkpoint(method: Any, config: dict[str, Any], run_dir: Path
 def training_sections(config: dict[str, Any]) -> list[str]:
     """The config sections that change what a run trains (evaluation settings do not)."""
     method = config["method"]
-    sections = ["method", "data", "train", f"train_{method}", method]
+    sections = ["method", "data", "train", method]
     if method == "supervised":
         sections.append(config["supervised"]["backbone"])
     return sections
