@@ -129,6 +129,42 @@ def test_seco_key_encoder_is_an_ema_of_the_query_encoder():
         assert not key.requires_grad
 
 
+def _moco_v2_checkpoint(path, trunk, feature_dim: int, hidden: int, dim: int) -> dict[str, torch.Tensor]:
+    """A MoCo v2 checkpoint: query and key encoders with the projection MLP as ``fc``; returns the MLP's weights."""
+    mlp = torch.nn.Sequential(torch.nn.Linear(feature_dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, dim))
+    encoder_state = trunk.state_dict() | {f"fc.{key}": value for key, value in mlp.state_dict().items()}
+    state = {f"module.encoder_{which}.{key}": value for which in "qk" for key, value in encoder_state.items()}
+    torch.save({"epoch": 200, "arch": "resnet18", "state_dict": state | {"module.queue": torch.zeros(dim, 8)}}, path)
+    return mlp.state_dict()
+
+
+def test_seco_starts_from_moco_v2_weights_trunk_and_heads(tmp_path):
+    """SeCo is initialised from MoCo v2: the trunk from its query encoder, the heads from its MLP."""
+    from seco_lab.models.encoders2d import build_encoder_2d
+
+    torch.manual_seed(0)
+    cfg = get_profile("smoke")["seco"]
+    trunk = build_encoder_2d(cfg["arch"], width=cfg["width"], small_input=cfg["small_input"])
+    mlp = _moco_v2_checkpoint(tmp_path / "moco_v2.pth.tar", trunk, trunk.feature_dim, cfg["head_hidden"],
+                              cfg["head_dim"])
+    method = build_method("seco", smoke_config("seco", seco={"init_checkpoint": str(tmp_path / "moco_v2.pth.tar")}))
+    assert torch.equal(method.query.trunk.layer4[1].conv2.weight, trunk.layer4[1].conv2.weight)
+    for encoder in (method.query, method.key):
+        for signal in ("inter", "intra", "order"):
+            for key, value in encoder.heads[signal].state_dict().items():
+                assert torch.equal(value, mlp[key]), (signal, key)
+
+
+def test_seco_refuses_a_moco_mlp_of_another_size(tmp_path):
+    from seco_lab.models.encoders2d import build_encoder_2d
+
+    cfg = get_profile("smoke")["seco"]
+    trunk = build_encoder_2d(cfg["arch"], width=cfg["width"], small_input=cfg["small_input"])
+    _moco_v2_checkpoint(tmp_path / "moco_v2.pth.tar", trunk, trunk.feature_dim, 2 * cfg["head_hidden"], cfg["head_dim"])
+    with pytest.raises(ValueError, match=r"projection MLP does not match the SeCo heads \(fc.0.weight"):
+        build_method("seco", smoke_config("seco", seco={"init_checkpoint": str(tmp_path / "moco_v2.pth.tar")}))
+
+
 @pytest.mark.parametrize("weights,expected", [
     ({"inter": 0.0, "intra": 1.0, "order": 0.0}, {"intra"}),
     ({"inter": 1.0, "intra": 1.0, "order": 0.0}, {"inter", "intra"}),

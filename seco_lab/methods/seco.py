@@ -8,12 +8,15 @@ One 2D frame encoder learns from three signals a video gives for free:
 * order — *right order?* a linear classifier on ``[q_order(a), k_order(b), k_order(c)]``.
 
 Queries come from the query encoder ``f_q``; keys from its momentum (EMA) copy ``f_k``, computed
-without gradient and with shuffle-BN across processes.
+without gradient and with shuffle-BN across processes. SeCo's reference starts from ImageNet
+MoCo v2 weights: the ``init_checkpoint`` setting (a local MoCo v2 checkpoint) loads its trunk and
+its projection MLP into each head (``load_moco_weights``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +29,9 @@ from seco_lab.losses.info_nce import InfoNCELoss
 from seco_lab.losses.intra_frame import IntraFrameLoss
 from seco_lab.losses.order import OrderLoss
 from seco_lab.methods.base import Method, check_input_mode, frozen_copy, momentum_update, register
-from seco_lab.models.encoders2d import build_encoder_2d, load_trunk_weights
+from seco_lab.models.encoders2d import (
+    MLP_HEAD_KEYS, build_encoder_2d, extract_mlp_head_state_dict, load_trunk_weights,
+)
 from seco_lab.models.heads import seco_head
 from seco_lab.samplers import seco_frame_triplet
 from seco_lab.transforms.functional import frame_differences
@@ -48,6 +53,24 @@ class FrameEncoderWithHeads(nn.Module):
     def forward(self, frames: Tensor) -> Tensor:
         features = self.trunk(frames)  # (N, D)
         return torch.stack([F.normalize(self.heads[s](features), dim=1) for s in SIGNALS], dim=1)
+
+
+def load_moco_weights(encoder: FrameEncoderWithHeads, path: str | Path) -> None:
+    """Initialise ``encoder`` from a local MoCo v2 checkpoint, as SeCo does: the trunk from its
+    query encoder and, when the checkpoint holds one, each of the three heads from its projection
+    MLP ``Linear(2048, 2048) - ReLU - Linear(2048, 128)`` (a trunk-only checkpoint, e.g.
+    torchvision's, leaves the heads random). Raises ``ValueError`` naming mis-shaped head weights."""
+    load_trunk_weights(encoder.trunk, path)
+    mlp = extract_mlp_head_state_dict(torch.load(path, map_location="cpu", weights_only=True), path)
+    if not mlp:
+        return
+    own = encoder.heads[SIGNALS[0]].state_dict()
+    mis_shaped = [f"fc.{key} checkpoint {tuple(mlp[key].shape)} vs head {tuple(own[key].shape)}"
+                  for key in MLP_HEAD_KEYS if mlp[key].shape != own[key].shape]
+    if mis_shaped:
+        raise ValueError(f"{path}: the projection MLP does not match the SeCo heads ({'; '.join(mis_shaped)})")
+    for signal in SIGNALS:
+        encoder.heads[signal].load_state_dict(mlp)
 
 
 @dataclass
@@ -106,9 +129,9 @@ class SeCo(Method):
         self.augment_options = {"crop_size": int(data["crop_size"]), **cfg.get("augment", {})}
         self.input_mode = cfg.get("input_mode", "rgb")
         trunk = build_encoder_2d(cfg["arch"], width=cfg["width"], small_input=cfg["small_input"])
-        if cfg.get("init_checkpoint"):
-            load_trunk_weights(trunk, cfg["init_checkpoint"])
         self.query = FrameEncoderWithHeads(trunk, cfg["head_hidden"], cfg["head_dim"])
+        if cfg.get("init_checkpoint"):
+            load_moco_weights(self.query, cfg["init_checkpoint"])
         self.key = frozen_copy(self.query)
         self.inter_loss = InfoNCELoss(cfg["temperature"])
         self.intra_loss = IntraFrameLoss(cfg["temperature"])

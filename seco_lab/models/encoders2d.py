@@ -131,6 +131,20 @@ TRUNK_PREFIXES = ("module.encoder_q.", "encoder_q.", "query.trunk.", "trunk.", "
 CHECKPOINT_CONTAINER_KEYS = ("state_dict", "model")
 
 
+def _query_encoder_state_dict(state: dict[str, Tensor], path: str | Path) -> dict[str, Tensor]:
+    """A checkpoint's query encoder with torchvision's key names (trunk keys and ``fc.*``): the
+    containers and prefixes that ``extract_trunk_state_dict`` describes are removed."""
+    for container_key in CHECKPOINT_CONTAINER_KEYS:
+        if container_key in state and isinstance(state[container_key], dict):
+            state = state[container_key]
+    if not all(isinstance(value, Tensor) for value in state.values()):
+        raise ValueError(f"{path}: not a state dict of tensors (keys: {sorted(state)[:8]}...)")
+    for prefix in TRUNK_PREFIXES:
+        if any(key.startswith(prefix) for key in state):
+            return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    return state
+
+
 def extract_trunk_state_dict(state: dict[str, Tensor], path: str | Path = "<state dict>") -> dict[str, Tensor]:
     """Normalise a checkpoint's state dict to the trunk's own key names.
 
@@ -139,16 +153,20 @@ def extract_trunk_state_dict(state: dict[str, Tensor], path: str | Path = "<stat
     (``query.trunk.`` / ``trunk.``), strips ``module.`` and similar prefixes (the first prefix in
     ``TRUNK_PREFIXES`` that occurs wins) and drops the classifier / projection head (``fc.*``).
     """
-    for container_key in CHECKPOINT_CONTAINER_KEYS:
-        if container_key in state and isinstance(state[container_key], dict):
-            state = state[container_key]
-    if not all(isinstance(value, Tensor) for value in state.values()):
-        raise ValueError(f"{path}: not a state dict of tensors (keys: {sorted(state)[:8]}...)")
-    for prefix in TRUNK_PREFIXES:
-        if any(key.startswith(prefix) for key in state):
-            state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
-            break
-    return {key: value for key, value in state.items() if not key.startswith("fc.")}
+    return {key: value for key, value in _query_encoder_state_dict(state, path).items() if not key.startswith("fc.")}
+
+
+MLP_HEAD_KEYS = ("0.weight", "0.bias", "2.weight", "2.bias")
+
+
+def extract_mlp_head_state_dict(state: dict[str, Tensor], path: str | Path = "<state dict>") -> dict[str, Tensor]:
+    """The projection MLP of a MoCo v2 checkpoint's query encoder, ``fc = Linear(D, D) - ReLU -
+    Linear(D, 128)``, keyed as that ``nn.Sequential`` (``0.weight``, ``0.bias``, ``2.weight``,
+    ``2.bias``); empty when the checkpoint holds no such MLP (a torchvision classifier ``fc``, a
+    trunk alone). Containers and prefixes as in ``extract_trunk_state_dict``."""
+    head = {key[len("fc."):]: value for key, value in _query_encoder_state_dict(state, path).items()
+            if key.startswith("fc.")}
+    return head if sorted(head) == sorted(MLP_HEAD_KEYS) else {}
 
 
 def load_trunk_weights(encoder: nn.Module, path: str | Path) -> None:
