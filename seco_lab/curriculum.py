@@ -100,11 +100,16 @@ def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
 def check_paper_run_device(lab: Session, spec: RunSpec) -> None:
     """Refuse to train a run of the paper profile on a CPU: sized for GPUs (224 px, ResNet-50 /
     R3D-50, batches of hundreds), it would run for days there, if it fitted the memory at all.
-    Runs of 0 epochs (an untrained encoder) only initialise weights and pass."""
-    epochs = lab.section("train")["epochs"] if spec.epochs is None else spec.epochs
+    Runs of 0 epochs (an untrained encoder) only initialise weights and pass. The message gives
+    the run's own schedule and crop (CVRL's and DualVar's differ from SeCo's)."""
+    from seco_lab.methods.pretrain import build_run_config, deep_update
+
+    config = build_run_config(spec.method, lab.profile_name, lab.data_root,
+                              overrides=deep_update(lab.overrides, spec.overrides))
+    train, data = config["train"], config["data"]
+    epochs = train["epochs"] if spec.epochs is None else spec.epochs
     if lab.profile_name != "paper" or epochs == 0 or _device(lab) != "cpu":
         return
-    train, data = lab.section("train"), lab.section("data")
     raise RuntimeError(
         f"{spec.name}: the paper profile trains {epochs} epochs in batches of {train['batch_size']} at "
         f"{data['crop_size']} px, sized for GPUs; this session's device is the CPU, where the run would take "

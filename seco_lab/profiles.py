@@ -5,8 +5,8 @@ Three profiles share one structure and differ only in scale:
 * ``smoke``    — seconds per notebook; what CI and ``make test`` run.
 * ``standard`` — meaningful results on a 2-core CPU, whole curriculum in about half an hour,
   under 2 GB of RAM (fits a Binder session).
-* ``paper``    — the reference recipes of the three papers (224 px, ResNet-50 / R3D-50,
-  the authors' batch sizes and schedules), for GPUs and a real dataset.
+* ``paper``    — the reference recipes of the three papers (224 px, ResNet-50 / R3D-50;
+  DualVar's 112 px R(2+1)D; each paper's batch size and schedule), for GPUs and a real dataset.
 
 A profile is a plain nested dict with one section per concern. ``get_profile`` returns a
 deep copy, so callers may override values freely. A section ``<shared>_<method>`` (the paper

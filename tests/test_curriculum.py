@@ -136,6 +136,8 @@ def test_ensure_run_refuses_to_train_a_paper_run_on_a_cpu_before_any_work(monkey
                r"or set profile = 'standard'")
     with pytest.raises(RuntimeError, match=message):
         ensure_run(lab, METHOD_RUNS["seco"], progress=False)
+    with pytest.raises(RuntimeError, match=r"dualvar: the paper profile trains 200 epochs in batches of 64 at 112 px"):
+        ensure_run(lab, METHOD_RUNS["dualvar"], progress=False)
     assert ensure_run(lab, BASELINE_RUNS["random-2d"], progress=False).name == "checkpoint.pt"  # untrained: no cost
     smoke = Session("smoke", get_profile("smoke"), "cpu", 0, tmp_path / "data", tmp_path / "runs")
     assert ensure_run(smoke, METHOD_RUNS["seco"], progress=False).name == "checkpoint.pt"
