@@ -132,9 +132,9 @@ _PAPER: dict[str, Any] = {
     },
     "train_signals": {"epochs": 50},
     # CVRL: lr 0.32 at batch 1024, decay 1e-6 (on conv/linear weights, not BN or biases), 5 warm-up
-    # epochs, cosine, 800 epochs (200 in its ablations). Its TF code summed every replica's
-    # gradient of a per-replica mean loss, so its steps were larger than this lr gives under DDP,
-    # which averages: that factor, its replica count, is not published.
+    # epochs, cosine, 800 epochs (200 in its ablations). Its TF code summed the replicas' gradients
+    # of per-replica mean losses, while DDP averages them: at the same lr, steps here are smaller by
+    # CVRL's replica count (raise base_lr by that count to take its steps).
     "train_cvrl": {"epochs": 800, "batch_size": 1024, "base_lr": 0.32, "lr_scaling_batch": 1024,
                    "weight_decay": 1e-6, "warmup_epochs": 5},
     # DualVar: batch 64, lr 0.003, decay 1e-4, 200 epochs of 16 x 112 x 112 clips.
