@@ -127,16 +127,32 @@ def test_static_tracker_fails_the_same_sequence():
     assert otb_metrics(static, boxes)["precision"] < 0.5
 
 
-def test_tracking_protocol_reads_otb_folders(tmp_path):
+def otb_lines(boxes):
+    """0-based (x, y, w, h) boxes as OTB ground-truth lines (1-based)."""
+    return [f"{x + 1:g},{y + 1:g},{w:g},{h:g}" for x, y, w, h in boxes]
+
+
+def write_frames(folder, frames, name="{:04d}.png", first_number=1):
     from PIL import Image
 
+    (folder / "img").mkdir(parents=True)
+    for number, frame in enumerate(frames, start=first_number):
+        Image.fromarray(frame).save(folder / "img" / name.format(number))
+
+
+def write_truth(folder, lines, name="groundtruth_rect.txt"):
+    (folder / name).write_text("\n".join(lines) + "\n")
+
+
+def write_sequence(folder, frames, boxes, first_number=1):
+    """An OTB sequence folder: img/NNNN.png from ``first_number`` on, and its groundtruth_rect.txt."""
+    write_frames(folder, frames, first_number=first_number)
+    write_truth(folder, otb_lines(boxes))
+
+
+def test_tracking_protocol_reads_otb_folders(tmp_path):
     frames, boxes = moving_square_sequence(num_frames=8)
-    sequence = tmp_path / "tracking" / "Square"
-    (sequence / "img").mkdir(parents=True)
-    for index, frame in enumerate(frames, start=1):
-        Image.fromarray(frame).save(sequence / "img" / f"{index:04d}.png")
-    lines = [f"{x + 1:g},{y + 1:g},{w:g},{h:g}" for x, y, w, h in boxes]
-    (sequence / "groundtruth_rect.txt").write_text("\n".join(lines) + "\n")
+    write_sequence(tmp_path / "tracking" / "Square", frames, boxes)
     sequences = discover_tracking_sequences(tmp_path)
     assert [s.name for s in sequences] == ["Square"]
     np.testing.assert_allclose(sequences[0].boxes, boxes)
@@ -147,15 +163,10 @@ def test_tracking_protocol_reads_otb_folders(tmp_path):
 
 
 def test_frames_named_without_zero_padding_are_paired_with_their_boxes_in_number_order(tmp_path):
-    from PIL import Image
-
     frames, boxes = moving_square_sequence(num_frames=12)
     sequence = tmp_path / "Unpadded"
-    (sequence / "img").mkdir(parents=True)
-    for number, frame in enumerate(frames, start=1):
-        Image.fromarray(frame).save(sequence / "img" / f"{number}.png")
-    lines = [f"{x + 1:g},{y + 1:g},{w:g},{h:g}" for x, y, w, h in boxes]
-    (sequence / "groundtruth_rect.txt").write_text("\n".join(lines) + "\n")
+    write_frames(sequence, frames, name="{}.png")
+    write_truth(sequence, otb_lines(boxes))
     read = read_otb_sequence(sequence)
     assert [path.name for path in read.frame_paths] == [f"{number}.png" for number in range(1, 13)]
     np.testing.assert_array_equal(read.frame(10), frames[10])
@@ -164,18 +175,13 @@ def test_frames_named_without_zero_padding_are_paired_with_their_boxes_in_number
 def test_a_folder_with_one_ground_truth_file_per_target_gives_one_sequence_per_target(tmp_path):
     """OTB's Jogging holds groundtruth_rect.1.txt and .2.txt; Human4 only .2.txt (and an empty
     groundtruth_rect1.txt)."""
-    from PIL import Image
-
     frames, boxes = moving_square_sequence(num_frames=6)
     second_boxes = boxes + [5, 3, 0, 0]
     for name, truths in (("Jogging", {1: boxes, 2: second_boxes}), ("Human4", {2: second_boxes})):
         sequence = tmp_path / "tracking" / name
-        (sequence / "img").mkdir(parents=True)
-        for number, frame in enumerate(frames, start=1):
-            Image.fromarray(frame).save(sequence / "img" / f"{number:04d}.png")
+        write_frames(sequence, frames)
         for target, target_boxes in truths.items():
-            lines = [f"{x + 1:g},{y + 1:g},{w:g},{h:g}" for x, y, w, h in target_boxes]
-            (sequence / f"groundtruth_rect.{target}.txt").write_text("\n".join(lines) + "\n")
+            write_truth(sequence, otb_lines(target_boxes), name=f"groundtruth_rect.{target}.txt")
     (tmp_path / "tracking" / "Human4" / "groundtruth_rect1.txt").write_text("")
     sequences = discover_tracking_sequences(tmp_path)
     assert [sequence.name for sequence in sequences] == ["Human4-2", "Jogging-1", "Jogging-2"]
@@ -187,33 +193,18 @@ def test_a_folder_with_one_ground_truth_file_per_target_gives_one_sequence_per_t
 
 @pytest.mark.parametrize("first_line", ["0,0,0,0", "NaN,NaN,NaN,NaN"])
 def test_a_sequence_whose_first_box_is_empty_is_named_with_the_problem(tmp_path, first_line):
-    from PIL import Image
-
     frames, boxes = moving_square_sequence(num_frames=4)
     sequence = tmp_path / "tracking" / "Lost"
-    (sequence / "img").mkdir(parents=True)
-    for number, frame in enumerate(frames, start=1):
-        Image.fromarray(frame).save(sequence / "img" / f"{number:04d}.jpg")
-    lines = [first_line] + [f"{x + 1:g},{y + 1:g},{w:g},{h:g}" for x, y, w, h in boxes[1:]]
-    (sequence / "groundtruth_rect.txt").write_text("\n".join(lines) + "\n")
+    write_frames(sequence, frames, name="{:04d}.jpg")
+    write_truth(sequence, [first_line] + otb_lines(boxes[1:]))
     with pytest.raises(TrackingDataError, match=r"Lost.groundtruth_rect\.txt: the first box .* no positive width"):
         discover_tracking_sequences(tmp_path)
-
-
-def _write_numbered_sequence(folder, frames, boxes, first_number=1):
-    from PIL import Image
-
-    (folder / "img").mkdir(parents=True)
-    for number, frame in enumerate(frames, start=first_number):
-        Image.fromarray(frame).save(folder / "img" / f"{number:04d}.png")
-    lines = [f"{x + 1:g},{y + 1:g},{w:g},{h:g}" for x, y, w, h in boxes]
-    (folder / "groundtruth_rect.txt").write_text("\n".join(lines) + "\n")
 
 
 def test_davids_boxes_are_paired_with_the_frames_from_0300(tmp_path):
     """OTB-100's David: images from 0001, boxes from frame 0300 on (here images 0296-0303)."""
     frames, boxes = moving_square_sequence(num_frames=8)
-    _write_numbered_sequence(tmp_path / "David", frames, boxes[4:], first_number=296)
+    write_sequence(tmp_path / "David", frames, boxes[4:], first_number=296)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         david = read_otb_sequence(tmp_path / "David")
@@ -223,8 +214,8 @@ def test_davids_boxes_are_paired_with_the_frames_from_0300(tmp_path):
 
 def test_a_sequence_with_more_frames_than_boxes_or_the_reverse_is_named_in_a_warning(tmp_path):
     frames, boxes = moving_square_sequence(num_frames=8)
-    _write_numbered_sequence(tmp_path / "FewerBoxes", frames, boxes[:5])
-    _write_numbered_sequence(tmp_path / "FewerFrames", frames[:6], boxes)
+    write_sequence(tmp_path / "FewerBoxes", frames, boxes[:5])
+    write_sequence(tmp_path / "FewerFrames", frames[:6], boxes)
     with pytest.warns(UserWarning, match="FewerBoxes: 8 frames in img/ and 5 boxes in groundtruth_rect.txt"):
         fewer_boxes = read_otb_sequence(tmp_path / "FewerBoxes")
     with pytest.warns(UserWarning, match="FewerFrames: 6 frames in img/ and 8 boxes"):
