@@ -85,14 +85,15 @@ def endless(loader: torch.utils.data.DataLoader) -> Iterator:
         yield from loader
 
 
-def step_cpu_seconds(step, batches, steps: int) -> float:
-    """Median process CPU time (all threads) of one step on in-memory batches."""
+def step_cpu_seconds(step, batches, steps: int, warmup: int = 2) -> float:
+    """Median process CPU time (all threads) of one step on in-memory batches, over ``steps``
+    steps after ``warmup`` untimed ones."""
     times = []
-    for index in range(steps):
+    for index in range(warmup + steps):
         start = time.process_time()
         step(batches[index % len(batches)])
         times.append(time.process_time() - start)
-    return statistics.median(times[2:])
+    return statistics.median(times[warmup:])
 
 
 def view_cpu_seconds(dataset: VideoDataset, items: int = 40) -> float:
@@ -137,6 +138,8 @@ def main() -> None:
     parser.add_argument("--worker-nice", type=int, default=None,
                         help="nice value added to the loader workers (default: the training config's; 0: off)")
     args = parser.parse_args()
+    if args.rounds < 1 or args.steps < 1:
+        parser.error(f"--rounds and --steps must be at least 1, got {args.rounds} and {args.steps}")
     torch.manual_seed(0)
     data_root = Path(args.data) if args.data else synth_dataset_dir("standard" if args.profile != "smoke" else "smoke")
     spec, index = load_dataset(data_root, progress=False)
