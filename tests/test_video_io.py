@@ -34,6 +34,24 @@ def test_round_trip_keeps_frame_count_and_pixels(tmp_path, suffix, codec):
     assert (gray_clip - torch.from_numpy(gray).permute(0, 3, 1, 2).float()).abs().mean() < 3.0
 
 
+@pytest.mark.parametrize("frame_size", [64, 63], ids=["yuv420p", "odd size, yuv444p"])
+def test_write_video_gives_the_same_bytes_for_the_same_frames_every_time(tmp_path, frame_size):
+    """The embedded dataset must be the same in every generation of it."""
+    from seco_lab.video.synth import SYNTH_PRESETS, render_dataset_clip
+
+    config = replace(SYNTH_PRESETS["smoke"], frame_size=frame_size)
+    clips = [render_dataset_clip(config, 0, name, group, clip)
+             for name in ("Bounce", "SlideLeft") for group in (1, 2) for clip in (1, 2)]
+    written = set()
+    for _ in range(12):
+        contents = []
+        for number, frames in enumerate(clips):
+            write_video(tmp_path / f"{number}.mp4", frames)
+            contents.append((tmp_path / f"{number}.mp4").read_bytes())
+        written.add(tuple(contents))
+    assert len(written) == 1
+
+
 def test_write_video_leaves_no_partial_file_and_rejects_bad_frames(tmp_path):
     write_video(tmp_path / "a.mp4", smooth_frames(4))
     assert [p.name for p in tmp_path.iterdir()] == ["a.mp4"]

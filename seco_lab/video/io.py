@@ -496,7 +496,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, codec: 
 
     The container format follows the file extension (.mp4, .avi, .mkv, .webm, ...). The file
     is written under a temporary name and renamed when complete, so a reader never sees a
-    half-written video. libx264 uses its default quality (crf 23); bit-rate controlled codecs
+    half-written video. The same frames give the same bytes on every run and CPU. libx264 uses its
+    default quality (crf 23); bit-rate controlled codecs
     (mpeg4, libvpx-vp9, ...) get a high bit rate so small frames stay sharp. Odd frame sizes are encoded in yuv444p with libx264 (yuv420p needs
     even sizes); other codecs need even sizes.
     """
@@ -518,7 +519,10 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, codec: 
     rate = Fraction(fps).limit_denominator(1001)
     try:
         with av.open(str(partial), mode="w") as container:
-            stream = container.add_stream(codec, rate=rate)
+            # cpu-independent: without it libx264 writes other bytes for the same frames from one
+            # run to the next (and from one CPU to another), so generated datasets would differ.
+            options = {"x264-params": "cpu-independent=1"} if codec == "libx264" else {}
+            stream = container.add_stream(codec, rate=rate, options=options)
             stream.width, stream.height, stream.pix_fmt = width, height, pixel_format
             if codec not in QUALITY_CONTROLLED_CODECS:
                 # Bit-rate controlled encoders (mpeg4, vp9, ...) default to a low rate that

@@ -53,9 +53,8 @@ configuration and seed is reused as it is.
 
 Everything is a pure function of the seed: scenes come from ``rng([seed, 0, group])``,
 clips from ``rng([seed, 1, class_id, group, clip])``, tracking sequences from
-``rng([seed, 2, index])``, so the frames do not depend on the number of worker processes. The
-encoded files are not byte-identical from one generation to the next: libx264, as called through
-PyAV, writes other bytes for the same frames from run to run, so the decoded pixels differ a little.
+``rng([seed, 2, index])``, so the frames do not depend on the number of worker processes, and
+the encoded files are the same bytes in every generation (see ``write_video``).
 """
 
 from __future__ import annotations
@@ -86,7 +85,7 @@ __all__ = [
     "generate_dataset", "read_manifest",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the same video bytes in every generation (1: libx264 varied)
 MANIFEST_NAME = "synth_manifest.json"
 SPLIT_DIR = "ucfTrainTestlist"
 TRACKING_DIR = "tracking"
@@ -800,7 +799,7 @@ def generate_dataset(
     ``preset`` is a name from SYNTH_PRESETS or a SynthConfig. An existing complete dataset
     made with the same generator version, configuration and seed is reused as it is; a folder
     holding anything else raises SynthDatasetError (nothing is overwritten). ``workers``
-    (default: 2 processes when the dataset is large, else 1) does not change the rendered frames.
+    (default: 2 processes when the dataset is large, else 1) does not change the output.
     """
     out = Path(out)
     config = get_synth_config(preset)
