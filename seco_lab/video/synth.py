@@ -85,7 +85,7 @@ __all__ = [
     "generate_dataset", "read_manifest",
 ]
 
-GENERATOR_VERSION = 2  # 2: the same video bytes in every generation (1: libx264 varied)
+GENERATOR_VERSION = 1
 MANIFEST_NAME = "synth_manifest.json"
 SPLIT_DIR = "ucfTrainTestlist"
 TRACKING_DIR = "tracking"
