@@ -60,8 +60,7 @@ def load_moco_weights(encoder: FrameEncoderWithHeads, path: str | Path) -> None:
     query encoder and, when the checkpoint holds one, each of the three heads from its projection
     MLP ``Linear(2048, 2048) - ReLU - Linear(2048, 128)`` (a trunk-only checkpoint, e.g.
     torchvision's, leaves the heads random). Raises ``ValueError`` naming mis-shaped head weights."""
-    load_trunk_weights(encoder.trunk, path)
-    mlp = extract_mlp_head_state_dict(torch.load(path, map_location="cpu", weights_only=True), path)
+    mlp = extract_mlp_head_state_dict(load_trunk_weights(encoder.trunk, path), path)  # the file is read once
     if not mlp:
         return
     own = encoder.heads[SIGNALS[0]].state_dict()

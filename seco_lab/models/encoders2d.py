@@ -10,6 +10,7 @@ with the standard stem. Nothing is downloaded: weights come only from local file
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -169,8 +170,9 @@ def extract_mlp_head_state_dict(state: dict[str, Tensor], path: str | Path = "<s
     return head if sorted(head) == sorted(MLP_HEAD_KEYS) else {}
 
 
-def load_trunk_weights(encoder: nn.Module, path: str | Path) -> None:
-    """Initialise ``encoder`` from a local checkpoint of its trunk (strict, no download).
+def load_trunk_weights(encoder: nn.Module, path: str | Path) -> dict[str, Any]:
+    """Initialise ``encoder`` from a local checkpoint of its trunk (strict, no download); returns
+    the checkpoint as read, for callers that take more from it (SeCo's heads).
 
     Accepts a plain trunk state dict, a torchvision ResNet state dict (``fc.*`` ignored), or a
     MoCo-style checkpoint (``{"state_dict": {"module.encoder_q.conv1.weight": ...}}``).
@@ -180,7 +182,8 @@ def load_trunk_weights(encoder: nn.Module, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: trunk checkpoint not found")
-    state = extract_trunk_state_dict(torch.load(path, map_location="cpu", weights_only=True), path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state = extract_trunk_state_dict(checkpoint, path)
     own_state = encoder.state_dict()
     missing = sorted(set(own_state) - set(state))
     unexpected = sorted(set(state) - set(own_state))
@@ -197,3 +200,4 @@ def load_trunk_weights(encoder: nn.Module, path: str | Path) -> None:
             f"shape mismatches {mis_shaped[:10]}{' ...' if len(mis_shaped) > 10 else ''})"
         )
     encoder.load_state_dict(state, strict=True)
+    return checkpoint
