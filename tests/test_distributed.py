@@ -130,7 +130,16 @@ def worker(rank_index: int, out_dir: str, port: int) -> None:
         results["bn_shuffled"] = shuffle_bn_forward(bn_model, x1[rows])
         results["bn_local"] = bn_model(x1[rows])
     torch.save(results, out / f"helpers_rank{rank_index}.pt")
+    threads_with_group = gloo_worker_threads()
     dist.destroy_process_group()
+    (out / f"threads_rank{rank_index}.json").write_text(json.dumps(
+        {"with_group": threads_with_group, "after_destroy": gloo_worker_threads()}))
+
+
+def gloo_worker_threads() -> int:
+    """Threads of this process that run a gloo process group's work queue (named by torch)."""
+    tasks = Path("/proc/self/task")
+    return sum((task / "comm").read_text().strip() == "pt_gloo_runloop" for task in tasks.iterdir())
 
 
 def unshared_folder_worker(rank_index: int, out_dir: str, port: int) -> None:
@@ -192,6 +201,16 @@ def spawned(tmp_path_factory) -> Path:
 
 def load_rank(out_dir: Path, name: str, rank_index: int) -> dict:
     return torch.load(out_dir / f"{name}_rank{rank_index}.pt", weights_only=True)
+
+
+def test_destroying_the_group_after_ddp_training_stops_its_worker_threads(spawned):
+    """A group kept alive after ``destroy_process_group`` (DDP imports torch.distributed.nn,
+    which binds the group as default arguments) leaves gloo threads that can abort the process
+    at exit while they free a finished collective."""
+    for rank_index in range(WORLD):
+        threads = json.loads((spawned / f"threads_rank{rank_index}.json").read_text())
+        assert threads["with_group"] > 0
+        assert threads["after_destroy"] == 0
 
 
 def test_helpers_see_the_process_group(spawned):

@@ -9,11 +9,20 @@ exact: its backward sums the gradient that every rank's loss sends to each gathe
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
+
+if dist.is_available():
+    # torch.distributed.nn binds ``group.WORLD`` as default arguments when first imported, and
+    # DistributedDataParallel imports it. Imported after the group exists, it keeps the group
+    # alive after ``destroy_process_group``: gloo's worker threads then outlive it, and one that
+    # frees a finished collective's tensors while Python shuts down aborts the process
+    # ("terminate called without an active exception"). Imported first, the defaults are None.
+    importlib.import_module("torch.distributed.nn")
 
 
 def is_distributed() -> bool:
