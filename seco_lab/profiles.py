@@ -40,7 +40,7 @@ _SMOKE: dict[str, Any] = {
         "arch": "resnet18", "width": 0.25, "small_input": False, "head_hidden": 64, "head_dim": 32,
         "queue_size": 256, "temperature": 0.1, "key_momentum": 0.99,
         "weights": {"inter": 1.0, "intra": 1.0, "order": 1.0}, "order_hidden": 64,
-        "input_mode": "frame_differences",
+        "input_mode": "frame_differences", "init_checkpoint": None,
         "augment": {"hflip": False, "scale": [0.5, 1.0], "jitter": [0.4, 0.4, 0.4, 0.0], "blur_prob": 0.0},
     },
     "cvrl": {
@@ -105,7 +105,7 @@ _PAPER: dict[str, Any] = {
         "arch": "resnet50", "width": 1.0, "small_input": False, "head_hidden": 2048, "head_dim": 128,
         "queue_size": 131072, "temperature": 0.1, "key_momentum": 0.999,
         "weights": {"inter": 1.0, "intra": 1.0, "order": 1.0}, "order_hidden": 0,
-        "input_mode": "rgb",
+        "input_mode": "rgb", "init_checkpoint": None,
         "augment": {"hflip": True, "scale": [0.2, 1.0], "jitter": [0.4, 0.4, 0.4, 0.1], "blur_prob": 0.5},
     },
     "cvrl": {
@@ -298,6 +298,7 @@ _WHOLE_NUMBERS = ("a list of whole numbers >= 1",
                   lambda value: isinstance(value, list) and bool(value) and all(_is_whole_number(v, 1) for v in value))
 
 _BOOLEAN = ("true or false", lambda value: isinstance(value, bool))
+_FILE_PATH = ("a file path (text)", lambda value: isinstance(value, str) and bool(value.strip()))
 _RGB_MEAN = ("[red, green, blue], three numbers", lambda value: isinstance(value, list) and len(value) == 3
              and all(map(_is_number, value)))
 _RGB_STD = ("[red, green, blue], three numbers > 0", lambda value: isinstance(value, list) and len(value) == 3
@@ -333,7 +334,7 @@ VALUE_RULES: tuple[tuple[str, tuple[str, Any]], ...] = (
     ("*.hflip", _BOOLEAN), ("eval.finetune_hflip", _BOOLEAN), ("data.frame_cache", _BOOLEAN),
     ("seco.small_input", _BOOLEAN), ("cvrl.head_batch_norm", _BOOLEAN), ("dualvar.derangement", _BOOLEAN),
     ("eval.finetune_partial_bn", _BOOLEAN),
-    ("*.mean", _RGB_MEAN), ("*.std", _RGB_STD),
+    ("*.mean", _RGB_MEAN), ("*.std", _RGB_STD), ("seco.init_checkpoint", _FILE_PATH),
 )
 
 

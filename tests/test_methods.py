@@ -148,7 +148,10 @@ def test_seco_starts_from_moco_v2_weights_trunk_and_heads(tmp_path):
     mlp = _moco_v2_checkpoint(tmp_path / "moco_v2.pth.tar", trunk, trunk.feature_dim, cfg["head_hidden"],
                               cfg["head_dim"])
     method = build_method("seco", smoke_config("seco", seco={"init_checkpoint": str(tmp_path / "moco_v2.pth.tar")}))
+    assert not torch.equal(method.query.trunk.layer4[1].conv2.weight, trunk.layer4[1].conv2.weight)
+    method.load_start_weights()
     assert torch.equal(method.query.trunk.layer4[1].conv2.weight, trunk.layer4[1].conv2.weight)
+    assert torch.equal(method.key.trunk.layer4[1].conv2.weight, trunk.layer4[1].conv2.weight)
     for encoder in (method.query, method.key):
         for signal in ("inter", "intra", "order"):
             for key, value in encoder.heads[signal].state_dict().items():
@@ -161,8 +164,9 @@ def test_seco_refuses_a_moco_mlp_of_another_size(tmp_path):
     cfg = get_profile("smoke")["seco"]
     trunk = build_encoder_2d(cfg["arch"], width=cfg["width"], small_input=cfg["small_input"])
     _moco_v2_checkpoint(tmp_path / "moco_v2.pth.tar", trunk, trunk.feature_dim, 2 * cfg["head_hidden"], cfg["head_dim"])
+    method = build_method("seco", smoke_config("seco", seco={"init_checkpoint": str(tmp_path / "moco_v2.pth.tar")}))
     with pytest.raises(ValueError, match=r"projection MLP does not match the SeCo heads \(fc.0.weight"):
-        build_method("seco", smoke_config("seco", seco={"init_checkpoint": str(tmp_path / "moco_v2.pth.tar")}))
+        method.load_start_weights()
 
 
 @pytest.mark.parametrize("weights,expected", [

@@ -71,6 +71,37 @@ def test_cli_settings_reach_the_run_config_and_a_changed_one_is_refused(smoke_da
     assert "seco.weights has no 'ordr' (keys: inter, intra, order)" in capsys.readouterr().err
 
 
+def test_seco_starts_from_the_moco_v2_checkpoint_a_setting_names(smoke_data, tmp_path, capsys):
+    """``--set seco.init_checkpoint=FILE`` starts a run (query and key encoders) from MoCo v2
+    weights; evaluation rebuilds it from the run's checkpoint without the MoCo file."""
+    from seco_lab.evaluation.features import load_encoder
+    from seco_lab.models.encoders2d import build_encoder_2d
+
+    cfg = get_profile("smoke")["seco"]
+    torch.manual_seed(123)
+    trunk = build_encoder_2d(cfg["arch"], width=cfg["width"], small_input=cfg["small_input"])
+    moco = tmp_path / "moco_v2.pth.tar"
+    torch.save({"state_dict": {f"module.encoder_q.{key}": value for key, value in trunk.state_dict().items()}}, moco)
+    run = tmp_path / "run"
+    assert main(["pretrain", "--method", "seco", "--data", str(smoke_data), "--profile", "smoke", "--out", str(run),
+                 "--epochs", "0", "--quiet", "--set", f"seco.init_checkpoint={moco}"]) == 0
+    assert json.loads((run / "config.json").read_text())["seco"]["init_checkpoint"] == str(moco)
+    model = _weights(run)
+    for key, value in trunk.state_dict().items():
+        assert torch.equal(model[f"query.trunk.{key}"], value), key
+        assert torch.equal(model[f"key.trunk.{key}"], value), key
+    moco.unlink()
+    loaded = load_encoder(run / "checkpoint.pt")
+    assert torch.equal(loaded.module.state_dict()["conv1.weight"], trunk.state_dict()["conv1.weight"])
+    random_baseline = load_encoder(run / "checkpoint.pt", weights="random")
+    assert not torch.equal(random_baseline.module.state_dict()["conv1.weight"], trunk.state_dict()["conv1.weight"])
+    capsys.readouterr()
+    assert main(["pretrain", "--method", "seco", "--data", str(smoke_data), "--profile", "smoke",
+                 "--out", str(tmp_path / "missing"), "--epochs", "0", "--quiet",
+                 "--set", f"seco.init_checkpoint={moco}"]) != 0
+    assert f"{moco}: trunk checkpoint not found" in capsys.readouterr().err
+
+
 def test_loading_settings_may_change_when_a_run_continues(smoke_data, tmp_path):
     pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
     continued = pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False,

@@ -47,6 +47,11 @@ class Method(nn.Module):
     def after_step(self) -> None:
         """Called after every optimiser step; nothing to do unless the method keeps an EMA."""
 
+    def load_start_weights(self) -> None:
+        """Load the weights a new run starts from when the config names any (SeCo's
+        ``init_checkpoint``). Called by ``pretrain`` on a fresh run only: a resumed run takes its
+        checkpoint's weights, and evaluation rebuilds the method from a checkpoint's state."""
+
     def has_unused_parameters(self) -> bool:
         """Whether some trainable parameters get no gradient (a switched-off loss); DDP must know."""
         return False

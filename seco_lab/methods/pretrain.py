@@ -227,6 +227,8 @@ def pretrain(
 
     seed_everything(seed)  # the initial weights depend on the seed only
     model = build_method(method, config)
+    if not checkpoint_path.exists():
+        model.load_start_weights()
     if config["train"]["epochs"] == 0:
         start = time.perf_counter()
         if not checkpoint_path.exists():

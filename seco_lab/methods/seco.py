@@ -9,8 +9,9 @@ One 2D frame encoder learns from three signals a video gives for free:
 
 Queries come from the query encoder ``f_q``; keys from its momentum (EMA) copy ``f_k``, computed
 without gradient and with shuffle-BN across processes. SeCo's reference starts from ImageNet
-MoCo v2 weights: the ``init_checkpoint`` setting (a local MoCo v2 checkpoint) loads its trunk and
-its projection MLP into each head (``load_moco_weights``).
+MoCo v2 weights: the ``init_checkpoint`` setting (a local MoCo v2 checkpoint, e.g. ``pretrain
+--set seco.init_checkpoint=moco_v2_800ep_pretrain.pth.tar``) loads its trunk and its projection
+MLP into each head of both encoders when a run starts (``load_moco_weights``).
 """
 
 from __future__ import annotations
@@ -129,8 +130,7 @@ class SeCo(Method):
         self.input_mode = cfg.get("input_mode", "rgb")
         trunk = build_encoder_2d(cfg["arch"], width=cfg["width"], small_input=cfg["small_input"])
         self.query = FrameEncoderWithHeads(trunk, cfg["head_hidden"], cfg["head_dim"])
-        if cfg.get("init_checkpoint"):
-            load_moco_weights(self.query, cfg["init_checkpoint"])
+        self.init_checkpoint = cfg.get("init_checkpoint")
         self.key = frozen_copy(self.query)
         self.inter_loss = InfoNCELoss(cfg["temperature"])
         self.intra_loss = IntraFrameLoss(cfg["temperature"])
@@ -181,3 +181,8 @@ class SeCo(Method):
 
     def after_step(self) -> None:
         momentum_update(self.key, self.query, self.momentum)
+
+    def load_start_weights(self) -> None:
+        if self.init_checkpoint:
+            load_moco_weights(self.query, self.init_checkpoint)
+            self.key.load_state_dict(self.query.state_dict())
