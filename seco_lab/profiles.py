@@ -62,7 +62,7 @@ _SMOKE: dict[str, Any] = {
     "supervised": {"backbone": "seco", "segments": 4, "frame_pooling": "concat", "dropout": 0.0, "augment": {"hflip": False}},
     "train": {
         "epochs": 1, "batch_size": 16, "optimizer": "adamw", "base_lr": 1e-3,
-        "lr_scaling_batch": 0, "weight_decay": 1e-4, "warmup_epochs": 0,
+        "lr_scaling_batch": 0, "weight_decay": 1e-4, "decay_norm_and_bias": False, "warmup_epochs": 0,
         "checkpoint_every": 0, "knn_every": 0,
     },
     "train_signals": {"epochs": 1},
@@ -86,7 +86,7 @@ _STANDARD.update({
     "synth": {"preset": "standard"},
     "train": {
         "epochs": 20, "batch_size": 32, "optimizer": "adamw", "base_lr": 1e-3,
-        "lr_scaling_batch": 0, "weight_decay": 1e-4, "warmup_epochs": 2,
+        "lr_scaling_batch": 0, "weight_decay": 1e-4, "decay_norm_and_bias": False, "warmup_epochs": 2,
         "checkpoint_every": 200, "knn_every": 10,
     },
 })
@@ -125,9 +125,10 @@ _PAPER: dict[str, Any] = {
         "augment": {"hflip": True, "scale": [0.2, 1.0], "jitter": [0.4, 0.4, 0.4, 0.1], "blur_prob": 0.5},
     },
     "supervised": {"backbone": "seco", "segments": 7, "frame_pooling": "mean", "dropout": 0.9, "augment": {"hflip": True}},
+    # SeCo (and the supervised baseline): MoCo v2's code decays every parameter, BN and biases too.
     "train": {
         "epochs": 400, "batch_size": 512, "optimizer": "sgd", "base_lr": 0.1,
-        "lr_scaling_batch": 256, "weight_decay": 1e-4, "warmup_epochs": 5,
+        "lr_scaling_batch": 256, "weight_decay": 1e-4, "decay_norm_and_bias": True, "warmup_epochs": 5,
         "checkpoint_every": 1000, "knn_every": 0,
     },
     "train_signals": {"epochs": 50},
@@ -136,10 +137,11 @@ _PAPER: dict[str, Any] = {
     # of per-replica mean losses, while DDP averages them: at the same lr, steps here are smaller by
     # CVRL's replica count (raise base_lr by that count to take its steps).
     "train_cvrl": {"epochs": 800, "batch_size": 1024, "base_lr": 0.32, "lr_scaling_batch": 1024,
-                   "weight_decay": 1e-6, "warmup_epochs": 5},
-    # DualVar: batch 64, lr 0.003, decay 1e-4, 200 epochs of 16 x 112 x 112 clips.
+                   "weight_decay": 1e-6, "decay_norm_and_bias": False, "warmup_epochs": 5},
+    # DualVar: batch 64, lr 0.003, decay 1e-4 (no exclusion named: every parameter), 200 epochs of
+    # 16 x 112 x 112 clips.
     "train_dualvar": {"epochs": 200, "batch_size": 64, "base_lr": 0.003, "lr_scaling_batch": 64,
-                      "weight_decay": 1e-4, "warmup_epochs": 0},
+                      "weight_decay": 1e-4, "decay_norm_and_bias": True, "warmup_epochs": 0},
     "data_dualvar": {"size": 128, "crop_size": 112},
 }
 _PAPER["eval"] = copy.deepcopy(_SMOKE["eval"])

@@ -77,6 +77,18 @@ def test_weight_decay_groups_exclude_biases_norms_and_frozen_parameters():
         id(model[0].bias), id(model[1].weight), id(model[1].bias), id(model[3].bias)}
 
 
+def test_decay_of_norms_and_biases_keeps_the_two_groups():
+    """MoCo's recipe decays every parameter; the groups stay two so that an optimiser state fits."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    decay, no_decay = parameter_groups(model, weight_decay=0.05, decay_norm_and_bias=True)
+    assert decay["weight_decay"] == no_decay["weight_decay"] == 0.05
+    assert {id(p) for p in no_decay["params"]} == {id(model[0].bias), id(model[1].weight), id(model[1].bias)}
+    sgd = build_optimizer(model, TrainConfig(epochs=1, batch_size=8, base_lr=0.1, decay_norm_and_bias=True))
+    assert [group["weight_decay"] for group in sgd.param_groups] == [1e-4, 1e-4]
+    with pytest.raises(TrainConfigError, match="decay_norm_and_bias='yes': must be True or False"):
+        TrainConfig(epochs=1, batch_size=8, base_lr=0.1, decay_norm_and_bias="yes")
+
+
 def test_optimizer_uses_scaled_lr_and_chosen_algorithm():
     model = nn.Linear(3, 2)
     sgd = build_optimizer(model, TrainConfig(epochs=1, batch_size=512, base_lr=0.1, lr_scaling_batch=256))

@@ -67,6 +67,12 @@ def test_paper_runs_train_on_their_own_papers_schedule(tmp_path, method, batch, 
     assert cfg.weight_decay == weight_decay and cfg.warmup_epochs == warmup and cfg.epochs == epochs
 
 
+@pytest.mark.parametrize("method, decays_everything", [("seco", True), ("cvrl", False), ("dualvar", True)])
+def test_paper_runs_decay_the_parameters_their_papers_decay(tmp_path, method, decays_everything):
+    """MoCo v2's code (SeCo) decays every parameter; CVRL conv/linear weights only."""
+    assert _paper_run(method, tmp_path)[1].decay_norm_and_bias is decays_everything
+
+
 def test_paper_dualvar_trains_on_112_pixel_clips_and_the_others_on_224(tmp_path):
     assert _paper_run("dualvar", tmp_path)[0]["data"]["crop_size"] == 112
     assert _paper_run("cvrl", tmp_path)[0]["data"]["crop_size"] == _paper_run("seco", tmp_path)[0]["data"]["crop_size"] == 224

@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 from _video_fixtures import make_ucf101
 from seco_lab.cli import main
@@ -162,9 +163,13 @@ def test_a_bad_notebook_parameter_is_refused_by_name(parameters, message, tmp_pa
 def test_a_run_saved_before_the_subset_setting_existed_is_still_reused(smoke_data, tmp_path):
     run = tmp_path / "older"
     pretrain("seco", smoke_data, "smoke", run, epochs=0, progress=False)
-    config = json.loads((run / "config.json").read_text())
-    del config["data"]["max_videos_per_class"]  # as written before the setting existed
-    (run / "config.json").write_text(json.dumps(config))
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    del checkpoint["config"]["data"]["max_videos_per_class"]  # as written before the setting existed
+    del checkpoint["config"]["train"]["decay_norm_and_bias"]
+    torch.save(checkpoint, run / "checkpoint.pt")
     assert pretrain("seco", smoke_data, "smoke", run, epochs=0, resume=True, progress=False).action == "initialised"
     with pytest.raises(ValueError, match=r"different settings \(data.max_videos_per_class None -> 3\)"):
         pretrain("seco", smoke_data, "smoke", run, epochs=0, resume=True, progress=False, max_videos_per_class=3)
+    with pytest.raises(ValueError, match=r"different settings \(train.decay_norm_and_bias False -> True\)"):
+        pretrain("seco", smoke_data, "smoke", run, epochs=0, resume=True, progress=False,
+                 overrides={"train": {"decay_norm_and_bias": True}})

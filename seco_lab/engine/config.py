@@ -30,7 +30,9 @@ class TrainConfig:
     ``amp`` and ``channels_last`` act on CUDA only. ``checkpoint_every`` counts steps
     (0: checkpoint at epoch ends only); ``knn_every`` counts epochs between ``monitor`` calls
     (0: never); ``log_every`` counts steps between progress-bar/history flushes.
-    ``momentum`` is SGD's momentum, or AdamW's beta1 (beta2 = 0.999). Under DDP,
+    ``weight_decay`` applies to weight matrices and kernels; biases and normalisation parameters
+    get it too only with ``decay_norm_and_bias`` (MoCo's code decays every parameter, CVRL's
+    conv/linear weights only). ``momentum`` is SGD's momentum, or AdamW's beta1 (beta2 = 0.999). Under DDP,
     ``find_unused_parameters`` is needed by methods with switched-off losses, and
     ``broadcast_buffers`` re-sends rank 0's buffers (BN statistics, queue) at every forward.
     ``worker_nice`` (0-19, Unix, CPU training only) raises the nice value of the DataLoader
@@ -45,6 +47,7 @@ class TrainConfig:
     optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    decay_norm_and_bias: bool = False
     warmup_epochs: float = 0.0
     grad_clip: float | None = None
     num_workers: int = 0
@@ -89,7 +92,7 @@ class TrainConfig:
                 f"TrainConfig.device={self.device!r}: choose {DEVICE_CHOICES}"
             )
         for flag in ("amp", "channels_last", "sync_bn", "find_unused_parameters",
-                     "broadcast_buffers"):
+                     "broadcast_buffers", "decay_norm_and_bias"):
             if not isinstance(getattr(self, flag), bool):
                 raise TrainConfigError(
                     f"TrainConfig.{flag}={getattr(self, flag)!r}: must be True or False"

@@ -48,8 +48,10 @@ def scaled_lr(base_lr: float, global_batch: int, lr_scaling_batch: int) -> float
     return base_lr * global_batch / lr_scaling_batch
 
 
-def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict]:
-    """Two optimiser groups: weights with decay, and biases/norm parameters (ndim <= 1) without.
+def parameter_groups(module: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict]:
+    """Two optimiser groups: weights with decay, and biases/norm parameters (ndim <= 1) without
+    (with it too when ``decay_norm_and_bias``: the groups stay two, so a checkpoint's optimiser
+    state fits either way).
 
     Frozen parameters (``requires_grad=False``, e.g. an EMA key encoder) are left out.
     """
@@ -60,13 +62,13 @@ def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict]:
             continue
         (no_decay if parameter.ndim <= 1 else decay).append(parameter)
     groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+              {"params": no_decay, "weight_decay": weight_decay if decay_norm_and_bias else 0.0}]
     return [group for group in groups if group["params"]]
 
 
 def build_optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD with momentum or AdamW over ``parameter_groups``, at the scaled learning rate."""
-    groups = parameter_groups(module, cfg.weight_decay)
+    groups = parameter_groups(module, cfg.weight_decay, cfg.decay_norm_and_bias)
     if not groups:
         raise ValueError(f"{type(module).__name__} has no trainable parameters to optimise")
     lr = scaled_lr(cfg.base_lr, cfg.batch_size, cfg.lr_scaling_batch)

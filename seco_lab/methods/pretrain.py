@@ -109,8 +109,9 @@ def training_sections(config: dict[str, Any]) -> list[str]:
 
 # Data settings that change how fast batches arrive, never what they hold.
 LOADING_ONLY_DATA_KEYS = ("frame_cache", "num_workers")
-# Data settings newer than some saved runs: a run saved without one trained with this value.
-DATA_DEFAULTS: dict[str, Any] = {"max_videos_per_class": None}
+# Settings newer than some saved runs: a run saved without one trained with this value.
+SECTION_DEFAULTS: dict[str, dict[str, Any]] = {"data": {"max_videos_per_class": None},
+                                               "train": {"decay_norm_and_bias": False}}
 
 
 def _existing_config_differences(run_dir: Path, config: dict[str, Any], seed: int) -> list[str]:
@@ -122,9 +123,10 @@ def _existing_config_differences(run_dir: Path, config: dict[str, Any], seed: in
     seed_change = [] if trained_seed in (None, seed) else [f"seed {trained_seed!r} -> {seed!r}"]
 
     def trained(section: str, values: Any) -> Any:
-        if section != "data" or not isinstance(values, dict):
+        if section not in SECTION_DEFAULTS or not isinstance(values, dict):
             return values
-        return {key: value for key, value in {**DATA_DEFAULTS, **values}.items() if key not in LOADING_ONLY_DATA_KEYS}
+        return {key: value for key, value in {**SECTION_DEFAULTS[section], **values}.items()
+                if key not in LOADING_ONLY_DATA_KEYS or section != "data"}
 
     sections = training_sections(config)
     return _setting_changes({key: trained(key, existing.get(key)) for key in sections},
