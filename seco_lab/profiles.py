@@ -122,7 +122,8 @@ _PAPER: dict[str, Any] = {
         "rank_margin_temperature": 0.05, "losses": "clip+SR+TC", "variant": "simclr",
         "input_mode": "rgb", "reverse_prob": 0.5, "derangement": True, "mean": None, "std": None, "key_momentum": 0.999,
         "queue_size": 65536, "augment_mode": "consistent",
-        "augment": {"hflip": True, "scale": [0.2, 1.0], "jitter": [0.4, 0.4, 0.4, 0.1], "blur_prob": 0.5},
+        # DualVar's clip-consistent augmentation: random crop, colour jitter and blur (no flip, no grayscale).
+        "augment": {"hflip": False, "scale": [0.2, 1.0], "jitter": [0.4, 0.4, 0.4, 0.1], "blur_prob": 0.5},
     },
     "supervised": {"backbone": "seco", "segments": 7, "frame_pooling": "mean", "dropout": 0.9, "augment": {"hflip": True}},
     # SeCo (and the supervised baseline): MoCo v2's code decays every parameter, BN and biases too.

@@ -73,6 +73,12 @@ def test_paper_runs_decay_the_parameters_their_papers_decay(tmp_path, method, de
     assert _paper_run(method, tmp_path)[1].decay_norm_and_bias is decays_everything
 
 
+def test_paper_augmentations_flip_where_their_papers_do():
+    """SeCo (MoCo v2's augmentation) and CVRL flip; DualVar names crop, jitter and blur only."""
+    paper = get_profile("paper")
+    assert [paper[method]["augment"]["hflip"] for method in ("seco", "cvrl", "dualvar")] == [True, True, False]
+
+
 def test_paper_dualvar_trains_on_112_pixel_clips_and_the_others_on_224(tmp_path):
     assert _paper_run("dualvar", tmp_path)[0]["data"]["crop_size"] == 112
     assert _paper_run("cvrl", tmp_path)[0]["data"]["crop_size"] == _paper_run("seco", tmp_path)[0]["data"]["crop_size"] == 224
