@@ -10,8 +10,8 @@ Three profiles share one structure and differ only in scale:
 
 A profile is a plain nested dict with one section per concern. ``get_profile`` returns a
 deep copy, so callers may override values freely. A section ``<shared>_<method>`` (the paper
-profile's ``train_cvrl``, ``train_dualvar``, ``data_dualvar``) holds one method's own values of
-the shared section ``train`` or ``data``: a run of that method takes them in place of the
+profile's ``train_cvrl``, ``train_dualvar``, ``data_dualvar``, ``eval_dualvar``) holds one
+method's own values of the shared section ``train``, ``data`` or ``eval``: a run of that method takes them in place of the
 shared ones (``fold_method_sections``), so every profile gives each method's runs one structure.
 """
 
@@ -76,6 +76,7 @@ _SMOKE: dict[str, Any] = {
         "finetune_epochs": 1, "finetune_lr": 1e-3, "finetune_optimizer": "adam", "finetune_batch_size": 16,
         "finetune_weight_decay": 0.0, "finetune_segments": 4, "finetune_dropout": 0.5, "finetune_partial_bn": True,
         "finetune_hflip": False, "finetune_test_clips": 2, "finetune_test_crops": 1,
+        "finetune_test_average": "logits",  # over a test video's views: "logits" (SeCo) or "softmax" (DualVar)
         "tracking_exemplar_size": 32, "tracking_instance_size": 64, "tracking_num_scales": 3,
         "tracking_feature_norm": "l2", "embeddings": ["pca"],
     },
@@ -155,6 +156,9 @@ _PAPER["eval"].update({
     "finetune_test_crops": 3, "finetune_hflip": True,
     "tracking_exemplar_size": 127, "tracking_instance_size": 255, "embeddings": ["pca", "tsne"],
 })
+# Fine-tuning as SeCo's paper does it (above), and as DualVar's: 10 clips of 16 frames at test (one
+# centre crop), their softmax averaged. A DualVar run's evaluation takes these in place of the above.
+_PAPER["eval_dualvar"] = {"finetune_test_clips": 10, "finetune_test_crops": 1, "finetune_test_average": "softmax"}
 
 PROFILES: dict[str, dict[str, Any]] = {"smoke": _SMOKE, "standard": _STANDARD, "paper": _PAPER}
 
@@ -168,7 +172,7 @@ def get_profile(name: str) -> dict[str, Any]:
     return copy.deepcopy(PROFILES[name])
 
 
-SHARED_SECTIONS = ("data", "train")
+SHARED_SECTIONS = ("data", "train", "eval")
 
 
 def fold_method_sections(values: dict[str, Any], method: str) -> dict[str, Any]:
@@ -325,7 +329,7 @@ VALUE_RULES: tuple[tuple[str, tuple[str, Any]], ...] = (
     ("*.augment.area", _ordered_pair(low_open=True)), ("*.augment.jitter", _JITTER),
     ("*.augment.blur_prob", _FRACTION), ("*.augment.solarize_prob", _FRACTION),
     ("train_signals.epochs", _whole_number(1)),
-    *((f"eval.{key}", _whole_number(1)) for key in (
+    *((f"eval*.{key}", _whole_number(1)) for key in (
         "frames_per_video", "clips_per_video", "test_crops", "batch_size", "linear_epochs", "linear_batch_size",
         "knn_k", "untrained_inits", "finetune_epochs", "finetune_batch_size", "finetune_segments",
         "finetune_test_clips", "finetune_test_crops", "tracking_exemplar_size", "tracking_instance_size",
@@ -358,6 +362,7 @@ def choice_rules() -> tuple[tuple[str, tuple[str, Any]], ...]:
     optimisers, ...), in the form of ``VALUE_RULES``. Imported when first needed: the modules
     that hold the lists import this one."""
     from seco_lab.evaluation.finetune import OPTIMIZERS as FINETUNE_OPTIMIZERS
+    from seco_lab.evaluation.finetune import VIEW_AVERAGES
     from seco_lab.evaluation.runner import BN_STATS
     from seco_lab.evaluation.tracking import FEATURE_NORMS
     from seco_lab.methods.base import INPUT_MODES
@@ -377,7 +382,7 @@ def choice_rules() -> tuple[tuple[str, tuple[str, Any]], ...]:
         ("dualvar.losses", _one_of(LOSS_SETS)), ("dualvar.variant", _one_of(VARIANTS)),
         ("supervised.backbone", _one_of(BACKBONES)), ("supervised.frame_pooling", _one_of(FRAME_POOLINGS)),
         ("eval.bn_stats", _one_of(BN_STATS)), ("eval.finetune_optimizer", _one_of(FINETUNE_OPTIMIZERS)),
-        ("eval.tracking_feature_norm", _one_of(FEATURE_NORMS)), ("eval.embeddings", _list_of(EMBEDDING_METHODS)),
+        ("eval.tracking_feature_norm", _one_of(FEATURE_NORMS)), ("eval*.finetune_test_average", _one_of(VIEW_AVERAGES)), ("eval.embeddings", _list_of(EMBEDDING_METHODS)),
         ("synth.preset", _one_of(SYNTH_PRESETS)),
     )
 

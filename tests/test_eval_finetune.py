@@ -10,6 +10,7 @@ from torch import nn
 from seco_lab.evaluation.finetune import (
     TensorItems, VideoClassifier, freeze_batchnorm, predict_views, segment_positions, train_classifier,
 )
+from seco_lab.evaluation.features import EvaluationError
 from seco_lab.evaluation.linear import linear_protocol
 
 
@@ -92,6 +93,24 @@ def test_predict_views_averages_logits():
     views = torch.tensor([[[3.0, 0.0], [0.0, 1.0], [0.0, 1.0]]]).view(1, 3, 2, 1, 1, 1)  # (M, V, C, T, H, W)
     logits, _ = predict_views(model, TensorItems(views, torch.tensor([0]), key="views"))
     np.testing.assert_allclose(logits, [[1.0, 2 / 3]], rtol=1e-6)
+
+
+def test_predict_views_averages_softmax_when_asked_and_can_choose_another_class():
+    """One confident view against two mild ones: the mean logit picks class 0, the mean
+    probability class 1 (DualVar's test averages the softmax)."""
+    model = VideoClassifier(nn.Flatten(), "3d", 2, 2, dropout=0.0)
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.eye(2))
+        model.classifier.bias.zero_()
+    views = torch.tensor([[[10.0, 0.0], [0.0, 3.0], [0.0, 3.0]]]).view(1, 3, 2, 1, 1, 1)  # (M, V, C, T, H, W)
+    items = TensorItems(views, torch.tensor([1]), key="views")
+    logits, _ = predict_views(model, items)
+    probabilities, _ = predict_views(model, items, average="softmax")
+    expected = sum(torch.tensor(row).softmax(dim=0) for row in ([10.0, 0.0], [0.0, 3.0], [0.0, 3.0])) / 3
+    np.testing.assert_allclose(probabilities, [expected.numpy()], rtol=1e-6)
+    assert logits.argmax(axis=1).tolist() == [0] and probabilities.argmax(axis=1).tolist() == [1]
+    with pytest.raises(EvaluationError, match="average 'mean' is not one of logits, softmax"):
+        predict_views(model, items, average="mean")
 
 
 def test_segment_positions_cover_each_span():

@@ -1,6 +1,7 @@
 """Profiles: one structure, three scales, clear errors."""
 
 import fnmatch
+from types import SimpleNamespace
 
 import pytest
 
@@ -77,6 +78,24 @@ def test_paper_augmentations_flip_where_their_papers_do():
     """SeCo (MoCo v2's augmentation) and CVRL flip; DualVar names crop, jitter and blur only."""
     paper = get_profile("paper")
     assert [paper[method]["augment"]["hflip"] for method in ("seco", "cvrl", "dualvar")] == [True, True, False]
+
+
+@pytest.mark.parametrize("method, clips, crops, average", [
+    ("seco", 20, 3, "logits"),  # SeCo: 20 clips x 3 crops, logits averaged
+    ("cvrl", 20, 3, "logits"),
+    ("dualvar", 10, 1, "softmax"),  # DualVar: 10 clips, softmax averaged
+])
+def test_paper_fine_tuning_tests_each_method_as_its_paper_does(tmp_path, method, clips, crops, average):
+    from seco_lab.evaluation.runner import evaluation_settings
+
+    encoder = SimpleNamespace(method=method, config={})
+    by_name = evaluation_settings("paper", encoder)
+    from_the_dict = evaluation_settings(get_profile("paper"), encoder)
+    from_the_run = _paper_run(method, tmp_path)[0]["eval"]
+    for settings in (by_name, from_the_dict, from_the_run):
+        assert (settings["finetune_test_clips"], settings["finetune_test_crops"],
+                settings["finetune_test_average"]) == (clips, crops, average)
+        assert settings["finetune_epochs"] == 150
 
 
 def test_paper_dualvar_trains_on_112_pixel_clips_and_the_others_on_224(tmp_path):

@@ -25,6 +25,7 @@ from seco_lab.evaluation.metrics import top1_accuracy
 from seco_lab.samplers import random_clip_indices, tsn_segment_indices, uniform_clip_indices
 
 OPTIMIZERS = ("sgd", "adam")
+VIEW_AVERAGES = ("logits", "softmax")  # what a test video's views average: SeCo's logits, DualVar's softmax
 
 
 class VideoClassifier(nn.Module):
@@ -181,11 +182,14 @@ class FinetuneTestVideos(torch.utils.data.Dataset):
 
 @torch.no_grad()
 def predict_views(model: nn.Module, dataset: torch.utils.data.Dataset, batch_size: int = 8,
-                  device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Logits averaged over each item's views: items {"views": (V, ...), "label"}.
+                  device: str | torch.device = "cpu", average: str = "logits") -> tuple[np.ndarray, np.ndarray]:
+    """Scores averaged over each item's views: items {"views": (V, ...), "label"}.
 
-    Returns (mean logits (M, num_classes), labels (M,)).
+    average: ``"logits"`` (SeCo's test) or ``"softmax"`` (the class probabilities, DualVar's).
+    Returns (mean scores (M, num_classes), labels (M,)).
     """
+    if average not in VIEW_AVERAGES:
+        raise EvaluationError(f"average {average!r} is not one of {', '.join(VIEW_AVERAGES)}")
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     logits, labels = [], []
@@ -193,7 +197,10 @@ def predict_views(model: nn.Module, dataset: torch.utils.data.Dataset, batch_siz
         views = batch["views"].to(device)
         count, per_video = views.shape[:2]
         flat = views.reshape(count * per_video, *views.shape[2:])  # (B * V, ...)
-        logits.append(model(flat).float().reshape(count, per_video, -1).mean(dim=1).cpu())
+        scores = model(flat).float()  # (B * V, num_classes)
+        if average == "softmax":
+            scores = scores.softmax(dim=1)
+        logits.append(scores.reshape(count, per_video, -1).mean(dim=1).cpu())
         labels.append(torch.as_tensor(batch["label"]))
     return torch.cat(logits).numpy(), torch.cat(labels).numpy()
 
@@ -254,11 +261,12 @@ def finetune_protocol(encoder: LoadedEncoder, train_records: Sequence[Any], test
                       epochs: int = 5, lr: float = 1e-3, optimizer: str = "adam", batch_size: int = 16,
                       weight_decay: float = 0.0, segments: int = 7, dropout: float = 0.5,
                       partial_bn: bool = True, hflip: bool = False, test_clips: int = 2, test_crops: int = 1,
-                      device: str | torch.device = "auto", seed: int = 0, num_workers: int = 0,
+                      test_average: str = "logits", device: str | torch.device = "auto", seed: int = 0, num_workers: int = 0,
                       progress: bool = False) -> dict[str, Any]:
     """Fine-tune ``encoder.module`` in place (copy it first to keep the frozen one) and test.
 
-    Returns {"top1", "predictions" (M,), "train_losses" (per epoch)}.
+    The test averages each video's ``test_clips x test_crops`` views by ``test_average``
+    (``"logits"`` or ``"softmax"``). Returns {"top1", "predictions" (M,), "train_losses" (per epoch)}.
     """
     device = resolve_device(device)
     torch.manual_seed(seed)
@@ -271,6 +279,6 @@ def finetune_protocol(encoder: LoadedEncoder, train_records: Sequence[Any], test
     test_data = FinetuneTestVideos(test_records, test_num_frames, encoder.kind, encoder.input_spec,
                                    segments=segments, num_clips=test_clips, num_crops=test_crops)
     logits, labels = predict_views(model, test_data, batch_size=max(1, batch_size // max(1, test_clips)),
-                                   device=device)
+                                   device=device, average=test_average)
     predictions = logits.argmax(axis=1)
     return {"top1": top1_accuracy(predictions, labels), "predictions": predictions, "train_losses": losses}

@@ -42,13 +42,14 @@ BN_STATS = ("checkpoint", "train")
 
 def evaluation_settings(profile: str | dict[str, Any] | None, encoder: LoadedEncoder) -> dict[str, Any]:
     """The ``"eval"`` section: of the named profile, of a given profile dict, or (None) of the
-    checkpoint's own config, falling back to the ``standard`` profile's."""
-    from seco_lab.profiles import get_profile
+    checkpoint's own config, falling back to the ``standard`` profile's. A profile's
+    ``eval_<method>`` section (the paper profile's ``eval_dualvar``) wins for that method's encoders."""
+    from seco_lab.profiles import fold_method_sections, get_profile
 
     if isinstance(profile, str):
-        settings = get_profile(profile)["eval"]
+        settings = fold_method_sections(get_profile(profile), encoder.method)["eval"]
     elif isinstance(profile, dict):
-        settings = copy.deepcopy(profile.get("eval", profile))
+        settings = copy.deepcopy(fold_method_sections(profile, encoder.method).get("eval", profile))
     else:
         settings = copy.deepcopy(encoder.config.get("eval", get_profile("standard")["eval"]))
     base = get_profile("standard")["eval"]
@@ -293,7 +294,8 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
                 weight_decay=float(settings["finetune_weight_decay"]), segments=int(settings["finetune_segments"]),
                 dropout=float(settings["finetune_dropout"]), partial_bn=bool(settings["finetune_partial_bn"]),
                 hflip=bool(settings["finetune_hflip"]), test_clips=int(settings["finetune_test_clips"]),
-                test_crops=int(settings["finetune_test_crops"]), device=device_t, seed=seed,
+                test_crops=int(settings["finetune_test_crops"]),
+                test_average=str(settings["finetune_test_average"]), device=device_t, seed=seed,
                 num_workers=num_workers, progress=progress)
             result["final_train_loss"] = result["train_losses"][-1] if result["train_losses"] else float("nan")
             record(protocol, poolings[0], result, {})
