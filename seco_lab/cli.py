@@ -66,6 +66,39 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
                      max_videos_per_class=args.max_videos_per_class)
 
 
+def _cmd_data_cache(args: argparse.Namespace) -> int:
+    import datetime
+
+    from seco_lab.video.frame_store import cached_stores, remove_stores
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise ValueError(f"{root}: no such dataset folder")
+    stores = cached_stores(root)
+    if not stores:
+        print(f"{root}: no cached frames")
+        return 0
+    print(f"cached frames of {root}:")
+    for store in stores:
+        when = datetime.datetime.fromtimestamp(store.modified).strftime("%Y-%m-%d %H:%M")
+        if store.writer_pid is not None:
+            state = "being written" if store.being_written else "left unfinished by a stopped run"
+            what = f"{state} (process {store.writer_pid})"
+        else:
+            what = "index unreadable" if store.videos is None else f"{store.videos} videos"
+        print(f"  {store.files[0]}  {store.size} px, {what}, {store.num_bytes / 2**30:.2f} GiB, {when}")
+    total = sum(store.num_bytes for store in stores)
+    if args.remove:
+        freed = remove_stores(stores)
+        kept = [store for store in stores if store.being_written]
+        print(f"removed: {freed / 2**30:.2f} GiB freed" + (f"; {len(kept)} still being written, kept" if kept else "")
+              + "; training decodes again, once, the videos it needs")
+    else:
+        print(f"{len(stores)} cache(s), {total / 2**30:.2f} GiB; `python -m seco_lab data cache {root} --remove` "
+              "deletes them (training rebuilds the one it needs)")
+    return 0
+
+
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from seco_lab.engine.distributed import env_rank
     from seco_lab.engine.preemption import TrainingStopped
@@ -213,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-videos-per-class", type=_positive_int, default=None, metavar="N",
                        help="check only the subset pretrain and evaluate use with the same option")
     check.set_defaults(handler=_cmd_data_check)
+    cache = data_commands.add_parser("cache", help="list (or remove) the decoded frames cached for a dataset")
+    cache.add_argument("root", help="the dataset folder")
+    cache.add_argument("--remove", action="store_true", help="delete them (training rebuilds the one it needs)")
+    cache.set_defaults(handler=_cmd_data_cache)
 
     pretrain = commands.add_parser("pretrain", help="pretrain an encoder")
     pretrain.add_argument("--method", required=True, choices=METHOD_NAMES, help="the training method")

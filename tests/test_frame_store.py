@@ -1,6 +1,7 @@
 """The decoded-frame store returns exactly what decoding returns, and is rebuilt when a video changes."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,38 @@ def test_dataset_items_are_the_same_with_and_without_the_store(tmp_path):
     cached = VideoDataset(records, infos, view_maker, size=24, seed=3, frame_store=store)
     for i in range(len(records)):
         assert torch.equal(plain[i]["frames"], cached[i]["frames"])
+
+
+def test_the_caches_of_a_dataset_are_listed_and_removed_but_not_a_build_in_progress(tmp_path, monkeypatch, capsys):
+    """Each subset / split / size keeps its own store: `data cache ROOT` lists them with their
+    sizes and `--remove` deletes them, leaving the temporary file of a build still running."""
+    from seco_lab.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = tmp_path / "data"
+    root.mkdir()
+    paths = _videos(root)
+    counts = [probe_video(p).num_frames for p in paths]
+    FrameStore.build(paths, counts, size=24, folder=root, progress=False)
+    read_only_copy = frame_store.user_cache_folder(root)  # where a read-only dataset's stores go
+    read_only_copy.mkdir(parents=True)
+    FrameStore.build(paths[:2], counts[:2], size=16, folder=read_only_copy, progress=False)
+    (root / ".seco_lab_frames_24_0123456789ab.bin.tmp-999999999").write_bytes(b"x" * 100)  # a killed run's
+    running = root / f".seco_lab_frames_24_0123456789ab.bin.tmp-{os.getpid()}"
+    running.write_bytes(b"y" * 10)
+    stores = frame_store.cached_stores(root)
+    listed = {(store.size, store.videos, store.writer_pid) for store in stores}
+    assert listed == {(24, 3, None), (16, 2, None), (24, None, 999999999), (24, None, os.getpid())}
+    expected_total = sum(path.stat().st_size for store in stores for path in store.files)
+    assert sum(store.num_bytes for store in stores) == expected_total
+
+    assert main(["data", "cache", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "3 videos" in out and "2 videos" in out and "left unfinished by a stopped run" in out
+    assert "being written" in out and f"4 cache(s), {expected_total / 2**30:.2f} GiB" in out
+    assert main(["data", "cache", str(root), "--remove"]) == 0
+    assert "1 still being written, kept" in capsys.readouterr().out
+    assert [store.files for store in frame_store.cached_stores(root)] == [(running,)]
+    assert sorted(path.name for path in root.iterdir()) == sorted([path.name for path in paths] + [running.name])
+    assert main(["data", "cache", str(tmp_path / "missing")]) == 2
+    assert "missing: no such dataset folder" in capsys.readouterr().err

@@ -11,7 +11,9 @@ The store lives next to the data (``<root>/.seco_lab_frames_<size>_<set>.bin`` a
 user cache folder when the dataset folder is read-only; it is rebuilt when a video's size or
 modification time changes. Before writing, the free space of that disk is checked against the
 frames' size: :class:`FrameStoreSpaceError` says how much is missing, and training then decodes
-from the files instead.
+from the files instead. Each set of videos keeps its own store (a subset, another split, another
+size): :func:`cached_stores` lists those of a dataset and :func:`remove_stores` deletes them
+(``python -m seco_lab data cache ROOT [--remove]``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -180,9 +183,88 @@ def store_folder(root: Path) -> Path:
     root = Path(root)
     if os.access(root, os.W_OK):
         return root
-    from seco_lab.video.index import default_cache_dir
-
-    digest = hashlib.sha1(os.fsencode(str(root.resolve()))).hexdigest()[:16]
-    folder = default_cache_dir() / f"frames-{digest}"
+    folder = user_cache_folder(root)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def user_cache_folder(root: Path) -> Path:
+    """Where the stores of a read-only dataset ``root`` live (not created here)."""
+    from seco_lab.video.index import default_cache_dir
+
+    digest = hashlib.sha1(os.fsencode(str(Path(root).resolve()))).hexdigest()[:16]
+    return default_cache_dir() / f"frames-{digest}"
+
+
+_STORE_FILE = re.compile(r"^\.seco_lab_frames_(\d+)(?:_[0-9a-f]+)?\.(bin|json)(?:\.tmp-(\d+))?$")
+
+
+@dataclass(frozen=True)
+class CachedStore:
+    """The files of one frame store; ``writer_pid`` is the process of an unfinished build."""
+
+    files: tuple[Path, ...]
+    size: int  # shorter side of its frames, in pixels
+    videos: int | None  # None when its index is missing or unreadable
+    num_bytes: int
+    modified: float
+    writer_pid: int | None = None
+
+    @property
+    def being_written(self) -> bool:
+        """An unfinished build whose process still runs (it must not be deleted)."""
+        if self.writer_pid is None:
+            return False
+        try:
+            os.kill(self.writer_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # another user's running process
+            return True
+        return True
+
+
+def cached_stores(root: Path) -> list[CachedStore]:
+    """Every frame store of dataset ``root``, beside it and in its user cache folder, oldest first;
+    the temporary file of an unfinished build (a killed run) is one store of its own."""
+    groups: dict[tuple[Path, int | None], list[Path]] = {}
+    for folder in (Path(root), user_cache_folder(root)):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            match = _STORE_FILE.match(path.name)
+            if match and path.is_file():
+                stem = path.name.split(".bin")[0].split(".json")[0]
+                pid = int(match.group(3)) if match.group(3) else None
+                groups.setdefault((folder / stem, pid), []).append(path)
+    stores = []
+    for (stem, pid), files in groups.items():
+        size = int(_STORE_FILE.match(files[0].name).group(1))
+        index_file = stem.with_name(stem.name + ".json")
+        videos = None
+        if pid is None and index_file in files:
+            try:
+                videos = len(json.loads(index_file.read_text())["videos"])
+            except (OSError, ValueError, KeyError, TypeError):
+                videos = None
+        stats = [path.stat() for path in files]
+        stores.append(CachedStore(tuple(sorted(files)), size, videos, sum(stat.st_size for stat in stats),
+                                  max(stat.st_mtime for stat in stats), pid))
+    return sorted(stores, key=lambda store: (store.modified, str(store.files[0])))
+
+
+def remove_stores(stores: Sequence[CachedStore]) -> int:
+    """Delete the files of ``stores`` (skipping builds still being written); returns the bytes freed.
+    Training rebuilds the store it needs."""
+    freed = 0
+    for store in stores:
+        if store.being_written:
+            continue
+        for path in store.files:
+            try:
+                size = path.stat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            freed += size
+    return freed
