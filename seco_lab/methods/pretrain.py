@@ -125,8 +125,10 @@ def _existing_config_differences(run_dir: Path, config: dict[str, Any], seed: in
     def trained(section: str, values: Any) -> Any:
         if section not in SECTION_DEFAULTS or not isinstance(values, dict):
             return values
-        return {key: value for key, value in {**SECTION_DEFAULTS[section], **values}.items()
-                if key not in LOADING_ONLY_DATA_KEYS or section != "data"}
+        merged = {**SECTION_DEFAULTS[section], **values}
+        if section == "data":
+            merged = {key: value for key, value in merged.items() if key not in LOADING_ONLY_DATA_KEYS}
+        return merged
 
     sections = training_sections(config)
     return _setting_changes({key: trained(key, existing.get(key)) for key in sections},
