@@ -102,6 +102,16 @@ def test_seco_starts_from_the_moco_v2_checkpoint_a_setting_names(smoke_data, tmp
     assert f"{moco}: trunk checkpoint not found" in capsys.readouterr().err
 
 
+def test_a_run_shorter_than_its_profiles_warm_up_says_how_to_shorten_it(smoke_data, tmp_path, capsys):
+    """The paper profile warms up for 5 epochs: a 1-epoch try names the setting that fits it."""
+    command = ["pretrain", "--method", "seco", "--data", str(smoke_data), "--profile", "paper", "--device", "cpu",
+               "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "8", "--quiet"]
+    assert main(command) == 2
+    assert ("warmup_epochs=5 exceeds epochs=1: the warm-up must fit in the run, so shorten it too "
+            "(pretrain --set train.warmup_epochs=N)") in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 def test_loading_settings_may_change_when_a_run_continues(smoke_data, tmp_path):
     pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
     continued = pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False,

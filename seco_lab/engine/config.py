@@ -79,7 +79,8 @@ class TrainConfig:
         _require_number("warmup_epochs", self.warmup_epochs, minimum=0.0)
         if self.warmup_epochs > self.epochs:
             raise TrainConfigError(
-                f"TrainConfig.warmup_epochs={self.warmup_epochs} exceeds epochs={self.epochs}"
+                f"TrainConfig.warmup_epochs={self.warmup_epochs} exceeds epochs={self.epochs}: the warm-up must "
+                f"fit in the run, so shorten it too (pretrain --set train.warmup_epochs=N)"
             )
         if self.grad_clip is not None:
             _require_number("grad_clip", self.grad_clip, minimum=0.0, exclusive=True)
