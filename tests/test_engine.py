@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -434,3 +435,19 @@ def test_fit_on_cpu_nices_its_workers(tmp_path, niceness, dataset_type):
     fit(method, dataset_type(8), small_config(num_workers=1, worker_nice=niceness, epochs=1, warmup_epochs=0),
         tmp_path, {"method": "toy"}, progress=False)
     assert method.seen == {min(19, os.nice(0) + niceness)}
+
+
+def test_more_loader_workers_than_cores_is_said_once_in_the_packages_words(tmp_path):
+    from seco_lab.engine.workers import usable_cores
+
+    workers = usable_cores() + 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(NicenessRecorder(), NicenessDataset(8),
+            small_config(num_workers=workers, epochs=2, warmup_epochs=0), tmp_path, {"method": "toy"}, progress=False)
+    messages = [str(warning.message) for warning in caught]
+    assert [message for message in messages if "data loading processes" in message] == [
+        f"{workers} data loading processes on {usable_cores()} usable CPU core{'s' * (usable_cores() != 1)}: they "
+        f"take turns with each other and with the training step, which slows every step; pretrain --num-workers "
+        f"{usable_cores()} (the profile's data.num_workers) fits them"]
+    assert not [message for message in messages if "This DataLoader will create" in message]

@@ -41,7 +41,7 @@ from seco_lab.engine.history import HistoryWriter
 from seco_lab.engine.preemption import StopRequests, TrainingStopped
 from seco_lab.engine.sampler import SeededBatchSampler
 from seco_lab.engine.schedule import build_optimizer, build_scheduler
-from seco_lab.engine.workers import training_worker_init
+from seco_lab.engine.workers import TORCH_WORKER_COUNT_WARNING, training_worker_init, worker_count_note
 
 # torch >= 2.12 renamed DDP's per-forward buffer broadcast; older versions only know the old name
 _DDP_BUFFER_SYNC_ARGUMENT = "forward_sync_buffers" if "forward_sync_buffers" in \
@@ -179,8 +179,12 @@ class _TrainingRun:
         self.history, self.bar = history, bar
         session_start = time.perf_counter()
         session_steps = self.step
+        worker_note = worker_count_note(self.cfg.num_workers)
+        if worker_note and self.is_main:
+            warnings.warn(worker_note, stacklevel=3)
         try:
-            with self.stop_requests:
+            with self.stop_requests, warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=TORCH_WORKER_COUNT_WARNING, category=UserWarning)
                 self._train(session_start)
         finally:
             bar.close()

@@ -20,6 +20,25 @@ from collections.abc import Callable
 from seco_lab.engine.preemption import ignore_stop_signals
 
 MAX_NICENESS = 19
+# The start of PyTorch's own warning about more workers than cores, which ``worker_count_note`` replaces.
+TORCH_WORKER_COUNT_WARNING = "This DataLoader will create"
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the platform keeps one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def worker_count_note(num_workers: int) -> str | None:
+    """What to say when ``num_workers`` loader processes exceed this process's cores, else None."""
+    cores = usable_cores()
+    if num_workers <= cores:
+        return None
+    return (f"{num_workers} data loading processes on {cores} usable CPU core{'s' * (cores != 1)}: they take turns "
+            f"with each other and with the training step, which slows every step; pretrain --num-workers {cores} "
+            f"(the profile's data.num_workers) fits them")
 
 
 def _raise_niceness(niceness: int, worker_id: int) -> None:
