@@ -112,6 +112,20 @@ def test_a_run_shorter_than_its_profiles_warm_up_says_how_to_shorten_it(smoke_da
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
+def test_the_paper_profile_on_a_machine_without_a_gpu_needs_device_cpu(smoke_data, tmp_path, capsys, monkeypatch):
+    """--device auto finding no GPU stops a paper run before any work, with its schedule and the
+    two ways on; --device cpu trains it (here its untrained model, 0 epochs, passes either way)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    command = ["pretrain", "--method", "cvrl", "--data", str(smoke_data), "--profile", "paper",
+               "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(command) == 2
+    assert ("the paper profile trains cvrl for 800 epochs in batches of 1024 at 224 px, sized for GPUs, and no GPU "
+            "is visible (--device auto chose the CPU), where it would take days: use --profile standard (sized for a "
+            "CPU), or --device cpu to train it on the CPU anyway") in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    assert main(command + ["--epochs", "0"]) == 0
+
+
 def test_loading_settings_may_change_when_a_run_continues(smoke_data, tmp_path):
     pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
     continued = pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False,

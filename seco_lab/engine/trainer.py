@@ -174,14 +174,14 @@ class _TrainingRun:
         resumed_from = None if checkpoint is None else self.step
         history = HistoryWriter(self.run_dir, resumed_from) if self.is_main else None
         distributed.barrier()  # history truncated before any rank moves on
+        worker_note = worker_count_note(self.cfg.num_workers)
+        if worker_note and self.is_main:
+            warnings.warn(worker_note, stacklevel=3)
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.method_name}",
                    unit="step", dynamic_ncols=True, disable=not (self.progress and self.is_main))
         self.history, self.bar = history, bar
         session_start = time.perf_counter()
         session_steps = self.step
-        worker_note = worker_count_note(self.cfg.num_workers)
-        if worker_note and self.is_main:
-            warnings.warn(worker_note, stacklevel=3)
         try:
             with self.stop_requests, warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=TORCH_WORKER_COUNT_WARNING, category=UserWarning)

@@ -176,7 +176,8 @@ def pretrain(
     existing one, so a finished run is never silently mixed with different settings (the
     loading-only settings ``num_workers`` and ``frame_cache`` may differ). ``frame_cache``
     overrides the profile's choice of decoding the train videos once into a frame store; when
-    the disk has no room for it, training warns and decodes from the files.
+    the disk has no room for it, training warns and decodes from the files. The ``paper``
+    profile, sized for GPUs, is refused when ``device="auto"`` finds none (``"cpu"`` trains it).
     ``max_videos_per_class`` trains on at most that many videos of each class (the same subset
     every time; see :func:`~seco_lab.video.layouts.limit_per_class`), for a quick run on a
     large dataset.
@@ -187,7 +188,7 @@ def pretrain(
 
     run_dir = Path(run_dir)
     checkpoint_path = run_dir / CHECKPOINT_NAME
-    resolve_device(device, env_local_rank())  # a missing GPU is named before the data is indexed and cached
+    chosen_device = resolve_device(device, env_local_rank())  # a missing GPU is named before the data is indexed
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"{run_dir} is a file, not a run directory: choose another --out")
     if checkpoint_path.exists() and not resume:
@@ -208,6 +209,13 @@ def pretrain(
     if max_videos_per_class is not None:
         overrides.setdefault("data", {})["max_videos_per_class"] = max_videos_per_class
     config = build_run_config(method, profile, data_root, split, layout, overrides)
+    if profile == "paper" and device == "auto" and chosen_device.type == "cpu" and config["train"]["epochs"]:
+        train, data = config["train"], config["data"]
+        raise ValueError(
+            f"the paper profile trains {method} for {train['epochs']} epochs in batches of {train['batch_size']} at "
+            f"{data['crop_size']} px, sized for GPUs, and no GPU is visible (--device auto chose the CPU), where it "
+            "would take days: use --profile standard (sized for a CPU), or --device cpu to train it on the CPU anyway"
+        )
     spec, index = load_dataset(data_root, layout=layout, split=split, min_frames=MIN_FRAMES, progress=progress,
                                max_videos_per_class=config["data"].get("max_videos_per_class"))
     train_records = spec.split("train")
