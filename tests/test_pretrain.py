@@ -124,6 +124,14 @@ def test_the_paper_profile_on_a_machine_without_a_gpu_needs_device_cpu(smoke_dat
             "CPU), or --device cpu to train it on the CPU anyway") in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
     assert main(command + ["--epochs", "0"]) == 0
+    finished = tmp_path / "trained_on_a_gpu"  # a finished run copied here is reused, not refused
+    pretrain("cvrl", smoke_data, "paper", finished, device="cpu", batch_size=8, max_videos_per_class=2,
+             progress=False, num_workers=0, overrides={"train": {"epochs": 1, "warmup_epochs": 0},
+                                        "data": {"size": 40, "crop_size": 32}})
+    reused = pretrain("cvrl", smoke_data, "paper", finished, resume=True, batch_size=8, max_videos_per_class=2,
+                      progress=False, num_workers=0, overrides={"train": {"epochs": 1, "warmup_epochs": 0},
+                                                 "data": {"size": 40, "crop_size": 32}})
+    assert reused.action == "reused"
 
 
 def test_loading_settings_may_change_when_a_run_continues(smoke_data, tmp_path):

@@ -177,7 +177,8 @@ def pretrain(
     loading-only settings ``num_workers`` and ``frame_cache`` may differ). ``frame_cache``
     overrides the profile's choice of decoding the train videos once into a frame store; when
     the disk has no room for it, training warns and decodes from the files. The ``paper``
-    profile, sized for GPUs, is refused when ``device="auto"`` finds none (``"cpu"`` trains it).
+    profile, sized for GPUs, is refused when ``device="auto"`` finds none (``"cpu"`` trains it),
+    unless the run has finished (trained elsewhere, reused here).
     ``max_videos_per_class`` trains on at most that many videos of each class (the same subset
     every time; see :func:`~seco_lab.video.layouts.limit_per_class`), for a quick run on a
     large dataset.
@@ -209,7 +210,8 @@ def pretrain(
     if max_videos_per_class is not None:
         overrides.setdefault("data", {})["max_videos_per_class"] = max_videos_per_class
     config = build_run_config(method, profile, data_root, split, layout, overrides)
-    if profile == "paper" and device == "auto" and chosen_device.type == "cpu" and config["train"]["epochs"]:
+    if (profile == "paper" and device == "auto" and chosen_device.type == "cpu" and config["train"]["epochs"]
+            and not (checkpoint_path.exists() and load_checkpoint(checkpoint_path).get("finished"))):
         train, data = config["train"], config["data"]
         raise ValueError(
             f"the paper profile trains {method} for {train['epochs']} epochs in batches of {train['batch_size']} at "
