@@ -134,6 +134,24 @@ def test_the_paper_profile_on_a_machine_without_a_gpu_needs_device_cpu(smoke_dat
     assert reused.action == "reused"
 
 
+def test_fine_tuning_a_paper_run_on_a_machine_without_a_gpu_needs_device_cpu(smoke_data, tmp_path, capsys,
+                                                                            monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run = tmp_path / "paper-seco"
+    assert main(["pretrain", "--method", "seco", "--data", str(smoke_data), "--profile", "paper", "--out", str(run),
+                 "--epochs", "0", "--quiet", "--set", "data.size=40", "--set", "data.crop_size=32"]) == 0
+    command = ["evaluate", "--checkpoint", str(run / "checkpoint.pt"), "--data", str(smoke_data),
+               "--max-videos-per-class", "1", "--json", "--protocol"]
+    capsys.readouterr()
+    assert main(command + ["finetune"]) == 2
+    assert ("the paper profile fine-tunes for 150 epochs at 32 px, sized for GPUs, and no GPU is visible (--device "
+            "auto chose the CPU), where it would take days: --set eval.finetune_epochs=N shortens it, --device cpu "
+            "fine-tunes it on the CPU anyway") in capsys.readouterr().err
+    assert main(command + ["knn"]) == 0  # frozen features are not refused
+    assert main(command + ["finetune", "--set", "eval.finetune_epochs=1"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["protocol"] == "finetune"
+
+
 def test_loading_settings_may_change_when_a_run_continues(smoke_data, tmp_path):
     pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
     continued = pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, resume=True, progress=False,

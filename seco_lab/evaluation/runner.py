@@ -232,6 +232,14 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
         check_profile_values({"eval": settings})
     except ProfileError as error:
         raise EvaluationError(str(error)) from None
+    paper = profile == "paper" or encoder.config.get("profile") == "paper"
+    if "finetune" in protocols and paper and device == "auto" and device_t.type == "cpu" \
+            and "finetune_epochs" not in options:
+        raise EvaluationError(
+            f"{checkpoint}: the paper profile fine-tunes for {settings['finetune_epochs']} epochs at "
+            f"{encoder.input_spec.crop_size} px, sized for GPUs, and no GPU is visible (--device auto chose the CPU), "
+            "where it would take days: --set eval.finetune_epochs=N shortens it, --device cpu fine-tunes it on the "
+            "CPU anyway")
     progress = bool(options.get("progress", False))
     seed = int(options.get("seed", 0))
     num_workers = int(options.get("num_workers", 0))
