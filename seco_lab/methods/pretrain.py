@@ -114,10 +114,9 @@ SECTION_DEFAULTS: dict[str, dict[str, Any]] = {"data": {"max_videos_per_class": 
                                                "train": {"decay_norm_and_bias": False}}
 
 
-def _existing_config_differences(run_dir: Path, config: dict[str, Any], seed: int) -> list[str]:
-    """What ``config`` and ``seed`` would train differently from the run whose checkpoint is in
-    ``run_dir`` (compared with what the checkpoint holds: ``config.json`` may be missing or damaged)."""
-    checkpoint = load_checkpoint(run_dir / CHECKPOINT_NAME)
+def _existing_config_differences(checkpoint: dict[str, Any], config: dict[str, Any], seed: int) -> list[str]:
+    """What ``config`` and ``seed`` would train differently from the run of ``checkpoint``
+    (compared with what the checkpoint holds: the run's ``config.json`` may be missing or damaged)."""
     existing = checkpoint["config"]
     trained_seed = checkpoint["train_config"].get("seed")  # absent from untrained runs written before it was kept
     seed_change = [] if trained_seed in (None, seed) else [f"seed {trained_seed!r} -> {seed!r}"]
@@ -210,8 +209,9 @@ def pretrain(
     if max_videos_per_class is not None:
         overrides.setdefault("data", {})["max_videos_per_class"] = max_videos_per_class
     config = build_run_config(method, profile, data_root, split, layout, overrides)
+    existing = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None  # a run to continue or reuse
     if (profile == "paper" and device == "auto" and chosen_device.type == "cpu" and config["train"]["epochs"]
-            and not (checkpoint_path.exists() and load_checkpoint(checkpoint_path).get("finished"))):
+            and not (existing is not None and existing.get("finished"))):
         train, data = config["train"], config["data"]
         raise ValueError(
             f"the paper profile trains {method} for {train['epochs']} epochs in batches of {train['batch_size']} at "
@@ -231,13 +231,14 @@ def pretrain(
     config["data"]["num_classes"] = len(spec.classes)
     config["data"]["classes"] = list(spec.classes)
 
-    if checkpoint_path.exists():
-        differences = _existing_config_differences(run_dir, config, seed)
+    if existing is not None:
+        differences = _existing_config_differences(existing, config, seed)
         if differences:
             raise ValueError(
                 f"{run_dir} holds a run with different settings ({'; '.join(differences)}); "
                 "choose another run directory or delete this one"
             )
+    existing = None  # its weights are not kept through training: the trainer reads the checkpoint itself
 
     seed_everything(seed)  # the initial weights depend on the seed only
     model = build_method(method, config)
