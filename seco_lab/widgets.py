@@ -161,7 +161,7 @@ class _DecodedVideoCache:
         num_frames = probe_video(path).num_frames
         count = min(num_frames, self.max_frames)
         indices = np.unique(np.linspace(0, num_frames - 1, count).round().astype(np.int64))
-        frames = read_frames(path, indices.tolist(), self.size)  # (N, C, H, W)
+        frames = read_frames(path, indices.tolist(), self.size, num_frames=num_frames)  # (N, C, H, W)
         self.decodes += 1
         self._videos[path] = (indices, frames)
         while len(self._videos) > self.capacity:
@@ -264,7 +264,7 @@ def video_strip_figure(
     for axis, (class_name, path) in zip(axes, rows):
         num_frames = probe_video(path).num_frames
         indices = np.linspace(0, num_frames - 1, frames_per_video).round().astype(np.int64)
-        frames = read_frames(path, indices.tolist(), size)  # (frames_per_video, C, H, W)
+        frames = read_frames(path, indices.tolist(), size, num_frames=num_frames)  # (frames_per_video, C, H, W)
         mosaic, _, width = _mosaic([[_to_hwc_uint8(frame) for frame in frames]])
         axis.imshow(mosaic)
         axis.set_xticks([c * (width + 2) + width / 2 for c in range(len(indices))],

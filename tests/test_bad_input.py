@@ -74,6 +74,24 @@ def test_truncated_file_keeps_its_decodable_frames(tmp_path):
         read_frames(path, [kept])
 
 
+def test_a_file_whose_middle_frames_do_not_decode_gives_each_index_its_own_frame(tmp_path):
+    """Frame i is the i-th frame that decodes. Seeking by timestamp would land 10 frames late past
+    the damage (and fail on the last frames), so a file whose timestamps count more frames than
+    decode is read from the start when its probed frame count is given."""
+    path = tmp_path / "damaged.avi"
+    write_video(path, smooth_frames(40, seed=1), codec="mpeg4")
+    data = bytearray(path.read_bytes())
+    middle, length = len(data) // 2, len(data) // 8
+    data[middle:middle + length] = b"\xff" * length
+    path.write_bytes(bytes(data))
+    kept = probe_video(path).num_frames
+    assert 1 <= kept < 40
+    every = read_frames(path, range(kept))  # decoded in one pass from the first frame
+    for index in range(kept):
+        assert torch.equal(read_frames(path, [index], num_frames=kept)[0], every[index]), index
+    assert read_frames(path, [kept - 1]).shape == (1, 3, 32, 32)  # without the count: no longer refused
+
+
 def test_truncated_mp4_without_index_is_skipped(tmp_path):
     for name in ("good", "cut"):
         make_video(tmp_path / "cls" / f"{name}.mp4")

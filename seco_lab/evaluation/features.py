@@ -269,10 +269,10 @@ def centre_crop_transform(spec: InputSpec) -> Callable[[torch.Tensor], torch.Ten
 # --------------------------------------------------------------------------- datasets of eval views
 
 
-def _read_frames(path: Path, indices: Sequence[int], size: int) -> torch.Tensor:
+def _read_frames(path: Path, indices: Sequence[int], size: int, num_frames: int | None = None) -> torch.Tensor:
     from seco_lab.video.io import read_frames
 
-    return read_frames(path, [int(i) for i in indices], size=size)
+    return read_frames(path, [int(i) for i in indices], size=size, num_frames=num_frames)
 
 
 def probe_num_frames(records: Sequence[Any]) -> list[int]:
@@ -307,7 +307,8 @@ class EvalViewDataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def _frames(self, record: Any, indices: np.ndarray, num_frames: int) -> torch.Tensor:
-        return _read_frames(record.path, _frames_to_read(indices, self.spec, num_frames, self.kind), self.spec.size)
+        return _read_frames(record.path, _frames_to_read(indices, self.spec, num_frames, self.kind), self.spec.size,
+                            num_frames)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         record, num_frames = self.records[i], self.num_frames[i]

@@ -123,7 +123,7 @@ class FinetuneTrainVideos(torch.utils.data.Dataset):
             indices = tsn_segment_indices(num_frames, self.segments, rng)
         else:
             indices = random_clip_indices(num_frames, spec.clip_frames, spec.stride, rng)
-        frames = _read_frames(record.path, _frames_to_read(indices, spec, num_frames, self.kind), spec.size)
+        frames = _read_frames(record.path, _frames_to_read(indices, spec, num_frames, self.kind), spec.size, num_frames)
         height, width = frames.shape[-2:]
         top = int(rng.integers(0, height - spec.crop_size + 1))
         left = int(rng.integers(0, width - spec.crop_size + 1))
@@ -172,7 +172,7 @@ class FinetuneTestVideos(torch.utils.data.Dataset):
             clips = uniform_clip_indices(num_frames, spec.clip_frames, spec.stride, self.num_clips)
         views = []
         for indices in clips:
-            frames = _read_frames(record.path, _frames_to_read(indices, spec, num_frames, self.kind), spec.size)
+            frames = _read_frames(record.path, _frames_to_read(indices, spec, num_frames, self.kind), spec.size, num_frames)
             for top, left in crop_offsets(frames.shape[-2], frames.shape[-1], spec.crop_size, self.num_crops):
                 crop = frames[..., top:top + spec.crop_size, left:left + spec.crop_size]
                 clip = apply_input_mode(normalise_frames(crop, spec), spec, self.kind)  # (T, C, crop, crop)

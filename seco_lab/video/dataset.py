@@ -78,7 +78,7 @@ class VideoSource:
             )
         if self.store is not None:
             return self.store.read(self.path, index_array)
-        return read_frames(self.path, index_array.tolist(), self.size)
+        return read_frames(self.path, index_array.tolist(), self.size, num_frames=self.num_frames)
 
     def __repr__(self) -> str:
         return f"VideoSource({self.path.name!r}, num_frames={self.num_frames}, label={self.label}, index={self.index})"

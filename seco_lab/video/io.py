@@ -48,6 +48,9 @@ SEEK_MIN_SKIP_FRAMES = 8
 # For a file whose packets do not say which are keyframes: the forward jump (in frames) beyond
 # which seeking is tried instead of decoding forward.
 SEEK_GAP_FRAMES = 48
+# Furthest a packet's frame index may lie from its place in the file for seeking to be trusted
+# (packets come in decoding order; B-frames put a frame a few places from where it is shown).
+MAX_PACKET_REORDER = 16
 # Frame size from which decoding uses FFmpeg's threads; smaller frames decode faster on one
 # thread (thread start-up costs more than it saves, and DataLoader workers are parallel already).
 THREADED_DECODE_MIN_PIXELS = 640 * 360
@@ -225,11 +228,13 @@ def _declared_frames(container: av.container.InputContainer, stream: av.video.st
 
 @dataclass(frozen=True)
 class _SeekMap:
-    """What seeking in one file relies on: the pts of frame 0, and the indices of the frames
-    whose packets are keyframes (sorted), or None when the file flags no packet as one."""
+    """What seeking in one file relies on: the pts of frame 0, the indices of the frames whose
+    packets are keyframes (sorted), or None when the file flags no packet as one, and how many
+    frames the timestamps account for (from frame 0 on)."""
 
     start_pts: int
     keyframes: np.ndarray | None
+    frame_count: int
 
 
 # Per process: (path, size, mtime) -> the file's seek map when seeking by timestamp lands on
@@ -247,7 +252,10 @@ def _seek_map(container: av.container.InputContainer, stream: av.video.stream.Vi
 
     A gap in the timestamps (dropped frames, a pause in a recording) or a clip cut by stream copy
     at a frame that is not a keyframe (its first packets do not decode) breaks the mapping from
-    the stream's declared start, which seeking relies on; the container is left at its end.
+    the stream's declared start, which seeking relies on; so does a packet whose timestamp puts
+    it far from its place in the file (more than MAX_PACKET_REORDER frames, none at all without
+    B-frames), as a damaged index gives: frames are counted in the order they decode. The
+    container is left at its end.
     """
     first_pts: int | None = None
     packet_pts: list[int] = []
@@ -272,19 +280,23 @@ def _seek_map(container: av.container.InputContainer, stream: av.video.stream.Vi
         return None
     if first_pts is None:
         return None
-    later = sorted(pts for pts in packet_pts if pts >= first_pts)
-    for index, pts in enumerate(later):
-        if round((pts - first_pts) / ticks_per_frame) != index:
-            return None
+    in_file_order = [round((pts - first_pts) / ticks_per_frame) for pts in packet_pts if pts >= first_pts]
+    if sorted(in_file_order) != list(range(len(in_file_order))):
+        return None
+    reorder = MAX_PACKET_REORDER if stream.codec_context.has_b_frames else 0
+    if any(abs(index - place) > reorder for place, index in enumerate(in_file_order)):
+        return None
     keyframes = sorted(round((pts - first_pts) / ticks_per_frame) for pts in keyframe_pts if pts >= first_pts)
-    return _SeekMap(first_pts, np.array(keyframes, dtype=np.int64) if keyframes else None)
+    return _SeekMap(first_pts, np.array(keyframes, dtype=np.int64) if keyframes else None, len(in_file_order))
 
 
 class _FrameReader:
     """Decodes the frames of one open stream at requested indices, seeking when it pays."""
 
-    def __init__(self, path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> None:
+    def __init__(self, path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                 num_frames: int | None = None) -> None:
         self.path = path
+        self.num_frames = num_frames  # decodable frames, when the caller knows them (the index does)
         self.container = container
         self.stream = stream
         rate = _frame_rate(stream)
@@ -317,7 +329,9 @@ class _FrameReader:
             self.moved = True
         seek_map = _SEEK_MAPS[key]
         self.timing_checked = True
-        self.can_seek = seek_map is not None
+        # A frame index counts decodable frames; when some packets do not decode (a damaged
+        # file) the timestamps of the frames after them are off by the frames lost.
+        self.can_seek = seek_map is not None and self.num_frames in (None, seek_map.frame_count)
         if seek_map is not None:
             self.start_pts, self.keyframes = seek_map.start_pts, seek_map.keyframes
 
@@ -429,6 +443,8 @@ class _FrameReader:
         while self.position < target:
             frame = self._next_frame()
             if frame is None:
+                if not self.sequential:  # positions from timestamps ran out: count decoded frames instead
+                    raise _UntrustedTimestamps
                 return None
             if self.position == target:
                 return frame
@@ -450,14 +466,21 @@ def _scaling(frame: av.VideoFrame, height: int, width: int) -> dict[str, int | s
     return {"width": width, "height": height, "interpolation": "AREA" if height < frame.height else "BICUBIC"}
 
 
-def read_frames(path: str | Path, indices: Sequence[int], size: int | None = None) -> torch.Tensor:
+def read_frames(path: str | Path, indices: Sequence[int], size: int | None = None,
+                num_frames: int | None = None) -> torch.Tensor:
     """Decode the frames at ``indices`` of the video at ``path``.
+
+    Frame ``i`` is the ``i``-th frame that decodes, as ``probe_video`` counts them. Seeking by
+    timestamp finds it only when no frame before it failed to decode; ``num_frames`` (the
+    probed count) lets a damaged file be recognised, by timestamps that account for more frames
+    than decode, and read from the start instead.
 
     Args:
         path: video file.
         indices: frame indices (0-based, in presentation order); may repeat and be unsorted.
         size: length of the shorter side after resizing (aspect ratio kept, antialiased);
             None keeps the native size.
+        num_frames: the file's decodable frame count (``probe_video(path).num_frames``), if known.
 
     Returns:
         uint8 tensor (T, C, H, W) with ``T == len(indices)``, frames in the order of
@@ -473,7 +496,7 @@ def read_frames(path: str | Path, indices: Sequence[int], size: int | None = Non
         raise ValueError(f"{path}: read_frames needs at least one frame index")
     if min(index_list) < 0:
         raise VideoDecodeError(path, f"negative frame index {min(index_list)} requested")
-    reader = _FrameReader(path, *_open_video(path))
+    reader = _FrameReader(path, *_open_video(path), num_frames=num_frames)
     try:
         frames = reader.frames_at(sorted(set(index_list)))
         first = frames[index_list[0]]
