@@ -46,7 +46,10 @@ def test_each_problem_file_is_named_with_its_reason_in_one_warning(damaged_ucf):
         index = VideoIndex.build(spec, progress=False, min_frames=8)
     data_warnings = [w for w in caught if issubclass(w.category, DataProblemWarning)]
     assert len(data_warnings) == 1
-    assert "4 file(s) skipped and 1 kept" in str(data_warnings[0].message)
+    message = str(data_warnings[0].message)
+    assert "4 file(s) skipped and 1 kept" in message
+    breakdown = message.split("kept with damage (", 1)[1].split(");", 1)[0]  # "2 reason, 1 reason, ..."
+    assert sum(int(part.split()[0]) for part in breakdown.split(", ")) == 5, breakdown  # five kinds, none left out
     reasons = {problem.path.name: problem for problem in index.problems}
     assert set(reasons) == {"v_ApplyEyeMakeup_g01_c01.avi", "v_ApplyEyeMakeup_g01_c02.avi",
                             "v_ApplyEyeMakeup_g02_c01.avi", "v_ApplyEyeMakeup_g02_c02.avi",

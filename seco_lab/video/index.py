@@ -288,8 +288,13 @@ class VideoIndex:
         first = "; ".join(f"{p.path.name}: {p.reason}" for p in self.problems[:3])
         where = (f"full list in {problems_file}" if problems_file else
                  f"full list in VideoIndex.problems, or printed by `python -m seco_lab data check {self.root}`")
+        shown = reasons.most_common(4)
+        parts = [f"{count} {reason}" for reason, count in shown]
+        others = len(self.problems) - sum(count for _, count in shown)
+        if others:  # the parts add up to the total
+            parts.append(f"{others} for {len(reasons) - len(shown)} other reason(s)")
         text = (f"{self.root}: {len(skipped)} file(s) skipped and {kept} kept with damage "
-                f"({', '.join(f'{count} {reason}' for reason, count in reasons.most_common(4))}); e.g. {first}; {where}")
+                f"({', '.join(parts)}); e.g. {first}; {where}")
         _warn_once(text, DataProblemWarning)
 
     def summary(self, spec: DatasetSpec) -> str:
