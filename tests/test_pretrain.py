@@ -286,6 +286,13 @@ def test_tracking_beside_the_dataset_protocols_keeps_its_own_context(smoke_data,
     assert [line["protocol"] for line in read_results(tmp_path / "random" / "results.jsonl")] == ["tracking", "knn"]
 
 
+def test_a_clip_encoder_asked_for_both_poolings_says_it_gives_one_result(smoke_data, tmp_path):
+    checkpoint = pretrain("cvrl", smoke_data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
+    with pytest.warns(UserWarning, match="applies to frame encoders; this cvrl clip encoder's features are the mean"):
+        results = run_protocols(["knn"], checkpoint, smoke_data, poolings=["mean", "concat"], max_videos_per_class=2)
+    assert [result["pooling"] for result in results] == ["clip-mean"]
+
+
 def test_fine_tuning_before_a_frozen_protocol_leaves_the_frozen_trunk_as_loaded(smoke_data, tmp_path):
     checkpoint = pretrain("seco", smoke_data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
     options = dict(poolings=["concat"], max_videos_per_class=2, finetune_lr=0.5)

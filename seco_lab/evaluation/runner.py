@@ -221,6 +221,10 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
     device_t = resolve_device(device)
     weights = options.get("weights", "checkpoint")
     encoder = load_encoder(checkpoint, weights=weights, device=device_t)
+    if encoder.kind != "2d" and poolings != ["mean"]:
+        warnings.warn(f"{checkpoint}: pooling over frames ({', '.join(poolings)}) applies to frame encoders; "
+                      f"this {encoder.method} clip encoder's features are the mean over its clips, one result "
+                      "per protocol (pooling 'clip-mean')", stacklevel=2)
     settings = evaluation_settings(profile, encoder)
     unknown = sorted(set(options) - set(settings) - set(RUN_OPTIONS))
     if unknown:
