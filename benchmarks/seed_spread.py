@@ -6,10 +6,13 @@ frozen features once per checkpoint with the profile's evaluation settings, and 
 linear SVM (concat and mean pooling, the profile's C) and kNN. It prints one row per seed and
 the mean, standard deviation, minimum and maximum of each column and of each gain. A single
 curriculum run measures one seed; the untrained encoder's score moves more from seed to seed
-than the trained one's.
+than the trained one's. ``--bn-stats checkpoint,train`` scores every checkpoint both with its
+BatchNorm statistics as saved (an untrained encoder's are the initial ones) and re-estimated on
+train videos (the fairer untrained baseline), each gain comparing the two encoders alike.
 
 Usage: ``python benchmarks/seed_spread.py [--profile standard] [--data data/synth-standard]
-[--seeds 0,1,2,3] [--set seco.queue_size=1024 ...] [--runs runs/seed-spread]`` (finished runs in
+[--seeds 0,1,2,3] [--bn-stats checkpoint[,train]] [--set seco.queue_size=1024 ...]
+[--runs runs/seed-spread]`` (finished runs in
 ``--runs`` with the same settings are reused; the standard profile takes a few minutes per seed
 on a 2-core CPU). ``--set`` measures a variant of the profile, as ``pretrain --set`` does.
 """
@@ -28,7 +31,7 @@ configure_cpu_environment()  # before torch is imported
 import numpy as np  # noqa: E402
 
 from seco_lab.curriculum import spread  # noqa: E402
-from seco_lab.evaluation.features import extract_video_features, load_encoder  # noqa: E402
+from seco_lab.evaluation.features import extract_video_features, load_encoder, recompute_bn_stats  # noqa: E402
 from seco_lab.evaluation.knn import knn_protocol  # noqa: E402
 from seco_lab.evaluation.linear_svm import linear_svm_protocol, record_groups  # noqa: E402
 from seco_lab.paths import runs_dir, synth_dataset_dir  # noqa: E402
@@ -49,10 +52,17 @@ def pretrain(data: Path, profile: str, seed: int, out: Path, untrained: bool, se
     return out / "checkpoint.pt"
 
 
-def scores(checkpoint: Path, spec: DatasetSpec, index: VideoIndex, evaluation: dict) -> dict[str, float]:
-    """Linear SVM (concat and mean pooling) and kNN top-1 of one checkpoint's frozen features."""
+def scores(checkpoint: Path, spec: DatasetSpec, index: VideoIndex, evaluation: dict,
+           bn_stats: str = "checkpoint") -> dict[str, float]:
+    """Linear SVM (concat and mean pooling) and kNN top-1 of one checkpoint's frozen features, with
+    its BatchNorm statistics as saved (``bn_stats="checkpoint"``) or re-estimated (``"train"``)."""
     frames = int(evaluation["frames_per_video"])
     encoder = load_encoder(checkpoint, device="cpu")
+    if bn_stats == "train":  # as evaluate --bn-stats train does
+        train_records = spec.split("train")
+        recompute_bn_stats(encoder, train_records, [index[r].num_frames for r in train_records],
+                           frames_per_video=frames, clips_per_video=int(evaluation["clips_per_video"]),
+                           batch_size=int(evaluation["batch_size"]), device="cpu")
     split = {}
     for name in ("train", "test"):
         records = spec.split(name)
@@ -71,9 +81,9 @@ def scores(checkpoint: Path, spec: DatasetSpec, index: VideoIndex, evaluation: d
     }
 
 
-def summary(label: str, values: list[float]) -> str:
+def summary(label: str, values: list[float], width: int = 22) -> str:
     stats = spread(values)
-    return f"{label:<22}{stats['mean']:>8.1f} ± {stats['sd']:<5.1f}{stats['min']:>7.1f}{stats['max']:>7.1f}"
+    return f"{label:<{width}}{stats['mean']:>8.1f} ± {stats['sd']:<5.1f}{stats['min']:>7.1f}{stats['max']:>7.1f}"
 
 
 def main() -> None:
@@ -81,6 +91,9 @@ def main() -> None:
     parser.add_argument("--profile", default="standard")
     parser.add_argument("--data", default=None)
     parser.add_argument("--seeds", default="0,1,2,3")
+    parser.add_argument("--bn-stats", default="checkpoint", metavar="checkpoint[,train]",
+                        help="BatchNorm statistics of every encoder scored: as saved, re-estimated on train "
+                             "videos, or both (checkpoint,train)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="a profile value for both runs of every seed, as pretrain --set (repeatable)")
     parser.add_argument("--runs", default=None,
@@ -91,23 +104,31 @@ def main() -> None:
     runs = Path(args.runs) if args.runs else runs_dir() / f"seed-spread-{args.profile}{variant}"
     evaluation = get_profile(args.profile)["eval"]
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    bn_choices = list(dict.fromkeys(args.bn_stats.split(",")))
+    if not bn_choices or any(choice not in ("checkpoint", "train") for choice in bn_choices):
+        parser.error(f"--bn-stats takes checkpoint, train or both separated by a comma, got {args.bn_stats!r}")
+    kinds = [(kind, bn) for bn in bn_choices for kind in ("seco", "untrained")]
+    names = {(kind, bn): kind + (" (BN re-estimated)" if bn == "train" else "") for kind, bn in kinds}
     spec, index = load_dataset(data, progress=False)
-    table: dict[str, dict[str, list[float]]] = {kind: {c: [] for c in COLUMNS} for kind in ("seco", "untrained")}
-    print(f"{'seed':<6}{'encoder':<11}" + "".join(f"{c:>12}" for c in COLUMNS))
+    table: dict[tuple[str, str], dict[str, list[float]]] = {key: {c: [] for c in COLUMNS} for key in kinds}
+    width = max(len(name) for name in names.values()) + 2
+    print(f"{'seed':<6}{'encoder':<{width}}" + "".join(f"{c:>12}" for c in COLUMNS))
     for seed in seeds:
-        for kind in ("seco", "untrained"):
+        for kind, bn in kinds:
             checkpoint = pretrain(data, args.profile, seed, runs / f"{kind}-seed{seed}", untrained=kind == "untrained",
                                   settings=args.set)
-            row = scores(checkpoint, spec, index, evaluation)
+            row = scores(checkpoint, spec, index, evaluation, bn_stats=bn)
             for column in COLUMNS:
-                table[kind][column].append(row[column])
-            print(f"{seed:<6}{kind:<11}" + "".join(f"{row[c]:>12.1f}" for c in COLUMNS), flush=True)
-    print(f"\n{'over ' + str(len(seeds)) + ' seeds':<22}{'mean ± sd':>16}{'min':>7}{'max':>7}")
+                table[kind, bn][column].append(row[column])
+            print(f"{seed:<6}{names[kind, bn]:<{width}}" + "".join(f"{row[c]:>12.1f}" for c in COLUMNS), flush=True)
+    print(f"\n{'over ' + str(len(seeds)) + ' seeds':<{width + 16}}{'mean ± sd':>16}{'min':>7}{'max':>7}")
     for column in COLUMNS:
-        trained, untrained = table["seco"][column], table["untrained"][column]
-        print(summary(f"{column}, seco", trained))
-        print(summary(f"{column}, untrained", untrained))
-        print(summary(f"{column}, gain", list(np.subtract(trained, untrained))))
+        for bn in bn_choices:
+            trained, untrained = table["seco", bn][column], table["untrained", bn][column]
+            suffix = ", BN re-estimated" if bn == "train" else ""
+            print(summary(f"{column}{suffix}, seco", trained, width + 16))
+            print(summary(f"{column}{suffix}, untrained", untrained, width + 16))
+            print(summary(f"{column}{suffix}, gain", list(np.subtract(trained, untrained)), width + 16))
 
 
 if __name__ == "__main__":
