@@ -161,3 +161,14 @@ def test_an_index_write_that_fails_midway_leaves_no_partial_file(folders_root, m
         VideoIndex.build(discover(folders_root), progress=False)
     assert not (folders_root / CACHE_FILE_NAME).exists()
     assert [p.name for p in folders_root.iterdir() if p.name.startswith(".seco_lab_index")] == []
+
+
+def test_summary_names_classes_with_videos_in_one_split_only(tmp_path):
+    """A class with no training video can never be predicted; one with no test video is never measured."""
+    for folder in ("train/both", "test/both", "train/no_test", "test/no_train"):
+        make_video(tmp_path / folder / f"{folder.replace('/', '_')}.mp4", num_frames=2)
+    spec = discover(tmp_path)
+    text = VideoIndex.build(spec, progress=False).summary(spec)
+    assert ("classes without a training video (1; evaluation can never predict them, so their test videos all "
+            "count as errors): no_train") in text
+    assert "classes without a test video (1; evaluation does not measure them): no_test" in text

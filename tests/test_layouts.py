@@ -1,6 +1,7 @@
 """Layout discovery: UCF101, HMDB51, Kinetics, plain folders; auto-detection and layout errors."""
 
 import csv
+import warnings
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,110 @@ def test_a_folders_layout_with_classes_gives_no_one_class_note(tmp_path, recwarn
         (tmp_path / folder / "one.mp4").write_bytes(b"")
     assert discover(tmp_path).classes == ["a", "b"]
     assert not [w for w in recwarn if "one class" in str(w.message)]
+
+
+def test_a_folder_link_back_to_the_root_or_above_is_not_followed_in_any_layout(tmp_path):
+    """``ln -s .. ROOT/up`` would add a class "up" holding the dataset again, and would make a CSV
+    beside the dataset look like its Kinetics annotation."""
+    import os
+
+    data = tmp_path / "data"
+    for name in ("a", "b"):
+        for clip in range(2):
+            make_video(data / name / f"{name}{clip}.mp4", num_frames=2, seed=clip)
+    _kinetics_csv(tmp_path / "other.csv", [("a", "q1", 0, 10, "train")])
+    make_video(tmp_path / "other" / "q1_000000_000010.mp4", num_frames=2)
+    os.symlink("..", data / "up")
+    os.symlink("../b", data / "a" / "to_b")  # another class folder: its videos would be labelled a too
+    for layout in ("folders", "auto"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # auto detection must not even consider other.csv
+            spec = discover(data, layout=layout)
+        assert spec.layout == "folders" and spec.classes == ["a", "b"]
+        assert sorted((r.path.name, r.class_name) for r in spec.records) == [
+            ("a0.mp4", "a"), ("a1.mp4", "a"), ("b0.mp4", "b"), ("b1.mp4", "b")]
+        assert [(problem.path, problem.reason) for problem in spec.problems] == [
+            (data / "up", "symbolic link to a folder (to ..) that leads back to the dataset root or above it: "
+                          "not followed, so its videos are not read twice"),
+            (data / "a" / "to_b", "symbolic link to a folder (to ../b) that leads to a folder that is read already: "
+                                  "not followed, so its videos are not read twice")]
+    ucf = make_ucf101(tmp_path / "ucf", groups=2, clips=1)
+    os.symlink("..", ucf / "up")
+    spec = discover(ucf)
+    assert len(spec.records) == 4
+    assert [problem.path for problem in spec.problems] == [ucf / "up"]
+
+
+def test_an_unrelated_csv_with_kinetics_columns_does_not_hide_class_folders(tmp_path):
+    for class_name in ("cats", "dogs"):
+        for clip in range(2):
+            make_video(tmp_path / class_name / f"{class_name}{clip}.mp4", num_frames=2, seed=clip)
+    _kinetics_csv(tmp_path / "metadata.csv", [("cats", "xyz", 0, 10, "train")])
+    with pytest.warns(UserWarning, match=r"none of the 1 entries of metadata\.csv \(Kinetics' columns .*\) names a "
+                                         r"video .* read as class folders; pass --layout kinetics"):
+        spec = discover(tmp_path)
+    assert spec.layout == "folders" and spec.classes == ["cats", "dogs"]
+    with pytest.raises(LayoutError, match="looks like a kinetics layout but none of its 1 annotated entries"):
+        discover(tmp_path, layout="kinetics")
+
+
+def test_hmdb51_class_folder_without_its_split_file_is_a_named_problem(tmp_path):
+    make_hmdb51(tmp_path, classes=("brush_hair", "dive", "wave"), per_class=3)
+    (tmp_path / "testTrainMulti_7030_splits" / "dive_test_split1.txt").unlink()
+    spec = discover(tmp_path)
+    assert spec.classes == ["brush_hair", "wave"]
+    assert [(problem.path, problem.reason) for problem in spec.problems] == [
+        (tmp_path / "dive", f"folder of videos without a split file: no dive_test_split1.txt in "
+                            f"{tmp_path / 'testTrainMulti_7030_splits'}, so its 3 video(s) are not used")]
+
+
+def test_ucf101_video_in_both_train_and_test_lists_is_kept_in_train_and_named(tmp_path):
+    make_ucf101(tmp_path, groups=2, clips=1)
+    test_list = tmp_path / "ucfTrainTestlist" / "testlist01.txt"
+    test_list.write_text(test_list.read_text() + "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\n")
+    spec = discover(tmp_path)
+    video = tmp_path / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g01_c01.avi"
+    assert [record.split for record in spec.records if record.path == video] == ["train"]
+    assert (len(spec.split("train")), len(spec.split("test"))) == (2, 2)
+    assert [(problem.path, problem.reason, problem.skipped) for problem in spec.problems] == [
+        (video, "listed in both trainlist01.txt and testlist01.txt: kept in train only (a test video seen in "
+                "training inflates the test score)", False)]
+
+
+def test_ucf101_label_numbers_that_disagree_with_the_class_or_name_none_are_named(tmp_path):
+    make_ucf101(tmp_path, groups=2, clips=1)
+    make_video(tmp_path / "UCF-101" / "Diving" / "v_Diving_g01_c01.avi", num_frames=2)
+    train_list = tmp_path / "ucfTrainTestlist" / "trainlist01.txt"
+    train_list.write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi 3\n"  # no class 3 in classInd.txt
+                          "HandstandPushups/v_HandStandPushups_g01_c01.avi 1\n"  # 1 is ApplyEyeMakeup
+                          "Diving/v_Diving_g01_c01.avi 2\n")  # no class Diving: 2 is HandstandPushups
+    spec = discover(tmp_path)
+    assert [(r.path.name, r.class_name) for r in spec.split("train")] == [
+        ("v_ApplyEyeMakeup_g01_c01.avi", "ApplyEyeMakeup"), ("v_HandStandPushups_g01_c01.avi", "HandstandPushups"),
+        ("v_Diving_g01_c01.avi", "HandstandPushups")]
+    assert [(problem.path, problem.reason) for problem in spec.problems] == [
+        (train_list, "line 1: 'ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi': label number 3 is not in classInd.txt "
+                     "(1-2): labelled ApplyEyeMakeup, the class of its folder"),
+        (train_list, "line 2: 'HandstandPushups/v_HandStandPushups_g01_c01.avi': its folder names class "
+                     "HandstandPushups but its label number 1 is ApplyEyeMakeup in classInd.txt: labelled "
+                     "HandstandPushups, the class of its folder"),
+        (train_list, "line 3: 'Diving/v_Diving_g01_c01.avi': its folder names class Diving, which is not in "
+                     "classInd.txt: labelled HandstandPushups, the class of its label number 2")]
+
+
+def test_kinetics_clip_listed_twice_is_kept_once_and_named(tmp_path):
+    """In train and in val it stays in train (read after val here); under two labels the first row wins."""
+    _kinetics_csv(tmp_path / "kinetics_val.csv", [("a", "x", 0, 10, "val"), ("a", "z", 0, 10, "val")])
+    _kinetics_csv(tmp_path / "train.csv", [("a", "x", 0, 10, "train"), ("a", "y", 0, 10, "train"),
+                                           ("b", "y", 0, 10, "train")])
+    for seed, youtube_id in enumerate("xyz"):
+        make_video(tmp_path / "a" / f"{youtube_id}_000000_000010.mp4", num_frames=2, seed=seed)
+    spec = discover(tmp_path)
+    assert spec.classes == ["a"]
+    assert [(r.path.stem, r.class_name, r.split) for r in spec.records] == [
+        ("x_000000_000010", "a", "train"), ("z_000000_000010", "a", "test"), ("y_000000_000010", "a", "train")]
+    assert [(problem.path.stem, problem.reason, problem.skipped) for problem in spec.problems] == [
+        ("x_000000_000010", "listed more than once: in train.csv (line 2) as 'a' in train, and in kinetics_val.csv "
+                            "(line 2) as 'a' in test; kept once, as 'a' in train", False),
+        ("y_000000_000010", "listed more than once: in train.csv (line 3) as 'a' in train, and in train.csv "
+                            "(line 4) as 'b' in train; kept once, as 'a' in train", False)]

@@ -42,7 +42,7 @@ def run_check(root: str | Path, layout: str = "auto", split: int = 1, min_frames
         return 2
     if index.problems:
         print(f"{len(index.skipped_problems())} file(s) skipped, "
-              f"{len(index.problems) - len(index.skipped_problems())} kept with damage", file=out)
+              f"{len(index.problems) - len(index.skipped_problems())} kept (damaged, or with a note on its listing)", file=out)
         return 1
     print("ok: every annotated video is usable", file=out)
     return 0

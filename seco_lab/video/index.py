@@ -167,7 +167,7 @@ class VideoIndex:
     Attributes:
         root: dataset root.
         infos: VideoInfo of each usable file (path -> info).
-        problems: every file that was skipped or kept with damage, with the reason; includes
+        problems: every file that was skipped, or kept damaged or with a note on its listing, with the reason; includes
             annotation entries whose file is missing (from the :class:`DatasetSpec`).
         cache_file: where the index is cached (None if it could not be written).
         min_frames: files with fewer decodable frames were skipped.
@@ -293,7 +293,7 @@ class VideoIndex:
         others = len(self.problems) - sum(count for _, count in shown)
         if others:  # the parts add up to the total
             parts.append(f"{others} for {len(reasons) - len(shown)} other reason(s)")
-        text = (f"{self.root}: {len(skipped)} file(s) skipped and {kept} kept with damage "
+        text = (f"{self.root}: {len(skipped)} file(s) skipped and {kept} kept (damaged, or with a note on its listing) "
                 f"({', '.join(parts)}); e.g. {first}; {where}")
         _warn_once(text, DataProblemWarning)
 
@@ -315,6 +315,7 @@ class VideoIndex:
         lines.append(f"  {'class'.ljust(width)}  {'train':>6}  {'test':>6}")
         for name in spec.classes:
             lines.append(f"  {name.ljust(width)}  {counts.get((name, 'train'), 0):>6}  {counts.get((name, 'test'), 0):>6}")
+        lines.extend(_one_sided_classes(spec.classes, counts))
         infos = [self.infos[record.path] for record in usable]
         if infos:
             frames = [info.num_frames for info in infos]
@@ -327,6 +328,20 @@ class VideoIndex:
         lines.append(f"problems: {len(self.problems)}")
         lines.extend(f"  {problem.path}: {problem.reason}" for problem in self.problems)
         return "\n".join(lines)
+
+
+def _one_sided_classes(classes: list[str], counts: Counter[tuple[str, str]]) -> list[str]:
+    """Lines naming the classes with usable videos in one split only (``counts``: (class, split) -> videos)."""
+    without_train = [name for name in classes if counts.get((name, "test")) and not counts.get((name, "train"))]
+    without_test = [name for name in classes if counts.get((name, "train")) and not counts.get((name, "test"))]
+    lines = []
+    if without_train:
+        lines.append(f"classes without a training video ({len(without_train)}; evaluation can never predict them, "
+                     f"so their test videos all count as errors): {', '.join(without_train)}")
+    if without_test:
+        lines.append(f"classes without a test video ({len(without_test)}; evaluation does not measure them): "
+                     f"{', '.join(without_test)}")
+    return lines
 
 
 def load_dataset(root: str | Path, layout: str = "auto", split: int = 1, min_frames: int = 1,

@@ -25,7 +25,8 @@ folder of the entry's class and with the entry's extension, so an annotation nam
 ``x.avi`` finds ``x.mp4``. Entries whose file is missing become :class:`Problem` items of the
 returned :class:`DatasetSpec`, as do broken symbolic links and folders that cannot be listed
 under the root (a linked class folder whose target is gone, or a folder without read permission,
-would otherwise drop a whole class unseen).
+would otherwise drop a whole class unseen), folder links not followed (back to the root or above
+it, or to a folder already read), and annotations that disagree with each other or the files.
 """
 
 from __future__ import annotations
@@ -171,12 +172,58 @@ def _unlisted_folder_problem(error: OSError) -> Problem:
     return Problem(Path(error.filename), f"cannot list the folder ({error.strerror}): its videos are not found")
 
 
+def _leads_back(real: str, top: str) -> bool:
+    """Whether the real path ``real`` is the real path ``top`` or a folder above it."""
+    return real == top or top.startswith(real.rstrip(os.sep) + os.sep)
+
+
+def _folders_to_walk(directory: str | Path, names: list[str], top: str, walked: set[str],
+                     problems: list[Problem] | None = None) -> list[str]:
+    """The names among ``names`` (sub-folders of ``directory``) to walk into, sorted, real folders
+    before links: not hidden, not leading back to ``top`` (the real path of the dataset root) or
+    above it, and not to a folder in ``walked``, which gains the real paths of those returned.
+
+    Such folders would list the same videos again, or forever (``up -> ..``); those left out are
+    appended to ``problems`` when it is given.
+    """
+    def linked_last(name: str) -> tuple[bool, str]:
+        return os.path.islink(os.path.join(directory, name)), name
+
+    kept = []
+    for name in sorted((name for name in names if not name.startswith(".")), key=linked_last):
+        path = Path(directory) / name
+        real = os.path.realpath(path)
+        if _leads_back(real, top):
+            reason = "leads back to the dataset root or above it"
+        elif real in walked:
+            reason = "leads to a folder that is read already"
+        else:
+            walked.add(real)
+            kept.append(name)
+            continue
+        if problems is None:
+            continue
+        if path.is_symlink():
+            problems.append(Problem(path, f"symbolic link to a folder (to {os.readlink(path)}) that {reason}: "
+                                          "not followed, so its videos are not read twice"))
+        else:  # reached first through a link elsewhere, whose path its videos keep
+            problems.append(Problem(path, "folder read already through a symbolic link to it elsewhere (its videos "
+                                          "count where that link is): not read again"))
+    return kept
+
+
 class _VideoFinder:
     """Every video file under a root, looked up by file name without extension, and as
-    :attr:`problems` the folders that cannot be listed and the broken symbolic links met on the way
-    (those named like a video are among the videos: probing names them)."""
+    :attr:`problems` the folders that cannot be listed, the broken symbolic links and the folder
+    links not followed met on the way (broken links named like a video are among the videos:
+    probing names them).
 
-    def __init__(self, root: Path) -> None:
+    ``top`` is the real path of the dataset root (default: ``root``'s) and ``walked`` the real
+    paths of folders read already (shared by the class folders of one dataset): folder links back
+    to ``top`` or above it, or to a walked folder, are not followed.
+    """
+
+    def __init__(self, root: Path, top: str | None = None, walked: set[str] | None = None) -> None:
         self.root = root
         self.by_stem: dict[str, list[Path]] = defaultdict(list)
         self.problems: list[Problem] = []
@@ -184,18 +231,10 @@ class _VideoFinder:
         def unlisted(error: OSError) -> None:
             self.problems.append(_unlisted_folder_problem(error))
 
-        # Symlinked folders are followed, except one already walked or one leading back up to the
-        # root or above it (``more -> ..``): those would list the same videos again, or forever.
-        top = os.path.realpath(root)
-        visited = {top}
+        top = top or os.path.realpath(root)
+        walked = walked if walked is not None else {os.path.realpath(root)}
         for directory, subdirectories, files in os.walk(root, onerror=unlisted, followlinks=True):
-            kept = []
-            for name in sorted(d for d in subdirectories if not d.startswith(".")):
-                real = os.path.realpath(os.path.join(directory, name))
-                if real not in visited and not top.startswith(real.rstrip(os.sep) + os.sep):
-                    visited.add(real)
-                    kept.append(name)
-            subdirectories[:] = kept
+            subdirectories[:] = _folders_to_walk(directory, subdirectories, top, walked, self.problems)
             for name in sorted(files):
                 path = Path(directory) / name
                 if _is_video(name):
@@ -258,16 +297,19 @@ def _layout_error(root: Path, problem: str) -> LayoutError:
 
 
 def _search_dirs(root: Path, depth: int) -> list[Path]:
-    """``root`` and its non-hidden sub-folders down to ``depth`` levels, breadth first."""
+    """``root`` and its non-hidden sub-folders down to ``depth`` levels, breadth first (not
+    through a folder link back to ``root`` or above it, or to a folder listed already)."""
+    top = os.path.realpath(root)
+    walked = {top}
     found, frontier = [root], [root]
     for _ in range(depth):
         next_frontier = []
         for directory in frontier:
             try:
-                children = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+                names = [p.name for p in directory.iterdir() if p.is_dir()]
             except OSError:
-                children = []
-            next_frontier.extend(children)
+                names = []
+            next_frontier.extend(directory / name for name in _folders_to_walk(directory, names, top, walked))
         found.extend(next_frontier)
         frontier = next_frontier
     return found
@@ -330,40 +372,63 @@ def _discover_ucf101(root: Path, split: int) -> DatasetSpec:
     finder = _VideoFinder(root)
     records: list[VideoRecord] = []
     problems: list[Problem] = []
-    for split_name, list_path in lists.items():
+    listed_in: dict[Path, str] = {}  # file -> the list that gave its record
+    for split_name, list_path in lists.items():  # train first: a file in both lists stays in train
         assert list_path is not None
-        seen: set[Path] = set()
         for line_number, line in enumerate(_read_lines(list_path), 1):
             fields = line.split()
             entry = fields[0]
             entry_path = Path(entry.replace("\\", "/"))
-            label = _ucf_label(entry_path, fields, by_key, classes)
+            label, label_note = _ucf_label(entry_path, fields, by_key, classes)
             if label is None:
                 problems.append(Problem(split_dir / list_path.name,
                                         f"line {line_number}: cannot tell the class of {entry!r}"))
                 continue
+            if label_note is not None:
+                problems.append(Problem(split_dir / list_path.name, f"line {line_number}: {entry!r}: {label_note}",
+                                        skipped=False))
             path = finder.find(entry, classes[label])
             if path is None:
                 problems.append(Problem(root / entry_path, f"listed in {list_path.name} but no such video under {root}"))
                 continue
-            if path in seen:
+            if path in listed_in:
+                if listed_in[path] != list_path.name:
+                    problems.append(Problem(path, f"listed in both {listed_in[path]} and {list_path.name}: kept in "
+                                                  "train only (a test video seen in training inflates the test score)",
+                                            skipped=False))
                 continue
-            seen.add(path)
+            listed_in[path] = list_path.name
             records.append(VideoRecord(path, label, classes[label], split_name, _ucf_group(path.stem)))
     problems.extend(finder.problems)
     return DatasetSpec(root, "ucf101", classes, records, problems)
 
 
-def _ucf_label(entry_path: Path, fields: list[str], by_key: dict[str, int], classes: list[str]) -> int | None:
-    """Class of a UCF101 list entry: its folder, else its ``v_<Class>_`` name, else its label column."""
-    if len(entry_path.parts) > 1 and _normalise(entry_path.parts[-2]) in by_key:
-        return by_key[_normalise(entry_path.parts[-2])]
+def _ucf_label(entry_path: Path, fields: list[str], by_key: dict[str, int],
+               classes: list[str]) -> tuple[int | None, str | None]:
+    """Class of a UCF101 list entry: its folder, else its ``v_<Class>_`` name, else its label
+    column; and a note when the label column disagrees with that class or names no class."""
     match = re.match(r"v_(.+?)_g\d+_c\d+", entry_path.stem, re.IGNORECASE)
-    if match and _normalise(match.group(1)) in by_key:
-        return by_key[_normalise(match.group(1))]
-    if len(fields) > 1 and fields[1].isdigit() and 1 <= int(fields[1]) <= len(classes):
-        return int(fields[1]) - 1
-    return None
+    candidates = (("folder", entry_path.parts[-2] if len(entry_path.parts) > 1 else None),
+                  ("file name", match.group(1) if match else None))
+    named = {source: name for source, name in candidates if name}
+    source, by_name = next(((source, by_key[_normalise(name)]) for source, name in named.items()
+                            if _normalise(name) in by_key), (None, None))
+    number = fields[1] if len(fields) > 1 else None
+    numbered = number is not None and number.isdigit() and 1 <= int(number) <= len(classes)
+    by_number = int(number) - 1 if numbered else None
+    if by_name is None:
+        if by_number is not None and named:
+            source, name = next(iter(named.items()))
+            return by_number, (f"its {source} names class {name}, which is not in classInd.txt: labelled "
+                               f"{classes[by_number]}, the class of its label number {number}")
+        return by_number, None
+    if number is None or by_number == by_name:
+        return by_name, None
+    if by_number is None:
+        return by_name, (f"label number {number} is not in classInd.txt (1-{len(classes)}): labelled "
+                         f"{classes[by_name]}, the class of its {source}")
+    return by_name, (f"its {source} names class {classes[by_name]} but its label number {number} is "
+                     f"{classes[by_number]} in classInd.txt: labelled {classes[by_name]}, the class of its {source}")
 
 
 # ---------------------------------------------------------------- HMDB51
@@ -398,6 +463,7 @@ def _discover_hmdb51(root: Path, split: int) -> DatasetSpec:
     records: list[VideoRecord] = []
     problems: list[Problem] = []
     tags = {"1": "train", "2": "test"}
+    listed_stems: set[str] = set()  # file names without extension of every entry, tag 0 too
     for label, class_name in enumerate(classes):
         list_path = files_by_class[class_name]
         for line_number, line in enumerate(_read_lines(list_path), 1):
@@ -406,6 +472,7 @@ def _discover_hmdb51(root: Path, split: int) -> DatasetSpec:
                 problems.append(Problem(list_path, f"line {line_number}: expected '<video>.avi <0|1|2>', got {line!r}"))
                 continue
             entry, tag = match.group("video"), match.group("tag")
+            listed_stems.add(Path(entry).stem.lower())
             if tag == "0":
                 continue
             path = finder.find(entry, class_name)
@@ -413,8 +480,28 @@ def _discover_hmdb51(root: Path, split: int) -> DatasetSpec:
                 problems.append(Problem(root / class_name / entry, f"listed in {list_path.name} but no such video under {root}"))
                 continue
             records.append(VideoRecord(path, label, class_name, tags[tag]))
+    problems.extend(_hmdb_unlisted_folders(finder, split_dir, classes, listed_stems, split))
     problems.extend(finder.problems)
     return DatasetSpec(root, "hmdb51", classes, records, problems)
+
+
+def _hmdb_unlisted_folders(finder: _VideoFinder, split_dir: Path, class_names: list[str], listed_stems: set[str],
+                           split: int) -> list[Problem]:
+    """Folders of videos not named like a class with a split file in split ``split``, none of
+    whose videos a split file lists (``listed_stems``): a class folder whose split file is
+    missing, which would be dropped whole."""
+    class_keys = {_normalise(class_name) for class_name in class_names}
+    videos_by_folder: dict[Path, list[Path]] = defaultdict(list)
+    for path in finder.all_paths():
+        videos_by_folder[path.parent].append(path)
+    problems = []
+    for folder, videos in sorted(videos_by_folder.items()):
+        if _normalise(folder.name) in class_keys or any(video.stem.lower() in listed_stems for video in videos):
+            continue
+        problems.append(Problem(folder, f"folder of videos without a split file: no "
+                                        f"{folder.name}_test_split{split}.txt in {split_dir}, so its {len(videos)} "
+                                        "video(s) are not used"))
+    return problems
 
 
 # ---------------------------------------------------------------- Kinetics
@@ -468,8 +555,7 @@ def _discover_kinetics(root: Path, split: int) -> DatasetSpec:
                 youtube_id = (row.get("youtube_id") or "").strip()
                 rows.append((label, f"{youtube_id}_{start:06d}_{end:06d}", split_name, csv_path, line_number))
     finder = _VideoFinder(root)
-    found: list[tuple[Path, str, str]] = []  # (file, label, split)
-    seen: set[Path] = set()
+    found: dict[Path, tuple[str, str, Path, int]] = {}  # file -> (label, split, csv, line) of the row kept
     for label, clip_name, split_name, csv_path, line_number in rows:
         path = finder.find(clip_name, label) or finder.find(clip_name.rsplit("_", 2)[0], label)
         if path is None:
@@ -477,14 +563,26 @@ def _discover_kinetics(root: Path, split: int) -> DatasetSpec:
                                     f"listed in {csv_path.name} (line {line_number}) but no video of that name "
                                     f"(any extension, any folder) under {root}"))
             continue
-        if path not in seen:
-            seen.add(path)
-            found.append((path, label, split_name))
+        listing = (label, split_name, csv_path, line_number)
+        if path not in found:
+            found[path] = listing
+            continue
+        # One file, one record: a clip listed in train and in val stays in train (a test video seen
+        # in training inflates the test score); otherwise the first row listing it is kept.
+        if split_name == "train" and found[path][1] != "train":
+            found[path], listing = listing, found[path]
+        kept_label, kept_split, kept_csv, kept_line = found[path]
+        dropped_label, dropped_split, dropped_csv, dropped_line = listing
+        problems.append(Problem(path, f"listed more than once: in {kept_csv.name} (line {kept_line}) as "
+                                      f"{kept_label!r} in {kept_split}, and in {dropped_csv.name} (line "
+                                      f"{dropped_line}) as {dropped_label!r} in {dropped_split}; kept once, as "
+                                      f"{kept_label!r} in {kept_split}", skipped=False))
     # Classes of a partial download none of whose clips is present are left out: a class
     # without videos would only lower the chance level and waste a classifier output.
-    classes = sorted({label for _, label, _ in found})
+    classes = sorted({label for label, _, _, _ in found.values()})
     by_name = {name: index for index, name in enumerate(classes)}
-    records = [VideoRecord(path, by_name[label], label, split_name) for path, label, split_name in found]
+    records = [VideoRecord(path, by_name[label], label, split_name)
+               for path, (label, split_name, _, _) in found.items()]
     problems.extend(finder.problems)
     return DatasetSpec(root, "kinetics", classes, records, problems)
 
@@ -509,23 +607,29 @@ def folder_split_of(file_name: str, split: int = 1) -> str:
 def _class_folders(directory: Path, problems: list[Problem] | None = None) -> dict[str, list[Path]]:
     """Sub-folders of ``directory`` that hold video files (at any depth), with those files.
 
-    Broken symbolic links among the sub-folders, and what their finders cannot list or follow
-    inside them, are appended to ``problems`` when it is given.
+    Broken symbolic links among the sub-folders, folder links back to ``directory`` or above it
+    or to another class folder, and what their finders cannot list or follow inside them, are
+    appended to ``problems`` when it is given.
     """
     classes: dict[str, list[Path]] = {}
     try:
         children = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
     except OSError:
         return classes
+    top = os.path.realpath(directory)
+    walked = {top}
     for child in children:
-        if not child.is_dir():
-            if problems is not None and _is_broken_link(child):
-                problems.append(_broken_link_problem(child))
-            continue
-        finder = _VideoFinder(child)
+        if not child.is_dir() and problems is not None and _is_broken_link(child):
+            problems.append(_broken_link_problem(child))
+    # Every class folder is claimed before any is walked, so a link inside one class to another
+    # is left out whichever comes first.
+    class_names = _folders_to_walk(directory, [child.name for child in children if child.is_dir()], top, walked,
+                                   problems)
+    for class_name in sorted(class_names):
+        finder = _VideoFinder(directory / class_name, top, walked)
         videos = finder.all_paths()
         if videos:
-            classes[child.name] = videos
+            classes[class_name] = videos
         if problems is not None:
             problems.extend(finder.problems)
     return classes
@@ -534,10 +638,12 @@ def _class_folders(directory: Path, problems: list[Problem] | None = None) -> di
 def _split_folders(root: Path) -> dict[str, list[Path]]:
     """``train``/``test``/``val`` folders directly under ``root``, grouped by the split they mean."""
     found: dict[str, list[Path]] = defaultdict(list)
-    for child in sorted(p for p in root.iterdir() if p.is_dir()):
-        split_name = _SPLIT_DIR_NAMES.get(child.name.lower())
+    top = os.path.realpath(root)
+    names = [p.name for p in root.iterdir() if p.is_dir()]
+    for name in _folders_to_walk(root, names, top, {top}):
+        split_name = _SPLIT_DIR_NAMES.get(name.lower())
         if split_name:
-            found[split_name].append(child)
+            found[split_name].append(root / name)
     return dict(found)
 
 
@@ -605,6 +711,11 @@ _DISCOVER = {
 }
 
 
+def _looks_like_folders(root: Path) -> bool:
+    """Whether ``root`` holds train and test folders, or class folders with videos."""
+    return _split_folders(root).keys() >= set(SPLITS) or bool(_class_folders(root))
+
+
 def detect_layout(root: str | Path) -> str:
     """Name of the layout of ``root``; raises :class:`LayoutError` when none fits."""
     root = Path(root).expanduser()
@@ -616,7 +727,7 @@ def detect_layout(root: str | Path) -> str:
         return "hmdb51"
     if _kinetics_csvs(root):
         return "kinetics"
-    if (_split_folders(root).keys() >= set(SPLITS)) or _class_folders(root):
+    if _looks_like_folders(root):
         return "folders"
     raise _layout_error(root, f"{root} matches none of the layouts seco_lab understands")
 
@@ -647,6 +758,23 @@ def discover(root: str | Path, layout: str = "auto", split: int = 1) -> DatasetS
         raise _layout_error(root, f"cannot read a dataset from {root}")
     name = detect_layout(root) if layout == "auto" else layout
     spec = _DISCOVER[name](root, split)
+    if not spec.records and layout == "auto" and name == "kinetics" and _looks_like_folders(root):
+        # Any CSV with Kinetics' three columns makes a kinetics layout, a weak sign (a folder of class
+        # folders may hold such a metadata.csv, or Kinetics clips renamed): when none of its rows names
+        # a video, the class folders are read, as auto detection would without the CSV, with a note
+        # saying how to read the CSV instead. Refusing a folder that reads fine would be the surprise.
+        try:
+            folders_spec = _discover_folders(root, split)
+        except LayoutError:  # train/test folders without class folders: the kinetics error below says more
+            folders_spec = None
+        if folders_spec is not None:
+            csv_names = ", ".join(path.name for path in _kinetics_csvs(root))
+            entries = sum(problem.reason.startswith("listed in ") for problem in spec.problems)
+            warnings.warn(f"{root}: none of the {entries} entries of {csv_names} (Kinetics' columns "
+                          f"youtube_id, time_start, time_end) names a video under {root}, so the folder is read as "
+                          "class folders; pass --layout kinetics to read the CSV instead (it then lists the entries "
+                          "without a video)", stacklevel=2)
+            return folders_spec
     if not spec.records:
         missing = len(spec.problems)
         raise _layout_error(root, f"{root} looks like a {name} layout but none of its {missing} annotated "
