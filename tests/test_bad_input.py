@@ -248,3 +248,10 @@ def test_a_video_in_a_codec_ffmpeg_cannot_decode_is_a_named_problem(tmp_path):
     output = io.StringIO()
     assert run_check(tmp_path, progress=False, out=output) == 1
     assert f"{unknown}: no decoder for its video codec" in output.getvalue()
+
+
+def test_a_named_pipe_among_the_videos_is_named_as_not_a_regular_file(tmp_path):
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(VideoDecodeError, match="pipe.mp4: not a regular file"):
+        probe_video(fifo)

@@ -406,3 +406,16 @@ def test_kinetics_clip_listed_twice_is_kept_once_and_named(tmp_path):
                             "(line 2) as 'a' in test; kept once, as 'a' in train", False),
         ("y_000000_000010", "listed more than once: in train.csv (line 3) as 'a' in train, and in train.csv "
                             "(line 4) as 'b' in train; kept once, as 'a' in train", False)]
+
+
+def test_a_split_number_given_for_kinetics_says_its_csvs_decide(tmp_path):
+    _kinetics_csv(tmp_path / "train.csv", [("a", "x", 0, 10, "train"), ("a", "y", 0, 10, "val")])
+    for seed, youtube_id in enumerate("xy"):
+        make_video(tmp_path / "a" / f"{youtube_id}_000000_000010.mp4", num_frames=2, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(discover(tmp_path, split=1).records) == 2
+    with pytest.warns(UserWarning, match="split 2 asked for, but a kinetics layout has one split"):
+        spec = discover(tmp_path, split=2)
+    assert [(record.path.stem, record.split) for record in spec.records] == [
+        ("x_000000_000010", "train"), ("y_000000_000010", "test")]

@@ -99,6 +99,8 @@ def _open_video(path: Path, whole_file: bool = False) -> tuple[av.container.Inpu
     threads from a smaller frame size on.
     """
     if not path.is_file():
+        if path.exists():  # a named pipe or a device would block or never end
+            raise VideoDecodeError(path, "not a regular file (a folder, named pipe or device): not read")
         raise VideoDecodeError(path, "file does not exist")
     if path.stat().st_size == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)")

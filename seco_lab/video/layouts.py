@@ -535,6 +535,9 @@ def _discover_kinetics(root: Path, split: int) -> DatasetSpec:
     csv_paths = _kinetics_csvs(root)
     if not csv_paths:
         raise _layout_error(root, f"{root} is not a kinetics layout: no CSV with columns youtube_id,time_start,time_end")
+    if split != 1:
+        warnings.warn(f"{root}: split {split} asked for, but a kinetics layout has one split, the one its CSVs name "
+                      "(train, and val as test): that one is read", stacklevel=3)
     rows: list[tuple[str, str, str, Path, int]] = []  # (label, clip name, split, csv, line)
     problems: list[Problem] = []
     for csv_path in csv_paths:
