@@ -268,7 +268,7 @@ def spread(values: Sequence[float]) -> dict[str, float]:
 def difference_note(a_name: str, a: float, b_name: str, b: float, noise: float) -> str:
     """One honest sentence comparing two measured accuracies against a noise level (points)."""
     gap = a - b
-    if abs(gap) < noise:
+    if round(abs(gap), 1) <= round(noise, 1):  # as printed: a gap equal to the noise is within it
         return (f"{a_name} ({a:.1f} %) and {b_name} ({b:.1f} %) differ by {abs(gap):.1f} points, "
                 f"within the noise of this test set (about ±{noise:.1f} points): no difference can be claimed.")
     better, worse = (a_name, b_name) if gap > 0 else (b_name, a_name)

@@ -188,3 +188,12 @@ def test_clip_encoders_test_views_hold_the_profiles_crops_and_test_x_the_centre_
     np.testing.assert_allclose(run.test_x, centre, atol=1e-6)
     np.testing.assert_allclose(run.test_views, crops, atol=1e-6)
     assert not np.allclose(run.test_views[:, 0], run.test_views[:, 1])  # the left and centre crops differ
+
+
+def test_a_difference_is_claimed_only_when_it_exceeds_the_noise_as_printed():
+    from seco_lab.curriculum import difference_note
+
+    assert "no difference can be claimed" in difference_note("a", 50.0, "b", 25.0, 25.0)  # equal to the noise
+    assert "no difference can be claimed" in difference_note("a", 50.0, "b", 25.0, 25.04)  # printed as ±25.0
+    assert "a beats b by 25.0 points" in difference_note("a", 50.0, "b", 25.0, 24.9)
+    assert "b beats a by 25.0 points" in difference_note("a", 25.0, "b", 50.0, 24.9)
