@@ -133,6 +133,13 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _folder_path(text: str) -> str:
+    """argparse type of a folder: any path but an empty one (which would mean the working folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: give a folder")
+    return text
+
+
 def _positive_int(text: str) -> int:
     """argparse type of a count: a whole number >= 1."""
     try:
@@ -232,14 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="generate or check datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     synth = data_commands.add_parser("synth", help="generate the embedded action dataset")
-    synth.add_argument("--out", required=True, help="dataset folder to create, e.g. data/synth-standard")
+    synth.add_argument("--out", required=True, type=_folder_path, help="dataset folder to create, e.g. data/synth-standard")
     synth.add_argument("--profile", choices=("smoke", "standard"), default="standard",
                        help="the dataset's size (default: standard)")
     synth.add_argument("--seed", type=int, default=0, help="seed of the generated videos (default: 0)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(handler=_cmd_data_synth)
     check = data_commands.add_parser("check", help="index a dataset folder and list its problems")
-    check.add_argument("root", help="the dataset folder")
+    check.add_argument("root", type=_folder_path, help="the dataset folder")
     check.add_argument("--layout", default="auto", choices=("auto", "ucf101", "hmdb51", "kinetics", "folders"),
                        help="the folder's layout (default: auto, recognised from its files)")
     check.add_argument("--split", type=int, default=1, help="official split number (1-3)")
@@ -247,17 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="check only the subset pretrain and evaluate use with the same option")
     check.set_defaults(handler=_cmd_data_check)
     cache = data_commands.add_parser("cache", help="list (or remove) the decoded frames cached for a dataset")
-    cache.add_argument("root", help="the dataset folder")
+    cache.add_argument("root", type=_folder_path, help="the dataset folder")
     cache.add_argument("--remove", action="store_true", help="delete them (training rebuilds the one it needs)")
     cache.set_defaults(handler=_cmd_data_cache)
 
     pretrain = commands.add_parser("pretrain", help="pretrain an encoder")
     pretrain.add_argument("--method", required=True, choices=METHOD_NAMES, help="the training method")
-    pretrain.add_argument("--data", required=True, help="dataset root (any supported layout)")
+    pretrain.add_argument("--data", required=True, type=_folder_path, help="dataset root (any supported layout)")
     pretrain.add_argument("--split", type=int, default=1, help="official split number (1-3; default: 1)")
     pretrain.add_argument("--profile", choices=PROFILE_NAMES, default="standard",
                           help="sizes, schedule and hyperparameters (default: standard)")
-    pretrain.add_argument("--out", required=True, help="run directory (checkpoint, history, results)")
+    pretrain.add_argument("--out", required=True, type=_folder_path, help="run directory (checkpoint, history, results)")
     pretrain.add_argument("--epochs", type=int, default=None,
                           help="training epochs (default: the profile's); 0 writes the randomly initialised model")
     pretrain.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
@@ -283,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint's encoder")
     evaluate.add_argument("--checkpoint", required=True, help="a run's checkpoint.pt (pretrain --out)")
-    evaluate.add_argument("--data", required=True, help="dataset root (any supported layout)")
+    evaluate.add_argument("--data", required=True, type=_folder_path, help="dataset root (any supported layout)")
     evaluate.add_argument("--split", type=int, default=1, help="official split number (1-3; default: 1)")
     evaluate.add_argument("--protocol", default=["linear-svm"], type=_names_from(PROTOCOL_NAMES),
                           metavar="P[,P...]",
@@ -316,12 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the notebooks' profile (default: standard)")
     report.add_argument("--notebooks", type=_notebook_prefixes, default=None, metavar="NN[,NN...]",
                         help="comma-separated prefixes, e.g. 00,01 (default: every notebook)")
-    report.add_argument("--data", default=None, metavar="DIR",
+    report.add_argument("--data", default=None, type=_folder_path, metavar="DIR",
                         help="a dataset folder for every notebook's data_root (default: the embedded dataset)")
     report.add_argument("--max-videos-per-class", type=_positive_int, default=None, metavar="N", help=SUBSET_HELP)
     report.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                         help="change a value of the profile in every notebook, as pretrain --set does (repeatable)")
-    report.add_argument("--out", default=None,
+    report.add_argument("--out", default=None, type=_folder_path,
                         help="default: reports/<name of the runs' folder>, e.g. reports/standard or "
                              "reports/standard-UCF-101-6-per-class")
     report.set_defaults(handler=_cmd_report)

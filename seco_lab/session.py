@@ -135,6 +135,9 @@ def _run_folder_suffix(overrides: dict[str, Any], settings: tuple[str, ...] = ()
 
 def resolve_profile_name(profile: str | None) -> str:
     """``profile`` itself, else ``$SECO_LAB_PROFILE``, else ``"standard"``; validated."""
+    if isinstance(profile, str) and not profile.strip():
+        raise ProfileError(f"profile is an empty string: choose one of {', '.join(PROFILE_NAMES)}, or None for "
+                           f"${DEFAULT_PROFILE_VARIABLE} or standard")
     name = profile or os.environ.get(DEFAULT_PROFILE_VARIABLE) or "standard"
     if name not in PROFILE_NAMES:
         raise ProfileError(f"unknown profile {name!r}: choose one of {', '.join(PROFILE_NAMES)}")
@@ -221,6 +224,9 @@ def start(
             )
         root = paths.synth_dataset_dir(profile_values["synth"]["preset"])
     else:
+        if isinstance(data_root, str) and not data_root.strip():  # Path("") would be the working folder
+            raise ValueError("data_root is an empty string: give a dataset folder in a layout seco_lab reads, or "
+                             "None for the embedded dataset")
         root = Path(data_root).expanduser()
         if not root.exists():
             raise FileNotFoundError(

@@ -245,6 +245,17 @@ def test_pretrain_batch_size_below_one_is_refused_by_the_option(text, capsys):
     assert f"argument --batch-size: {text!r} is not a whole number >= 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [
+    ["pretrain", "--method", "seco", "--data", "", "--out", "o"],
+    ["pretrain", "--method", "seco", "--data", "d", "--out", ""],
+    ["evaluate", "--checkpoint", "c", "--data", ""], ["report", "--data", " "], ["report", "--out", ""],
+    ["data", "check", ""], ["data", "cache", ""], ["data", "synth", "--out", ""]])
+def test_an_empty_folder_path_is_refused_by_the_option(command, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(command)
+    assert "an empty path: give a folder" in capsys.readouterr().err
+
+
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     commands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
     children = [child for action in commands for child in action.choices.values()]

@@ -30,6 +30,13 @@ def test_missing_data_root_names_the_path_and_the_layouts(tmp_path):
         start(profile="smoke", data_root=missing, run_dir=tmp_path / "runs")
 
 
+def test_empty_strings_are_refused_instead_of_meaning_the_working_folder_or_a_default(tmp_path):
+    with pytest.raises(ValueError, match="data_root is an empty string"):
+        start(profile="smoke", data_root=" ", run_dir=tmp_path / "runs", prepare=False)
+    with pytest.raises(ProfileError, match="profile is an empty string: choose one of smoke, standard, paper"):
+        start(profile="", prepare=False)
+
+
 def test_paper_profile_needs_a_real_dataset(tmp_path):
     with pytest.raises(ValueError, match="real dataset"):
         start(profile="paper", run_dir=tmp_path / "runs")
