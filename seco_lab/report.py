@@ -18,11 +18,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seco_lab import paths
 from seco_lab.environment import configure_cpu_environment
 from seco_lab.profiles import get_profile
+
+if TYPE_CHECKING:
+    from seco_lab.session import Session
 
 
 class NotebookFailed(RuntimeError):
@@ -126,6 +129,8 @@ def notebook_parameters(profile: str, data_root: str | Path | None = None, max_v
 
     lab = start(profile, data_root=data_root, max_videos_per_class=max_videos_per_class, settings=settings,
                 prepare=False)
+    if data_root is not None:
+        check_report_dataset(lab)
     parameters: dict[str, Any] = {"profile": profile, "run_dir": str(lab.run_dir.resolve())}
     if data_root is not None:
         parameters["data_root"] = str(lab.data_root.resolve())
@@ -134,6 +139,34 @@ def notebook_parameters(profile: str, data_root: str | Path | None = None, max_v
     if lab.settings:
         parameters["settings"] = list(lab.settings)
     return parameters, lab.run_dir
+
+
+def check_report_dataset(lab: Session) -> None:
+    """What would stop the curriculum on a user's dataset, found before the first notebook runs:
+    its layout (read from the annotations and file names, no video decoded), an empty train or
+    test split, fewer training videos than one batch, and (first) the paper profile on a CPU with
+    no finished runs to reuse. The notebooks check the same as they go, with the decoded counts."""
+    from seco_lab.engine.device import resolve_device
+    from seco_lab.video.layouts import discover
+
+    finished_runs = any(lab.run_dir.glob("*/checkpoint.pt")) if lab.run_dir.is_dir() else False
+    if lab.profile_name == "paper" and resolve_device(lab.device).type == "cpu" and not finished_runs:
+        raise ValueError(f"the paper profile trains its runs for hundreds of epochs at 224 px, sized for GPUs, and "
+                         f"this machine has none: train them where CUDA is (their folders, copied into "
+                         f"{lab.run_dir}, are then reused), or run the report with --profile standard")
+    spec = discover(lab.data_root).limited(lab.max_videos_per_class)
+    counts = {split: len(spec.split(split)) for split in ("train", "test")}
+    if not all(counts.values()):
+        empty = [split for split, count in counts.items() if not count]
+        raise ValueError(f"{lab.data_root}: the {' and '.join(empty)} split of this {spec.layout} dataset holds no "
+                         f"video (train {counts['train']}, test {counts['test']}); the curriculum trains on the train "
+                         "split and measures on the test split: python -m seco_lab data check "
+                         f"{lab.data_root} shows what was found")
+    batch_size = int(lab.section("train")["batch_size"])
+    if counts["train"] < batch_size:
+        raise ValueError(f"{lab.data_root}: {counts['train']} training videos, fewer than one batch of "
+                         f"{batch_size}: add --set train.batch_size={counts['train']} (or a larger "
+                         "--max-videos-per-class)")
 
 
 def execute_notebook(notebook: Path, out_dir: Path, profile: str,

@@ -377,3 +377,30 @@ def test_a_diverged_pretraining_is_reported_in_one_line(monkeypatch, capsys):
     monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", diverged)
     assert main(["pretrain", "--method", "seco", "--data", "d", "--out", "o", "--profile", "smoke"]) == 2
     assert capsys.readouterr().err == "seco-lab pretrain: error: seco: loss is nan at step 5\n"
+
+
+def _train_test_folders(root, train_per_class, test_per_class):
+    from tests._video_fixtures import make_video
+
+    for split, count in (("train", train_per_class), ("test", test_per_class)):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for class_name in ("a", "b"):
+            for clip in range(count):
+                make_video(root / split / class_name / f"{class_name}{clip}.mp4", num_frames=4, seed=clip)
+    return root
+
+
+def test_report_refuses_a_dataset_the_curriculum_cannot_use_before_any_notebook_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("SECO_LAB_REPORTS", str(tmp_path / "reports"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    no_test = _train_test_folders(tmp_path / "no_test", 2, 0)
+    with pytest.raises(ValueError, match=r"the test split of this folders dataset holds no video \(train 4, test 0\)"):
+        run_report("smoke", data_root=no_test)
+    small = _train_test_folders(tmp_path / "small", 2, 1)
+    with pytest.raises(ValueError, match=r"4 training videos, fewer than one batch of 16: add --set "
+                                         r"train\.batch_size=4"):
+        run_report("smoke", data_root=small)
+    with pytest.raises(ValueError, match="the paper profile trains its runs .* this machine has none"):
+        run_report("paper", data_root=small)
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "runs").exists()
