@@ -91,8 +91,11 @@ def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
                       overrides=deep_update(lab.overrides, spec.overrides), progress=progress)
     if finished:  # said only once pretrain has found the run's settings equal to these
         print(f"{spec.name}: reusing the finished run in {run_dir} (delete that folder to train again)")
-    elif result.action in ("trained", "resumed"):
+    elif result.action == "trained":
         print(f"{spec.name}: {result.steps} steps in {result.wall_time:.0f} s "
+              f"({result.samples_per_second:.0f} videos/s)")
+    elif result.action == "resumed":  # the steps before the interruption are not in this call's time
+        print(f"{spec.name}: finished at step {result.steps}, {result.wall_time:.0f} s after resuming "
               f"({result.samples_per_second:.0f} videos/s)")
     return result.checkpoint_path
 

@@ -197,3 +197,20 @@ def test_a_difference_is_claimed_only_when_it_exceeds_the_noise_as_printed():
     assert "no difference can be claimed" in difference_note("a", 50.0, "b", 25.0, 25.04)  # printed as ±25.0
     assert "a beats b by 25.0 points" in difference_note("a", 50.0, "b", 25.0, 24.9)
     assert "b beats a by 25.0 points" in difference_note("a", 25.0, "b", 50.0, 24.9)
+
+
+@pytest.mark.parametrize("action, said", [("trained", "seco: 150 steps in 32 s (50 videos/s)"),
+                                          ("resumed", "seco: finished at step 150, 32 s after resuming (50 videos/s)")])
+def test_ensure_run_does_not_count_a_resumed_runs_earlier_steps_in_its_time(monkeypatch, tmp_path, capsys, action,
+                                                                             said):
+    def fake_pretrain(method, data_root, profile, run_dir, **options):
+        return SimpleNamespace(action=action, checkpoint_path=run_dir / "checkpoint.pt", steps=150, wall_time=32.0,
+                               samples_per_second=50.0)
+
+    monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", fake_pretrain)
+    monkeypatch.setattr("seco_lab.engine.checkpoint.load_checkpoint", lambda path: {"finished": False})
+    lab = Session("smoke", get_profile("smoke"), "cpu", 0, tmp_path / "data", tmp_path / "runs")
+    (lab.run_dir / "seco").mkdir(parents=True)
+    (lab.run_dir / "seco" / "checkpoint.pt").touch()
+    ensure_run(lab, METHOD_RUNS["seco"], progress=False)
+    assert said in capsys.readouterr().out
