@@ -113,9 +113,9 @@ def test_report_index_collects_saved_summaries(tmp_path, monkeypatch):
 def test_report_on_another_dataset_gives_every_notebook_its_data_subset_settings_and_one_run_folder(
         tmp_path, monkeypatch):
     """00 declares no settings parameter (it trains nothing) and still saves beside 01, which does."""
-    notebooks, data = tmp_path / "notebooks", tmp_path / "my-videos"
+    notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    data.mkdir()
+    data = _train_test_folders(tmp_path / "my-videos", 3, 1, classes="abcdef")  # 18 train videos: a smoke batch
     declared = "profile = None\ndata_root = None\nrun_dir = None\nmax_videos_per_class = None"
     saves = ("from seco_lab.session import start\n"
              "lab = start(profile=profile, data_root=data_root, run_dir=run_dir, "
@@ -379,12 +379,12 @@ def test_a_diverged_pretraining_is_reported_in_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err == "seco-lab pretrain: error: seco: loss is nan at step 5\n"
 
 
-def _train_test_folders(root, train_per_class, test_per_class):
+def _train_test_folders(root, train_per_class, test_per_class, classes=("a", "b")):
     from tests._video_fixtures import make_video
 
     for split, count in (("train", train_per_class), ("test", test_per_class)):
         (root / split).mkdir(parents=True, exist_ok=True)
-        for class_name in ("a", "b"):
+        for class_name in classes:
             for clip in range(count):
                 make_video(root / split / class_name / f"{class_name}{clip}.mp4", num_frames=4, seed=clip)
     return root
