@@ -761,14 +761,14 @@ def discover(root: str | Path, layout: str = "auto", split: int = 1) -> DatasetS
         raise _layout_error(root, f"cannot read a dataset from {root}")
     name = detect_layout(root) if layout == "auto" else layout
     spec = _DISCOVER[name](root, split)
-    if not spec.records and layout == "auto" and name == "kinetics" and _looks_like_folders(root):
+    if not spec.records and layout == "auto" and name == "kinetics":
         # Any CSV with Kinetics' three columns makes a kinetics layout, a weak sign (a folder of class
         # folders may hold such a metadata.csv, or Kinetics clips renamed): when none of its rows names
         # a video, the class folders are read, as auto detection would without the CSV, with a note
         # saying how to read the CSV instead. Refusing a folder that reads fine would be the surprise.
         try:
             folders_spec = _discover_folders(root, split)
-        except LayoutError:  # train/test folders without class folders: the kinetics error below says more
+        except LayoutError:  # no class folders with videos: the kinetics error below says more
             folders_spec = None
         if folders_spec is not None:
             csv_names = ", ".join(path.name for path in _kinetics_csvs(root))
