@@ -4,7 +4,9 @@
 and the data folder, subset and profile settings when they are given, injected), converts the
 executed notebook to HTML with nbconvert, and writes
 ``index.html`` linking every notebook with its status and run time, plus a table of the key
-numbers the notebooks saved with :func:`save_summary`.
+numbers the notebooks saved with :func:`save_summary`. A report that runs some notebooks only
+(``--notebooks 03,04``) keeps, in the same index, the rows and numbers of the others from the
+last report run into the same folder with the same parameters (``notebook_runs.json`` there).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from seco_lab.profiles import get_profile
 
 if TYPE_CHECKING:
     from seco_lab.session import Session
+
+
+RUN_RECORDS = "notebook_runs.json"  # in the report folder: the last run of each notebook, for partial re-runs
 
 
 class NotebookFailed(RuntimeError):
@@ -54,6 +59,7 @@ class ReportResult:
     runs: list[NotebookRun] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
     not_run: list[str] = field(default_factory=list)  # notebooks left out after one failed
+    earlier: dict[str, dict[str, Any]] = field(default_factory=dict)  # notebook -> record of an earlier report run
 
     @property
     def ok(self) -> bool:
@@ -247,35 +253,78 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
+def _read_run_records(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """The records of ``out_dir``'s ``notebook_runs.json`` (none when missing or unreadable: a
+    record only adds earlier rows to the index)."""
+    try:
+        records = json.loads((out_dir / RUN_RECORDS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return records if isinstance(records, dict) else {}
+
+
+def earlier_runs(out_dir: Path, parameters: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The notebooks an earlier report run into ``out_dir`` with the same ``parameters`` recorded."""
+    return {name: record for name, record in _read_run_records(out_dir).items()
+            if isinstance(record, dict) and record.get("parameters") == parameters}
+
+
+def record_run(out_dir: Path, run: NotebookRun, parameters: dict[str, Any], summaries: Path) -> None:
+    """Keep ``run`` in ``out_dir``'s ``notebook_runs.json``, with the numbers it saved in
+    ``summaries`` when it ran to the end, for the index of a later partial re-run."""
+    saved = summaries / f"{run.name}.json"
+    values = json.loads(saved.read_text()) if run.status == "ok" and saved.exists() else {}
+    records = _read_run_records(out_dir)
+    records[run.name] = {
+        "status": run.status, "seconds": run.seconds, "peak_rss_mib": run.peak_rss_mib, "message": run.message,
+        "html": run.html_path.name if run.html_path else None, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "parameters": parameters, "summary": values,
+    }
+    temporary = out_dir / f".{RUN_RECORDS}.tmp"
+    temporary.write_text(json.dumps(records, indent=1, default=str), encoding="utf-8")
+    temporary.replace(out_dir / RUN_RECORDS)
+
+
+def _notebook_row(name: str, html_name: str | None, status: str, seconds: str, rss: str, message: str) -> str:
+    link = f'<a href="{html.escape(html_name)}">{html.escape(name)}</a>' if html_name else html.escape(name)
+    css = "ok" if status == "ok" else "failed"
+    return (f"<tr><td>{link}</td><td class='{css}'>{html.escape(status)}</td><td>{seconds}</td><td>{rss}</td>"
+            f"<td>{html.escape(message)}</td></tr>")
+
+
+def _summary_rows(notebook: str, values: dict[str, Any]) -> list[str]:
+    return [f"<tr><td>{html.escape(notebook)}</td><td>{html.escape(str(key))}</td>"
+            f"<td>{html.escape(_format_value(value))}</td></tr>" for key, value in values.items()]
+
+
 def write_index(result: ReportResult, profile: str, summaries: Path | None = None) -> Path:
     """Write ``index.html``: one row per notebook, then the summary numbers saved in ``summaries``
     (default: :func:`summary_dir` of ``profile``) by the notebooks that ran to the end in this
-    report; those an earlier run or a notebook that failed left there are not this run's."""
-    rows = []
+    report; those an earlier run or a notebook that failed left there are not this run's. The
+    notebooks of ``result.earlier`` that this run did not run get their recorded row and numbers,
+    marked as an earlier run's."""
+    rows: dict[str, str] = {}
     for run in result.runs:
-        link = (
-            f'<a href="{html.escape(run.html_path.name)}">{html.escape(run.name)}</a>'
-            if run.html_path
-            else html.escape(run.name)
-        )
-        rows.append(
-            f"<tr><td>{link}</td><td class='{run.status}'>{run.status}</td>"
-            f"<td>{run.seconds:.1f}</td><td>{run.peak_rss_mib:.0f}</td>"
-            f"<td>{html.escape(run.message)}</td></tr>"
-        )
-    rows += [f"<tr><td>{html.escape(name)}</td><td class='failed'>not run</td><td></td><td></td>"
-             f"<td>not run after {html.escape(result.runs[-1].name)} failed</td></tr>" for name in result.not_run]
+        rows[run.name] = _notebook_row(run.name, run.html_path.name if run.html_path else None, run.status,
+                                       f"{run.seconds:.1f}", f"{run.peak_rss_mib:.0f}", run.message)
+    for name in result.not_run:
+        rows[name] = _notebook_row(name, None, "not run", "", "", f"not run after {result.runs[-1].name} failed")
+    earlier = {name: record for name, record in result.earlier.items() if name not in rows}
+    for name, record in earlier.items():
+        page = record.get("html")
+        rows[name] = _notebook_row(
+            name, page if page and (result.out_dir / page).exists() else None, str(record.get("status")),
+            f"{record.get('seconds', 0.0):.1f}", f"{record.get('peak_rss_mib', 0.0):.0f}",
+            f"not run this time: from the report run of {record.get('finished')}"
+            + (f"; {record['message']}" if record.get("message") else ""))
     summary_rows = []
     finished = {run.name for run in result.runs if run.status == "ok"}
     for path in sorted((summaries or summary_dir(profile)).glob("*.json")):
-        if path.stem not in finished:
-            continue
-        values = json.loads(path.read_text())
-        for key, value in values.items():
-            summary_rows.append(
-                f"<tr><td>{html.escape(path.stem)}</td><td>{html.escape(str(key))}</td>"
-                f"<td>{html.escape(_format_value(value))}</td></tr>"
-            )
+        if path.stem in finished:
+            summary_rows += _summary_rows(path.stem, json.loads(path.read_text()))
+    for name, record in sorted(earlier.items()):
+        if record.get("status") == "ok" and isinstance(record.get("summary"), dict):
+            summary_rows += _summary_rows(f"{name} (earlier run)", record["summary"])
     total = sum(run.seconds for run in result.runs)
     run_parameters = "".join(f"<p>{html.escape(name)}: <code>{html.escape(str(value))}</code></p>\n"
                              for name, value in result.parameters.items() if name != "profile")
@@ -288,14 +337,14 @@ td, th {{ border: 1px solid #ccc; padding: 0.3em 0.8em; text-align: left; }}
 .ok {{ color: #1a7f37; }} .failed {{ color: #cf222e; font-weight: bold; }}
 </style></head><body>
 <h1>seco_lab report — profile <code>{html.escape(profile)}</code></h1>
-<p>Generated {time.strftime("%Y-%m-%d %H:%M:%S")}; total notebook time {total:.1f} s.</p>
+<p>Generated {time.strftime("%Y-%m-%d %H:%M:%S")}; notebook time of this run {total:.1f} s.</p>
 {run_parameters}
 <h2>Notebooks</h2>
 <table><tr><th>Notebook</th><th>Status</th><th>Run time (s)</th>
 <th>Peak kernel RSS so far (MiB)</th><th>Message</th></tr>
-{''.join(rows)}
+{''.join(rows[name] for name in sorted(rows))}
 </table>
-<h2>Key numbers measured in this run</h2>
+<h2>Key numbers measured in this run{" (and, marked, in an earlier one)" if earlier else ""}</h2>
 <table><tr><th>Notebook</th><th>Quantity</th><th>Value</th></tr>
 {''.join(summary_rows) or '<tr><td colspan="3">no summary saved</td></tr>'}
 </table>
@@ -346,11 +395,15 @@ def run_report(
     out_dir = Path(out_dir) if out_dir else paths.reports_dir() / run_dir.name
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ReportResult(out_dir=out_dir, index_path=out_dir / "index.html", parameters=parameters)
+    selected = {notebook.stem for notebook in notebooks}
+    result.earlier = {name: record for name, record in earlier_runs(out_dir, parameters).items()
+                      if name not in selected and name in {path.stem for path in find_notebooks()}}
     described = ", ".join(f"{name} {value}" for name, value in parameters.items() if name != "run_dir")
     for position, notebook in enumerate(notebooks):
         print(f"[report] running {notebook.name} ({described}) ...", flush=True)
         run = execute_notebook(notebook, out_dir, profile, parameters)
         result.runs.append(run)
+        record_run(out_dir, run, parameters, run_dir / "summary")
         print(f"[report] {notebook.name}: {run.status} in {run.seconds:.1f} s", flush=True)
         write_index(result, profile, run_dir / "summary")
         if run.status != "ok":

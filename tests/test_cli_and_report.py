@@ -341,6 +341,27 @@ def test_report_index_lists_only_the_numbers_saved_by_the_notebooks_it_ran_to_th
     assert "01_broken value" not in index and "02_not_selected value" not in index and "0.125" not in index
 
 
+def test_a_partial_rerun_keeps_the_other_notebooks_rows_and_numbers_from_the_last_run_with_its_parameters(
+        tmp_path, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    saves = "from seco_lab.report import save_summary\nsave_summary(profile, '{name}', {{'{name} value': {value}}})"
+    _write_notebook(notebooks / "00_first.ipynb", [saves.format(name="00_first", value="0.625")])
+    _write_notebook(notebooks / "01_second.ipynb", [saves.format(name="01_second", value="0.375")])
+    monkeypatch.setattr("seco_lab.paths.notebooks_dir", lambda: notebooks)
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    run_report("smoke", out_dir=tmp_path / "report")
+    _write_notebook(notebooks / "01_second.ipynb", [saves.format(name="01_second", value="0.875")])
+    run_report("smoke", selection=["01"], out_dir=tmp_path / "report")
+    index = (tmp_path / "report" / "index.html").read_text()
+    assert '<a href="00_first.html">00_first</a>' in index and "not run this time: from the report run of" in index
+    assert "00_first (earlier run)" in index and "0.625" in index
+    assert "01_second value" in index and "0.875" in index and "0.375" not in index
+    run_report("smoke", selection=["01"], out_dir=tmp_path / "report", settings=["seco.queue_size=64"])
+    index = (tmp_path / "report" / "index.html").read_text()  # other parameters: the earlier rows are not this report's
+    assert "00_first" not in index and "0.625" not in index
+
+
 def test_a_pretraining_stopped_by_a_signal_says_how_to_continue_it_with_its_own_exit_status(monkeypatch, capsys):
     from seco_lab.cli import STOPPED_EXIT_STATUS
     from seco_lab.engine import TrainingStopped
