@@ -1,5 +1,7 @@
 """Linear SVM, linear probe, kNN and retrieval on hand-made features."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,9 @@ from seco_lab.evaluation.knn import knn_predict, knn_protocol
 from seco_lab.evaluation.linear import linear_protocol
 from seco_lab.evaluation.linear_svm import SVM_C_GRID, choose_svm_c, linear_svm_protocol
 from seco_lab.evaluation.metrics import chance_accuracy, confusion_matrix, majority_class_accuracy, top1_accuracy
-from seco_lab.evaluation.retrieval import recall_at_k, retrieval_neighbours, retrieval_protocol
+from seco_lab.evaluation.retrieval import (
+    certain_recall_k, chance_recall_at_k, recall_at_k, retrieval_neighbours, retrieval_protocol,
+)
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -118,6 +122,47 @@ def test_retrieval_caps_k_and_averages_clip_views():
     assert result["R@50"] == pytest.approx(100.0 * np.mean(np.isin(test_y, train_y)))
     assert result["R@1"] == pytest.approx(slow_recall(train_x.mean(1), train_y, test_x.mean(1), test_y, 1))
     assert result["neighbours"].shape == (4, 7)
+
+
+def slow_chance_recall(train_y, test_y, k):
+    """Every set of k train videos a ranking can put first is equally likely: count the hits."""
+    hits = total = 0
+    for label in test_y:
+        for chosen in itertools.combinations(range(len(train_y)), min(k, len(train_y))):
+            hits += any(train_y[index] == label for index in chosen)
+            total += 1
+    return 100.0 * hits / total
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_chance_recall_matches_counting_every_top_k(seed):
+    rng = np.random.default_rng(seed)
+    train_y, test_y = rng.integers(0, 3, 8), rng.integers(0, 4, 5)  # class 3 has no train videos
+    chances = chance_recall_at_k(train_y, test_y, (1, 2, 4, 7, 8, 20))
+    for k, chance in chances.items():
+        assert chance == pytest.approx(slow_chance_recall(train_y, test_y, k))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_certain_recall_k_is_where_every_top_k_hits(seed):
+    rng = np.random.default_rng(seed)
+    train_y, test_y = rng.integers(0, 3, 9), rng.integers(0, 3, 6)
+    certain = certain_recall_k(train_y, test_y)
+    reachable = 100.0 * np.mean(np.isin(test_y, train_y))
+    assert slow_chance_recall(train_y, test_y, certain) == pytest.approx(reachable)
+    assert slow_chance_recall(train_y, test_y, certain - 1) < reachable
+    assert certain_recall_k(train_y, np.array([7])) is None
+
+
+def test_retrieval_reports_chance_and_where_recall_is_certain():
+    rng = np.random.default_rng(5)
+    train_x, train_y = rng.normal(size=(12, 4)), np.repeat([0, 1, 2], 4)
+    test_x, test_y = rng.normal(size=(6, 4)), np.array([0, 0, 1, 1, 2, 2])
+    result = retrieval_protocol(train_x, train_y, test_x, test_y, ks=(1, 5, 9, 10))
+    assert result["chance_R@1"] == pytest.approx(100 / 3)
+    assert result["R@k_certain_from"] == 9  # 12 videos, 4 of each class: any 9 hold one of every class
+    assert result["R@9"] == result["chance_R@9"] == pytest.approx(100.0)
+    assert "R@k_certain_from" not in retrieval_protocol(train_x, train_y, test_x, test_y, ks=(1, 5))
 
 
 def test_retrieval_centring_uses_each_split_mean():

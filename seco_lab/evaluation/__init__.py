@@ -14,7 +14,9 @@ from seco_lab.evaluation.knn import knn_predict, knn_protocol
 from seco_lab.evaluation.linear import linear_protocol
 from seco_lab.evaluation.linear_svm import linear_svm_protocol
 from seco_lab.evaluation.metrics import chance_accuracy, confusion_matrix, majority_class_accuracy, top1_accuracy
-from seco_lab.evaluation.retrieval import recall_at_k, retrieval_neighbours, retrieval_protocol
+from seco_lab.evaluation.retrieval import (
+    certain_recall_k, chance_recall_at_k, recall_at_k, retrieval_neighbours, retrieval_protocol,
+)
 from seco_lab.evaluation.runner import (PROTOCOLS, VideoSplits, load_video_splits, read_results, run_protocol,
                                        run_protocols)
 from seco_lab.evaluation.tracking import (
@@ -24,7 +26,7 @@ from seco_lab.evaluation.tracking import (
 
 __all__ = [
     "EvaluationError", "InputSpec", "LoadedEncoder", "PROTOCOLS", "SiameseTracker", "TrackerConfig", "TrackingSequence",
-    "VideoClassifier", "VideoSplits", "chance_accuracy", "confusion_matrix", "discover_tracking_sequences",
+    "VideoClassifier", "VideoSplits", "certain_recall_k", "chance_accuracy", "chance_recall_at_k", "confusion_matrix", "discover_tracking_sequences",
     "extract_video_features", "finetune_protocol", "freeze_batchnorm", "knn_predict", "knn_protocol", "linear_protocol",
     "linear_svm_protocol", "load_encoder", "load_video_splits", "majority_class_accuracy", "otb_metrics",
     "pool_frame_features", "read_otb_sequence", "read_results", "recall_at_k", "recompute_bn_stats",

@@ -3,6 +3,11 @@
 Video features (clip features averaged per video) are centred by their own split's mean,
 L2-normalised and compared by cosine similarity; a test video scores a hit at k when any of
 its k most similar train videos has its class.
+
+R@k rises with k for any ranking, a random one included: ``chance_recall_at_k`` gives the value a
+ranking drawn at random is expected to reach, the baseline each R@k is read against. With N train
+videos and n of a class, every k above N - n puts one of the class among the k, so R@k is 100 %
+there whatever the features.
 """
 
 from __future__ import annotations
@@ -48,6 +53,40 @@ def recall_at_k(neighbour_labels: np.ndarray, test_labels: np.ndarray, ks: Seque
     return {k: float(100.0 * np.mean(first_hit < k)) for k in ks}
 
 
+def chance_recall_at_k(train_labels: np.ndarray, test_labels: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
+    """Expected R@k in percent of a uniformly random ranking of the N train videos.
+
+    A test video whose class has n train videos misses at k with the hypergeometric probability
+    ``C(N - n, k) / C(N, k) = prod_{i<k} (N - n - i) / (N - i)`` (zero once k > N - n); a class
+    without train videos always misses. A k above N is capped at N.
+    """
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    total = train_labels.shape[0]
+    if total == 0 or test_labels.size == 0:
+        raise ValueError("chance_recall_at_k: needs train and test labels")
+    classes, counts = np.unique(train_labels, return_counts=True)
+    per_class = dict(zip(classes.tolist(), counts.tolist()))
+    in_class = np.array([per_class.get(label, 0) for label in test_labels.tolist()], dtype=np.float64)  # (M,)
+    chances = {}
+    for k in ks:
+        steps = np.arange(min(int(k), total), dtype=np.float64)  # (k,)
+        miss = np.clip((total - in_class[:, None] - steps) / (total - steps), 0.0, None).prod(axis=1)  # (M,)
+        chances[int(k)] = float(100.0 * np.mean(1.0 - miss))
+    return chances
+
+
+def certain_recall_k(train_labels: np.ndarray, test_labels: np.ndarray) -> int | None:
+    """The smallest k from which every test video of a class with train videos scores a hit under
+    any ranking (N - n + 1 for the test classes' smallest count n of train videos); None when no
+    test video's class has train videos."""
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    classes, counts = np.unique(train_labels, return_counts=True)
+    tested = np.isin(classes, test_labels)
+    if not tested.any():
+        return None
+    return int(train_labels.shape[0] - counts[tested].min() + 1)
+
+
 def retrieval_protocol(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
                        test_labels: np.ndarray, ks: Sequence[int] = DEFAULT_KS,
                        center: bool = True) -> dict[str, Any]:
@@ -55,6 +94,9 @@ def retrieval_protocol(train_features: np.ndarray, train_labels: np.ndarray, tes
 
     A k larger than the train set is capped at its size; the result then holds
     ``"R@k_capped_to"`` = the number of train videos and the key keeps the requested k.
+    ``"chance_R@k"`` is each k's value for a random ranking (``chance_recall_at_k``); when a
+    requested k is so large that any ranking scores every test video of a class with train
+    videos, ``"R@k_certain_from"`` gives the smallest such k (``certain_recall_k``).
     Also returns "neighbours" (M, K) train indices and "similarities" (M, K) for plots.
     """
     train_labels = np.asarray(train_labels)
@@ -67,6 +109,10 @@ def retrieval_protocol(train_features: np.ndarray, train_labels: np.ndarray, tes
     result: dict[str, Any] = {f"R@{k}": recalls[min(k, available)] for k in ks}
     if ks[-1] > available:
         result["R@k_capped_to"] = available
+    result.update({f"chance_R@{k}": chance for k, chance in chance_recall_at_k(train_labels, test_labels, ks).items()})
+    certain_from = certain_recall_k(train_labels, test_labels)
+    if certain_from is not None and ks[-1] >= certain_from:
+        result["R@k_certain_from"] = certain_from
     result["neighbours"] = neighbours
     result["similarities"] = similarities
     return result
