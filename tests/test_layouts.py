@@ -29,7 +29,8 @@ def test_ucf101_missing_entries_are_problems_and_unknown_split_is_an_error(tmp_p
     (tmp_path / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g01_c01.avi").unlink()
     spec = discover(tmp_path, layout="ucf101", split=2)
     assert len(spec.split("train")) == 7
-    assert [p.path.name for p in spec.problems] == ["v_ApplyEyeMakeup_g01_c01.avi"]
+    # shown where the class's videos are, under the extra UCF-101/ level the list's entry does not name
+    assert [p.path for p in spec.problems] == [tmp_path / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g01_c01.avi"]
     assert "trainlist02.txt" in spec.problems[0].reason
     with pytest.raises(LayoutError, match=r"split 3.*trainlist01\.txt"):
         discover(tmp_path, layout="ucf101", split=3)

@@ -32,6 +32,7 @@ it, or to a folder already read), and annotations that disagree with each other 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import os
 import re
@@ -272,6 +273,23 @@ class _VideoFinder:
 
         return min(candidates, key=preference)
 
+    def missing_path(self, entry: str, class_name: str) -> Path:
+        """Where a listed video that is not there would be: in the folder holding most of the
+        class's videos (an extra level such as ``UCF-101/`` included), else at ``root/entry``."""
+        name = Path(entry.strip().replace("\\", "/"))
+        folder = self._class_folders.get(_normalise(class_name))
+        return folder / name.name if folder is not None else self.root / name
+
+    @functools.cached_property
+    def _class_folders(self) -> dict[str, Path]:
+        """Normalised folder name -> the folder of that name holding the most videos (the
+        shallowest of equals)."""
+        counts = Counter(path.parent for paths in self.by_stem.values() for path in paths)
+        chosen: dict[str, Path] = {}
+        for folder in sorted(counts, key=lambda folder: (-counts[folder], len(folder.parts), str(folder))):
+            chosen.setdefault(_normalise(folder.name), folder)
+        return chosen
+
 
 def _describe(root: Path) -> str:
     """A short account of what is in ``root``, for layout errors."""
@@ -389,7 +407,8 @@ def _discover_ucf101(root: Path, split: int) -> DatasetSpec:
                                         skipped=False))
             path = finder.find(entry, classes[label])
             if path is None:
-                problems.append(Problem(root / entry_path, f"listed in {list_path.name} but no such video under {root}"))
+                problems.append(Problem(finder.missing_path(entry, classes[label]),
+                                        f"listed in {list_path.name} but no such video under {root}"))
                 continue
             if path in listed_in:
                 if listed_in[path] != list_path.name:
@@ -477,7 +496,8 @@ def _discover_hmdb51(root: Path, split: int) -> DatasetSpec:
                 continue
             path = finder.find(entry, class_name)
             if path is None:
-                problems.append(Problem(root / class_name / entry, f"listed in {list_path.name} but no such video under {root}"))
+                problems.append(Problem(finder.missing_path(entry, class_name),
+                                        f"listed in {list_path.name} but no such video under {root}"))
                 continue
             records.append(VideoRecord(path, label, class_name, tags[tag]))
     problems.extend(_hmdb_unlisted_folders(finder, split_dir, classes, listed_stems, split))
