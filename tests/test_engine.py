@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
+import textwrap
+import time
 import warnings
 from types import SimpleNamespace
 
@@ -22,7 +26,7 @@ from seco_lab.engine.checkpoint import capture_rng_state, preserved_rng, restore
 from seco_lab.engine.device import build_grad_scaler, move_batch
 from seco_lab.engine.sampler import SeededBatchSampler, epoch_order, rank_batches
 from seco_lab.engine.schedule import build_optimizer, build_scheduler, scaled_lr
-from seco_lab.engine.workers import lower_worker_priority
+from seco_lab.engine.workers import lower_worker_priority, training_worker_init
 
 
 # ------------------------------------------------------------------------------ schedule
@@ -399,6 +403,51 @@ class NicenessRecorder(ToyMoCo):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         self.seen.update(batch["nice"].tolist())
         return super().forward(batch)
+
+
+ORPHAN_SCRIPT = textwrap.dedent("""
+    import os, signal, sys, time
+    import torch
+    from seco_lab.engine.workers import training_worker_init
+
+    class Slow(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            print(os.getpid(), flush=True)
+            time.sleep(120)
+            return index
+
+    if __name__ == "__main__":
+        loader = torch.utils.data.DataLoader(Slow(), num_workers=1, worker_init_fn=training_worker_init({nice}))
+        iterator = iter(loader)
+        time.sleep(3)  # the worker is inside __getitem__
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux only")
+@pytest.mark.parametrize("nice", [0, 19])
+def test_a_training_worker_ends_when_its_main_process_is_killed_outright(tmp_path, nice):
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHAN_SCRIPT.format(nice=nice))
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == -9, completed.stderr
+    worker = int(completed.stdout.split()[0])
+    deadline = time.monotonic() + 20  # without it the worker sleeps on for two minutes
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker)
+    assert "Traceback" not in completed.stderr
 
 
 def test_lower_worker_priority_checks_its_argument():

@@ -12,8 +12,12 @@ the effect (loader-fed step ÷ in-memory step).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import os
+import signal
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -59,14 +63,37 @@ def lower_worker_priority(niceness: int) -> Callable[[int], None] | None:
     return functools.partial(_raise_niceness, niceness)
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its parent ends
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+    return ctypes.CDLL(name, use_errno=True) if name else None
+
+
+def end_with_parent(worker_id: int = 0) -> bool:
+    """A DataLoader ``worker_init_fn`` (Linux): the worker is killed as soon as the process that
+    started it ends. Without it, a worker whose main process was killed outright (SIGKILL, the
+    out-of-memory killer) lives on until PyTorch's watchdog notices, and may print a
+    ``BrokenPipeError`` traceback from the pipe that no one reads any more. Returns whether the
+    request was made (False on other platforms)."""
+    libc = _libc()
+    if libc is None:
+        return False
+    return libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+
+
 def _start_training_worker(raise_niceness: Callable[[int], None] | None, worker_id: int) -> None:
+    end_with_parent(worker_id)
     ignore_stop_signals()
     if raise_niceness is not None:
         raise_niceness(worker_id)
 
 
 def training_worker_init(niceness: int) -> Callable[[int], None]:
-    """The training loader's ``worker_init_fn``: the worker ignores the stop signals (the training
-    process stops at a step boundary and its workers end with it, ``seco_lab.engine.preemption``),
-    then adds ``niceness`` to its nice value as ``lower_worker_priority`` does."""
+    """The training loader's ``worker_init_fn``: the worker ends with its main process
+    (``end_with_parent``), ignores the stop signals (the training process stops at a step
+    boundary and its workers end with it, ``seco_lab.engine.preemption``), then adds ``niceness``
+    to its nice value as ``lower_worker_priority`` does."""
     return functools.partial(_start_training_worker, lower_worker_priority(niceness))

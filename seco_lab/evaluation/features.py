@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from seco_lab.engine.device import resolve_device as resolve_training_device
+from seco_lab.engine.workers import end_with_parent
 from seco_lab.methods.base import clip_with_next_frame
 from seco_lab.samplers import evenly_spaced_frames, uniform_clip_indices
 from seco_lab.transforms.functional import IMAGENET_MEAN, IMAGENET_STD, frame_differences, normalize, to_float01
@@ -370,7 +371,7 @@ def iterate_view_features(encoder: LoadedEncoder, dataset: torch.utils.data.Data
     module.eval()
     videos_per_batch = max(1, batch_size // max(1, _views_per_video(dataset)))
     loader = torch.utils.data.DataLoader(dataset, batch_size=videos_per_batch, shuffle=False,
-                                         num_workers=num_workers)
+                                         num_workers=num_workers, worker_init_fn=end_with_parent)
     try:
         for batch in _progress(loader, progress, len(loader), "features"):
             views = batch["views"].to(device, non_blocking=True)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seco_lab.engine.workers import end_with_parent
 from seco_lab.evaluation.features import (
     EvaluationError, InputSpec, LoadedEncoder, _frames_to_read, _read_frames, apply_input_mode, crop_offsets,
     normalise_frames, resolve_device,
@@ -226,7 +227,8 @@ def train_classifier(model: nn.Module, train_data: torch.utils.data.Dataset, epo
         opt = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(train_data, batch_size=batch_size, shuffle=True, drop_last=False,
-                                         generator=generator, num_workers=num_workers)
+                                         generator=generator, num_workers=num_workers,
+                                         worker_init_fn=end_with_parent)
     total_steps = max(1, epochs * len(loader))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)))
