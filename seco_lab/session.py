@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,30 @@ def _run_folder_suffix(overrides: dict[str, Any], settings: tuple[str, ...] = ()
     return "".join(f"-{part}" for part in parts)
 
 
+def _flat(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"batch_size": 8}}`` -> ``{"train.batch_size": 8}``."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def shadowed_settings(settings: tuple[str, ...], profile: dict[str, Any],
+                      named: dict[str, Any]) -> dict[str, tuple[str, Any, Any]]:
+    """The settings whose value a notebook parameter sets too (``named``, from
+    :func:`notebook_overrides`), which wins: setting -> (its key, its value, the parameter's)."""
+    by_parameter = _flat(named)
+    shadowed = {}
+    for setting in settings:
+        for key, value in _flat(settings_overrides([setting], profile)).items():
+            if key in by_parameter:
+                shadowed[setting] = (key, value, by_parameter[key])
+    return shadowed
+
+
 def resolve_profile_name(profile: str | None) -> str:
     """``profile`` itself, else ``$SECO_LAB_PROFILE``, else ``"standard"``; validated."""
     if isinstance(profile, str) and not profile.strip():
@@ -209,8 +234,13 @@ def start(
 
     name = resolve_profile_name(profile)
     settings = validate_settings(settings)
-    overrides = deep_update(settings_overrides(list(settings), get_profile(name)),
-                            notebook_overrides(max_videos_per_class, batch_size, input_mode))
+    named = notebook_overrides(max_videos_per_class, batch_size, input_mode)
+    overrides = deep_update(settings_overrides(list(settings), get_profile(name)), named)
+    shadowed = shadowed_settings(settings, get_profile(name), named)
+    for setting, (key, value, parameter_value) in shadowed.items():
+        if value != parameter_value:
+            warnings.warn(f"the setting {setting!r} has no effect: the {key.rsplit('.', 1)[-1]} parameter "
+                          f"({parameter_value!r}) sets {key}", stacklevel=2)
     profile_values = deep_update(get_profile(name), overrides)
     check_profile_values(profile_values)
     device = validate_device(device)
@@ -235,7 +265,8 @@ def start(
                 "the embedded dataset"
             )
     runs = (Path(run_dir).expanduser() if run_dir
-            else default_run_dir(name, None if data_root is None else root, overrides, settings, seed))
+            else default_run_dir(name, None if data_root is None else root, overrides,
+                                 tuple(setting for setting in settings if setting not in shadowed), seed))
     if runs.exists() and not runs.is_dir():
         raise ValueError(f"run_dir {str(runs)!r} is a file, not a folder: give a folder for the runs, "
                          "or None for the default one")

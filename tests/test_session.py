@@ -1,5 +1,7 @@
 """A notebook's first cell stops on a bad parameter with a message naming the valid choices."""
 
+import warnings
+
 import pytest
 
 from seco_lab.profiles import ProfileError
@@ -111,3 +113,20 @@ def test_another_seed_gets_its_own_run_folder(tmp_path, monkeypatch):
     assert start(profile="smoke", seed=3, prepare=False).run_dir == tmp_path / "runs" / "smoke-seed3"
     assert start(profile="smoke", seed=3, batch_size=4, prepare=False).run_dir == \
         tmp_path / "runs" / "smoke-batch4-seed3"
+
+
+def test_a_setting_that_a_parameter_overrides_is_named_once_in_the_run_folder_and_warned_of(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same value twice: nothing to warn of
+        same = start(profile="smoke", batch_size=8, settings=["train.batch_size=8", "seco.queue_size=64"],
+                     prepare=False)
+    assert same.run_dir == tmp_path / "runs" / "smoke-batch8-seco.queue_size=64"
+    with pytest.warns(UserWarning, match=r"'train.batch_size=4' has no effect: the batch_size parameter \(8\) sets "
+                                         r"train.batch_size"):
+        other = start(profile="smoke", batch_size=8, settings=["train.batch_size=4"], prepare=False)
+    assert other.run_dir == tmp_path / "runs" / "smoke-batch8"
+    assert other.section("train")["batch_size"] == 8
+    with pytest.warns(UserWarning, match="the input_mode parameter"):
+        assert start(profile="smoke", input_mode="rgb", settings=["cvrl.input_mode=frame_differences"],
+                     prepare=False).run_dir == tmp_path / "runs" / "smoke-rgb"
