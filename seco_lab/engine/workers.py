@@ -13,7 +13,6 @@ the effect (loader-fed step ÷ in-memory step).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 import signal
@@ -68,16 +67,18 @@ PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its p
 
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
-    return ctypes.CDLL(name, use_errno=True) if name else None
+    """The C library's symbols as this process has them loaded (Linux), else None."""
+    return ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 def end_with_parent(worker_id: int = 0) -> bool:
     """A DataLoader ``worker_init_fn`` (Linux): the worker is killed as soon as the process that
     started it ends. Without it, a worker whose main process was killed outright (SIGKILL, the
     out-of-memory killer) lives on until PyTorch's watchdog notices, and may print a
-    ``BrokenPipeError`` traceback from the pipe that no one reads any more. Returns whether the
-    request was made (False on other platforms)."""
+    ``BrokenPipeError`` traceback from the pipe that no one reads any more. Linux sends the
+    signal when the *thread* that started the worker ends, so a loader's iterator must not outlive
+    the thread that created it (the training loop and the evaluations iterate on the calling
+    thread). Returns whether the request was made (False on other platforms)."""
     libc = _libc()
     if libc is None:
         return False
