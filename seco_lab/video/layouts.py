@@ -273,12 +273,11 @@ class _VideoFinder:
 
         return min(candidates, key=preference)
 
-    def missing_path(self, entry: str, class_name: str) -> Path:
+    def missing_path(self, entry: str, class_name: str, default: Path) -> Path:
         """Where a listed video that is not there would be: in the folder holding most of the
-        class's videos (an extra level such as ``UCF-101/`` included), else at ``root/entry``."""
-        name = Path(entry.strip().replace("\\", "/"))
+        class's videos (an extra level such as ``UCF-101/`` included), else at ``default``."""
         folder = self._class_folders.get(_normalise(class_name))
-        return folder / name.name if folder is not None else self.root / name
+        return folder / Path(entry.strip().replace("\\", "/")).name if folder is not None else default
 
     @functools.cached_property
     def _class_folders(self) -> dict[str, Path]:
@@ -407,7 +406,7 @@ def _discover_ucf101(root: Path, split: int) -> DatasetSpec:
                                         skipped=False))
             path = finder.find(entry, classes[label])
             if path is None:
-                problems.append(Problem(finder.missing_path(entry, classes[label]),
+                problems.append(Problem(finder.missing_path(entry, classes[label], root / entry_path),
                                         f"listed in {list_path.name} but no such video under {root}"))
                 continue
             if path in listed_in:
@@ -496,7 +495,7 @@ def _discover_hmdb51(root: Path, split: int) -> DatasetSpec:
                 continue
             path = finder.find(entry, class_name)
             if path is None:
-                problems.append(Problem(finder.missing_path(entry, class_name),
+                problems.append(Problem(finder.missing_path(entry, class_name, root / class_name / entry),
                                         f"listed in {list_path.name} but no such video under {root}"))
                 continue
             records.append(VideoRecord(path, label, class_name, tags[tag]))
