@@ -133,9 +133,10 @@ def test_notebook_parameters_reach_every_run_and_name_its_folder(smoke_data, tmp
 
 def test_notebook_settings_reach_every_run_and_name_its_folder(smoke_data, tmp_path, monkeypatch):
     monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
-    lab = start(profile="smoke", data_root=smoke_data, batch_size=4,
-                settings=["seco.queue_size=64", " train.batch_size=8", "seco.augment.scale=[0.8, 1.0]"])
-    assert lab.run_dir == tmp_path / "runs" / "smoke-synth-smoke-batch4-seco.queue_size=64-train.batch_size=8-seco.augment.scale=[0.8,1.0]"
+    with pytest.warns(UserWarning, match="'train.batch_size=8' has no effect: the batch_size parameter"):
+        lab = start(profile="smoke", data_root=smoke_data, batch_size=4,
+                    settings=["seco.queue_size=64", " train.batch_size=8", "seco.augment.scale=[0.8, 1.0]"])
+    assert lab.run_dir == tmp_path / "runs" / "smoke-synth-smoke-batch4-seco.queue_size=64-seco.augment.scale=[0.8,1.0]"
     assert lab.section("seco")["queue_size"] == 64 and lab.section("train")["batch_size"] == 4
     assert "profile settings: seco.queue_size=64, train.batch_size=8, seco.augment.scale=[0.8, 1.0]" in str(lab)
     ensure_run(lab, RunSpec("random", "seco", {"seco": {"width": 0.5}}, epochs=0), progress=False)
