@@ -27,7 +27,8 @@ from _toy_method import INPUT_DIM, ToyMoCo, ToyPairDataset
 from seco_lab.engine import TrainConfig, TrainingStopped, fit, load_history
 from seco_lab.engine.checkpoint import CheckpointError, load_checkpoint
 from seco_lab.engine.distributed import (
-    all_gather_no_grad, all_gather_with_grad, is_distributed, rank, shuffle_bn_forward, world_size,
+    MainRankFailed, all_gather_no_grad, all_gather_with_grad, init_from_env, is_distributed, main_rank_first, rank,
+    shuffle_bn_forward, world_size,
 )
 
 WORLD = 2
@@ -159,6 +160,46 @@ def unshared_folder_worker(rank_index: int, out_dir: str, port: int) -> None:
         message = str(error)
     (out / f"unshared_rank{rank_index}.txt").write_text(message)
     dist.destroy_process_group()
+
+
+def main_rank_first_worker(rank_index: int, out_dir: str, port: int) -> None:
+    """Rank 0 leaves a file after a pause; every rank's work records whether it was there when
+    the work began. Then rank 0's work fails, and each rank records the error it got."""
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                       "WORLD_SIZE": str(WORLD), "RANK": str(rank_index),
+                       "LOCAL_RANK": str(rank_index)})
+    out = Path(out_dir)
+    init_from_env(use_cuda=False)
+    left_by_rank0 = out / "index.json"
+
+    def build() -> bool:
+        found = left_by_rank0.exists()
+        if rank_index == 0:
+            time.sleep(1.0)
+            left_by_rank0.write_text("{}")
+        return found
+
+    found = main_rank_first(build)
+
+    def fail() -> None:
+        if rank_index == 0:
+            raise ValueError("no layout fits /data")
+
+    try:
+        main_rank_first(fail)
+        error = ""
+    except (ValueError, MainRankFailed) as raised:
+        error = f"{type(raised).__name__}: {raised}"
+    (out / f"first_rank{rank_index}.json").write_text(json.dumps({"found": found, "error": error}))
+    dist.destroy_process_group()
+
+
+def test_main_rank_first_lets_the_others_reuse_rank_0s_work_and_stop_with_its_error(tmp_path):
+    spawn_workers(main_rank_first_worker, tmp_path)
+    ranks = [json.loads((tmp_path / f"first_rank{rank_index}.json").read_text()) for rank_index in range(WORLD)]
+    assert [result["found"] for result in ranks] == [False, True]
+    assert ranks[0]["error"] == "ValueError: no layout fits /data"
+    assert ranks[1]["error"] == "MainRankFailed: rank 0 stopped: ValueError: no layout fits /data"
 
 
 STOP_RUN_STEPS = 8  # 4 epochs of 2 steps, a log flush every 2 steps
@@ -316,3 +357,9 @@ def test_sigterm_to_one_process_stops_every_process_after_the_same_step_with_a_c
     assert [stop["signal"] for stop in stops] == [None, "SIGTERM"]
     assert stops[0]["message"].startswith("stopped by a stop signal sent to another process of the run after step")
     assert load_history(tmp_path / "run", "step")[-1]["step"] == checkpoint["step"]
+    method, _ = build_toy()  # resumed by one process: it goes on, and says it will not repeat the two-process run
+    config = TrainConfig.from_dict({**ddp_config().to_dict(), "epochs": 4, "log_every": 2})
+    with pytest.warns(UserWarning, match=r"written by a run of 2 process\(es\), resumed by 1: it continues from step"):
+        fit(method, ToyPairDataset(num_items=20, seed=2), config, tmp_path / "run", {"method": "toy"}, resume=True,
+            progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["finished"]

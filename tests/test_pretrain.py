@@ -49,6 +49,38 @@ def test_an_existing_run_is_never_overwritten_without_resume(smoke_data, tmp_pat
     assert reused.action == "initialised"
 
 
+def test_a_second_training_in_a_run_folder_in_use_is_refused_naming_the_process(smoke_data, tmp_path, capsys):
+    from seco_lab.engine.run_lock import RunFolderInUse, run_folder_lock
+
+    run = tmp_path / "run"
+    with run_folder_lock(run):  # another training, as far as the lock shows
+        with pytest.raises(RunFolderInUse, match=rf"{run} is in use by another training \(process {os.getpid()}\)"):
+            pretrain("seco", smoke_data, "smoke", run, epochs=0, progress=False)
+        assert main(["pretrain", "--method", "seco", "--data", str(smoke_data), "--profile", "smoke",
+                     "--out", str(run), "--epochs", "0"]) == 2
+        assert "is in use by another training" in capsys.readouterr().err
+        assert not (run / "checkpoint.pt").exists()
+    pretrain("seco", smoke_data, "smoke", run, epochs=0, progress=False)  # free again once it ended
+    assert (run / "checkpoint.pt").exists()
+
+
+def test_a_run_folder_that_a_failed_start_created_is_not_left_behind(smoke_data, tmp_path):
+    with pytest.raises(ValueError, match="batch_size=4 does not split evenly over the 3 processes"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("WORLD_SIZE", "3")  # checked before any process group or data
+            pretrain("seco", smoke_data, "smoke", tmp_path / "run", batch_size=4, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_batch_that_does_not_split_over_the_processes_names_the_multiples_that_do(smoke_data, tmp_path,
+                                                                                     monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(ValueError, match=r"choose a multiple of 3 \(6 or 9\)"):
+        pretrain("seco", smoke_data, "smoke", tmp_path / "run", batch_size=8, progress=False)
+    with pytest.raises(ValueError, match=r"choose a multiple of 3 \(3\)"):
+        pretrain("seco", smoke_data, "smoke", tmp_path / "run", batch_size=2, progress=False)
+
+
 def test_a_run_with_other_settings_is_refused(smoke_data, tmp_path):
     pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
     with pytest.raises(ValueError, match=r"different settings \(seco.width 0.25 -> 0.5\)"):

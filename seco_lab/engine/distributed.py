@@ -12,6 +12,7 @@ import atexit
 import importlib
 import os
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -87,6 +88,35 @@ def barrier() -> None:
     """Wait for every rank (no-op in one process)."""
     if is_distributed():
         dist.barrier()
+
+
+Result = TypeVar("Result")
+
+
+class MainRankFailed(RuntimeError):
+    """Rank 0 stopped with an error in work the other ranks were waiting for."""
+
+
+def main_rank_first(work: Callable[[], Result]) -> Result:
+    """Run ``work`` on rank 0, then on the other ranks, which find what it left on disk (a dataset
+    index, a frame cache) instead of each building their own copy at the same time. An error on
+    rank 0 stops every rank: the others raise ``MainRankFailed`` naming it instead of waiting. In
+    one process it just runs ``work``."""
+    if not is_distributed():
+        return work()
+    if rank() == 0:
+        try:
+            result = work()
+        except BaseException as error:
+            dist.broadcast_object_list([f"{type(error).__name__}: {error}"], src=0)
+            raise
+        dist.broadcast_object_list([None], src=0)
+        return result
+    failure: list[str | None] = [None]
+    dist.broadcast_object_list(failure, src=0)
+    if failure[0] is not None:
+        raise MainRankFailed(f"rank 0 stopped: {failure[0]}")
+    return work()
 
 
 class _AllGatherWithGrad(torch.autograd.Function):

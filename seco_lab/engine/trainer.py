@@ -460,6 +460,12 @@ class _TrainingRun:
             restore_rng_state(rng_states[self.rank])
         else:
             seed_everything(self.cfg.seed + self.rank + self.step)
+            if self.is_main:
+                warnings.warn(
+                    f"{self.checkpoint_path}: written by a run of {len(rng_states)} process(es), resumed by "
+                    f"{self.world_size}: it continues from step {self.step} with the same global batches, but its "
+                    "random draws (augmentations) and per-process BatchNorm statistics differ from the interrupted "
+                    "run's, so it will not end with the weights an uninterrupted run would have", stacklevel=2)
 
 
 def _check_output(out: Any, method_name: str) -> torch.Tensor:

@@ -7,6 +7,7 @@ randomly initialised model as a checkpoint: the baseline every evaluation compar
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
@@ -20,7 +21,8 @@ from seco_lab.engine.checkpoint import (
 )
 from seco_lab.engine.config import TrainConfig
 from seco_lab.engine.device import resolve_device
-from seco_lab.engine.distributed import env_local_rank
+from seco_lab.engine.distributed import env_local_rank, env_rank, env_world_size, init_from_env, main_rank_first
+from seco_lab.engine.run_lock import run_folder_lock
 from seco_lab.engine.trainer import CONFIG_NAME, fit
 from seco_lab.methods.base import build_method, method_names
 from seco_lab.profiles import check_profile_values, fold_method_sections, get_profile
@@ -182,15 +184,41 @@ def pretrain(
     every time; see :func:`~seco_lab.video.layouts.limit_per_class`), for a quick run on a
     large dataset.
     """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"{run_dir} is a file, not a run directory: choose another --out")
+    with run_folder_lock(run_dir) if env_rank() == 0 else contextlib.nullcontext():
+        return _pretrain_in_locked_folder(
+            method, data_root, profile, run_dir, split, layout, epochs, batch_size, device, resume, seed, num_workers,
+            frame_cache, max_videos_per_class, overrides, progress, monitor)
+
+
+def _pretrain_in_locked_folder(
+    method: str,
+    data_root: Path,
+    profile: str,
+    run_dir: Path,
+    split: int,
+    layout: str,
+    epochs: int | None,
+    batch_size: int | None,
+    device: str,
+    resume: bool,
+    seed: int,
+    num_workers: int | None,
+    frame_cache: bool | None,
+    max_videos_per_class: int | None,
+    overrides: dict[str, Any] | None,
+    progress: bool,
+    monitor: bool,
+) -> PretrainResult:
+    """:func:`pretrain` once its run folder is locked (rank 0 holds the lock under torchrun)."""
     from seco_lab.video.dataset import VideoDataset
     from seco_lab.video.frame_store import FrameStore, FrameStoreSpaceError, store_folder
     from seco_lab.video.index import load_dataset
 
-    run_dir = Path(run_dir)
     checkpoint_path = run_dir / CHECKPOINT_NAME
     chosen_device = resolve_device(device, env_local_rank())  # a missing GPU is named before the data is indexed
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"{run_dir} is a file, not a run directory: choose another --out")
     if checkpoint_path.exists() and not resume:
         raise FileExistsError(
             f"{checkpoint_path} already exists: pass --resume to continue or reuse it, or choose another --out"
@@ -218,12 +246,19 @@ def pretrain(
             f"{data['crop_size']} px, sized for GPUs, and no GPU is visible (--device auto chose the CPU), where it "
             "would take days: use --profile standard (sized for a CPU), or --device cpu to train it on the CPU anyway"
         )
-    spec, index = load_dataset(data_root, layout=layout, split=split, min_frames=MIN_FRAMES, progress=progress,
-                               max_videos_per_class=config["data"].get("max_videos_per_class"))
+    batch, processes = int(config["train"]["batch_size"]), env_world_size()
+    if config["train"]["epochs"] and batch % processes:  # before the data is indexed or cached
+        fitting = [multiple for multiple in (batch - batch % processes, batch - batch % processes + processes)
+                   if multiple > 0]
+        raise ValueError(f"batch_size={batch} does not split evenly over the {processes} processes of this run: "
+                         f"choose a multiple of {processes} ({' or '.join(map(str, fitting))})")
+    init_from_env(use_cuda=chosen_device.type == "cuda")  # rank 0 indexes and caches first, the others reuse them
+    spec, index = main_rank_first(lambda: load_dataset(
+        data_root, layout=layout, split=split, min_frames=MIN_FRAMES, progress=progress,
+        max_videos_per_class=config["data"].get("max_videos_per_class")))
     train_records = spec.split("train")
     if not train_records:
         raise ValueError(f"{data_root}: split {split} has no usable training videos")
-    batch = int(config["train"]["batch_size"])
     if config["train"]["epochs"] and len(train_records) < batch:  # before any frame is cached
         raise ValueError(f"{data_root}: split {split} has {len(train_records)} usable training videos, fewer than "
                          f"batch_size={batch} (every step needs a full batch): lower it (pretrain --batch-size or a "
@@ -253,19 +288,23 @@ def pretrain(
     cfg = train_config(config, device=device, seed=seed)
     cfg.find_unused_parameters = model.has_unused_parameters()
     size = int(config["data"]["size"])
-    store = None
-    if config["data"].get("frame_cache"):
+
+    def cached_frames() -> FrameStore | None:
+        """The train videos' decoded frames, cached once (None: no room or no writable folder)."""
         try:
-            store = FrameStore.build([r.path for r in train_records], [index[r].num_frames for r in train_records],
-                                     size, store_folder(Path(data_root)), progress=progress,
-                                     frame_sizes=[(index[r].height, index[r].width) for r in train_records])
+            return FrameStore.build([r.path for r in train_records], [index[r].num_frames for r in train_records],
+                                    size, store_folder(Path(data_root)), progress=progress,
+                                    frame_sizes=[(index[r].height, index[r].width) for r in train_records])
         except FrameStoreSpaceError as error:
             warnings.warn(f"{error.strerror}: training decodes every batch from the video files instead "
-                          "(same batches, slower; --no-frame-cache skips this check)", stacklevel=2)
+                          "(same batches, slower; --no-frame-cache skips this check)", stacklevel=3)
         except OSError as error:  # neither the dataset folder nor the user cache folder can be written
             warnings.warn(f"cannot cache the decoded frames ({error.filename}: {error.strerror}): training decodes "
                           "every batch from the video files instead (same batches, slower; --no-frame-cache skips "
-                          "the cache)", stacklevel=2)
+                          "the cache)", stacklevel=3)
+        return None
+
+    store = main_rank_first(cached_frames) if config["data"].get("frame_cache") else None
     dataset = VideoDataset(train_records, index, model.view_maker(), size=size, seed=seed,
                            problem_log=run_dir / "data_problems.txt", frame_store=store)
     knn_monitor = None
