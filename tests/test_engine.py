@@ -450,6 +450,23 @@ def test_a_training_worker_ends_when_its_main_process_is_killed_outright(tmp_pat
     assert "Traceback" not in completed.stderr
 
 
+class SigintHandlerDataset(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> bool:
+        import signal
+
+        return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux only")
+def test_training_workers_leave_ctrl_c_to_the_main_process():
+    loader = torch.utils.data.DataLoader(SigintHandlerDataset(), batch_size=2, num_workers=1,
+                                         worker_init_fn=training_worker_init(0))
+    assert [bool(value) for batch in loader for value in batch] == [True, True]
+
+
 def test_lower_worker_priority_checks_its_argument():
     assert lower_worker_priority(0) is None
     assert callable(lower_worker_priority(7))

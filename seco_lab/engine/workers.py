@@ -86,7 +86,8 @@ def end_with_parent(worker_id: int = 0) -> bool:
 
 
 def _start_training_worker(raise_niceness: Callable[[int], None] | None, worker_id: int) -> None:
-    end_with_parent(worker_id)
+    if end_with_parent(worker_id):  # Ctrl-C is the main process's to handle; the worker ends with it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     ignore_stop_signals()
     if raise_niceness is not None:
         raise_niceness(worker_id)
@@ -94,7 +95,8 @@ def _start_training_worker(raise_niceness: Callable[[int], None] | None, worker_
 
 def training_worker_init(niceness: int) -> Callable[[int], None]:
     """The training loader's ``worker_init_fn``: the worker ends with its main process
-    (``end_with_parent``), ignores the stop signals (the training process stops at a step
+    (``end_with_parent``; it then leaves Ctrl-C to that process, which under torchrun would
+    otherwise get a traceback from every worker of every rank), ignores the stop signals (the training process stops at a step
     boundary and its workers end with it, ``seco_lab.engine.preemption``), then adds ``niceness``
     to its nice value as ``lower_worker_priority`` does."""
     return functools.partial(_start_training_worker, lower_worker_priority(niceness))
