@@ -61,6 +61,25 @@ def test_stores_of_different_video_sets_never_share_a_file(tmp_path):
             assert torch.equal(store.read(path, range(count)), read_frames(path, range(count), 24))
 
 
+def test_a_build_removes_what_stopped_builds_of_its_store_left_but_not_a_live_or_recent_one(tmp_path):
+    paths = _videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    wanted = {str(path): (None, count) for path, count in zip(paths, counts)}
+    data_file, index_file = frame_store._store_files(tmp_path, 24, wanted)
+    dead = 2**22 + 12345  # above the kernel's largest process id: no such process
+    long_ago = os.stat(paths[0]).st_mtime - 2 * frame_store.ABANDONED_AFTER_S
+    abandoned = [data_file.with_name(f"{data_file.name}.tmp-{dead}"), index_file.with_name(f"{index_file.name}.tmp-{dead}")]
+    recent = data_file.with_name(f"{data_file.name}.tmp-{dead + 1}")
+    running = data_file.with_name(f"{data_file.name}.tmp-1")  # pid 1 always runs
+    for path in abandoned + [recent, running]:
+        path.write_bytes(b"partial")
+    for path in abandoned + [running]:
+        os.utime(path, (long_ago, long_ago))
+    FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    assert not any(path.exists() for path in abandoned)
+    assert recent.exists() and running.exists()  # changed lately, or its process still runs
+
+
 def test_store_is_not_built_when_the_disk_has_no_room(tmp_path, monkeypatch):
     paths = _videos(tmp_path)
     counts = [probe_video(p).num_frames for p in paths]

@@ -19,11 +19,13 @@ size): :func:`cached_stores` lists those of a dataset and :func:`remove_stores` 
 from __future__ import annotations
 
 import errno
+import glob
 import hashlib
 import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +112,7 @@ class FrameStore:
             return cls(data_file, {key: existing[0][key] for key in wanted})
         for outdated in (f".seco_lab_frames_{size}.bin", f".seco_lab_frames_{size}.json"):  # version 1's one store
             (folder / outdated).unlink(missing_ok=True)
+        _remove_abandoned_builds(data_file, index_file)
         if frame_sizes is not None:
             needed = sum(count * 3 * _pixels(shape, size) for (_, count), shape in zip(wanted.values(), frame_sizes))
             _check_free_space(folder, needed)
@@ -213,15 +216,35 @@ class CachedStore:
     @property
     def being_written(self) -> bool:
         """An unfinished build whose process still runs (it must not be deleted)."""
-        if self.writer_pid is None:
-            return False
-        try:
-            os.kill(self.writer_pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # another user's running process
-            return True
+        return self.writer_pid is not None and _process_running(self.writer_pid)
+
+
+def _process_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's running process
         return True
+    return True
+
+
+ABANDONED_AFTER_S = 600.0  # an unfinished build untouched this long, by no running process, was stopped
+
+
+def _remove_abandoned_builds(*files: Path) -> None:
+    """Delete the temporary files that stopped builds of ``files`` left (``<file>.tmp-<pid>``): their
+    process no longer runs here and they have not changed for ``ABANDONED_AFTER_S`` (a build on
+    another machine sharing the folder writes all the time)."""
+    for file in files:
+        for temporary in file.parent.glob(glob.escape(file.name) + ".tmp-*"):
+            pid = temporary.name.rsplit("-", 1)[-1]
+            try:
+                untouched = time.time() - temporary.stat().st_mtime > ABANDONED_AFTER_S
+            except FileNotFoundError:
+                continue
+            if pid.isdigit() and untouched and not _process_running(int(pid)):
+                temporary.unlink(missing_ok=True)
 
 
 def cached_stores(root: Path) -> list[CachedStore]:
