@@ -1,5 +1,6 @@
 """OTB metrics against plain-loop references; the Siamese tracker on a synthetic moving square."""
 
+import re
 import warnings
 
 import numpy as np
@@ -8,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from seco_lab.evaluation.tracking import (
-    PRECISION_THRESHOLDS, SUCCESS_THRESHOLDS, SiameseTracker, TrackerConfig, TrackingDataError, crop_square,
-    discover_tracking_sequences, otb_metrics, overlap_ratios, parse_otb_boxes, read_otb_sequence, tracking_protocol,
+    PRECISION_THRESHOLDS, SUCCESS_THRESHOLDS, SiameseTracker, TrackerConfig, TrackingDataError, TrackingSequence,
+    crop_square, discover_tracking_sequences, otb_metrics, overlap_ratios, parse_otb_boxes, read_otb_sequence,
+    tracking_protocol,
 )
 
 
@@ -197,8 +199,12 @@ def test_a_sequence_whose_first_box_is_empty_is_named_with_the_problem(tmp_path,
     sequence = tmp_path / "tracking" / "Lost"
     write_frames(sequence, frames, name="{:04d}.jpg")
     write_truth(sequence, [first_line] + otb_lines(boxes[1:]))
-    with pytest.raises(TrackingDataError, match=r"Lost.groundtruth_rect\.txt: the first box .* no positive width"):
-        discover_tracking_sequences(tmp_path)
+    problem = r"Lost.groundtruth_rect\.txt: the first box .* no positive width"
+    with pytest.raises(TrackingDataError, match=problem):
+        read_otb_sequence(sequence)
+    (lost,) = discover_tracking_sequences(tmp_path)
+    assert lost.name == "Lost" and len(lost) == 0
+    assert re.search(problem, lost.problem)
 
 
 def test_davids_boxes_are_paired_with_the_frames_from_0300(tmp_path):
@@ -222,3 +228,95 @@ def test_a_sequence_with_more_frames_than_boxes_or_the_reverse_is_named_in_a_war
         fewer_frames = read_otb_sequence(tmp_path / "FewerFrames")
     assert (len(fewer_boxes), len(fewer_frames)) == (5, 6)
     np.testing.assert_allclose(fewer_boxes.boxes, boxes[:5])
+
+
+@pytest.mark.parametrize("first_number", [1, 247])  # OTB's BlurCar1 is numbered from 0247
+def test_missing_frame_images_leave_their_boxes_out_without_shifting_later_frames(tmp_path, first_number):
+    frames, boxes = moving_square_sequence(num_frames=20)
+    sequence = tmp_path / "Gaps"
+    write_sequence(sequence, frames, boxes, first_number=first_number)
+    for index in (6, 7):  # img/0007 and 0008 when numbered from 1
+        (sequence / "img" / f"{first_number + index:04d}.png").unlink()
+    missing = f"{first_number + 6}, {first_number + 7}"
+    with pytest.warns(UserWarning, match=f"Gaps: 18 frames in img/ and 20 boxes in groundtruth_rect.txt: "
+                                         f"2 boxes have no image \\(frame numbers {missing}\\) and are left out"):
+        read = read_otb_sequence(sequence)
+    kept = [index for index in range(20) if index not in (6, 7)]
+    assert [path.name for path in read.frame_paths] == [f"{first_number + index:04d}.png" for index in kept]
+    np.testing.assert_allclose(read.boxes, boxes[kept])
+    np.testing.assert_array_equal(read.frame(6), frames[8])
+
+
+def test_frames_named_without_numbers_are_still_paired_in_order(tmp_path):
+    frames, boxes = moving_square_sequence(num_frames=4)
+    sequence = tmp_path / "Letters"
+    write_frames(sequence, frames[:3], name="frame_{}.png")
+    for number, letter in enumerate("abc", start=1):
+        (sequence / "img" / f"frame_{number}.png").rename(sequence / "img" / f"frame_{letter}.png")
+    write_truth(sequence, otb_lines(boxes))
+    with pytest.warns(UserWarning, match="Letters: 3 frames in img/ and 4 boxes .* the first 3 of each are paired"):
+        read = read_otb_sequence(sequence)
+    np.testing.assert_allclose(read.boxes, boxes[:3])
+
+
+def test_two_images_of_one_frame_number_are_named(tmp_path):
+    frames, boxes = moving_square_sequence(num_frames=3)
+    sequence = tmp_path / "Twice"
+    write_sequence(sequence, frames, boxes)
+    (sequence / "img" / "1.png").write_bytes((sequence / "img" / "0001.png").read_bytes())
+    with pytest.raises(TrackingDataError, match="0001.png and 1.png both hold frame 1"):
+        read_otb_sequence(sequence)
+
+
+TINY_CONFIG = TrackerConfig(exemplar_size=32, instance_size=64)
+
+
+@pytest.mark.parametrize("later_lines", [[], ["0,0,0,0", "0,0,0,0"]], ids=["one-frame", "no-later-valid-box"])
+def test_a_sequence_with_fewer_than_two_usable_frames_is_left_out_of_the_averages(tmp_path, later_lines):
+    frames, boxes = moving_square_sequence(num_frames=8)
+    write_sequence(tmp_path / "tracking" / "Square", frames, boxes)
+    write_frames(tmp_path / "tracking" / "Short", frames[:1 + len(later_lines)])
+    write_truth(tmp_path / "tracking" / "Short", otb_lines(boxes[:1]) + later_lines)
+    square_alone = tracking_protocol(edge_trunk, [read_otb_sequence(tmp_path / "tracking" / "Square")], TINY_CONFIG)
+    with pytest.warns(UserWarning, match="tracking: sequence Short left out: .* at least 2 usable frames"):
+        result = tracking_protocol(edge_trunk, discover_tracking_sequences(tmp_path), TINY_CONFIG)
+    assert [sequence.name for sequence in result["sequences"]] == ["Square"]
+    assert (result["num_sequences"], result["sequences_scored"], result["sequences_skipped"]) == (1, 1, 1)
+    for key in ("precision@20", "success_auc", "mean_iou"):
+        assert result[key] == square_alone[key]
+    with pytest.raises(TrackingDataError, match="none of the 1 sequences can be scored: Short: "):
+        tracking_protocol(edge_trunk, [read_otb_sequence(tmp_path / "tracking" / "Short")], TINY_CONFIG)
+
+
+def test_sequences_that_cannot_be_read_or_initialised_are_left_out_and_counted(tmp_path):
+    frames, boxes = moving_square_sequence(num_frames=8)
+    root = tmp_path / "tracking"
+    write_sequence(root / "Square", frames, boxes)
+    write_sequence(root / "Header", frames, boxes)
+    write_truth(root / "Header", ["x,y,w,h"] + otb_lines(boxes))
+    write_sequence(root / "NoSize", frames, boxes)
+    write_truth(root / "NoSize", ["1,1,0,0"] + otb_lines(boxes[1:]))
+    write_frames(root / "EmptyJpg", frames, name="{:04d}.jpg")
+    write_truth(root / "EmptyJpg", otb_lines(boxes))
+    (root / "EmptyJpg" / "img" / "0003.jpg").write_bytes(b"")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = tracking_protocol(edge_trunk, discover_tracking_sequences(tmp_path), TINY_CONFIG)
+    assert [sequence.name for sequence in result["sequences"]] == ["Square"]
+    assert (result["sequences_scored"], result["sequences_skipped"]) == (1, 3)
+    notes = [str(warning.message) for warning in caught]
+    assert len(notes) == 3
+    assert re.search(r"sequence EmptyJpg left out: cannot identify image file .*EmptyJpg.img.0003\.jpg", notes[0])
+    assert re.search(r"sequence Header left out: .*Header.groundtruth_rect\.txt: line 1 is not numeric", notes[1])
+    assert re.search(r"sequence NoSize left out: .*NoSize.groundtruth_rect\.txt: the first box", notes[2])
+    assert [name for name, _ in result["left_out"]] == ["EmptyJpg", "Header", "NoSize"]
+
+
+def test_the_protocol_names_every_reason_when_no_sequence_can_be_scored(tmp_path):
+    frames, boxes = moving_square_sequence(num_frames=4)
+    write_sequence(tmp_path / "Header", frames, boxes)
+    write_truth(tmp_path / "Header", ["x,y,w,h"] + otb_lines(boxes))
+    zero_box = TrackingSequence("ZeroBox", sorted((tmp_path / "Header" / "img").iterdir()), boxes * [1, 1, 0, 1])
+    with pytest.raises(TrackingDataError, match=r"none of the 2 sequences can be scored: Header: .*line 1 is not "
+                                                r"numeric.*; ZeroBox: the first box .* no positive width and height"):
+        tracking_protocol(edge_trunk, discover_tracking_sequences(tmp_path) + [zero_box], TINY_CONFIG)

@@ -3,9 +3,12 @@
 Sequences use the OTB layout: ``<seq>/img/0001.jpg ...`` and ``<seq>/groundtruth_rect.txt``
 with one ``x,y,w,h`` line per frame (1-based pixels, comma or whitespace separated). A folder
 with several targets (OTB's Jogging, Skating2) holds one ``groundtruth_rect.<K>.txt`` per
-target instead, and gives one sequence per target, named ``<seq>-<K>``. Frames and boxes are
-paired in order from the first of each (from frame 0300 for OTB's David, whose boxes start
-there); a sequence with more frames than boxes, or the reverse, is named in a warning.
+target instead, and gives one sequence per target, named ``<seq>-<K>``. When every image name
+holds a frame number (``0001.jpg``), the first box belongs to the lowest number (to frame 0300
+for OTB's David, whose boxes start there) and each later box to the number after: a missing
+image leaves its box out and shifts no later frame. Images named without numbers are paired
+with the boxes in order. Boxes without an image, and images without a box, are named in a warning.
+A sequence that cannot be read or scored is left out of :func:`tracking_protocol` with a warning.
 Boxes inside this module are 0-based ``(x, y, w, h)`` in continuous pixel coordinates
 (a pixel k covers [k, k+1)).
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ TARGET_TRUTH_FILE = re.compile(r"^groundtruth_rect\.(\d+)\.txt$")  # one target 
 # Sequences whose ground truth starts after their first image, with the number of the frame its
 # first box belongs to: OTB-100's David holds images 0001-0770 and boxes for 0300-0770.
 FIRST_ANNOTATED_FRAME = {"david": 300}
+LISTED_FRAME_NUMBERS = 5  # a warning about missing images names this many frame numbers
 
 
 class TrackingDataError(ValueError):
@@ -53,11 +57,16 @@ class TrackingDataError(ValueError):
 
 @dataclass
 class TrackingSequence:
-    """One sequence: frame image files in order and ground-truth boxes (T, 4) 0-based x, y, w, h."""
+    """One sequence: frame image files in order and ground-truth boxes (T, 4) 0-based x, y, w, h.
+
+    ``problem`` says why the sequence could not be read (it then has no frames and boxes);
+    :func:`tracking_protocol` leaves such a sequence out.
+    """
 
     name: str
     frame_paths: list[Path]
     boxes: np.ndarray
+    problem: str | None = None
 
     def __len__(self) -> int:
         return len(self.frame_paths)
@@ -105,6 +114,19 @@ def frame_order(path: Path) -> list[str | int]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
+def frame_number(path: Path) -> int | None:
+    """The frame number in an image file's name, its last run of digits (12 for ``0012.jpg`` or
+    ``frame_12.png``); None when the name holds no digits."""
+    numbers = re.findall(r"\d+", path.stem)
+    return int(numbers[-1]) if numbers else None
+
+
+def listed_numbers(numbers: Sequence[int], limit: int = LISTED_FRAME_NUMBERS) -> str:
+    """The first ``limit`` numbers, comma separated, with ``...`` when there are more."""
+    shown = ", ".join(str(number) for number in numbers[:limit])
+    return shown + (", ..." if len(numbers) > limit else "")
+
+
 def sequence_targets(sequence_dir: Path) -> list[int | None]:
     """The targets of an OTB folder: ``[None]`` for its ``groundtruth_rect.txt``, else the numbers
     K of its ``groundtruth_rect.<K>.txt`` files (empty when it has neither)."""
@@ -117,8 +139,58 @@ def sequence_targets(sequence_dir: Path) -> list[int | None]:
     return sorted(int(match.group(1)) for match in map(TARGET_TRUTH_FILE.match, names) if match)
 
 
+def sequence_name(sequence_dir: Path, target: int | None) -> str:
+    """``<seq>`` for a folder's only target, ``<seq>-<K>`` for its target K."""
+    return sequence_dir.name if target is None else f"{sequence_dir.name}-{target}"
+
+
+def pair_frames_in_order(sequence_dir: Path, truth: Path, frame_paths: list[Path],
+                         boxes: np.ndarray) -> tuple[list[Path], np.ndarray]:
+    """Frames named without numbers and boxes, paired in order from the first of each."""
+    length = min(len(frame_paths), len(boxes))
+    if len(frame_paths) != len(boxes):
+        warnings.warn(f"{sequence_dir}: {len(frame_paths)} frames in img/ and {len(boxes)} boxes in {truth.name}: "
+                      f"the first {length} of each are paired, the rest left out", stacklevel=3)
+    return frame_paths[:length], boxes[:length]
+
+
+def pair_frames_by_number(sequence_dir: Path, truth: Path, frame_paths: list[Path],
+                          boxes: np.ndarray) -> tuple[list[Path], np.ndarray]:
+    """Numbered frames (see :func:`frame_number`) and boxes: the first box belongs to the lowest
+    number (or to the sequence's :data:`FIRST_ANNOTATED_FRAME` when img/ holds more frames than
+    there are boxes) and box k to the k-th number from there; a box whose image is missing is left out."""
+    numbered: dict[int, Path] = {}
+    for path in frame_paths:
+        number = frame_number(path)
+        if number in numbered:
+            raise TrackingDataError(f"{path.parent}: {numbered[number].name} and {path.name} both hold frame "
+                                    f"{number}, so which of them belongs to box {number} is unclear")
+        numbered[number] = path
+    first_annotated = FIRST_ANNOTATED_FRAME.get(sequence_dir.name.lower())
+    if first_annotated is None or len(frame_paths) <= len(boxes):
+        first_annotated = min(numbered)
+    box_numbers = range(first_annotated, first_annotated + len(boxes))
+    paired = [number for number in box_numbers if number in numbered]
+    if not paired:
+        raise TrackingDataError(f"{sequence_dir}: no image in img/ is numbered {box_numbers[0]}-{box_numbers[-1]}, "
+                                f"the frames of the boxes in {truth.name}")
+    missing = [number for number in box_numbers if number not in numbered]
+    unboxed = sorted(number for number in numbered if number > box_numbers[-1])
+    left_out = []
+    if missing:
+        left_out.append(f"{len(missing)} boxes have no image (frame numbers {listed_numbers(missing)}) "
+                        "and are left out")
+    if unboxed:
+        left_out.append(f"{len(unboxed)} frames after the last box (frame {box_numbers[-1]}) are left out")
+    if left_out:
+        warnings.warn(f"{sequence_dir}: {len(frame_paths)} frames in img/ and {len(boxes)} boxes in {truth.name}: "
+                      + "; ".join(left_out), stacklevel=3)
+    return [numbered[number] for number in paired], boxes[[number - first_annotated for number in paired]]
+
+
 def read_otb_sequence(sequence_dir: str | Path, target: int | None = None) -> TrackingSequence:
-    """Read one OTB-layout sequence; frames (in :func:`frame_order`) are paired with ground-truth rows in order.
+    """Read one OTB-layout sequence; frames (in :func:`frame_order`) are paired with ground-truth
+    rows by their numbers when every name holds one (:func:`pair_frames_by_number`), else in order.
 
     ``target`` K reads the boxes of ``groundtruth_rect.<K>.txt`` (a folder with several targets)
     and names the sequence ``<seq>-<K>``; None reads ``groundtruth_rect.txt``.
@@ -135,31 +207,38 @@ def read_otb_sequence(sequence_dir: str | Path, target: int | None = None) -> Tr
     if not frame_paths:
         raise TrackingDataError(f"{image_dir}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     boxes = parse_otb_boxes(truth.read_text(), str(truth))
+    if any(frame_number(path) is None for path in frame_paths):
+        frame_paths, boxes = pair_frames_in_order(sequence_dir, truth, frame_paths, boxes)
+    else:
+        frame_paths, boxes = pair_frames_by_number(sequence_dir, truth, frame_paths, boxes)
     if not valid_truth(boxes[:1])[0]:
         shown = ",".join(f"{value:g}" for value in boxes[0] + [1.0, 1.0, 0.0, 0.0])  # as written, 1-based
         raise TrackingDataError(f"{truth}: the first box ({shown}) has no positive width and height, and the "
                                 "tracker starts from the first box")
-    first_annotated = FIRST_ANNOTATED_FRAME.get(sequence_dir.name.lower())
-    if first_annotated is not None and len(frame_paths) > len(boxes):
-        annotated = [path for path in frame_paths if path.stem.isdigit() and int(path.stem) >= first_annotated]
-        frame_paths = annotated or frame_paths
-    length = min(len(frame_paths), len(boxes))
-    if len(frame_paths) != len(boxes):
-        warnings.warn(f"{sequence_dir}: {len(frame_paths)} frames in img/ and {len(boxes)} boxes in {truth.name}: "
-                      f"the first {length} of each are paired, the rest left out", stacklevel=2)
-    name = sequence_dir.name if target is None else f"{sequence_dir.name}-{target}"
-    return TrackingSequence(name, frame_paths[:length], boxes[:length])
+    return TrackingSequence(sequence_name(sequence_dir, target), frame_paths, boxes)
+
+
+def read_sequence_or_problem(sequence_dir: Path, target: int | None) -> TrackingSequence:
+    """:func:`read_otb_sequence`, or a sequence without frames whose ``problem`` says why it cannot be read."""
+    try:
+        return read_otb_sequence(sequence_dir, target)
+    except (OSError, ValueError) as error:  # a TrackingDataError, an unreadable or non-UTF-8 file
+        return TrackingSequence(sequence_name(sequence_dir, target), [], np.empty((0, 4)), problem=str(error))
 
 
 def discover_tracking_sequences(root: str | Path) -> list[TrackingSequence]:
-    """All OTB-layout sequences directly under ``root`` (or ``root/tracking``), sorted by name."""
+    """All OTB-layout sequences directly under ``root`` (or ``root/tracking``), sorted by name.
+
+    A sequence that cannot be read (a malformed ground truth, a first box of no size, ...) is
+    returned with its ``problem`` and no frames, for :func:`tracking_protocol` to leave out and count.
+    """
     root = Path(root)
     if (root / "tracking").is_dir():
         root = root / "tracking"
     if not root.is_dir():
         raise TrackingDataError(f"{root}: tracking folder not found")
     folders = sorted(p for p in root.iterdir() if p.is_dir())
-    sequences = [read_otb_sequence(folder, target) for folder in folders for target in sequence_targets(folder)]
+    sequences = [read_sequence_or_problem(folder, target) for folder in folders for target in sequence_targets(folder)]
     if not sequences:
         raise TrackingDataError(f"{root}: no sequence folders with img/ and groundtruth_rect.txt "
                                 "(or groundtruth_rect.<K>.txt per target)")
@@ -424,25 +503,72 @@ class SequenceResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+def unscorable_reason(sequence: TrackingSequence) -> str | None:
+    """Why ``sequence`` cannot be tracked and scored, None when it can: it could not be read, its
+    first box (where the tracker starts) has no size, or no later frame has a valid box to score
+    (the first frame, set from the ground truth, would score perfectly on its own)."""
+    if sequence.problem is not None:
+        return sequence.problem
+    usable = len(sequence)
+    if usable and not valid_truth(sequence.boxes[:1])[0]:
+        shown = ", ".join(f"{value:g}" for value in sequence.boxes[0])
+        return f"the first box (0-based x, y, w, h = {shown}) has no positive width and height"
+    if usable < 2 or not valid_truth(sequence.boxes[1:usable]).any():
+        return (f"{usable} frame(s) paired with a box and none after the first with a valid box: the tracker starts "
+                "from the first box, so a sequence needs at least 2 usable frames to be scored")
+    return None
+
+
+def sequence_frames(sequence: TrackingSequence) -> Iterator[np.ndarray]:
+    """The frames of ``sequence`` in order; an image file that cannot be read raises a
+    TrackingDataError that names it."""
+    for path in sequence.frame_paths:
+        try:
+            yield load_frame(path)
+        except OSError as error:  # PIL's "cannot identify image file", a truncated file, ...
+            reason = str(error)
+            raise TrackingDataError(reason if str(path) in reason else f"{path}: {reason}") from error
+
+
 def tracking_protocol(feature_fn: FeatureFn, sequences: Sequence[TrackingSequence],
                       config: TrackerConfig | None = None, progress: bool = False) -> dict[str, Any]:
-    """Track every sequence from its first ground-truth box; OTB scores averaged over sequences.
+    """Track every sequence from its first ground-truth box; OTB scores averaged over the scored sequences.
 
-    Returns {"precision@20", "success_auc", "mean_iou", "num_sequences", "precision_curve" (51,),
-    "success_curve" (21,), "sequences": [SequenceResult with per-frame boxes and metrics]}.
+    A sequence that cannot be read or scored (see :func:`unscorable_reason`, or a frame image that
+    cannot be read) is left out with a warning naming it and the reason; a TrackingDataError
+    names every reason when no sequence is left to score.
+
+    Returns {"precision@20", "success_auc", "mean_iou", "num_sequences" (the scored ones),
+    "sequences_scored", "sequences_skipped", "left_out" [(name, reason)], "precision_curve" (51,),
+    "success_curve" (21,), "sequences": [SequenceResult of each scored sequence, with per-frame
+    boxes and metrics]}.
     """
     if not sequences:
         raise TrackingDataError("tracking_protocol: no sequences")
     results = []
+    left_out: list[tuple[str, str]] = []
     iterator: Iterable[TrackingSequence] = sequences
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(sequences, desc="tracking", leave=False)
     for sequence in iterator:
+        reason = unscorable_reason(sequence)
+        if reason is not None:
+            left_out.append((sequence.name, reason))
+            continue
         tracker = SiameseTracker(feature_fn, config)
-        boxes = tracker.track((sequence.frame(i) for i in range(len(sequence))), sequence.boxes[0])
+        try:
+            boxes = tracker.track(sequence_frames(sequence), sequence.boxes[0])
+        except TrackingDataError as error:
+            left_out.append((sequence.name, str(error)))
+            continue
         results.append(SequenceResult(sequence.name, boxes, otb_metrics(boxes, sequence.boxes)))
+    if not results:
+        raise TrackingDataError(f"tracking_protocol: none of the {len(sequences)} sequences can be scored: "
+                                + "; ".join(f"{name}: {reason}" for name, reason in left_out))
+    for name, reason in left_out:
+        warnings.warn(f"tracking: sequence {name} left out: {reason}", stacklevel=2)
     precision = np.mean([r.metrics["precision_curve"] for r in results], axis=0)
     success = np.mean([r.metrics["success_curve"] for r in results], axis=0)
     return {
@@ -450,6 +576,9 @@ def tracking_protocol(feature_fn: FeatureFn, sequences: Sequence[TrackingSequenc
         "success_auc": float(success.mean()),
         "mean_iou": float(np.mean([r.metrics["mean_iou"] for r in results])),
         "num_sequences": len(results),
+        "sequences_scored": len(results),
+        "sequences_skipped": len(left_out),
+        "left_out": left_out,
         "precision_curve": precision,
         "success_curve": success,
         "sequences": results,
