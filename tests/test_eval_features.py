@@ -270,6 +270,28 @@ def test_chance_counts_the_classes_a_classifier_learns_not_those_the_test_split_
     root = make_ucf101(tmp_path / "ucf", classes=("Archery", "Bowling", "YoYo"))
     for path in (root / "UCF-101" / "YoYo").glob("*_g03_*"):  # group 3 is the test split
         path.unlink()
-    with pytest.warns(UserWarning, match="2 file.s. skipped"):
+    with pytest.warns(UserWarning) as caught:
         metrics = run_protocol("knn", tiny_checkpoint, root, profile="smoke", device="cpu")
+    messages = [str(warning.message) for warning in caught]
+    assert any("2 file(s) skipped" in message for message in messages)
+    assert any("2 of the 3 classes with training videos (none of YoYo)" in message for message in messages)
     assert metrics["num_test"] == 4 and metrics["chance"] == pytest.approx(100 / 3)
+
+
+@pytest.mark.parametrize("test_classes,also", [(("a",), "a classifier that always predicts it scores 100 %"),
+                                               (("a", "b"), None)])
+def test_a_test_split_without_some_classes_is_named(tmp_path, test_classes, also):
+    from seco_lab.evaluation.runner import load_video_splits
+    from tests._video_fixtures import make_video
+
+    for split, classes in (("train", ("a", "b", "c")), ("test", test_classes)):
+        for class_name in classes:
+            for clip in range(2):
+                make_video(tmp_path / split / class_name / f"{class_name}{clip}.mp4", num_frames=10, seed=clip)
+    with pytest.warns(UserWarning, match=rf"holds videos of {len(test_classes)} of the 3 classes with training "
+                                         rf"videos \(none of {', '.join(sorted({'a', 'b', 'c'} - set(test_classes)))}\)"
+                      ) as caught:
+        splits = load_video_splits(tmp_path)
+    assert len(splits.test) == 2 * len(test_classes)
+    message = "".join(str(warning.message) for warning in caught)
+    assert (also in message) if also else ("100 %" not in message)

@@ -120,6 +120,14 @@ def load_video_splits(data_root: str | Path, split: int = 1, layout: str = "auto
         raise EvaluationError(f"{data_root}: the evaluation protocols classify videos and need at least 2 classes "
                               f"with training videos; found {len(train_classes)} ({', '.join(train_classes)}). "
                               "Is --data one folder too high (see `python -m seco_lab data check`)?")
+    untested = [name for name in train_classes if name not in {record.class_name for record in test}]
+    if untested:
+        tested = len(train_classes) - len(untested)
+        warnings.warn(
+            f"{data_root}: the test split holds videos of {tested} of the {len(train_classes)} classes with training "
+            f"videos (none of {', '.join(untested[:5])}{', ...' if len(untested) > 5 else ''}): every test score "
+            "measures those classes only" + (", and with one class tested, a classifier that always predicts it "
+                                            "scores 100 %" if tested == 1 else ""), stacklevel=2)
     return VideoSplits(spec, train, test, [index[r].num_frames for r in train], [index[r].num_frames for r in test])
 
 
