@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -32,6 +33,7 @@ PRETRAIN_ACTIONS = {"trained": "trained", "resumed": "resumed from its last chec
                     "initialised": "untrained weights, --epochs 0"}
 # pretrain stopped by SIGTERM or SIGUSR1 after saving a checkpoint that --resume continues
 STOPPED_EXIT_STATUS = 3
+LAUNCHED_BY_TORCHRUN = "TORCHELASTIC_RUN_ID"  # set by torchrun in the environment of every process it starts
 INTERRUPTED_HINTS = {  # after Ctrl-C: what was kept and how to go on
     "pretrain": " (the same command with --resume continues from the last checkpoint)",
     "report": " (the runs are kept: the same command reuses the finished ones and continues an unfinished one "
@@ -102,10 +104,13 @@ def _cmd_data_cache(args: argparse.Namespace) -> int:
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from seco_lab.engine.distributed import env_rank
     from seco_lab.engine.preemption import TrainingStopped
+    from seco_lab.engine.workers import end_with_parent
     from seco_lab.methods.pretrain import pretrain
     from seco_lab.profiles import get_profile, settings_overrides
 
     overrides = settings_overrides(args.set or [], get_profile(args.profile))
+    if LAUNCHED_BY_TORCHRUN in os.environ:  # a process of a torchrun launch ends with its launcher, however it ends
+        end_with_parent()
     try:
         result = pretrain(
             method=args.method,

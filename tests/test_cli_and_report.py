@@ -391,6 +391,23 @@ def test_pretrain_under_torchrun_reports_its_checkpoint_from_the_first_process_o
     assert capsys.readouterr().out == (f"checkpoint: {Path('o') / 'checkpoint.pt'} (trained)\n" if printed else "")
 
 
+@pytest.mark.parametrize("launched_by_torchrun", [True, False])
+def test_a_pretraining_process_of_torchrun_ends_with_its_launcher(launched_by_torchrun, monkeypatch):
+    """Killed alone, a launcher left its processes training on, holding the run folder."""
+    from seco_lab.methods.pretrain import PretrainResult
+
+    requests = []
+    monkeypatch.setattr("seco_lab.engine.workers.end_with_parent", lambda: requests.append("end with parent"))
+    monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", lambda **options: PretrainResult(
+        Path("o"), Path("o") / "checkpoint.pt", "trained", 1.0, 4, 10.0))
+    if launched_by_torchrun:
+        monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    else:
+        monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    assert main(["pretrain", "--method", "seco", "--data", "d", "--out", "o", "--profile", "smoke"]) == 0
+    assert requests == (["end with parent"] if launched_by_torchrun else [])
+
+
 def test_a_diverged_pretraining_is_reported_in_one_line(monkeypatch, capsys):
     def diverged(**options):
         raise FloatingPointError("seco: loss is nan at step 5")
