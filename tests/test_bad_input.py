@@ -47,7 +47,7 @@ def test_each_problem_file_is_named_with_its_reason_in_one_warning(damaged_ucf):
     data_warnings = [w for w in caught if issubclass(w.category, DataProblemWarning)]
     assert len(data_warnings) == 1
     message = str(data_warnings[0].message)
-    assert "4 file(s) skipped and 1 kept" in message
+    assert "4 file(s) skipped, and 1 kept and used (damaged, or with a note on its listing)" in message
     breakdown = message.split("with a note on its listing) (", 1)[1].split(");", 1)[0]  # "2 reason, 1 reason, ..."
     assert sum(int(part.split()[0]) for part in breakdown.split(", ")) == 5, breakdown  # five kinds, none left out
     reasons = {problem.path.name: problem for problem in index.problems}
@@ -125,7 +125,7 @@ def test_run_check_prints_summary_and_every_problem(damaged_ucf):
     assert code == 1
     assert "layout: ucf101, 2 classes, 9 usable of 12 found videos" in text
     assert "problems: 5" in text and "v_ApplyEyeMakeup_g02_c02.avi: too short" in text
-    assert "4 file(s) skipped, 1 kept (damaged, or with a note on its listing)" in text
+    assert "4 file(s) skipped, and 1 kept and used (damaged, or with a note on its listing)" in text
     with pytest.warns(DataProblemWarning, match="4 file"):  # the check prints the list; loading still warns once
         load_dataset(damaged_ucf, min_frames=8, progress=False)
 

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import TextIO
 
-from seco_lab.video.index import VideoIndex
+from seco_lab.video.index import VideoIndex, problem_counts
 from seco_lab.video.layouts import LayoutError, discover
 
 __all__ = ["run_check"]
@@ -41,8 +41,8 @@ def run_check(root: str | Path, layout: str = "auto", split: int = 1, min_frames
         print("error: no usable video", file=out)
         return 2
     if index.problems:
-        print(f"{len(index.skipped_problems())} file(s) skipped, "
-              f"{len(index.problems) - len(index.skipped_problems())} kept (damaged, or with a note on its listing)", file=out)
+        skipped = len(index.skipped_problems())
+        print(problem_counts(skipped, len(index.problems) - skipped), file=out)
         return 1
     print("ok: every annotated video is usable", file=out)
     return 0

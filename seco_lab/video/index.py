@@ -160,6 +160,12 @@ def _probe_entry(path: Path) -> _Entry:
     return _Entry(size=stat.st_size, mtime_ns=stat.st_mtime_ns, info=asdict(info), note=note)
 
 
+def problem_counts(skipped: int, kept: int) -> str:
+    """``4 file(s) skipped``, with ``, and 1 kept and used (damaged, or with a note on its listing)`` when some are."""
+    return f"{skipped} file(s) skipped" + (f", and {kept} kept and used (damaged, or with a note on its listing)"
+                                            if kept else "")
+
+
 @dataclass
 class VideoIndex:
     """Per-video :class:`VideoInfo` of a dataset plus every problem found.
@@ -293,8 +299,7 @@ class VideoIndex:
         others = len(self.problems) - sum(count for _, count in shown)
         if others:  # the parts add up to the total
             parts.append(f"{others} for {len(reasons) - len(shown)} other reason(s)")
-        text = (f"{self.root}: {len(skipped)} file(s) skipped and {kept} kept (damaged, or with a note on its listing) "
-                f"({', '.join(parts)}); e.g. {first}; {where}")
+        text = (f"{self.root}: {problem_counts(len(skipped), kept)} ({', '.join(parts)}); e.g. {first}; {where}")
         _warn_once(text, DataProblemWarning)
 
     def summary(self, spec: DatasetSpec) -> str:
