@@ -312,10 +312,24 @@ def test_tracking_beside_the_dataset_protocols_keeps_its_own_context(smoke_data,
     assert tracking["protocol"] == "tracking" and tracking["bn_stats"] == "checkpoint"
     assert get_profile("smoke")["seco"]["input_mode"] == "frame_differences"
     assert "trained on frame differences; the tracker correlates single RGB frames" in tracking["input_note"]
-    assert "num_classes" not in tracking and "max_videos_per_class" not in tracking
+    assert "num_classes" not in tracking and "max_videos_per_class" not in tracking and "pooling" not in tracking
     assert knn["protocol"] == "knn" and knn["bn_stats"] == "train" and knn["pooling"] == "concat"
     assert knn["num_classes"] >= 2 and knn["max_videos_per_class"] == 2
     assert [line["protocol"] for line in read_results(tmp_path / "random" / "results.jsonl")] == ["tracking", "knn"]
+
+
+def test_tracking_on_a_dataset_without_sequences_is_skipped_beside_other_protocols_and_an_error_alone(
+        smoke_data, tmp_path):
+    from seco_lab.evaluation.tracking import TrackingDataError
+
+    data = tmp_path / "no-tracking"
+    shutil.copytree(smoke_data, data, ignore=shutil.ignore_patterns("tracking", ".seco_lab_*"))
+    checkpoint = pretrain("seco", data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
+    with pytest.warns(UserWarning, match="tracking skipped: .*no sequence folders with img.*; the other protocols run"):
+        tracking, knn = run_protocols(["tracking", "knn"], checkpoint, data, max_videos_per_class=2)
+    assert "no sequence folders" in tracking["skipped"] and knn["top1"] >= 0
+    with pytest.raises(TrackingDataError, match="no sequence folders"):
+        run_protocols(["tracking"], checkpoint, data)
 
 
 def test_a_clip_encoder_asked_for_both_poolings_says_it_gives_one_result(smoke_data, tmp_path):

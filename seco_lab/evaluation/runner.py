@@ -32,7 +32,9 @@ from seco_lab.evaluation.linear import linear_protocol
 from seco_lab.evaluation.linear_svm import linear_svm_protocol, record_groups
 from seco_lab.evaluation.metrics import chance_accuracy, majority_class_accuracy
 from seco_lab.evaluation.retrieval import retrieval_protocol
-from seco_lab.evaluation.tracking import TrackerConfig, discover_tracking_sequences, tracking_protocol, trunk_feature_fn
+from seco_lab.evaluation.tracking import (
+    TrackerConfig, TrackingDataError, discover_tracking_sequences, tracking_protocol, trunk_feature_fn,
+)
 from seco_lab.profiles import ProfileError, check_profile_values
 
 PROTOCOLS = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking")
@@ -264,8 +266,9 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
     results: list[dict[str, Any]] = []
 
     def record(protocol: str, pooling: str, result: dict[str, Any], extra: dict[str, Any]) -> None:
+        pooled_as = {} if protocol == "tracking" else {"pooling": pooling if encoder.kind == "2d" else "clip-mean"}
         metrics = {"protocol": protocol, "method": encoder.method, "encoder_kind": encoder.kind, "weights": weights,
-                   "pooling": pooling if encoder.kind == "2d" else "clip-mean", **context,
+                   **pooled_as, **context,
                    **({"bn_stats": "checkpoint"} if protocol == "tracking" else video_context), **extra,
                    **_scalars(result)}
         metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
@@ -277,9 +280,15 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
                           "it is only returned (and printed by the command line)", stacklevel=2)
         results.append(metrics)
 
-    if "tracking" in protocols:
-        tracked = track_encoder(encoder, data_root, settings, device_t, progress)
     video_protocols = [name for name in protocols if name != "tracking"]
+    if "tracking" in protocols:
+        try:
+            tracked = track_encoder(encoder, data_root, settings, device_t, progress)
+        except TrackingDataError as error:
+            if not video_protocols:
+                raise
+            tracked = {"skipped": str(error)}  # a classification dataset without tracking sequences
+            warnings.warn(f"tracking skipped: {error}; the other protocols run", stacklevel=2)
     if video_protocols:
         max_videos_per_class = options.get("max_videos_per_class")
         splits = load_video_splits(data_root, int(options.get("split", 1)), str(options.get("layout", "auto")), progress,
