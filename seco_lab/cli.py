@@ -191,8 +191,14 @@ def _svm_c(text: str) -> float | str:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from seco_lab.engine.distributed import env_world_size
     from seco_lab.evaluation import run_protocols
     from seco_lab.profiles import get_profile, settings_overrides
+
+    if env_world_size() > 1:
+        raise ValueError(f"evaluate runs in one process, and under torchrun each of the {env_world_size()} "
+                         "processes would repeat the whole evaluation and record its results again: run "
+                         "`python -m seco_lab evaluate ...` without torchrun (--device picks the GPU)")
 
     evaluation_section = {"eval": get_profile("standard")["eval"]}
     overrides = settings_overrides(args.set or [], evaluation_section).get("eval", {})

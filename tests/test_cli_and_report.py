@@ -408,6 +408,12 @@ def test_a_pretraining_process_of_torchrun_ends_with_its_launcher(launched_by_to
     assert requests == (["end with parent"] if launched_by_torchrun else [])
 
 
+def test_evaluate_under_torchrun_is_refused_before_it_repeats_itself_in_every_process(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["evaluate", "--checkpoint", "c.pt", "--data", "d"]) == 2
+    assert "evaluate runs in one process, and under torchrun each of the 2 processes" in capsys.readouterr().err
+
+
 def test_a_diverged_pretraining_is_reported_in_one_line(monkeypatch, capsys):
     def diverged(**options):
         raise FloatingPointError("seco: loss is nan at step 5")
