@@ -236,5 +236,8 @@ def test_svm_c_cross_validation_needs_two_videos_per_class_and_names_the_classes
     features = np.zeros((6, 3))
     with pytest.raises(ValueError, match=r"at least 2 train videos.*label 2: 1, label 4: 1$"):
         choose_svm_c(features, np.array([0, 0, 1, 1, 2, 4]))
+    with pytest.raises(ValueError, match=r"at least 2 train videos.*Diving: 1, YoYo: 1$"):
+        linear_svm_protocol(features, np.array([0, 0, 1, 1, 2, 4]), features, np.array([0, 1, 2, 4, 0, 1]), C="cv",
+                            class_names=["Archery", "Bowling", "Diving", "Fencing", "YoYo"])
     with pytest.raises(ValueError, match=r"at least 2 train videos.*1 group\(s\) in the train split$"):
         choose_svm_c(features, np.array([0, 0, 0, 1, 1, 1]), groups=np.ones(6))

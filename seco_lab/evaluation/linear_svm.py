@@ -44,10 +44,12 @@ def _fit(classifier: Pipeline | LinearSVC, features: np.ndarray, labels: np.ndar
 
 def choose_svm_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
                  grid: tuple[float, ...] = SVM_C_GRID, folds: int = 3, standardize: bool = True,
-                 max_iter: int = 5000, seed: int = 0) -> tuple[float, dict[float, float]]:
+                 max_iter: int = 5000, seed: int = 0,
+                 class_names: Sequence[str] | None = None) -> tuple[float, dict[float, float]]:
     """The C of ``grid`` with the best mean validation top-1 over ``folds`` stratified folds of
     the train split (N, D); folds never split a group when ``groups`` (N,) is given. Ties go to
-    the smaller C (stronger regularisation). Returns (C, {C: mean validation top-1})."""
+    the smaller C (stronger regularisation). Returns (C, {C: mean validation top-1}).
+    ``class_names`` (indexed by label) name the classes in the error about too few videos."""
     labels = np.asarray(labels)
     if not grid or any(c <= 0 for c in grid):
         raise ValueError(f"the C grid must hold positive values, got {grid}")
@@ -62,7 +64,8 @@ def choose_svm_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | 
         smallest_class = min(smallest_class, num_groups)
     num_folds = min(folds, smallest_class)
     if num_folds < 2:
-        too_small = [f"label {label}: {size}" for label, size in zip(classes.tolist(), class_sizes.tolist()) if size < 2]
+        too_small = [f"{class_names[label] if class_names is not None else f'label {label}'}: {size}"
+                     for label, size in zip(classes.tolist(), class_sizes.tolist()) if size < 2]
         found = (f"train videos of the classes with fewer: {', '.join(too_small)}" if too_small else
                  f"{num_groups} group(s) in the train split" if num_groups is not None else "no train videos")
         raise ValueError(f"choosing C by cross-validation needs at least 2 train videos (and groups) per class; "
@@ -88,8 +91,8 @@ def choose_svm_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | 
 
 def linear_svm_protocol(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
                         test_labels: np.ndarray, C: float | str = 1.0, standardize: bool = True,
-                        max_iter: int = 5000, seed: int = 0, train_groups: np.ndarray | None = None
-                        ) -> dict[str, Any]:
+                        max_iter: int = 5000, seed: int = 0, train_groups: np.ndarray | None = None,
+                        class_names: Sequence[str] | None = None) -> dict[str, Any]:
     """Fit a one-vs-rest linear SVM on train features (N, D), report test top-1 (percent).
 
     Features are standardised with the train split's mean/std (as SeCo does before liblinear).
@@ -107,7 +110,7 @@ def linear_svm_protocol(train_features: np.ndarray, train_labels: np.ndarray, te
         if C != "cv":
             raise ValueError(f"C must be a positive number or 'cv', got {C!r}")
         C, result["cv_top1"] = choose_svm_c(train_features, train_labels, train_groups, standardize=standardize,
-                                            max_iter=max_iter, seed=seed)
+                                            max_iter=max_iter, seed=seed, class_names=class_names)
     elif not C > 0:
         raise ValueError(f"C must be a positive number or 'cv', got {C!r}")
     classifier = _svm(float(C), standardize, max_iter, seed)

@@ -340,7 +340,7 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
             train_f, test_f = pooled[views, pooling]
             if protocol == "linear-svm":
                 result = linear_svm_protocol(train_f, train_y, test_f, test_y, C=settings["svm_c"], seed=seed,
-                                             train_groups=record_groups(splits.train))
+                                             train_groups=record_groups(splits.train), class_names=splits.spec.classes)
             elif protocol == "linear":
                 result = linear_protocol(train_f if views else train_f[:, None], train_y,
                                          test_f if views else test_f[:, None], test_y,
