@@ -177,6 +177,45 @@ def test_finished_run_returns_and_loads_its_weights(tmp_path):
     assert (tmp_path / "history.jsonl").read_text() == history_before
 
 
+def test_a_run_continued_with_other_settings_is_refused_naming_them_but_not_for_loading_only_ones(tmp_path):
+    cfg = resume_config(num_workers=0, checkpoint_every=0)
+    settings = {"toy": {"temperature": 0.1, "heads": {"dim": 8}}, "data": {"num_workers": 0}}
+    fit(ToyMoCo(queue_size=24), ToyPairDataset(36, seed=5), cfg, tmp_path, settings, progress=False)
+    changed = {"toy": {"temperature": 0.5, "heads": {"dim": 16}}, "data": {"num_workers": 0}}
+    with pytest.raises(CheckpointError, match=r"other settings \(toy.heads.dim 8 -> 16; toy.temperature 0.1 -> 0.5\)"):
+        fit(ToyMoCo(queue_size=24), ToyPairDataset(36, seed=5), cfg, tmp_path, changed, progress=False)
+    loading_only = {**settings, "data": {"num_workers": 4}, "toy": {**settings["toy"], "added_later": True}}
+    assert fit(ToyMoCo(queue_size=24), ToyPairDataset(36, seed=5), cfg, tmp_path, loading_only,
+               progress=False).already_finished
+
+
+def test_fit_into_a_run_folder_that_another_process_trains_in_is_refused(tmp_path):
+    from seco_lab.engine.run_lock import RunFolderInUse
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom pathlib import Path\nfrom seco_lab.engine.run_lock import run_folder_lock\n"
+        "with run_folder_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(120)\n"),
+        str(tmp_path / "run")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunFolderInUse, match=rf"in use by another training \(process {holder.pid}\)"):
+            fit(ToyMoCo(queue_size=24), ToyPairDataset(36, seed=5), resume_config(num_workers=0, checkpoint_every=0), tmp_path / "run",
+                {}, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (tmp_path / "run" / "history.jsonl").exists()
+
+
+def test_fit_needs_its_settings_as_a_dict(tmp_path):
+    with pytest.raises(TypeError, match="full_config must be a dict of the run's settings"):
+        fit(ToyMoCo(queue_size=24), ToyPairDataset(36, seed=5), resume_config(num_workers=0, checkpoint_every=0), tmp_path, None)
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(ValueError, match="run_dir .*taken is a file, not a folder for the run"):
+        fit(ToyMoCo(queue_size=24), ToyPairDataset(36, seed=5), resume_config(num_workers=0, checkpoint_every=0), tmp_path / "taken",
+            {})
+
+
 def test_resume_false_starts_afresh(tmp_path):
     cfg = resume_config(num_workers=0, checkpoint_every=0)
     torch.manual_seed(0)
@@ -235,4 +274,4 @@ def test_a_checkpoint_left_half_written_by_a_killed_process_is_removed_when_the_
     unfinished_write.write_bytes(b"PK\x03\x04 half of a checkpoint")
     cfg = resume_config(num_workers=0, checkpoint_every=0)
     fit(ToyMoCo(queue_size=24), ToyPairDataset(36, seed=5), cfg, tmp_path, {}, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "config.json", "history.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "checkpoint.pt", "config.json", "history.jsonl"]

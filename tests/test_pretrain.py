@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -49,12 +52,33 @@ def test_an_existing_run_is_never_overwritten_without_resume(smoke_data, tmp_pat
     assert reused.action == "initialised"
 
 
+HOLD_RUN_FOLDER = """
+import sys, time
+from pathlib import Path
+from seco_lab.engine.run_lock import run_folder_lock
+with run_folder_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@contextlib.contextmanager
+def run_folder_held_by_another_process(run: Path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN_FOLDER, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_second_training_in_a_run_folder_in_use_is_refused_naming_the_process(smoke_data, tmp_path, capsys):
-    from seco_lab.engine.run_lock import RunFolderInUse, run_folder_lock
+    from seco_lab.engine.run_lock import RunFolderInUse
 
     run = tmp_path / "run"
-    with run_folder_lock(run):  # another training, as far as the lock shows
-        with pytest.raises(RunFolderInUse, match=rf"{run} is in use by another training \(process {os.getpid()}\)"):
+    with run_folder_held_by_another_process(run) as holder:
+        with pytest.raises(RunFolderInUse, match=rf"{run} is in use by another training \(process {holder}\)"):
             pretrain("seco", smoke_data, "smoke", run, epochs=0, progress=False)
         assert main(["pretrain", "--method", "seco", "--data", str(smoke_data), "--profile", "smoke",
                      "--out", str(run), "--epochs", "0"]) == 2

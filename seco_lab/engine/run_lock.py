@@ -20,6 +20,7 @@ except ImportError:  # Windows: no flock; trainings are not kept apart there
     fcntl = None  # type: ignore[assignment]
 
 LOCK_NAME = ".lock"
+_held: set[str] = set()  # run folders this process holds (``pretrain`` holds its folder, then ``fit`` asks again)
 
 
 class RunFolderInUse(RuntimeError):
@@ -30,8 +31,10 @@ class RunFolderInUse(RuntimeError):
 def run_folder_lock(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir``'s lock (creating the folder) for the ``with`` block, or raise
     ``RunFolderInUse`` naming the process that holds it. A folder this call created and that
-    holds nothing but the lock afterwards (the run stopped before writing anything) is removed."""
-    if fcntl is None:
+    holds nothing but the lock afterwards (the run stopped before writing anything) is removed.
+    Asked again for a folder this process holds, it holds it on (re-entrant)."""
+    key = os.path.realpath(run_dir)
+    if fcntl is None or key in _held:
         yield
         return
     created = not run_dir.exists()
@@ -53,8 +56,10 @@ def run_folder_lock(run_dir: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
+        _held.add(key)
         yield
     finally:
+        _held.discard(key)
         handle.close()  # releases the lock
         if created and [entry.name for entry in run_dir.iterdir()] == [LOCK_NAME]:
             path.unlink()

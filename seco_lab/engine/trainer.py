@@ -39,6 +39,7 @@ from seco_lab.engine.device import (
 )
 from seco_lab.engine.history import HistoryWriter
 from seco_lab.engine.preemption import StopRequests, TrainingStopped
+from seco_lab.engine.run_lock import run_folder_lock
 from seco_lab.engine.sampler import SeededBatchSampler
 from seco_lab.engine.schedule import build_optimizer, build_scheduler
 from seco_lab.engine.workers import TORCH_WORKER_COUNT_WARNING, training_worker_init, worker_count_note
@@ -88,18 +89,26 @@ def fit(
     (under torchrun: at the next log flush, every ``cfg.log_every`` steps, so that every process
     stops after the same step) and raises ``TrainingStopped``; ``fit`` again continues from it.
     Under torchrun the process group created here stays up for later ``fit`` calls or
-    evaluation and is destroyed at interpreter exit.
+    evaluation and is destroyed at interpreter exit. ``run_dir`` holds one training at a time
+    (:func:`~seco_lab.engine.run_lock.run_folder_lock`); a run continued with ``resume=True``
+    must have the settings of ``full_config`` it was started with (loading-only ones aside).
     """
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"fit: cfg must be a TrainConfig, got {type(cfg).__name__}")
+    if not isinstance(full_config, dict):
+        raise TypeError(f"fit: full_config must be a dict of the run's settings (saved as config.json, read back by "
+                        f"evaluation), got {type(full_config).__name__}")
     try:
         json.dumps(full_config)
     except TypeError as error:
         raise TypeError(f"fit: full_config must be JSON-able ({error})") from None
     device = resolve_device(cfg.device, distributed.env_local_rank())
     distributed.init_from_env(use_cuda=device.type == "cuda")
-    return _TrainingRun(method, dataset, cfg, Path(run_dir), full_config, device, monitor,
-                        progress).run(resume)
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"fit: run_dir {run_dir} is a file, not a folder for the run")
+    with run_folder_lock(run_dir) if distributed.rank() == 0 else contextlib.nullcontext():
+        return _TrainingRun(method, dataset, cfg, run_dir, full_config, device, monitor, progress).run(resume)
 
 
 class _TrainingRun:
@@ -437,6 +446,12 @@ class _TrainingRun:
                 f"{path}: written with {', '.join(changed)}; these fix the data order and lr "
                 f"schedule, so the run cannot continue: use resume=False or another run_dir"
             )
+        changed_settings = config_changes(checkpoint.get("config") or {}, self.full_config)
+        if changed_settings:
+            raise CheckpointError(
+                f"{path}: written by a run with other settings ({'; '.join(changed_settings)}); continuing it would "
+                "train its later steps with them: use resume=False or another run_dir"
+            )
         num_items = checkpoint.get("data_order", {}).get("num_items")
         if num_items != len(self.dataset):
             raise CheckpointError(
@@ -466,6 +481,26 @@ class _TrainingRun:
                     f"{self.world_size}: it continues from step {self.step} with the same global batches, but its "
                     "random draws (augmentations) and per-process BatchNorm statistics differ from the interrupted "
                     "run's, so it will not end with the weights an uninterrupted run would have", stacklevel=2)
+
+
+# Settings that change how batches are loaded, not what is trained: a run may continue with others.
+LOADING_ONLY_SETTINGS = ("data.frame_cache", "data.num_workers")
+
+
+def config_changes(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """``section.key saved -> current`` for each setting both configs hold with different values
+    (nested dicts walked; a setting only one of them holds is one newer or older than the run,
+    and :data:`LOADING_ONLY_SETTINGS` may change)."""
+    changes = []
+    for key in sorted(set(saved) & set(current), key=str):
+        name, before, now = f"{prefix}{key}", saved[key], current[key]
+        if before == now or name in LOADING_ONLY_SETTINGS:
+            continue
+        if isinstance(before, dict) and isinstance(now, dict):
+            changes.extend(config_changes(before, now, f"{name}."))
+        else:
+            changes.append(f"{name} {before!r} -> {now!r}")
+    return changes
 
 
 def _check_output(out: Any, method_name: str) -> torch.Tensor:
