@@ -12,7 +12,7 @@ from seco_lab.evaluation.features import (
     recompute_bn_stats_from_batches,
 )
 from seco_lab.evaluation.linear_svm import linear_svm_protocol
-from seco_lab.video.io import write_video
+from seco_lab.video.io import read_frames, write_video
 from seco_lab.video.layouts import VideoRecord
 
 
@@ -295,3 +295,37 @@ def test_a_test_split_without_some_classes_is_named(tmp_path, test_classes, also
     assert len(splits.test) == 2 * len(test_classes)
     message = "".join(str(warning.message) for warning in caught)
     assert (also in message) if also else ("100 %" not in message)
+
+
+@pytest.mark.parametrize("method,overrides", [("seco", {}), ("seco", {"seco": {"input_mode": "rgb"}}), ("cvrl", {})])
+def test_encode_gives_a_videos_features_as_the_evaluation_extracts_them(smoke_data, tmp_path, method, overrides):
+    from seco_lab.evaluation import extract_video_features, load_encoder
+    from seco_lab.methods.base import clip_with_next_frame
+    from seco_lab.methods.pretrain import pretrain
+    from seco_lab.samplers import evenly_spaced_frames, uniform_clip_indices
+    from seco_lab.video.index import load_dataset
+
+    checkpoint = pretrain(method, smoke_data, "smoke", tmp_path / "run", epochs=0, overrides=overrides,
+                          progress=False).checkpoint_path
+    encoder = load_encoder(checkpoint)
+    spec = encoder.input_spec
+    assert spec.input_mode == overrides.get("seco", {}).get("input_mode", "frame_differences")
+    dataset, index = load_dataset(smoke_data, progress=False)
+    record = dataset.split("test")[0]
+    count = index[record].num_frames
+    if encoder.kind == "2d":
+        extracted, _ = extract_video_features(encoder, [record], frames_per_video=4, pooling="concat", device="cpu",
+                                              num_frames=[count])
+        indices = evenly_spaced_frames(count, 4)
+        if spec.input_mode == "rgb":
+            encoded = encoder.encode(read_frames(record.path, indices, spec.size))  # (4, D)
+        else:
+            encoded = torch.cat([encoder.encode(read_frames(record.path, [i, min(i + 1, count - 1)], spec.size))
+                                 for i in indices])  # 4 x (1, D)
+    else:
+        extracted, _ = extract_video_features(encoder, [record], clips_per_video=1, device="cpu", num_frames=[count])
+        (indices,) = uniform_clip_indices(count, spec.clip_frames, spec.stride, 1)
+        encoded = encoder.encode(read_frames(record.path, clip_with_next_frame(indices, count), spec.size))
+    np.testing.assert_allclose(encoded.reshape(1, -1).numpy(), extracted, rtol=1e-5, atol=1e-5)
+    with pytest.raises(EvaluationError, match=r"\(T, C, H, W\) uint8 tensor, got \(2, 8, 8\) torch.uint8"):
+        encoder.encode(torch.zeros(2, 8, 8, dtype=torch.uint8))

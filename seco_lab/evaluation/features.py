@@ -46,7 +46,9 @@ class InputSpec:
     size: shorter side after decoding; crop_size: side of the centre crop fed to the encoder;
     clip_frames / stride: temporal extent of one 3D clip (ignored by 2D encoders);
     input_mode: ``"rgb"`` or ``"frame_differences"`` (motion-only input, one more frame read);
-    mean / std: normalisation used by ``eval_transform`` (None: [0, 1] input, as CVRL/DualVar).
+    mean / std: normalisation of RGB input by ``eval_transform`` (None: [0, 1] input, as
+    CVRL/DualVar). Frame differences are taken on [0, 1] pixels and never normalised, whatever
+    mean / std hold (:func:`centre_crop_transform` makes inputs either way).
     """
 
     size: int = 64
@@ -110,6 +112,35 @@ class LoadedEncoder:
     def __post_init__(self) -> None:
         if self.kind not in ENCODER_KINDS:
             raise EvaluationError(f"encoder kind {self.kind!r} is not one of {', '.join(ENCODER_KINDS)}")
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Features of one video's frames ``(T, C, H, W)`` uint8, made as evaluation makes them
+        (shorter side to ``input_spec.size``, centre crop, the input mode; eval mode, no gradient).
+
+        2D encoders: one feature per frame, ``(T, D)``; with frame differences one per pair of
+        consecutive frames, ``(T - 1, D)``. 3D encoders: the frames are one clip, ``(D,)``
+        (frame differences: T - 1 of them). Returned on the CPU.
+        """
+        if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.ndim != 4:
+            shown = (f"{tuple(frames.shape)} {frames.dtype}" if isinstance(frames, torch.Tensor)
+                     else type(frames).__name__)
+            raise EvaluationError(f"encode takes one video's frames as a (T, C, H, W) uint8 tensor, got {shown}")
+        spec = self.input_spec
+        inputs = centre_crop_transform(spec)(frames)  # (T, C, crop, crop) float32
+        if spec.input_mode == "frame_differences":
+            if frames.shape[0] < 2:
+                raise EvaluationError("encode: frame differences need at least 2 frames, got 1")
+            inputs = inputs[1:] - inputs[:-1]  # (T - 1, C, crop, crop), on [0, 1] pixels
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            device = _module_device(self.module)
+            if self.kind == "2d":
+                return self.module(inputs.to(device)).float().cpu()  # (T', D)
+            return self.module(inputs.permute(1, 0, 2, 3).unsqueeze(0).to(device))[0].float().cpu()  # (D,)
+        finally:
+            self.module.train(was_training)
 
     @property
     def feature_dim(self) -> int:
