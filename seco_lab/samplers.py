@@ -341,6 +341,10 @@ def calibrate(
             f"seco_lab/samplers.py: perm has {perm_t.shape[-1]} segments, series has {num_segments} "
             f"along dim {segment_dim}"
         )
+    identity = torch.arange(num_segments, device=perm_t.device)
+    if not bool((perm_t.sort(dim=-1).values == identity).all()):
+        raise ValueError(f"seco_lab/samplers.py: perm must be a permutation of 0..{num_segments - 1} (in every row), "
+                         f"got {perm_t.tolist()}")
     inverse = torch.argsort(perm_t, dim=-1)
     if perm_t.ndim == 1:
         return series.index_select(dim, inverse)

@@ -329,6 +329,9 @@ def test_batched_calibration_matches_row_by_row() -> None:
             assert torch.equal(batched[row, perms[row, slot]], series[row, slot])
     with pytest.raises(ValueError):
         calibrate(series, np.array([0, 1]))
+    for not_a_permutation in (np.array([0, 0, 1]), np.array([0, 5, 1]), np.concatenate([perms[:4], [[2, 2, 0]]])):
+        with pytest.raises(ValueError, match=r"perm must be a permutation of 0..2"):
+            calibrate(series, not_a_permutation)
 
 
 # ------------------------------------------------------------------ evaluation

@@ -76,6 +76,15 @@ def test_to_float01_and_normalize() -> None:
         to_float01(torch.zeros(2, 3, dtype=torch.int32))
 
 
+def test_float_pixels_on_the_0_255_scale_are_refused_and_a_uint8_pipeline_output_is_scaled() -> None:
+    clip = torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8)
+    for use in (to_float01, frame_differences, cvrl_clip_augment(1, crop_size=32), VideoTransform(v2.CenterCrop(8))):
+        with pytest.raises(ValueError, match="float pixels must be in \\[0, 1\\], got values up to 255"):
+            use(clip.float().index_fill_(0, torch.tensor([0]), 255.0))
+    cropped = VideoTransform(v2.CenterCrop(8))(clip)  # no ToDtype in the pipeline: still [0, 1] out
+    assert cropped.dtype == torch.float32 and torch.equal(cropped, to_float01(v2.CenterCrop(8)(clip)))
+
+
 def test_frame_differences_of_a_static_clip_are_zero() -> None:
     differences = frame_differences(static_clip(5))
     assert differences.shape == (4, 3, 32, 40) and differences.dtype == torch.float32

@@ -23,14 +23,23 @@ def _check_video(clip: torch.Tensor, name: str = "clip") -> None:
         )
 
 
+FLOAT_PIXEL_LIMIT = 1.5  # float pixels above this are taken for 0-255 values, not [0, 1] ones
+
+
 def to_float01(clip: torch.Tensor) -> torch.Tensor:
     """uint8 ``[0, 255]`` -> float32 ``[0, 1]``; a floating tensor is returned as float32 unchanged
-    in value. Any shape."""
+    in value. Any shape. Float pixels far above 1 (0-255 values kept as floats) raise a
+    ``ValueError`` instead of passing for [0, 1] ones."""
     if clip.dtype == torch.uint8:
         return clip.to(torch.float32).div_(255.0)
     if not clip.is_floating_point():
         raise TypeError(
             f"seco_lab/transforms/functional.py: expected uint8 or float pixels, got {clip.dtype}"
+        )
+    if clip.numel() and float(clip.max()) > FLOAT_PIXEL_LIMIT:
+        raise ValueError(
+            f"seco_lab/transforms/functional.py: float pixels must be in [0, 1], got values up to "
+            f"{float(clip.max()):g}: pass uint8 pixels, or divide 0-255 floats by 255"
         )
     return clip.to(torch.float32)
 

@@ -31,7 +31,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from seco_lab.transforms.functional import IMAGENET_MEAN, IMAGENET_STD, blur_kernel_size, gaussian_blur
+from seco_lab.transforms.functional import IMAGENET_MEAN, IMAGENET_STD, blur_kernel_size, gaussian_blur, to_float01
 
 AugmentMode = Literal["consistent", "per_frame"]
 AUGMENT_MODES: tuple[str, ...] = ("consistent", "per_frame")
@@ -115,6 +115,8 @@ class VideoTransform:
             )
         if clip.dtype != torch.uint8 and not clip.is_floating_point():
             raise TypeError(f"seco_lab/transforms/recipes.py: expected uint8 or float pixels, got {clip.dtype}")
+        if clip.is_floating_point():
+            to_float01(clip)  # refuses 0-255 values kept as floats
         if clip.ndim == 3:
             return self._apply(clip.unsqueeze(0))[0]
         return self._apply(clip)
@@ -124,7 +126,10 @@ class VideoTransform:
             out = run_pipeline(self.pipeline, clip)
         else:
             out = torch.cat([run_pipeline(self.pipeline, clip[t : t + 1]) for t in range(clip.shape[0])])
-        out = out.as_subclass(torch.Tensor).to(torch.float32)
+        out = out.as_subclass(torch.Tensor)
+        if out.dtype == torch.uint8:  # a pipeline without ToDtype: its pixels scaled to [0, 1] as documented
+            out = out.to(torch.float32).div_(255.0)
+        out = out.to(torch.float32)
         return out.clamp(0.0, 1.0) if self.clamp01 else out
 
     def __repr__(self) -> str:
