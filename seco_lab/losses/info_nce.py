@@ -38,7 +38,7 @@ class InfoNCELoss(nn.Module):
 
     def forward(self, query: Tensor, positives: Tensor, queue: Tensor | None = None) -> Tensor:
         check_embeddings("InfoNCELoss", "query", query, 2)
-        check_embeddings("InfoNCELoss", "positives", positives, (2, 3))
+        check_embeddings("InfoNCELoss", "positives", positives, (2, 3), like=("query", query))
         if positives.dim() == 2:
             positives = positives.unsqueeze(1)  # (B, 1, D)
         batch_size, num_positives, dim = positives.shape
@@ -46,7 +46,7 @@ class InfoNCELoss(nn.Module):
         check_dim_matches("InfoNCELoss", "positives", positives, 2, query.shape[1], "embedding dim of query")
         positive_logits = torch.einsum("bd,bpd->bp", query, positives)  # (B, P)
         if queue is not None:
-            check_embeddings("InfoNCELoss", "queue", queue, 2)
+            check_embeddings("InfoNCELoss", "queue", queue, 2, like=("query", query))
             check_dim_matches("InfoNCELoss", "queue", queue, 1, dim, "embedding dim of query")
             negative_logits = query @ queue.t()  # (B, K)
         else:

@@ -31,8 +31,8 @@ class IntraFrameLoss(nn.Module):
 
     def forward(self, query: Tensor, positive: Tensor, negatives: Tensor) -> Tensor:
         check_embeddings("IntraFrameLoss", "query", query, 2)
-        check_embeddings("IntraFrameLoss", "positive", positive, 2)
-        check_embeddings("IntraFrameLoss", "negatives", negatives, 3)
+        check_embeddings("IntraFrameLoss", "positive", positive, 2, like=("query", query))
+        check_embeddings("IntraFrameLoss", "negatives", negatives, 3, like=("query", query))
         if positive.shape != query.shape:
             raise ValueError(
                 f"seco_lab/losses: IntraFrameLoss: positive shape {tuple(positive.shape)} != query shape {tuple(query.shape)}"

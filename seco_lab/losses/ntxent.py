@@ -75,7 +75,7 @@ class NTXentLoss(nn.Module):
 
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
         check_embeddings("NTXentLoss", "z1", z1, 2)
-        check_embeddings("NTXentLoss", "z2", z2, 2)
+        check_embeddings("NTXentLoss", "z2", z2, 2, like=("z1", z1))
         if z1.shape != z2.shape:
             raise ValueError(f"seco_lab/losses: NTXentLoss: z1 shape {tuple(z1.shape)} != z2 shape {tuple(z2.shape)}")
         if self.normalize:

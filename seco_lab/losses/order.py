@@ -45,7 +45,7 @@ class OrderLoss(nn.Module):
     def logits(self, q_order: Tensor, k_b: Tensor, k_c: Tensor) -> Tensor:
         """(B, D) x3 -> classifier logits (B, num_classes)."""
         for name, value in (("q_order", q_order), ("k_b", k_b), ("k_c", k_c)):
-            check_embeddings("OrderLoss", name, value, 2)
+            check_embeddings("OrderLoss", name, value, 2, like=("q_order", q_order))
             if value.shape != (q_order.shape[0], self.embed_dim):
                 raise ValueError(
                     f"seco_lab/losses: OrderLoss: {name} has shape {tuple(value.shape)}, "

@@ -34,7 +34,8 @@ class ShuffleRankLoss(nn.Module):
 
     def forward(self, unshuffled: Tensor, calibrated_shuffled: Tensor) -> Tensor:
         check_embeddings("ShuffleRankLoss", "unshuffled", unshuffled, 3)
-        check_embeddings("ShuffleRankLoss", "calibrated_shuffled", calibrated_shuffled, 3)
+        check_embeddings("ShuffleRankLoss", "calibrated_shuffled", calibrated_shuffled, 3,
+                         like=("unshuffled", unshuffled))
         if unshuffled.shape != calibrated_shuffled.shape:
             raise ValueError(
                 f"seco_lab/losses: ShuffleRankLoss: unshuffled shape {tuple(unshuffled.shape)} != "

@@ -45,7 +45,7 @@ class TemporalCoherentLoss(nn.Module):
 
     def forward(self, series_v0: Tensor, series_v1: Tensor) -> Tensor:
         check_embeddings("TemporalCoherentLoss", "series_v0", series_v0, 3)
-        check_embeddings("TemporalCoherentLoss", "series_v1", series_v1, 3)
+        check_embeddings("TemporalCoherentLoss", "series_v1", series_v1, 3, like=("series_v0", series_v0))
         if series_v0.shape != series_v1.shape:
             raise ValueError(
                 f"seco_lab/losses: TemporalCoherentLoss: series_v0 shape {tuple(series_v0.shape)} != "
