@@ -241,3 +241,23 @@ def test_svm_c_cross_validation_needs_two_videos_per_class_and_names_the_classes
                             class_names=["Archery", "Bowling", "Diving", "Fencing", "YoYo"])
     with pytest.raises(ValueError, match=r"at least 2 train videos.*1 group\(s\) in the train split$"):
         choose_svm_c(features, np.array([0, 0, 0, 1, 1, 1]), groups=np.ones(6))
+
+
+@pytest.mark.parametrize("protocol", ["knn", "retrieval"])
+def test_frozen_protocols_name_the_array_that_does_not_fit(protocol):
+    run = {"knn": lambda *arrays, **options: knn_protocol(*arrays, **options),
+           "retrieval": lambda *arrays, **options: retrieval_protocol(*arrays)}[protocol]
+    rng = np.random.default_rng(0)
+    train_x, test_x = rng.normal(size=(6, 4)), rng.normal(size=(3, 4))
+    train_y, test_y = np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 2])
+    with pytest.raises(ValueError, match=rf"{protocol}: train features have width 4 but test features 5"):
+        run(train_x, train_y, rng.normal(size=(3, 5)), test_y)
+    with pytest.raises(ValueError, match=rf"{protocol}: test labels \(2,\) must give one label per row"):
+        run(train_x, train_y, test_x, test_y[:2])
+    with pytest.raises(ValueError, match=rf"{protocol}: train labels must be integers >= 0, got int64 from -1"):
+        run(train_x, train_y - 1, test_x, test_y)
+    with pytest.raises(ValueError, match=rf"{protocol}: train labels \(0,\) must give one label per row"):
+        run(train_x[:0], train_y[:0], test_x, test_y)
+    if protocol == "knn":
+        with pytest.raises(ValueError, match=r"knn: test labels must be integers >= 0, below num_classes=2"):
+            run(train_x, train_y % 2, test_x, test_y, num_classes=2)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seco_lab.evaluation.metrics import top1_accuracy
+from seco_lab.evaluation.metrics import check_split_arrays, top1_accuracy
 
 
 def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
@@ -23,9 +23,9 @@ def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor, test_f
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    train = F.normalize(train_features.float(), dim=1)
-    test = F.normalize(test_features.float(), dim=1)
-    labels = train_labels.to(train.device)
+    train = F.normalize(torch.as_tensor(train_features).float(), dim=1)
+    test = F.normalize(torch.as_tensor(test_features).float(), dim=1)
+    labels = torch.as_tensor(train_labels, dtype=torch.long).to(train.device)
     k = min(k, train.shape[0])
     scores = []
     for chunk in test.split(chunk_size):
@@ -42,6 +42,7 @@ def knn_protocol(train_features: np.ndarray, train_labels: np.ndarray, test_feat
                  test_labels: np.ndarray, k: int = 20, temperature: float = 0.07,
                  num_classes: int | None = None) -> dict[str, Any]:
     """Weighted kNN top-1 (percent). Returns {"top1", "predictions" (M,), "k"} (k after capping)."""
+    check_split_arrays("knn", train_features, train_labels, test_features, test_labels, num_classes)
     train_labels_t = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
     if num_classes is None:
         num_classes = int(max(np.max(train_labels), np.max(test_labels))) + 1

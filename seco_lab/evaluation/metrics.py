@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -44,3 +46,27 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
     matrix = np.zeros((size, size), dtype=np.int64)
     np.add.at(matrix, (labels, predictions), 1)
     return matrix
+
+
+def check_split_arrays(protocol: str, train_features: Any, train_labels: Any, test_features: Any, test_labels: Any,
+                       num_classes: int | None = None, feature_dims: tuple[int, ...] = (2,)) -> None:
+    """Raise a ``ValueError`` naming ``protocol`` and the array at fault unless both splits hold
+    features (N, ..., D) with ``ndim`` in ``feature_dims``, one integer label in [0, num_classes)
+    per row, at least one row, and the same feature width."""
+    dims = {}
+    for split, features, labels in (("train", train_features, train_labels), ("test", test_features, test_labels)):
+        features, labels = np.asarray(features), np.asarray(labels)
+        if features.ndim not in feature_dims:
+            raise ValueError(f"{protocol}: {split} features must have {' or '.join(map(str, feature_dims))} dims, "
+                             f"got shape {features.shape}")
+        if labels.ndim != 1 or labels.shape[0] != features.shape[0] or not labels.size:
+            raise ValueError(f"{protocol}: {split} labels {labels.shape} must give one label per row of the "
+                             f"{split} features {features.shape}, and there must be at least one")
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or (
+                num_classes is not None and labels.max() >= num_classes):
+            bound = f", below num_classes={num_classes}" if num_classes is not None else ""
+            raise ValueError(f"{protocol}: {split} labels must be integers >= 0{bound}, got {labels.dtype} from "
+                             f"{labels.min()} to {labels.max()}")
+        dims[split] = features.shape[-1]
+    if dims["train"] != dims["test"]:
+        raise ValueError(f"{protocol}: train features have width {dims['train']} but test features {dims['test']}")

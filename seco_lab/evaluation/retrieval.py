@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from seco_lab.evaluation.metrics import check_split_arrays
+
 DEFAULT_KS = (1, 5, 10, 20, 50)
 
 
@@ -99,6 +101,7 @@ def retrieval_protocol(train_features: np.ndarray, train_labels: np.ndarray, tes
     videos, ``"R@k_certain_from"`` gives the smallest such k (``certain_recall_k``).
     Also returns "neighbours" (M, K) train indices and "similarities" (M, K) for plots.
     """
+    check_split_arrays("retrieval", train_features, train_labels, test_features, test_labels, feature_dims=(2, 3))
     train_labels = np.asarray(train_labels)
     ks = sorted(int(k) for k in ks)
     if ks[0] < 1:
