@@ -17,9 +17,9 @@ import pytest
 import torch
 from torch import nn
 
-from _toy_method import ToyMoCo, ToyPairDataset
+from _toy_method import INPUT_DIM, ToyMoCo, ToyPairDataset
 from seco_lab.engine import (
-    DeviceError, TrainConfig, TrainConfigError, autocast_dtype, fit, load_checkpoint, load_history, lr_at,
+    CheckpointError, DeviceError, TrainConfig, TrainConfigError, autocast_dtype, fit, load_checkpoint, load_history, lr_at,
     parameter_groups, resolve_device,
 )
 from seco_lab.engine.checkpoint import capture_rng_state, preserved_rng, restore_rng_state
@@ -517,3 +517,25 @@ def test_more_loader_workers_than_cores_is_said_once_in_the_packages_words(tmp_p
         f"take turns with each other and with the training step, which slows every step; pretrain --num-workers "
         f"{usable_cores()} (the profile's data.num_workers) fits them"]
     assert not [message for message in messages if "This DataLoader will create" in message]
+
+
+class TupleDataset(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(INPUT_DIM), torch.zeros(INPUT_DIM)
+
+
+def test_library_misuse_is_named(tmp_path):
+    config = TrainConfig(epochs=1, batch_size=4, base_lr=0.1, device="cpu", num_workers=0, log_every=1)
+    with pytest.raises(TypeError, match="a training batch must be a dict of tensors .*got list"):
+        fit(ToyMoCo(queue_size=8), TupleDataset(), config, tmp_path / "tuple", {}, progress=False)
+    with pytest.raises(TypeError, match="the monitor must return a dict of numbers, got float"):
+        fit(ToyMoCo(queue_size=8), ToyPairDataset(num_items=8, seed=0), TrainConfig.from_dict(
+            {**config.to_dict(), "knn_every": 1}), tmp_path / "monitor", {}, monitor=lambda method: 0.5,
+            progress=False)
+    with pytest.raises(ValueError, match="record_type must be one of None, 'step', 'monitor', got 'steps'"):
+        load_history(tmp_path / "monitor", "steps")
+    with pytest.raises(CheckpointError, match="a folder, not a checkpoint file"):
+        load_checkpoint(tmp_path)

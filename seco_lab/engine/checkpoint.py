@@ -84,6 +84,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint file does not exist") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file (a run's checkpoint is "
+                              f"<run folder>/checkpoint.pt)") from None
     except Exception as error:  # torch raises many types for a damaged zip/pickle
         raise CheckpointError(
             f"{path}: not a readable checkpoint ({type(error).__name__}: {error}); "

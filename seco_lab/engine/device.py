@@ -75,6 +75,9 @@ def module_to_channels_last(module: nn.Module) -> nn.Module:
 def move_batch(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
     """Copy every tensor of ``batch`` to ``device`` (non-blocking from pinned memory on CUDA);
     floating 4D/5D tensors get a channels-last layout when ``channels_last`` is set."""
+    if not isinstance(batch, dict):
+        raise TypeError(f"a training batch must be a dict of tensors (the dataset's items are dicts, which the "
+                        f"loader stacks), got {type(batch).__name__}: make dataset[i] return a dict")
     non_blocking = device.type == "cuda"
     moved: dict[str, Any] = {}
     for key, value in batch.items():

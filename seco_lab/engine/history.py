@@ -42,9 +42,14 @@ class HistoryWriter:
         self._handle.close()
 
 
+RECORD_TYPES = (None, "step", "monitor")  # None: every record
+
+
 def load_history(run_dir: str | Path, record_type: str | None = None) -> list[dict[str, Any]]:
     """Records of ``run_dir/history.jsonl`` in order; ``record_type`` keeps only ``"step"`` or
     ``"monitor"`` records. A missing file raises ``FileNotFoundError`` naming it."""
+    if record_type not in RECORD_TYPES:
+        raise ValueError(f"record_type must be one of {', '.join(map(repr, RECORD_TYPES))}, got {record_type!r}")
     path = Path(run_dir) / HISTORY_NAME
     if not path.exists():
         raise FileNotFoundError(f"{path}: no training history (has this run started?)")

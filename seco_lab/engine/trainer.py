@@ -374,6 +374,8 @@ class _TrainingRun:
             with preserved_rng():
                 metrics = self.monitor(self.method)
             self.method.train()
+            if not isinstance(metrics, dict):
+                raise TypeError(f"the monitor must return a dict of numbers, got {type(metrics).__name__}")
             if self.history is not None:
                 self.history.write({"type": "monitor", "step": self.step, "epoch": self.epoch,
                                     **{key: float(value) for key, value in metrics.items()}})
