@@ -35,6 +35,12 @@ def _check_positive(name: str, value: int) -> None:
         raise ValueError(f"seco_lab/samplers.py: {name} must be a positive integer, got {value!r}")
 
 
+def _check_rng(rng: object) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"seco_lab/samplers.py: rng must be a numpy Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
+
+
 def _check_clip_args(num_frames: int, clip_frames: int, stride: int) -> None:
     _check_positive("num_frames", num_frames)
     _check_positive("clip_frames", clip_frames)
@@ -61,6 +67,7 @@ def random_clip_indices(
 ) -> np.ndarray:
     """One clip ``(clip_frames,)`` at a uniformly random valid start; videos too short for one
     clip get a uniform start in ``[0, num_frames)`` and wrapped indices."""
+    _check_rng(rng)
     max_offset = num_clip_starts(num_frames, clip_frames, stride)
     start_range = max_offset if max_offset >= 1 else num_frames
     start = int(rng.integers(0, start_range))
@@ -91,6 +98,7 @@ def seco_frame_triplet(num_frames: int, rng: np.random.Generator) -> tuple[np.nd
 
     Returns ``(np.array([a, b, c]) int64 (3,), order)``.
     """
+    _check_rng(rng)
     _check_positive("num_frames", num_frames)
     order = int(rng.integers(0, 2))
     if num_frames == 1:
@@ -198,6 +206,7 @@ def interval_gap(
     invert ``CDF(k) = ((p+1)/p)(k/M) - (k/M)^(p+1)/p`` by bisection) and floored to an integer
     (``P(k)`` is ``interval_gap_pmf``). ``"increasing"`` draws the mirror ``M - d``.
     """
+    _check_rng(rng)
     _check_gap_args(power, distribution)
     _check_positive("max_offset", max_offset)
     u = float(rng.random())
@@ -228,6 +237,7 @@ def cvrl_clip_pair(
 
     Returns two index arrays ``(clip_frames,)`` int64.
     """
+    _check_rng(rng)
     max_offset = num_clip_starts(num_frames, clip_frames, stride)
     if max_offset < 1:
         starts = rng.integers(0, num_frames, size=2)
@@ -264,6 +274,7 @@ def dualvar_clips(
 
     Returns ``(v0 (clip_frames,), v1 (clip_frames,), reversed)``.
     """
+    _check_rng(rng)
     if not 0.0 <= reverse_prob <= 1.0:
         raise ValueError(f"seco_lab/samplers.py: reverse_prob must be in [0, 1], got {reverse_prob!r}")
     first = random_clip_indices(num_frames, clip_frames, stride, rng)
@@ -290,6 +301,7 @@ def segment_permutation(
     pair is trivially aligned and teaches nothing about temporal order. ``derangement=False``
     gives a uniform permutation, as the official code does.
     """
+    _check_rng(rng)
     _check_positive("num_segments", num_segments)
     if derangement and num_segments == 1:
         raise ValueError(
@@ -384,6 +396,7 @@ def tsn_segment_indices(
 def evenly_spaced_frames(num_frames: int, n: int) -> np.ndarray:
     """``n`` frame indices ``(n,)`` at the centres of ``n`` equal spans (SeCo's linear protocol
     uses 30 per video). Deterministic; repeats frames when ``n > num_frames``."""
+    _check_positive("n (frames to take)", n)
     return tsn_segment_indices(num_frames, n, rng=None)
 
 
@@ -434,6 +447,8 @@ class TemporalIntervalSampler:
     distribution: GapDistribution = "decreasing"
 
     def __post_init__(self) -> None:
+        _check_positive("clip_frames", self.clip_frames)
+        _check_positive("stride", self.stride)
         _check_gap_args(self.power, self.distribution)
 
     def __call__(self, num_frames: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -449,6 +464,12 @@ class DualVarClipSampler:
     clip_frames: int
     stride: int = 1
     reverse_prob: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_positive("clip_frames", self.clip_frames)
+        _check_positive("stride", self.stride)
+        if not 0.0 <= self.reverse_prob <= 1.0:
+            raise ValueError(f"seco_lab/samplers.py: reverse_prob must be in [0, 1], got {self.reverse_prob!r}")
 
     def __call__(self, num_frames: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
         return dualvar_clips(num_frames, self.clip_frames, self.stride, rng, reverse_prob=self.reverse_prob)

@@ -21,6 +21,7 @@ from seco_lab.samplers import (
     interval_gap,
     interval_gap_density,
     interval_gap_pmf,
+    random_clip_indices,
     seco_frame_triplet,
     segment_permutation,
     shuffle_segments,
@@ -387,3 +388,20 @@ def test_all_clip_samplers_stay_inside_the_video(num_frames: int, clip_frames: i
         clips += uniform_clip_indices(num_frames, clip_frames, stride, 3)
         for clip in clips:
             assert clip.shape == (clip_frames,) and clip.min() >= 0 and clip.max() < num_frames
+
+
+def test_bad_sampler_arguments_are_named_when_given() -> None:
+    with pytest.raises(ValueError, match="stride must be a positive integer, got 0"):
+        TemporalIntervalSampler(8, 0)
+    with pytest.raises(ValueError, match="clip_frames must be a positive integer"):
+        DualVarClipSampler(0)
+    with pytest.raises(ValueError, match=r"reverse_prob must be in \[0, 1\], got 2.0"):
+        DualVarClipSampler(4, reverse_prob=2.0)
+    with pytest.raises(ValueError, match=r"n \(frames to take\) must be a positive integer, got 0"):
+        evenly_spaced_frames(10, 0)
+    for draw in (lambda rng: seco_frame_triplet(10, rng), lambda rng: cvrl_clip_pair(30, 8, 1, rng),
+                 lambda rng: dualvar_clips(30, 8, 1, rng), lambda rng: segment_permutation(3, rng),
+                 lambda rng: random_clip_indices(30, 8, 1, rng), lambda rng: interval_gap(10, rng)):
+        for not_a_generator in (None, 0, np.random.RandomState(0)):
+            with pytest.raises(TypeError, match="rng must be a numpy Generator"):
+                draw(not_a_generator)
