@@ -92,6 +92,10 @@ def fit(
     evaluation and is destroyed at interpreter exit. ``run_dir`` holds one training at a time
     (:func:`~seco_lab.engine.run_lock.run_folder_lock`); a run continued with ``resume=True``
     must have the settings of ``full_config`` it was started with (loading-only ones aside).
+    ``fit`` seeds the global torch, numpy and ``random`` generators from ``cfg.seed`` (plus the
+    rank) and leaves them as training left them. An epoch is ``len(dataset) // cfg.batch_size``
+    steps: the last, partial batch is left out (each epoch's order differs, so no item is left
+    out every time).
     """
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"fit: cfg must be a TrainConfig, got {type(cfg).__name__}")

@@ -431,6 +431,8 @@ def extract_video_features(encoder: LoadedEncoder, records: Sequence[Any], input
     3D encoders: ``clips_per_video`` evenly spaced clips (x ``num_crops`` crops), clip features
     averaged -> (N, D); with ``keep_views=True`` the per-clip features are kept: (N, V, D)
     (2D encoders then return (N, 1, D')). num_frames: frame count per record (probed if None).
+    ``records`` are a dataset's ``VideoRecord`` s, or any objects with a video file's ``path`` and
+    an integer ``label`` (for frames already in memory, :meth:`LoadedEncoder.encode`).
     Returns (features float32, labels int64 (N,)).
     """
     if pooling not in POOLINGS:
