@@ -88,6 +88,20 @@ def test_a_second_training_in_a_run_folder_in_use_is_refused_naming_the_process(
     assert (run / "checkpoint.pt").exists()
 
 
+def test_a_run_folder_on_a_filesystem_without_locks_trains_with_a_warning(smoke_data, tmp_path, monkeypatch):
+    import errno
+
+    from seco_lab.engine import run_lock
+
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(run_lock.fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match="cannot lock the run folder \\(Function not implemented\\)"):
+        pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 def test_a_run_folder_that_a_failed_start_created_is_not_left_behind(smoke_data, tmp_path):
     with pytest.raises(ValueError, match="batch_size=4 does not split evenly over the 3 processes"):
         with pytest.MonkeyPatch.context() as patch:

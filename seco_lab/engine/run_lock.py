@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +53,11 @@ def run_folder_lock(run_dir: Path) -> Iterator[None]:
                 "write over each other's checkpoint and history. Wait for it to end or stop it (a run whose "
                 "torchrun launcher was killed alone may still be running), or choose another --out"
             ) from None
+        except OSError as error:  # a filesystem without flock (Lustre mounted without it, some FUSE ones)
+            warnings.warn(f"{run_dir}: cannot lock the run folder ({error.strerror or error}), so nothing stops a "
+                          "second training from writing into it at the same time", stacklevel=3)
+            yield
+            return
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
