@@ -97,9 +97,11 @@ def test_a_run_folder_on_a_filesystem_without_locks_trains_with_a_warning(smoke_
         raise OSError(errno.ENOSYS, "Function not implemented")
 
     monkeypatch.setattr(run_lock.fcntl, "flock", no_locks)
-    with pytest.warns(UserWarning, match="cannot lock the run folder \\(Function not implemented\\)"):
-        pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=0, progress=False)
+    with pytest.warns(UserWarning, match="cannot lock the run folder \\(Function not implemented\\)") as caught:
+        pretrain("seco", smoke_data, "smoke", tmp_path / "run", epochs=1, batch_size=4, max_videos_per_class=2,
+                 progress=False)
     assert (tmp_path / "run" / "checkpoint.pt").exists()
+    assert sum("cannot lock" in str(warning.message) for warning in caught) == 1  # fit inside pretrain asks again
 
 
 def test_a_run_folder_that_a_failed_start_created_is_not_left_behind(smoke_data, tmp_path):

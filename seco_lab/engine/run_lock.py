@@ -56,6 +56,7 @@ def run_folder_lock(run_dir: Path) -> Iterator[None]:
         except OSError as error:  # a filesystem without flock (Lustre mounted without it, some FUSE ones)
             warnings.warn(f"{run_dir}: cannot lock the run folder ({error.strerror or error}), so nothing stops a "
                           "second training from writing into it at the same time", stacklevel=3)
+            _held.add(key)  # said once: a nested request for this folder does not try again
             yield
             return
         handle.seek(0)
