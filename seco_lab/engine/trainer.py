@@ -16,7 +16,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -452,7 +452,8 @@ class _TrainingRun:
                 f"{path}: written with {', '.join(changed)}; these fix the data order and lr "
                 f"schedule, so the run cannot continue: use resume=False or another run_dir"
             )
-        changed_settings = config_changes(checkpoint.get("config") or {}, self.full_config)
+        changed_settings = config_changes(checkpoint.get("config") or {}, self.full_config,
+                                          ignore=LOADING_ONLY_SETTINGS, shared_only=True)
         if changed_settings:
             raise CheckpointError(
                 f"{path}: written by a run with other settings ({'; '.join(changed_settings)}); continuing it would "
@@ -493,17 +494,19 @@ class _TrainingRun:
 LOADING_ONLY_SETTINGS = ("data.frame_cache", "data.num_workers")
 
 
-def config_changes(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    """``section.key saved -> current`` for each setting both configs hold with different values
-    (nested dicts walked; a setting only one of them holds is one newer or older than the run,
-    and :data:`LOADING_ONLY_SETTINGS` may change)."""
+def config_changes(saved: dict[str, Any], current: dict[str, Any], ignore: Collection[str] = (),
+                   shared_only: bool = False, prefix: str = "") -> list[str]:
+    """``section.key saved -> current`` for each setting whose value differs (nested dicts walked),
+    leaving out the dotted names in ``ignore``; ``shared_only`` compares only the settings both
+    hold (one only one of them holds is newer or older than the run)."""
     changes = []
-    for key in sorted(set(saved) & set(current), key=str):
-        name, before, now = f"{prefix}{key}", saved[key], current[key]
-        if before == now or name in LOADING_ONLY_SETTINGS:
+    keys = set(saved) & set(current) if shared_only else set(saved) | set(current)
+    for key in sorted(keys, key=str):
+        name, before, now = f"{prefix}{key}", saved.get(key), current.get(key)
+        if before == now or name in ignore:
             continue
         if isinstance(before, dict) and isinstance(now, dict):
-            changes.extend(config_changes(before, now, f"{name}."))
+            changes.extend(config_changes(before, now, ignore, shared_only, f"{name}."))
         else:
             changes.append(f"{name} {before!r} -> {now!r}")
     return changes

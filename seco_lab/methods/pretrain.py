@@ -23,7 +23,7 @@ from seco_lab.engine.config import TrainConfig
 from seco_lab.engine.device import resolve_device
 from seco_lab.engine.distributed import env_local_rank, env_rank, env_world_size, init_from_env, main_rank_first
 from seco_lab.engine.run_lock import run_folder_lock
-from seco_lab.engine.trainer import CONFIG_NAME, fit
+from seco_lab.engine.trainer import CONFIG_NAME, LOADING_ONLY_SETTINGS, config_changes, fit
 from seco_lab.methods.base import build_method, method_names
 from seco_lab.profiles import check_profile_values, fold_method_sections, get_profile
 
@@ -110,7 +110,7 @@ def training_sections(config: dict[str, Any]) -> list[str]:
 
 
 # Data settings that change how fast batches arrive, never what they hold.
-LOADING_ONLY_DATA_KEYS = ("frame_cache", "num_workers")
+LOADING_ONLY_DATA_KEYS = tuple(name.removeprefix("data.") for name in LOADING_ONLY_SETTINGS if name.startswith("data."))
 # Settings newer than some saved runs: a run saved without one trained with this value.
 SECTION_DEFAULTS: dict[str, dict[str, Any]] = {"data": {"max_videos_per_class": None},
                                                "train": {"decay_norm_and_bias": False}}
@@ -132,23 +132,8 @@ def _existing_config_differences(checkpoint: dict[str, Any], config: dict[str, A
         return merged
 
     sections = training_sections(config)
-    return _setting_changes({key: trained(key, existing.get(key)) for key in sections},
-                            {key: trained(key, config.get(key)) for key in sections}) + seed_change
-
-
-def _setting_changes(before: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
-    """``section.key before -> now`` for every key that differs, nested dicts walked."""
-    changes = []
-    for key in sorted(set(before) | set(now), key=str):
-        old, new = before.get(key), now.get(key)
-        name = f"{prefix}{key}"
-        if old == new:
-            continue
-        if isinstance(old, dict) and isinstance(new, dict):
-            changes.extend(_setting_changes(old, new, f"{name}."))
-        else:
-            changes.append(f"{name} {old!r} -> {new!r}")
-    return changes
+    return config_changes({key: trained(key, existing.get(key)) for key in sections},
+                          {key: trained(key, config.get(key)) for key in sections}) + seed_change
 
 
 def pretrain(
