@@ -387,12 +387,13 @@ def choice_rules() -> tuple[tuple[str, tuple[str, Any]], ...]:
     )
 
 
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_settings(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"batch_size": 8}}`` -> ``{"train.batch_size": 8}`` (nested dicts walked)."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(_flatten(value, name + "."))
+            flat.update(flatten_settings(value, name + "."))
         else:
             flat[name] = value
     return flat
@@ -403,7 +404,7 @@ def check_profile_values(profile: dict[str, Any]) -> None:
     ``VALUE_RULES`` or ``choice_rules()`` refuse, e.g. ``data.crop_size must be a whole number >= 1,
     got 0``; the value ``"cv"`` of ``eval.svm_c`` and ``null`` anywhere pass."""
     problems = []
-    for name, value in _flatten(profile).items():
+    for name, value in flatten_settings(profile).items():
         if value is None or value in ALTERNATIVE_VALUES.get(name, ()):
             continue
         for pattern, (expected, accepts) in VALUE_RULES + choice_rules():

@@ -395,9 +395,9 @@ def run_report(
     out_dir = Path(out_dir) if out_dir else paths.reports_dir() / run_dir.name
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ReportResult(out_dir=out_dir, index_path=out_dir / "index.html", parameters=parameters)
-    selected = {notebook.stem for notebook in notebooks}
+    not_selected = {path.stem for path in find_notebooks()} - {notebook.stem for notebook in notebooks}
     result.earlier = {name: record for name, record in earlier_runs(out_dir, parameters).items()
-                      if name not in selected and name in {path.stem for path in find_notebooks()}}
+                      if name in not_selected}
     described = ", ".join(f"{name} {value}" for name, value in parameters.items() if name != "run_dir")
     for position, notebook in enumerate(notebooks):
         print(f"[report] running {notebook.name} ({described}) ...", flush=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from seco_lab import paths
-from seco_lab.profiles import (PROFILE_NAMES, ProfileError, check_profile_values, get_profile, settings_label,
-                               settings_overrides)
+from seco_lab.profiles import (PROFILE_NAMES, ProfileError, check_profile_values, flatten_settings, get_profile,
+                               settings_label, settings_overrides)
 
 DEFAULT_PROFILE_VARIABLE = "SECO_LAB_PROFILE"
 ENCODER_SECTIONS = ("seco", "cvrl", "dualvar")
@@ -134,25 +134,14 @@ def _run_folder_suffix(overrides: dict[str, Any], settings: tuple[str, ...] = ()
     return "".join(f"-{part}" for part in parts)
 
 
-def _flat(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"batch_size": 8}}`` -> ``{"train.batch_size": 8}``."""
-    flat: dict[str, Any] = {}
-    for key, value in nested.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def shadowed_settings(settings: tuple[str, ...], profile: dict[str, Any],
                       named: dict[str, Any]) -> dict[str, tuple[str, Any, Any]]:
     """The settings whose value a notebook parameter sets too (``named``, from
     :func:`notebook_overrides`), which wins: setting -> (its key, its value, the parameter's)."""
-    by_parameter = _flat(named)
+    by_parameter = flatten_settings(named)
     shadowed = {}
     for setting in settings:
-        for key, value in _flat(settings_overrides([setting], profile)).items():
+        for key, value in flatten_settings(settings_overrides([setting], profile)).items():
             if key in by_parameter:
                 shadowed[setting] = (key, value, by_parameter[key])
     return shadowed
@@ -235,13 +224,14 @@ def start(
     name = resolve_profile_name(profile)
     settings = validate_settings(settings)
     named = notebook_overrides(max_videos_per_class, batch_size, input_mode)
-    overrides = deep_update(settings_overrides(list(settings), get_profile(name)), named)
-    shadowed = shadowed_settings(settings, get_profile(name), named)
+    base = get_profile(name)
+    overrides = deep_update(settings_overrides(list(settings), base), named)
+    shadowed = shadowed_settings(settings, base, named)
     for setting, (key, value, parameter_value) in shadowed.items():
         if value != parameter_value:
             warnings.warn(f"the setting {setting!r} has no effect: the {key.rsplit('.', 1)[-1]} parameter "
                           f"({parameter_value!r}) sets {key}", stacklevel=2)
-    profile_values = deep_update(get_profile(name), overrides)
+    profile_values = deep_update(base, overrides)
     check_profile_values(profile_values)
     device = validate_device(device)
     if not isinstance(seed, int) or seed < 0:

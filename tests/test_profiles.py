@@ -7,7 +7,7 @@ import pytest
 
 from seco_lab.engine.schedule import scaled_lr
 from seco_lab.methods.pretrain import build_run_config, deep_update, train_config
-from seco_lab.profiles import (METHOD_NAMES, PROFILE_NAMES, PROFILES, VALUE_RULES, ProfileError, _flatten,
+from seco_lab.profiles import (METHOD_NAMES, PROFILE_NAMES, PROFILES, VALUE_RULES, ProfileError, flatten_settings,
                                check_profile_values, choice_rules, fold_method_sections, get_profile, profile_section,
                                settings_overrides)
 
@@ -192,7 +192,7 @@ def test_a_value_outside_its_range_is_refused_by_name(setting, message):
 def test_every_profile_value_outside_train_has_a_rule(name):
     """A new profile key needs a rule (the train section is checked by TrainConfig)."""
     rules = [pattern for pattern, _ in VALUE_RULES + choice_rules()]
-    unruled = [key for key in _flatten(get_profile(name))
+    unruled = [key for key in flatten_settings(get_profile(name))
                if not key.startswith(("train.", "train_cvrl.", "train_dualvar."))
                and not any(fnmatch.fnmatchcase(key, rule) for rule in rules)]
     assert unruled == []

@@ -96,7 +96,8 @@ def _start_training_worker(raise_niceness: Callable[[int], None] | None, worker_
 def training_worker_init(niceness: int) -> Callable[[int], None]:
     """The training loader's ``worker_init_fn``: the worker ends with its main process
     (``end_with_parent``; it then leaves Ctrl-C to that process, which under torchrun would
-    otherwise get a traceback from every worker of every rank), ignores the stop signals (the training process stops at a step
-    boundary and its workers end with it, ``seco_lab.engine.preemption``), then adds ``niceness``
-    to its nice value as ``lower_worker_priority`` does."""
+    otherwise get a traceback from every worker of every rank), ignores the stop signals (the
+    training process stops at a step boundary and its workers end with it,
+    ``seco_lab.engine.preemption``), then adds ``niceness`` to its nice value as
+    ``lower_worker_priority`` does."""
     return functools.partial(_start_training_worker, lower_worker_priority(niceness))

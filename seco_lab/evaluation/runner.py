@@ -122,7 +122,8 @@ def load_video_splits(data_root: str | Path, split: int = 1, layout: str = "auto
         raise EvaluationError(f"{data_root}: the evaluation protocols classify videos and need at least 2 classes "
                               f"with training videos; found {len(train_classes)} ({', '.join(train_classes)}). "
                               "Is --data one folder too high (see `python -m seco_lab data check`)?")
-    untested = [name for name in train_classes if name not in {record.class_name for record in test}]
+    tested_classes = {record.class_name for record in test}
+    untested = [name for name in train_classes if name not in tested_classes]
     if untested:
         tested = len(train_classes) - len(untested)
         warnings.warn(
