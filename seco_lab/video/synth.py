@@ -63,6 +63,7 @@ import colorsys
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -81,7 +82,8 @@ __all__ = [
     "GENERATOR_VERSION", "MANIFEST_NAME", "SHAPES", "CLASS_DESCRIPTIONS", "SYNTH_PRESETS",
     "SynthConfig", "SynthDatasetError", "ObjectStyle", "Scene", "RenderedClip", "RenderedTrackingSequence",
     "reversal_pairs", "horizontal_flip_pairs", "get_synth_config", "draw_scene", "render_clip",
-    "render_video", "group_scene", "render_dataset_clip", "render_tracking_sequence", "tracking_sequence_name",
+    "render_video", "group_scene", "render_dataset_clip", "TargetMotion", "dataset_clip_target",
+    "manifest_config", "video_target", "render_tracking_sequence", "tracking_sequence_name",
     "generate_dataset", "read_manifest",
 ]
 
@@ -564,11 +566,19 @@ def _class_motion(class_name: str) -> tuple[MotionFn, bool]:
     return spec.motion, False
 
 
-def render_clip(
-    class_name: str, scene: Scene, rng: np.random.Generator, config: SynthConfig | None = None
-) -> RenderedClip:
-    """Render one clip of ``class_name`` in ``scene``; clip length and nuisances drawn from ``rng``."""
-    config = config or SYNTH_PRESETS["standard"]
+@dataclass(frozen=True, eq=False)
+class TargetMotion:
+    """The target of one clip, frame by frame: ``centres`` (T, 2) x, y in px in frame coordinates,
+    ``radii`` (T,) in px, spin ``angles`` (T,) and the camera ``offsets`` (T, 2) already applied."""
+
+    centres: np.ndarray
+    radii: np.ndarray
+    angles: np.ndarray
+    offsets: np.ndarray
+
+
+def _target_motion(class_name: str, scene: Scene, rng: np.random.Generator, config: SynthConfig) -> TargetMotion:
+    """Draw a clip's length, target path and camera from ``rng`` (the first draws of a clip)."""
     motion, reverse = _class_motion(class_name)
     size = scene.frame_size
     scale = size / REFERENCE_SIZE
@@ -576,17 +586,26 @@ def render_clip(
     centres, multiplier = motion(rng, num_frames, size, scene.target.radius)
     if reverse:
         centres, multiplier = centres[::-1], multiplier[::-1]
-    radii = scene.target.radius * multiplier
     angles = rng.uniform(0, 2 * np.pi) + rng.uniform(-0.06, 0.06) * np.arange(num_frames)
     offsets = _camera_offsets(rng, num_frames, config.camera_pan * scale, config.camera_jitter * scale, scene.margin)
-    frames = _view(scene.background, scene.margin, size, offsets)  # (T, H, W, 3)
+    return TargetMotion(centres - offsets, scene.target.radius * multiplier, angles, offsets)
+
+
+def render_clip(
+    class_name: str, scene: Scene, rng: np.random.Generator, config: SynthConfig | None = None
+) -> RenderedClip:
+    """Render one clip of ``class_name`` in ``scene``; clip length and nuisances drawn from ``rng``."""
+    config = config or SYNTH_PRESETS["standard"]
+    size = scene.frame_size
+    motion = _target_motion(class_name, scene, rng, config)
+    num_frames = len(motion.radii)
+    frames = _view(scene.background, scene.margin, size, motion.offsets)  # (T, H, W, 3)
     for style in scene.distractors:
-        path = _wander(rng, num_frames, size, style.radius, reach=8.0 * scale)
+        path = _wander(rng, num_frames, size, style.radius, reach=8.0 * size / REFERENCE_SIZE)
         spin = rng.uniform(0, 2 * np.pi) + rng.uniform(-0.06, 0.06) * np.arange(num_frames)
-        _draw_object(frames, style, path - offsets, np.full(num_frames, style.radius), spin)
-    on_screen = centres - offsets
-    _draw_object(frames, scene.target, on_screen, radii, angles)
-    return RenderedClip(_finish(rng, frames, config.noise_std), on_screen, radii)
+        _draw_object(frames, style, path - motion.offsets, np.full(num_frames, style.radius), spin)
+    _draw_object(frames, scene.target, motion.centres, motion.radii, motion.angles)
+    return RenderedClip(_finish(rng, frames, config.noise_std), motion.centres, motion.radii)
 
 
 def render_video(
@@ -709,6 +728,42 @@ def render_dataset_clip(
     scene = scene if scene is not None else group_scene(config, seed, group)
     rng = np.random.default_rng([seed, _CLIP_STREAM, _class_id(class_name), group, clip])
     return render_video(class_name, scene, rng, config)
+
+
+def dataset_clip_target(config: SynthConfig, seed: int, class_name: str, group: int, clip: int) -> TargetMotion:
+    """The target's path in ``<class_name>/v_<class_name>_g<group>_c<clip>.mp4`` of the dataset of
+    ``seed``: what :func:`render_dataset_clip` draws, without drawing any pixel."""
+    scene = group_scene(config, seed, group)
+    rng = np.random.default_rng([seed, _CLIP_STREAM, _class_id(class_name), group, clip])
+    return _target_motion(class_name, scene, rng, config)
+
+
+def manifest_config(root: str | Path) -> tuple[SynthConfig, int]:
+    """The generator configuration and seed a dataset at ``root`` was made with (its manifest);
+    raises SynthDatasetError when ``root`` holds no dataset of this generator version."""
+    manifest = read_manifest(root)
+    if manifest is None or manifest.get("generator") != __name__ or not isinstance(manifest.get("config"), dict):
+        raise SynthDatasetError(f"{root}: not a dataset made by {__name__} (no readable {MANIFEST_NAME})")
+    if manifest.get("version") != GENERATOR_VERSION:
+        raise SynthDatasetError(f"{root}: made by generator version {manifest.get('version')}, this is version "
+                                f"{GENERATOR_VERSION}: regenerate it to read its ground truth")
+    settings = {key: tuple(value) if isinstance(value, list) else value for key, value in manifest["config"].items()}
+    try:
+        return SynthConfig(**settings), int(manifest["seed"])
+    except (TypeError, KeyError, ValueError) as error:
+        raise SynthDatasetError(f"{Path(root) / MANIFEST_NAME}: unreadable configuration ({error})") from error
+
+
+_VIDEO_NAME = re.compile(r"^v_(?P<class_name>.+)_g(?P<group>\d+)_c(?P<clip>\d+)$")
+
+
+def video_target(config: SynthConfig, seed: int, path: str | Path) -> TargetMotion:
+    """The target's path in the dataset's video file ``path`` (named ``v_<Class>_gGG_cCC.mp4``)."""
+    match = _VIDEO_NAME.match(Path(path).stem)
+    if match is None or match["class_name"] not in config.classes:
+        raise SynthDatasetError(f"{path}: not a video of the generated dataset (expected v_<Class>_gGG_cCC.mp4 "
+                                f"with a class of {', '.join(config.classes)})")
+    return dataset_clip_target(config, seed, match["class_name"], int(match["group"]), int(match["clip"]))
 
 
 def _render_tracking(config: SynthConfig, seed: int, index: int, root: str) -> int:
