@@ -8,7 +8,10 @@ the mean, standard deviation, minimum and maximum of each column and of each gai
 curriculum run measures one seed; the untrained encoder's score moves more from seed to seed
 than the trained one's. ``--bn-stats checkpoint,train`` scores every checkpoint both with its
 BatchNorm statistics as saved (an untrained encoder's are the initial ones) and re-estimated on
-train videos (the fairer untrained baseline), each gain comparing the two encoders alike.
+train videos (the fairer untrained baseline), each gain comparing the two encoders alike. On
+the generated dataset it adds the target probe's R² (how linearly one frame's feature gives the
+target's x, y and radius, ``seco_lab.evaluation.target_probe``) and prints the linear SVM on the
+true values, the protocol's ceiling.
 
 Usage: ``python benchmarks/seed_spread.py [--profile standard] [--data data/synth-standard]
 [--seeds 0,1,2,3] [--bn-stats checkpoint[,train]] [--set seco.queue_size=1024 ...]
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from seco_lab.environment import configure_cpu_environment
@@ -34,12 +38,16 @@ from seco_lab.curriculum import spread  # noqa: E402
 from seco_lab.evaluation.features import extract_video_features, load_encoder, recompute_bn_stats  # noqa: E402
 from seco_lab.evaluation.knn import knn_protocol  # noqa: E402
 from seco_lab.evaluation.linear_svm import linear_svm_protocol, record_groups  # noqa: E402
+from seco_lab.evaluation.target_probe import TARGET_QUANTITIES, dataset_targets, ground_truth_svm  # noqa: E402
+from seco_lab.evaluation.target_probe import target_probe  # noqa: E402
 from seco_lab.paths import runs_dir, synth_dataset_dir  # noqa: E402
 from seco_lab.profiles import get_profile, settings_label  # noqa: E402
 from seco_lab.video.index import VideoIndex, load_dataset  # noqa: E402
 from seco_lab.video.layouts import DatasetSpec  # noqa: E402
+from seco_lab.video.synth import SynthDatasetError  # noqa: E402
 
 COLUMNS = ("svm concat", "svm mean", "knn concat")
+PROBE_COLUMNS = tuple(f"R² {quantity}" for quantity in TARGET_QUANTITIES)
 
 
 def pretrain(data: Path, profile: str, seed: int, out: Path, untrained: bool, settings: list[str]) -> Path:
@@ -53,9 +61,12 @@ def pretrain(data: Path, profile: str, seed: int, out: Path, untrained: bool, se
 
 
 def scores(checkpoint: Path, spec: DatasetSpec, index: VideoIndex, evaluation: dict,
-           bn_stats: str = "checkpoint") -> dict[str, float]:
+           bn_stats: str = "checkpoint",
+           targets_of: Callable[[str], dict[str, np.ndarray]] | None = None) -> dict[str, float]:
     """Linear SVM (concat and mean pooling) and kNN top-1 of one checkpoint's frozen features, with
-    its BatchNorm statistics as saved (``bn_stats="checkpoint"``) or re-estimated (``"train"``)."""
+    its BatchNorm statistics as saved (``bn_stats="checkpoint"``) or re-estimated (``"train"``);
+    given ``targets_of`` (input mode -> the target's values per frame of each split), the probe's
+    R² too."""
     frames = int(evaluation["frames_per_video"])
     encoder = load_encoder(checkpoint, device="cpu")
     if bn_stats == "train":  # as evaluate --bn-stats train does
@@ -72,7 +83,9 @@ def scores(checkpoint: Path, spec: DatasetSpec, index: VideoIndex, evaluation: d
         split[name] = (features, features.reshape(len(features), frames, -1).mean(axis=1), labels)  # (N, T*D), (N, D)
     (train_concat, train_mean, train_labels), (test_concat, test_mean, test_labels) = split["train"], split["test"]
     svm = {"C": evaluation["svm_c"], "train_groups": record_groups(spec.split("train"))}  # as the CLI's protocol
-    return {
+    targets = None if targets_of is None else targets_of(encoder.input_spec.input_mode)
+    probe = {} if targets is None else target_probe(train_concat, targets["train"], test_concat, targets["test"])
+    return {f"R² {quantity}": value for quantity, value in probe.items()} | {
         "svm concat": linear_svm_protocol(train_concat, train_labels, test_concat, test_labels, **svm)["top1"],
         "svm mean": linear_svm_protocol(train_mean, train_labels, test_mean, test_labels, **svm)["top1"],
         "knn concat": knn_protocol(train_concat, train_labels, test_concat, test_labels, k=int(evaluation["knn_k"]),
@@ -81,9 +94,10 @@ def scores(checkpoint: Path, spec: DatasetSpec, index: VideoIndex, evaluation: d
     }
 
 
-def summary(label: str, values: list[float], width: int = 22) -> str:
+def summary(label: str, values: list[float], width: int = 22, digits: int = 1) -> str:
     stats = spread(values)
-    return f"{label:<{width}}{stats['mean']:>8.1f} ± {stats['sd']:<5.1f}{stats['min']:>7.1f}{stats['max']:>7.1f}"
+    return (f"{label:<{width}}{stats['mean']:>8.{digits}f} ± {stats['sd']:<5.{digits}f}{stats['min']:>7.{digits}f}"
+            f"{stats['max']:>7.{digits}f}")
 
 
 def main() -> None:
@@ -110,25 +124,51 @@ def main() -> None:
     kinds = [(kind, bn) for bn in bn_choices for kind in ("seco", "untrained")]
     names = {(kind, bn): kind + (" (BN re-estimated)" if bn == "train" else "") for kind, bn in kinds}
     spec, index = load_dataset(data, progress=False)
-    table: dict[tuple[str, str], dict[str, list[float]]] = {key: {c: [] for c in COLUMNS} for key in kinds}
+    targets: dict[str, dict[str, np.ndarray]] = {}
+
+    def targets_of(input_mode: str) -> dict[str, np.ndarray]:
+        if input_mode not in targets:
+            targets[input_mode] = {
+                split: dataset_targets(data, spec.split(split), int(evaluation["frames_per_video"]), input_mode,
+                                       [index[record].num_frames for record in spec.split(split)])
+                for split in ("train", "test")}
+        return targets[input_mode]
+
+    try:
+        targets_of("rgb")
+    except SynthDatasetError as error:
+        print(f"no target probe: {error}")
+    probing = bool(targets)
+    columns = COLUMNS + (PROBE_COLUMNS if probing else ())
+    table: dict[tuple[str, str], dict[str, list[float]]] = {key: {c: [] for c in columns} for key in kinds}
     width = max(len(name) for name in names.values()) + 2
-    print(f"{'seed':<6}{'encoder':<{width}}" + "".join(f"{c:>12}" for c in COLUMNS))
+    shown = {column: ".2f" if column in PROBE_COLUMNS else ".1f" for column in columns}
+    print(f"{'seed':<6}{'encoder':<{width}}" + "".join(f"{c:>12}" for c in columns))
     for seed in seeds:
         for kind, bn in kinds:
             checkpoint = pretrain(data, args.profile, seed, runs / f"{kind}-seed{seed}", untrained=kind == "untrained",
                                   settings=args.set)
-            row = scores(checkpoint, spec, index, evaluation, bn_stats=bn)
-            for column in COLUMNS:
+            row = scores(checkpoint, spec, index, evaluation, bn_stats=bn, targets_of=targets_of if probing else None)
+            for column in columns:
                 table[kind, bn][column].append(row[column])
-            print(f"{seed:<6}{names[kind, bn]:<{width}}" + "".join(f"{row[c]:>12.1f}" for c in COLUMNS), flush=True)
+            print(f"{seed:<6}{names[kind, bn]:<{width}}" + "".join(f"{row[c]:>12{shown[c]}}" for c in columns),
+                  flush=True)
     print(f"\n{'over ' + str(len(seeds)) + ' seeds':<{width + 16}}{'mean ± sd':>16}{'min':>7}{'max':>7}")
-    for column in COLUMNS:
+    for column in columns:
         for bn in bn_choices:
             trained, untrained = table["seco", bn][column], table["untrained", bn][column]
             suffix = ", BN re-estimated" if bn == "train" else ""
-            print(summary(f"{column}{suffix}, seco", trained, width + 16))
-            print(summary(f"{column}{suffix}, untrained", untrained, width + 16))
-            print(summary(f"{column}{suffix}, gain", list(np.subtract(trained, untrained)), width + 16))
+            digits = 2 if column in PROBE_COLUMNS else 1
+            print(summary(f"{column}{suffix}, seco", trained, width + 16, digits))
+            print(summary(f"{column}{suffix}, untrained", untrained, width + 16, digits))
+            print(summary(f"{column}{suffix}, gain", list(np.subtract(trained, untrained)), width + 16, digits))
+    if probing:
+        labels = {split: np.array([record.label for record in spec.split(split)]) for split in ("train", "test")}
+        truth = targets["rgb"]
+        ceiling = ground_truth_svm(truth["train"], labels["train"], truth["test"], labels["test"],
+                                   C=evaluation["svm_c"])
+        print(f"\nlinear SVM on the target's true x, y and radius in the frames (the protocol's ceiling): "
+              f"{ceiling:.1f} %")
 
 
 if __name__ == "__main__":
