@@ -164,7 +164,7 @@ def main() -> None:
             print(summary(f"{column}{suffix}, gain", list(np.subtract(trained, untrained)), width + 16, digits))
     if probing:
         labels = {split: np.array([record.label for record in spec.split(split)]) for split in ("train", "test")}
-        truth = targets["rgb"]
+        truth = targets[list(targets)[-1]]  # the frames the encoders saw (their input mode: added after "rgb")
         ceiling = ground_truth_svm(truth["train"], labels["train"], truth["test"], labels["test"],
                                    C=evaluation["svm_c"])
         print(f"\nlinear SVM on the target's true x, y and radius in the frames (the protocol's ceiling): "
