@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from seco_lab.evaluation.features import INPUT_MODES, EvaluationError
 from seco_lab.evaluation.linear_svm import linear_svm_protocol
 from seco_lab.samplers import evenly_spaced_frames
-from seco_lab.video.synth import SynthConfig, SynthDatasetError, video_target
+from seco_lab.video.synth import SynthConfig, SynthDatasetError, manifest_config, video_target
 
 TARGET_QUANTITIES = ("x", "y", "radius")
 RIDGE_ALPHAS = tuple(float(alpha) for alpha in np.logspace(-2, 4, 13))
@@ -117,7 +117,5 @@ def dataset_targets(data_root: str | Path, records: Sequence[Any], frames_per_vi
                     num_frames: Sequence[int] | None = None) -> np.ndarray:
     """:func:`frame_targets` for a generated dataset at ``data_root``, read from its manifest
     (raises SynthDatasetError naming the folder when it holds no generated dataset)."""
-    from seco_lab.video.synth import manifest_config
-
     config, seed = manifest_config(data_root)
     return frame_targets(config, seed, records, frames_per_video, input_mode, num_frames)
