@@ -44,7 +44,7 @@ from seco_lab.paths import runs_dir, synth_dataset_dir  # noqa: E402
 from seco_lab.profiles import get_profile, settings_label  # noqa: E402
 from seco_lab.video.index import VideoIndex, load_dataset  # noqa: E402
 from seco_lab.video.layouts import DatasetSpec  # noqa: E402
-from seco_lab.video.synth import SynthDatasetError  # noqa: E402
+from seco_lab.video.synth import SynthDatasetError, manifest_config  # noqa: E402
 
 COLUMNS = ("svm concat", "svm mean", "knn concat")
 PROBE_COLUMNS = tuple(f"R² {quantity}" for quantity in TARGET_QUANTITIES)
@@ -135,10 +135,11 @@ def main() -> None:
         return targets[input_mode]
 
     try:
-        targets_of("rgb")
+        manifest_config(data)
+        probing = True
     except SynthDatasetError as error:
+        probing = False
         print(f"no target probe: {error}")
-    probing = bool(targets)
     columns = COLUMNS + (PROBE_COLUMNS if probing else ())
     table: dict[tuple[str, str], dict[str, list[float]]] = {key: {c: [] for c in columns} for key in kinds}
     width = max(len(name) for name in names.values()) + 2
@@ -164,7 +165,7 @@ def main() -> None:
             print(summary(f"{column}{suffix}, gain", list(np.subtract(trained, untrained)), width + 16, digits))
     if probing:
         labels = {split: np.array([record.label for record in spec.split(split)]) for split in ("train", "test")}
-        truth = targets[list(targets)[-1]]  # the frames the encoders saw (their input mode: added after "rgb")
+        truth = next(iter(targets.values()))  # the frames the encoders saw (both runs share their input mode)
         ceiling = ground_truth_svm(truth["train"], labels["train"], truth["test"], labels["test"],
                                    C=evaluation["svm_c"])
         print(f"\nlinear SVM on the target's true x, y and radius in the frames (the protocol's ceiling): "

@@ -172,136 +172,113 @@ def pretrain(
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"{run_dir} is a file, not a run directory: choose another --out")
-    with run_folder_lock(run_dir) if env_rank() == 0 else contextlib.nullcontext():
-        return _pretrain_in_locked_folder(
-            method, data_root, profile, run_dir, split, layout, epochs, batch_size, device, resume, seed, num_workers,
-            frame_cache, max_videos_per_class, overrides, progress, monitor)
+    with run_folder_lock(run_dir) if env_rank() == 0 else contextlib.nullcontext():  # rank 0 holds it under torchrun
+        from seco_lab.video.dataset import VideoDataset
+        from seco_lab.video.frame_store import FrameStore, FrameStoreSpaceError, store_folder
+        from seco_lab.video.index import load_dataset
 
-
-def _pretrain_in_locked_folder(
-    method: str,
-    data_root: Path,
-    profile: str,
-    run_dir: Path,
-    split: int,
-    layout: str,
-    epochs: int | None,
-    batch_size: int | None,
-    device: str,
-    resume: bool,
-    seed: int,
-    num_workers: int | None,
-    frame_cache: bool | None,
-    max_videos_per_class: int | None,
-    overrides: dict[str, Any] | None,
-    progress: bool,
-    monitor: bool,
-) -> PretrainResult:
-    """:func:`pretrain` once its run folder is locked (rank 0 holds the lock under torchrun)."""
-    from seco_lab.video.dataset import VideoDataset
-    from seco_lab.video.frame_store import FrameStore, FrameStoreSpaceError, store_folder
-    from seco_lab.video.index import load_dataset
-
-    checkpoint_path = run_dir / CHECKPOINT_NAME
-    chosen_device = resolve_device(device, env_local_rank())  # a missing GPU is named before the data is indexed
-    if checkpoint_path.exists() and not resume:
-        raise FileExistsError(
-            f"{checkpoint_path} already exists: pass --resume to continue or reuse it, or choose another --out"
-        )
-    overrides = copy.deepcopy(overrides or {})
-    if epochs is not None:
-        if epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
-        overrides.setdefault("train", {})["epochs"] = epochs
-    if batch_size is not None:
-        overrides.setdefault("train", {})["batch_size"] = batch_size
-    if num_workers is not None:
-        overrides.setdefault("data", {})["num_workers"] = num_workers
-    if frame_cache is not None:
-        overrides.setdefault("data", {})["frame_cache"] = frame_cache
-    if max_videos_per_class is not None:
-        overrides.setdefault("data", {})["max_videos_per_class"] = max_videos_per_class
-    config = build_run_config(method, profile, data_root, split, layout, overrides)
-    existing = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None  # a run to continue or reuse
-    if (profile == "paper" and device == "auto" and chosen_device.type == "cpu" and config["train"]["epochs"]
-            and not (existing is not None and existing.get("finished"))):
-        train, data = config["train"], config["data"]
-        raise ValueError(
-            f"the paper profile trains {method} for {train['epochs']} epochs in batches of {train['batch_size']} at "
-            f"{data['crop_size']} px, sized for GPUs, and no GPU is visible (--device auto chose the CPU), where it "
-            "would take days: use --profile standard (sized for a CPU), or --device cpu to train it on the CPU anyway"
-        )
-    batch, processes = int(config["train"]["batch_size"]), env_world_size()
-    if config["train"]["epochs"] and batch % processes:  # before the data is indexed or cached
-        fitting = [multiple for multiple in (batch - batch % processes, batch - batch % processes + processes)
-                   if multiple > 0]
-        raise ValueError(f"batch_size={batch} does not split evenly over the {processes} processes of this run: "
-                         f"choose a multiple of {processes} ({' or '.join(map(str, fitting))})")
-    init_from_env(use_cuda=chosen_device.type == "cuda")  # rank 0 indexes and caches first, the others reuse them
-    spec, index = main_rank_first(lambda: load_dataset(
-        data_root, layout=layout, split=split, min_frames=MIN_FRAMES, progress=progress,
-        max_videos_per_class=config["data"].get("max_videos_per_class")))
-    train_records = spec.split("train")
-    if not train_records:
-        raise ValueError(f"{data_root}: split {split} has no usable training videos")
-    if config["train"]["epochs"] and len(train_records) < batch:  # before any frame is cached
-        raise ValueError(f"{data_root}: split {split} has {len(train_records)} usable training videos, fewer than "
-                         f"batch_size={batch} (every step needs a full batch): lower it (pretrain --batch-size or a "
-                         f"notebook's batch_size parameter, at most {len(train_records)}) or use more data")
-    config["data"]["num_classes"] = len(spec.classes)
-    config["data"]["classes"] = list(spec.classes)
-
-    if existing is not None:
-        differences = _existing_config_differences(existing, config, seed)
-        if differences:
-            raise ValueError(
-                f"{run_dir} holds a run with different settings ({'; '.join(differences)}); "
-                "choose another run directory or delete this one"
+        checkpoint_path = run_dir / CHECKPOINT_NAME
+        chosen_device = resolve_device(device, env_local_rank())  # a missing GPU is named before the data is indexed
+        if checkpoint_path.exists() and not resume:
+            raise FileExistsError(
+                f"{checkpoint_path} already exists: pass --resume to continue or reuse it, or choose another --out"
             )
-    existing = None  # its weights are not kept through training: the trainer reads the checkpoint itself
+        overrides = copy.deepcopy(overrides or {})
+        if epochs is not None:
+            if epochs < 0:
+                raise ValueError(f"epochs must be >= 0, got {epochs}")
+            overrides.setdefault("train", {})["epochs"] = epochs
+        if batch_size is not None:
+            overrides.setdefault("train", {})["batch_size"] = batch_size
+        if num_workers is not None:
+            overrides.setdefault("data", {})["num_workers"] = num_workers
+        if frame_cache is not None:
+            overrides.setdefault("data", {})["frame_cache"] = frame_cache
+        if max_videos_per_class is not None:
+            overrides.setdefault("data", {})["max_videos_per_class"] = max_videos_per_class
+        config = build_run_config(method, profile, data_root, split, layout, overrides)
+        existing = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None  # a run to continue or reuse
+        if (profile == "paper" and device == "auto" and chosen_device.type == "cpu" and config["train"]["epochs"]
+                and not (existing is not None and existing.get("finished"))):
+            train, data = config["train"], config["data"]
+            raise ValueError(
+                f"the paper profile trains {method} for {train['epochs']} epochs in batches of {train['batch_size']} "
+                f"at {data['crop_size']} px, sized for GPUs, and no GPU is visible (--device auto chose the CPU), "
+                "where it would take days: use --profile standard (sized for a CPU), or --device cpu to train it on "
+                "the CPU anyway"
+            )
+        batch, processes = int(config["train"]["batch_size"]), env_world_size()
+        if config["train"]["epochs"] and batch % processes:  # before the data is indexed or cached
+            fitting = [multiple for multiple in (batch - batch % processes, batch - batch % processes + processes)
+                       if multiple > 0]
+            raise ValueError(f"batch_size={batch} does not split evenly over the {processes} processes of this run: "
+                             f"choose a multiple of {processes} ({' or '.join(map(str, fitting))})")
+        init_from_env(use_cuda=chosen_device.type == "cuda")  # rank 0 indexes and caches first, the others reuse them
+        spec, index = main_rank_first(lambda: load_dataset(
+            data_root, layout=layout, split=split, min_frames=MIN_FRAMES, progress=progress,
+            max_videos_per_class=config["data"].get("max_videos_per_class")))
+        train_records = spec.split("train")
+        if not train_records:
+            raise ValueError(f"{data_root}: split {split} has no usable training videos")
+        if config["train"]["epochs"] and len(train_records) < batch:  # before any frame is cached
+            raise ValueError(f"{data_root}: split {split} has {len(train_records)} usable training videos, fewer "
+                             f"than batch_size={batch} (every step needs a full batch): lower it (pretrain "
+                             f"--batch-size or a notebook's batch_size parameter, at most {len(train_records)}) or use "
+                             "more data")
+        config["data"]["num_classes"] = len(spec.classes)
+        config["data"]["classes"] = list(spec.classes)
 
-    seed_everything(seed)  # the initial weights depend on the seed only
-    model = build_method(method, config)
-    if not checkpoint_path.exists():
-        model.load_start_weights()
-    if config["train"]["epochs"] == 0:
-        start = time.perf_counter()
+        if existing is not None:
+            differences = _existing_config_differences(existing, config, seed)
+            if differences:
+                raise ValueError(
+                    f"{run_dir} holds a run with different settings ({'; '.join(differences)}); "
+                    "choose another run directory or delete this one"
+                )
+        existing = None  # its weights are not kept through training: the trainer reads the checkpoint itself
+
+        seed_everything(seed)  # the initial weights depend on the seed only
+        model = build_method(method, config)
         if not checkpoint_path.exists():
-            _write_initial_checkpoint(model, config, run_dir, seed)
-        return PretrainResult(run_dir, checkpoint_path, "initialised", time.perf_counter() - start, 0, 0.0)
+            model.load_start_weights()
+        if config["train"]["epochs"] == 0:
+            start = time.perf_counter()
+            if not checkpoint_path.exists():
+                _write_initial_checkpoint(model, config, run_dir, seed)
+            return PretrainResult(run_dir, checkpoint_path, "initialised", time.perf_counter() - start, 0, 0.0)
 
-    cfg = train_config(config, device=device, seed=seed)
-    cfg.find_unused_parameters = model.has_unused_parameters()
-    size = int(config["data"]["size"])
+        cfg = train_config(config, device=device, seed=seed)
+        cfg.find_unused_parameters = model.has_unused_parameters()
+        size = int(config["data"]["size"])
 
-    def cached_frames() -> FrameStore | None:
-        """The train videos' decoded frames, cached once (None: no room or no writable folder)."""
-        try:
-            return FrameStore.build([r.path for r in train_records], [index[r].num_frames for r in train_records],
-                                    size, store_folder(Path(data_root)), progress=progress,
-                                    frame_sizes=[(index[r].height, index[r].width) for r in train_records])
-        except FrameStoreSpaceError as error:
-            warnings.warn(f"{error.strerror}: training decodes every batch from the video files instead "
-                          "(same batches, slower; --no-frame-cache skips this check)", stacklevel=3)
-        except OSError as error:  # neither the dataset folder nor the user cache folder can be written
-            warnings.warn(f"cannot cache the decoded frames ({error.filename}: {error.strerror}): training decodes "
-                          "every batch from the video files instead (same batches, slower; --no-frame-cache skips "
-                          "the cache)", stacklevel=3)
-        return None
+        def cached_frames() -> FrameStore | None:
+            """The train videos' decoded frames, cached once (None: no room or no writable folder)."""
+            try:
+                return FrameStore.build([r.path for r in train_records], [index[r].num_frames for r in train_records],
+                                        size, store_folder(Path(data_root)), progress=progress,
+                                        frame_sizes=[(index[r].height, index[r].width) for r in train_records])
+            except FrameStoreSpaceError as error:
+                warnings.warn(f"{error.strerror}: training decodes every batch from the video files instead "
+                              "(same batches, slower; --no-frame-cache skips this check)", stacklevel=4)
+            except OSError as error:  # neither the dataset folder nor the user cache folder can be written
+                warnings.warn(f"cannot cache the decoded frames ({error.filename}: {error.strerror}): training decodes "
+                              "every batch from the video files instead (same batches, slower; --no-frame-cache skips "
+                              "the cache)", stacklevel=4)
+            return None
 
-    store = main_rank_first(cached_frames) if config["data"].get("frame_cache") else None
-    dataset = VideoDataset(train_records, index, model.view_maker(), size=size, seed=seed,
-                           problem_log=run_dir / "data_problems.txt", frame_store=store)
-    knn_monitor = None
-    if monitor and cfg.knn_every and not spec.split("test"):
-        warnings.warn(f"{data_root}: split {split} has no usable test videos, so this run trains without the kNN "
-                      f"monitor (train.knn_every={cfg.knn_every})", stacklevel=2)
-    elif monitor and cfg.knn_every:
-        from seco_lab.evaluation.monitor import knn_monitor as make_knn_monitor
+        store = main_rank_first(cached_frames) if config["data"].get("frame_cache") else None
+        dataset = VideoDataset(train_records, index, model.view_maker(), size=size, seed=seed,
+                               problem_log=run_dir / "data_problems.txt", frame_store=store)
+        knn_monitor = None
+        if monitor and cfg.knn_every and not spec.split("test"):
+            warnings.warn(f"{data_root}: split {split} has no usable test videos, so this run trains without the kNN "
+                          f"monitor (train.knn_every={cfg.knn_every})", stacklevel=2)
+        elif monitor and cfg.knn_every:
+            from seco_lab.evaluation.monitor import knn_monitor as make_knn_monitor
 
-        knn_monitor = make_knn_monitor(method, config, spec, index)
-    resumed = checkpoint_path.exists()
-    result = fit(model, dataset, cfg, run_dir, config, resume=resume, monitor=knn_monitor, progress=progress)
-    action = "reused" if result.already_finished else ("resumed" if resumed else "trained")
-    return PretrainResult(run_dir, result.checkpoint_path, action, result.wall_time, result.steps,
-                          result.samples_per_second)
+            knn_monitor = make_knn_monitor(method, config, spec, index)
+        resumed = checkpoint_path.exists()
+        result = fit(model, dataset, cfg, run_dir, config, resume=resume, monitor=knn_monitor, progress=progress)
+        action = "reused" if result.already_finished else ("resumed" if resumed else "trained")
+        return PretrainResult(run_dir, result.checkpoint_path, action, result.wall_time, result.steps,
+                              result.samples_per_second)

@@ -36,12 +36,17 @@ def to_float01(clip: torch.Tensor) -> torch.Tensor:
         raise TypeError(
             f"seco_lab/transforms/functional.py: expected uint8 or float pixels, got {clip.dtype}"
         )
+    check_float_pixels(clip)
+    return clip.to(torch.float32)
+
+
+def check_float_pixels(clip: torch.Tensor) -> None:
+    """Refuse float pixels far above 1: 0-255 values kept as floats, not [0, 1] ones."""
     if clip.numel() and float(clip.max()) > FLOAT_PIXEL_LIMIT:
         raise ValueError(
             f"seco_lab/transforms/functional.py: float pixels must be in [0, 1], got values up to "
             f"{float(clip.max()):g}: pass uint8 pixels, or divide 0-255 floats by 255"
         )
-    return clip.to(torch.float32)
 
 
 def normalize(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

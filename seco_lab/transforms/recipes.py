@@ -31,7 +31,9 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from seco_lab.transforms.functional import IMAGENET_MEAN, IMAGENET_STD, blur_kernel_size, gaussian_blur, to_float01
+from seco_lab.transforms.functional import (
+    IMAGENET_MEAN, IMAGENET_STD, blur_kernel_size, check_float_pixels, gaussian_blur,
+)
 
 AugmentMode = Literal["consistent", "per_frame"]
 AUGMENT_MODES: tuple[str, ...] = ("consistent", "per_frame")
@@ -116,7 +118,7 @@ class VideoTransform:
         if clip.dtype != torch.uint8 and not clip.is_floating_point():
             raise TypeError(f"seco_lab/transforms/recipes.py: expected uint8 or float pixels, got {clip.dtype}")
         if clip.is_floating_point():
-            to_float01(clip)  # refuses 0-255 values kept as floats
+            check_float_pixels(clip)
         if clip.ndim == 3:
             return self._apply(clip.unsqueeze(0))[0]
         return self._apply(clip)
