@@ -223,11 +223,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             continue
         if number:
             print()
-        width = max(len(key) for key in metrics)
-        for key, value in metrics.items():
+        scalars = {key: value for key, value in metrics.items() if not isinstance(value, list)}
+        width = max(len(key) for key in scalars)
+        for key, value in scalars.items():
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
             print(f"{key:<{width}}  {shown}")
+        _print_tracking_sequences(metrics)
     return 0
+
+
+def _print_tracking_sequences(metrics: dict[str, Any]) -> None:
+    """The tracking protocol's score per sequence, and the sequences left out with their reasons."""
+    rows = metrics.get("per_sequence") or []
+    if rows:
+        width = max(len("sequence"), *(len(row["name"]) for row in rows))
+        print(f"\n{'sequence':<{width}}  frames  precision@20  success_auc  mean_iou  centre_error_px")
+        for row in rows:
+            print(f"{row['name']:<{width}}  {row['frames']:>6}  {row['precision@20']:>12.4f}  "
+                  f"{row['success_auc']:>11.4f}  {row['mean_iou']:>8.4f}  {row['mean_centre_error']:>15.1f}")
+    for row in metrics.get("left_out") or []:
+        print(f"left out: {row['name']}: {row['reason']}")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

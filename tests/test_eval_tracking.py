@@ -247,6 +247,43 @@ def test_missing_frame_images_leave_their_boxes_out_without_shifting_later_frame
     np.testing.assert_array_equal(read.frame(6), frames[8])
 
 
+def test_a_missing_first_image_is_named_in_a_warning_that_says_what_it_would_shift(tmp_path):
+    frames, boxes = moving_square_sequence(num_frames=6)
+    sequence = tmp_path / "NoFirst"
+    write_sequence(sequence, frames, boxes)
+    (sequence / "img" / "0001.png").unlink()
+    with pytest.warns(UserWarning, match=r"NoFirst: img/ has no frame numbered below 2, so the first box in "
+                                         r"groundtruth_rect.txt is paired with frame 2; .* every box is paired"):
+        read_otb_sequence(sequence)
+    with pytest.warns(UserWarning, match=r"NoFirst: 5 frames in img/ and 6 boxes .*: 1 box has no image \(frame "
+                                         r"number 7\) and is left out"):
+        read_otb_sequence(sequence)
+
+
+@pytest.mark.parametrize(("name", "first_annotated"), [("BlurCar3", 3), ("Tiger1", 6), ("David", 300)])
+def test_otb_sequences_annotated_from_a_later_frame_pair_their_first_box_with_it(tmp_path, name, first_annotated):
+    frames, boxes = moving_square_sequence(num_frames=8)
+    write_sequence(tmp_path / name, frames, boxes[2:], first_number=first_annotated - 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read = read_otb_sequence(tmp_path / name)
+    assert read.frame_paths[0].name == f"{first_annotated:04d}.png"
+    np.testing.assert_array_equal(read.frame(0), frames[2])
+    np.testing.assert_allclose(read.boxes, boxes[2:])
+
+
+def test_frame_numbers_come_from_the_run_of_digits_that_differs_between_names(tmp_path):
+    frames, boxes = moving_square_sequence(num_frames=12)
+    sequence = tmp_path / "Versioned"
+    write_frames(sequence, frames, name="{}_v2.png")
+    write_truth(sequence, otb_lines(boxes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read = read_otb_sequence(sequence)
+    assert [path.name for path in read.frame_paths] == [f"{number}_v2.png" for number in range(1, 13)]
+    np.testing.assert_array_equal(read.frame(10), frames[10])
+
+
 def test_frames_named_without_numbers_are_still_paired_in_order(tmp_path):
     frames, boxes = moving_square_sequence(num_frames=4)
     sequence = tmp_path / "Letters"

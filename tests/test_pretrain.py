@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,29 @@ def test_epochs_zero_writes_the_untrained_model_for_evaluation(smoke_data, tmp_p
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["protocol"] == "knn" and line["method"] == "cvrl" and 0.0 <= line["top1"] <= 100.0
     assert (tmp_path / "random" / "results.jsonl").exists()
+
+
+def test_cli_tracking_lists_each_sequence_and_the_ones_left_out(smoke_data, tmp_path, capsys):
+    checkpoint = pretrain("seco", smoke_data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
+    sequences = tmp_path / "otb"
+    shutil.copytree(smoke_data / "tracking", sequences)
+    (sequences / "Synth02" / "groundtruth_rect.txt").write_text("x,y,w,h\n")
+    command = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(sequences), "--protocol", "tracking"]
+    assert main(command) == 0
+    out, err = capsys.readouterr()
+    assert "note: tracking: sequence Synth02 left out" in err
+    header, row = out.split("sequence  frames")[1].splitlines()[:2]
+    assert header.split() == ["precision@20", "success_auc", "mean_iou", "centre_error_px"]
+    assert row.split()[:2] == ["Synth01", "16"]
+    assert re.search(r"left out: Synth02: .*Synth02.groundtruth_rect\.txt: line 1 is not numeric", out)
+    assert main(command + ["--json"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (scored,) = line["per_sequence"]
+    assert scored["name"] == "Synth01" and scored["frames"] == 16
+    assert scored["precision@20"] == line["precision@20"] and scored["mean_iou"] == line["mean_iou"]
+    assert [row["name"] for row in line["left_out"]] == ["Synth02"]
+    recorded = [json.loads(text) for text in (tmp_path / "random" / "results.jsonl").read_text().splitlines()]
+    assert recorded[-1]["per_sequence"] == line["per_sequence"]
 
 
 def test_an_existing_run_is_never_overwritten_without_resume(smoke_data, tmp_path):

@@ -2,8 +2,9 @@
 once (used by ``python -m seco_lab evaluate``).
 
 Loads a checkpoint's trunk, builds the features or trains what the protocol needs, and
-returns a flat dict of metrics (numbers and short strings) with the wall time; the same dict
-is appended as one JSON line to ``<checkpoint folder>/results.jsonl``.
+returns a flat dict of metrics (numbers and short strings) with the wall time, plus tracking's
+per-sequence scores (``per_sequence``, ``left_out``); the same dict is appended as one JSON line
+to ``<checkpoint folder>/results.jsonl``.
 """
 
 from __future__ import annotations
@@ -154,6 +155,22 @@ def track_encoder(encoder: LoadedEncoder, data_root: Path, settings: dict[str, A
         result["input_note"] = ("this trunk was trained on frame differences; the tracker correlates single RGB "
                                 "frames, an input it never saw in training")
     return result
+
+
+def tracking_details(result: dict[str, Any]) -> dict[str, Any]:
+    """The per-sequence part of a tracking result, as JSON-ready lists: ``per_sequence`` (name,
+    frames scored, precision@20, success AUC, mean IoU, mean centre error in px) and ``left_out``
+    (name, reason); empty for a skipped protocol."""
+    if "sequences" not in result:
+        return {}
+    return {
+        "per_sequence": [{"name": sequence.name, "frames": len(sequence.boxes),
+                          "precision@20": sequence.metrics["precision"], "success_auc": sequence.metrics["success_auc"],
+                          "mean_iou": sequence.metrics["mean_iou"],
+                          "mean_centre_error": sequence.metrics["mean_centre_error"]}
+                         for sequence in result["sequences"]],
+        "left_out": [{"name": name, "reason": reason} for name, reason in result["left_out"]],
+    }
 
 
 def _note_pretraining_subset(encoder: LoadedEncoder, checkpoint: Path) -> None:
@@ -313,7 +330,7 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
     pooled: dict[tuple[bool, str], tuple[np.ndarray, np.ndarray]] = {}  # (views, pooling) -> train, test
     for protocol in protocols:
         if protocol == "tracking":
-            record(protocol, poolings[0], tracked, {})
+            record(protocol, poolings[0], tracked, tracking_details(tracked))
             continue
         if protocol == "finetune":  # on a copy: the frozen protocols keep the trunk as loaded
             result = finetune_protocol(

@@ -6,7 +6,8 @@ with several targets (OTB's Jogging, Skating2) holds one ``groundtruth_rect.<K>.
 target instead, and gives one sequence per target, named ``<seq>-<K>``. When every image name
 holds a frame number (``0001.jpg``), the first box belongs to the lowest number (to frame 0300
 for OTB's David, whose boxes start there) and each later box to the number after: a missing
-image leaves its box out and shifts no later frame. Images named without numbers are paired
+image leaves its box out and shifts no later frame; numbering that starts above 1 is named in a
+warning (a missing first image would shift every box). Images named without numbers are paired
 with the boxes in order. Boxes without an image, and images without a box, are named in a warning.
 A sequence that cannot be read or scored is left out of :func:`tracking_protocol` with a warning.
 Boxes inside this module are 0-based ``(x, y, w, h)`` in continuous pixel coordinates
@@ -43,8 +44,9 @@ FEATURE_NORMS = ("l2", "none")
 TRUTH_FILE = "groundtruth_rect.txt"
 TARGET_TRUTH_FILE = re.compile(r"^groundtruth_rect\.(\d+)\.txt$")  # one target of several: groundtruth_rect.2.txt
 # Sequences whose ground truth starts after their first image, with the number of the frame its
-# first box belongs to: OTB-100's David holds images 0001-0770 and boxes for 0300-0770.
-FIRST_ANNOTATED_FRAME = {"david": 300}
+# first box belongs to (OTB-100's David holds images 0001-0770 and boxes for 0300-0770); used when
+# img/ holds more frames than there are boxes.
+FIRST_ANNOTATED_FRAME = {"david": 300, "blurcar1": 247, "blurcar3": 3, "blurcar4": 18, "tiger1": 6}
 LISTED_FRAME_NUMBERS = 5  # a warning about missing images names this many frame numbers
 
 
@@ -114,11 +116,20 @@ def frame_order(path: Path) -> list[str | int]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
-def frame_number(path: Path) -> int | None:
-    """The frame number in an image file's name, its last run of digits (12 for ``0012.jpg`` or
-    ``frame_12.png``); None when the name holds no digits."""
-    numbers = re.findall(r"\d+", path.stem)
-    return int(numbers[-1]) if numbers else None
+def frame_numbers(paths: Sequence[Path]) -> list[int] | None:
+    """The frame number in each image file's name (12 for ``0012.jpg`` or ``frame_12.png``); None
+    when some name holds no digits. The number is the last run of digits, or, when every name holds
+    as many runs and the last repeats (``0012_v2.png``), the last run whose values are all different."""
+    runs = [re.findall(r"\d+", path.stem) for path in paths]
+    if not all(runs):
+        return None
+    numbers = [[int(run) for run in name_runs] for name_runs in runs]
+    if len({len(name_runs) for name_runs in numbers}) == 1:
+        for position in range(len(numbers[0]) - 1, -1, -1):
+            column = [name_runs[position] for name_runs in numbers]
+            if len(set(column)) == len(column):
+                return column
+    return [name_runs[-1] for name_runs in numbers]
 
 
 def listed_numbers(numbers: Sequence[int], limit: int = LISTED_FRAME_NUMBERS) -> str:
@@ -154,21 +165,25 @@ def pair_frames_in_order(sequence_dir: Path, truth: Path, frame_paths: list[Path
     return frame_paths[:length], boxes[:length]
 
 
-def pair_frames_by_number(sequence_dir: Path, truth: Path, frame_paths: list[Path],
+def pair_frames_by_number(sequence_dir: Path, truth: Path, frame_paths: list[Path], numbers: list[int],
                           boxes: np.ndarray) -> tuple[list[Path], np.ndarray]:
-    """Numbered frames (see :func:`frame_number`) and boxes: the first box belongs to the lowest
-    number (or to the sequence's :data:`FIRST_ANNOTATED_FRAME` when img/ holds more frames than
-    there are boxes) and box k to the k-th number from there; a box whose image is missing is left out."""
+    """Frames with their ``numbers`` (see :func:`frame_numbers`) and boxes: the first box belongs to
+    the lowest number (or to the sequence's :data:`FIRST_ANNOTATED_FRAME` when img/ holds more
+    frames than there are boxes) and box k to the k-th number from there; a box whose image is
+    missing is left out. A first box paired with a frame above 1 that the table does not name is
+    warned about: it is right for frames never annotated, wrong when the first images are missing."""
     numbered: dict[int, Path] = {}
-    for path in frame_paths:
-        number = frame_number(path)
+    for path, number in zip(frame_paths, numbers):
         if number in numbered:
             raise TrackingDataError(f"{path.parent}: {numbered[number].name} and {path.name} both hold frame "
                                     f"{number}, so which of them belongs to box {number} is unclear")
         numbered[number] = path
-    first_annotated = FIRST_ANNOTATED_FRAME.get(sequence_dir.name.lower())
-    if first_annotated is None or len(frame_paths) <= len(boxes):
-        first_annotated = min(numbered)
+    known_first = FIRST_ANNOTATED_FRAME.get(sequence_dir.name.lower())
+    first_annotated = known_first if known_first is not None and len(frame_paths) > len(boxes) else min(numbered)
+    if first_annotated > 1 and first_annotated != known_first:
+        warnings.warn(f"{sequence_dir}: img/ has no frame numbered below {first_annotated}, so the first box in "
+                      f"{truth.name} is paired with frame {first_annotated}; if the sequence's first images are "
+                      "missing rather than never annotated, every box is paired with the wrong frame", stacklevel=3)
     box_numbers = range(first_annotated, first_annotated + len(boxes))
     paired = [number for number in box_numbers if number in numbered]
     if not paired:
@@ -178,10 +193,12 @@ def pair_frames_by_number(sequence_dir: Path, truth: Path, frame_paths: list[Pat
     unboxed = sorted(number for number in numbered if number > box_numbers[-1])
     left_out = []
     if missing:
-        left_out.append(f"{len(missing)} boxes have no image (frame numbers {listed_numbers(missing)}) "
-                        "and are left out")
+        left_out.append(f"{len(missing)} box{'es have' if len(missing) > 1 else ' has'} no image (frame "
+                        f"number{'s' if len(missing) > 1 else ''} {listed_numbers(missing)}) and "
+                        f"{'are' if len(missing) > 1 else 'is'} left out")
     if unboxed:
-        left_out.append(f"{len(unboxed)} frames after the last box (frame {box_numbers[-1]}) are left out")
+        left_out.append(f"{len(unboxed)} frame{'s' if len(unboxed) > 1 else ''} after the last box (frame "
+                        f"{box_numbers[-1]}) {'are' if len(unboxed) > 1 else 'is'} left out")
     if left_out:
         warnings.warn(f"{sequence_dir}: {len(frame_paths)} frames in img/ and {len(boxes)} boxes in {truth.name}: "
                       + "; ".join(left_out), stacklevel=3)
@@ -207,10 +224,11 @@ def read_otb_sequence(sequence_dir: str | Path, target: int | None = None) -> Tr
     if not frame_paths:
         raise TrackingDataError(f"{image_dir}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     boxes = parse_otb_boxes(truth.read_text(), str(truth))
-    if any(frame_number(path) is None for path in frame_paths):
+    numbers = frame_numbers(frame_paths)
+    if numbers is None:
         frame_paths, boxes = pair_frames_in_order(sequence_dir, truth, frame_paths, boxes)
     else:
-        frame_paths, boxes = pair_frames_by_number(sequence_dir, truth, frame_paths, boxes)
+        frame_paths, boxes = pair_frames_by_number(sequence_dir, truth, frame_paths, numbers, boxes)
     if not valid_truth(boxes[:1])[0]:
         shown = ",".join(f"{value:g}" for value in boxes[0] + [1.0, 1.0, 0.0, 0.0])  # as written, 1-based
         raise TrackingDataError(f"{truth}: the first box ({shown}) has no positive width and height, and the "
