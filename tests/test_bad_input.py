@@ -2,6 +2,8 @@
 
 import io
 import os
+import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -134,7 +136,7 @@ def test_run_check_on_a_wrong_layout_names_the_understood_layouts(tmp_path):
     (tmp_path / "readme.md").write_text("no videos here")
     out = io.StringIO()
     assert run_check(tmp_path, progress=False, out=out) == 2
-    assert all(name in out.getvalue() for name in LAYOUTS)
+    assert all(name in out.getvalue() for name in LAYOUTS) and "tracking (OTB)" in out.getvalue()
     out = io.StringIO()
     make_video(tmp_path / "cls" / "ok.mp4")
     assert run_check(tmp_path, layout="hmdb51", progress=False, out=out) == 2
@@ -142,6 +144,51 @@ def test_run_check_on_a_wrong_layout_names_the_understood_layouts(tmp_path):
     out = io.StringIO()
     assert run_check(tmp_path, progress=False, out=out) == 0
     assert "ok: every annotated video is usable" in out.getvalue()
+
+
+def write_otb_sequence(folder, num_frames=4, size=32):
+    """An OTB sequence folder: img/0001.jpg ... and a groundtruth_rect.txt of one box per frame."""
+    from PIL import Image
+
+    (folder / "img").mkdir(parents=True)
+    for number in range(1, num_frames + 1):
+        pixels = torch.full((size, size, 3), 40 * number % 256, dtype=torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / "img" / f"{number:04d}.jpg")
+    (folder / "groundtruth_rect.txt").write_text("".join(f"{number + 4},5,8,8\n" for number in range(num_frames)))
+
+
+def test_run_check_reads_a_folder_of_tracking_sequences_and_names_each_problem(tmp_path):
+    root = tmp_path / "otb"
+    for name in ("Fine", "Header", "Truncated"):
+        write_otb_sequence(root / name)
+    (root / "Header" / "groundtruth_rect.txt").write_text("x,y,w,h\n1,1,8,8\n")
+    _truncate(root / "Truncated" / "img" / "0003.jpg", 0.3)
+    out = io.StringIO()
+    assert run_check(root, progress=False, out=out) == 1
+    text = out.getvalue()
+    assert f"note: no video dataset in {root}; its tracking sequences were checked" in text
+    assert f"tracking sequences (OTB layout) in {root}: 3, of which 1 can be tracked and scored (4 frames" in text
+    assert re.search(r"problem: Header: .*Header.groundtruth_rect\.txt: line 1 is not numeric", text)
+    assert re.search(r"problem: Truncated: .*Truncated.img.0003\.jpg", text)
+    assert "2 tracking sequence(s) will be left out" in text
+    shutil.rmtree(root / "Fine")
+    out = io.StringIO()
+    assert run_check(root, progress=False, out=out) == 2
+    assert "error: no tracking sequence can be scored" in out.getvalue()
+
+
+def test_run_check_checks_the_tracking_sequences_next_to_the_videos(tmp_path):
+    root = make_ucf101(tmp_path / "ucf")
+    write_otb_sequence(root / "tracking" / "Fine")
+    out = io.StringIO()
+    assert run_check(root, progress=False, out=out) == 0
+    text = out.getvalue()
+    assert "ok: every annotated video is usable" in text and "ok: every tracking sequence can be tracked" in text
+    write_otb_sequence(root / "tracking" / "Short", num_frames=1)
+    out = io.StringIO()
+    assert run_check(root, progress=False, out=out) == 1
+    assert "ok: every annotated video is usable" in out.getvalue()
+    assert "problem: Short: 1 frame(s) paired with a box" in out.getvalue()
 
 
 class FirstFrames:

@@ -548,6 +548,60 @@ def sequence_frames(sequence: TrackingSequence) -> Iterator[np.ndarray]:
             raise TrackingDataError(reason if str(path) in reason else f"{path}: {reason}") from error
 
 
+@dataclass
+class TrackingCheck:
+    """What :func:`check_tracking_sequences` found: the ``folder`` of sequences, their names, the
+    frames paired with a box in those that can be tracked, the ``problems`` [(name, reason)] of
+    those that cannot (one line per unreadable image), and the ``notes`` (warnings) of reading them."""
+
+    folder: Path
+    names: list[str]
+    frames: int
+    problems: list[tuple[str, str]]
+    notes: list[str]
+
+    @property
+    def usable(self) -> list[str]:
+        """The sequences the tracking protocol scores."""
+        failed = {name for name, _ in self.problems}
+        return [name for name in self.names if name not in failed]
+
+
+def check_tracking_sequences(root: str | Path, progress: bool = False) -> TrackingCheck | None:
+    """Read every OTB-layout sequence under ``root`` (or ``root/tracking``) as the tracking protocol
+    would, decoding every image paired with a box; None when ``root`` holds no such sequence."""
+    root = Path(root)
+    folder = root / "tracking" if (root / "tracking").is_dir() else root
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            sequences = discover_tracking_sequences(root)
+        except TrackingDataError:
+            return None
+    frames = 0
+    problems: list[tuple[str, str]] = []
+    iterator: Iterable[TrackingSequence] = sequences
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(sequences, desc="checking tracking sequences", leave=False)
+    for sequence in iterator:
+        reason = unscorable_reason(sequence)
+        if reason is not None:
+            problems.append((sequence.name, reason))
+            continue
+        unreadable = []
+        for path in sequence.frame_paths:
+            try:
+                load_frame(path)
+            except OSError as error:
+                unreadable.append((sequence.name, str(error) if str(path) in str(error) else f"{path}: {error}"))
+        problems.extend(unreadable)
+        frames += 0 if unreadable else len(sequence)
+    return TrackingCheck(folder, [sequence.name for sequence in sequences], frames, problems,
+                         [str(warning.message) for warning in caught])
+
+
 def tracking_protocol(feature_fn: FeatureFn, sequences: Sequence[TrackingSequence],
                       config: TrackerConfig | None = None, progress: bool = False) -> dict[str, Any]:
     """Track every sequence from its first ground-truth box; OTB scores averaged over the scored sequences.
