@@ -27,7 +27,7 @@ from seco_lab.profiles import METHOD_NAMES, PROFILE_NAMES
 
 DESCRIPTION = ("Self-supervised video representation learning (SeCo, CVRL, DualVar): generate or check a "
                "dataset, pretrain an encoder, evaluate it, or execute the notebooks into a report.")
-PROTOCOL_NAMES = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking")
+PROTOCOL_NAMES = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking", "target-probe")
 PRETRAIN_ACTIONS = {"trained": "trained", "resumed": "resumed from its last checkpoint and finished",
                     "reused": "the run had already finished: reused, not trained again",
                     "initialised": "untrained weights, --epochs 0"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -120,3 +121,46 @@ def test_the_ground_truth_svm_reads_the_direction_of_travel() -> None:
     assert ground_truth_svm(train_t, rng.permutation(train_y), test_t, test_y) < 80.0
     with pytest.raises(EvaluationError, match=r"test targets must be \(N, T, 3\)"):
         ground_truth_svm(train_t, train_y, test_t[..., :2], test_y)
+
+
+def test_evaluate_runs_the_probe_on_the_features_it_extracts_and_names_a_dataset_it_cannot_probe(
+        smoke_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from seco_lab.cli import main
+    from seco_lab.evaluation import extract_video_features, load_encoder
+    from seco_lab.methods.pretrain import pretrain
+
+    checkpoint = pretrain("seco", smoke_data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
+    command = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(smoke_data), "--json"]
+    assert main(command + ["--protocol", "target-probe"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["protocol"] == "target-probe" and "pooling" not in line
+
+    encoder = load_encoder(checkpoint)
+    frames = int(encoder.config["eval"]["frames_per_video"])
+    spec = discover(smoke_data)
+    features, targets, labels = {}, {}, {}
+    for split in ("train", "test"):
+        records = spec.split(split)
+        features[split], labels[split] = extract_video_features(encoder, records, frames_per_video=frames,
+                                                                pooling="concat")
+        targets[split] = dataset_targets(smoke_data, records, frames, encoder.input_spec.input_mode)
+    expected = target_probe(features["train"], targets["train"], features["test"], targets["test"])
+    for quantity, value in expected.items():
+        assert line[f"r2_{quantity}"] == pytest.approx(value, abs=1e-6)
+    assert line["ceiling_top1"] == ground_truth_svm(targets["train"], labels["train"], targets["test"], labels["test"])
+
+    other = tmp_path / "copy"
+    shutil.copytree(smoke_data, other, ignore=shutil.ignore_patterns("synth_manifest.json", ".seco_lab*"))
+    assert main(command[:4] + [str(other), "--protocol", "target-probe"]) == 2
+    assert f"{other}" in capsys.readouterr().err
+    assert main(command[:4] + [str(other), "--protocol", "target-probe,knn", "--json"]) == 0
+    out, err = capsys.readouterr()
+    probed, knn = (json.loads(text) for text in out.strip().splitlines()[-2:])
+    assert "manifest" in probed["skipped"] and "knn" == knn["protocol"]
+    assert "note: target-probe skipped" in err
+
+    clip_encoder = pretrain("cvrl", smoke_data, "smoke", tmp_path / "clips", epochs=0, progress=False).checkpoint_path
+    assert main(["evaluate", "--checkpoint", str(clip_encoder), "--data", str(smoke_data), "--protocol",
+                 "target-probe", "--json"]) == 0
+    skipped = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert skipped["skipped"] == "the target probe reads frame features; method 'cvrl' has a 3d encoder"

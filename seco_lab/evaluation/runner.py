@@ -33,12 +33,15 @@ from seco_lab.evaluation.linear import linear_protocol
 from seco_lab.evaluation.linear_svm import linear_svm_protocol, record_groups
 from seco_lab.evaluation.metrics import chance_accuracy, majority_class_accuracy
 from seco_lab.evaluation.retrieval import retrieval_protocol
+from seco_lab.evaluation.target_probe import dataset_targets, ground_truth_svm, target_probe
 from seco_lab.evaluation.tracking import (
     TrackerConfig, TrackingDataError, discover_tracking_sequences, tracking_protocol, trunk_feature_fn,
 )
 from seco_lab.profiles import ProfileError, check_profile_values
+from seco_lab.video.synth import SynthDatasetError
 
-PROTOCOLS = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking")
+PROTOCOLS = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking", "target-probe")
+UNPOOLED_PROTOCOLS = ("tracking", "target-probe")  # scored per frame or per sequence, not per pooled video
 RUN_OPTIONS = ("split", "layout", "weights", "progress", "seed", "results_file", "num_workers", "max_videos_per_class")
 BN_STATS = ("checkpoint", "train")
 
@@ -157,6 +160,23 @@ def track_encoder(encoder: LoadedEncoder, data_root: Path, settings: dict[str, A
     return result
 
 
+def probe_targets(encoder: LoadedEncoder, data_root: Path, splits: VideoSplits,
+                  features: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], settings: dict[str, Any],
+                  seed: int = 0) -> dict[str, Any]:
+    """The target probe (``seco_lab.evaluation.target_probe``) on a frame encoder's frozen
+    features ``(train_x, train_y, test_x, test_y)``: the test R² of the target's x, y and radius
+    read from one frame's feature, and the linear SVM's top-1 on the true values of the same
+    frames (``ceiling_top1``). Needs the generated dataset (SynthDatasetError otherwise)."""
+    frames, input_mode = int(settings["frames_per_video"]), encoder.input_spec.input_mode
+    train_targets = dataset_targets(data_root, splits.train, frames, input_mode, splits.train_frames)
+    test_targets = dataset_targets(data_root, splits.test, frames, input_mode, splits.test_frames)
+    train_x, train_y, test_x, test_y = features
+    r2 = target_probe(train_x, train_targets, test_x, test_targets)
+    return {**{f"r2_{quantity}": value for quantity, value in r2.items()},
+            "ceiling_top1": ground_truth_svm(train_targets, train_y, test_targets, test_y, C=settings["svm_c"],
+                                             seed=seed)}
+
+
 def tracking_details(result: dict[str, Any]) -> dict[str, Any]:
     """The per-sequence part of a tracking result, as JSON-ready lists: ``per_sequence`` (name,
     frames scored, precision@20, success AUC, mean IoU, mean centre error in px) and ``left_out``
@@ -185,7 +205,8 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
                  pooling: str = "mean", device: str = "auto", **options: Any) -> dict[str, Any]:
     """Evaluate a checkpoint's encoder with one protocol; returns a flat dict of metrics.
 
-    protocol: linear-svm | linear | knn | finetune | retrieval | tracking.
+    protocol: linear-svm | linear | knn | finetune | retrieval | tracking | target-probe (the
+    generated dataset only, see :func:`probe_targets`).
     profile: profile name, profile dict (or its "eval" section), or None for the checkpoint's own.
     pooling: 2D encoders' pooling over frames, "mean" (papers) or "concat" (temporal order kept).
     options: any key of the profile's "eval" section (e.g. ``bn_stats="train"`` to re-estimate
@@ -284,7 +305,8 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
     results: list[dict[str, Any]] = []
 
     def record(protocol: str, pooling: str, result: dict[str, Any], extra: dict[str, Any]) -> None:
-        pooled_as = {} if protocol == "tracking" else {"pooling": pooling if encoder.kind == "2d" else "clip-mean"}
+        pooled_as = {} if protocol in UNPOOLED_PROTOCOLS else {
+            "pooling": pooling if encoder.kind == "2d" else "clip-mean"}
         metrics = {"protocol": protocol, "method": encoder.method, "encoder_kind": encoder.kind, "weights": weights,
                    **pooled_as, **context,
                    **({"bn_stats": "checkpoint"} if protocol == "tracking" else video_context), **extra,
@@ -347,10 +369,24 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
             result["final_train_loss"] = result["train_losses"][-1] if result["train_losses"] else float("nan")
             record(protocol, poolings[0], result, {})
             continue
+        if protocol == "target-probe" and encoder.kind != "2d":
+            record(protocol, poolings[0], {"skipped": f"the target probe reads frame features; method "
+                                                      f"{encoder.method!r} has a {encoder.kind} encoder"}, {})
+            continue
         views = protocol == "linear" and encoder.kind == "3d"
         if views not in extracted:
             extracted[views] = _frozen_features(encoder, splits, settings, views, **common)
         train_x, train_y, test_x, test_y = extracted[views]
+        if protocol == "target-probe":
+            try:
+                probed = probe_targets(encoder, data_root, splits, extracted[views], settings, seed)
+            except SynthDatasetError as error:
+                if len(protocols) == 1:
+                    raise
+                probed = {"skipped": str(error)}
+                warnings.warn(f"target-probe skipped: {error}; the other protocols run", stacklevel=2)
+            record(protocol, poolings[0], probed, {})
+            continue
         for pooling in poolings if encoder.kind == "2d" else poolings[:1]:
             if (views, pooling) not in pooled:
                 pooled[views, pooling] = (_pooled(train_x, encoder, pooling, int(settings["frames_per_video"])),
