@@ -537,6 +537,12 @@ def unscorable_reason(sequence: TrackingSequence) -> str | None:
     return None
 
 
+def image_error_text(path: Path, error: OSError) -> str:
+    """An image file's read error as one line that names the file once."""
+    reason = str(error)
+    return reason if str(path) in reason else f"{path}: {reason}"
+
+
 def sequence_frames(sequence: TrackingSequence) -> Iterator[np.ndarray]:
     """The frames of ``sequence`` in order; an image file that cannot be read raises a
     TrackingDataError that names it."""
@@ -544,8 +550,16 @@ def sequence_frames(sequence: TrackingSequence) -> Iterator[np.ndarray]:
         try:
             yield load_frame(path)
         except OSError as error:  # PIL's "cannot identify image file", a truncated file, ...
-            reason = str(error)
-            raise TrackingDataError(reason if str(path) in reason else f"{path}: {reason}") from error
+            raise TrackingDataError(image_error_text(path, error)) from error
+
+
+def _with_progress(sequences: Sequence[TrackingSequence], description: str,
+                   progress: bool) -> Iterable[TrackingSequence]:
+    if not progress:
+        return sequences
+    from tqdm.auto import tqdm
+
+    return tqdm(sequences, desc=description, leave=False)
 
 
 @dataclass
@@ -580,12 +594,7 @@ def check_tracking_sequences(root: str | Path, progress: bool = False) -> Tracki
             return None
     frames = 0
     problems: list[tuple[str, str]] = []
-    iterator: Iterable[TrackingSequence] = sequences
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(sequences, desc="checking tracking sequences", leave=False)
-    for sequence in iterator:
+    for sequence in _with_progress(sequences, "checking tracking sequences", progress):
         reason = unscorable_reason(sequence)
         if reason is not None:
             problems.append((sequence.name, reason))
@@ -595,7 +604,7 @@ def check_tracking_sequences(root: str | Path, progress: bool = False) -> Tracki
             try:
                 load_frame(path)
             except OSError as error:
-                unreadable.append((sequence.name, str(error) if str(path) in str(error) else f"{path}: {error}"))
+                unreadable.append((sequence.name, image_error_text(path, error)))
         problems.extend(unreadable)
         frames += 0 if unreadable else len(sequence)
     return TrackingCheck(folder, [sequence.name for sequence in sequences], frames, problems,
@@ -619,12 +628,7 @@ def tracking_protocol(feature_fn: FeatureFn, sequences: Sequence[TrackingSequenc
         raise TrackingDataError("tracking_protocol: no sequences")
     results = []
     left_out: list[tuple[str, str]] = []
-    iterator: Iterable[TrackingSequence] = sequences
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(sequences, desc="tracking", leave=False)
-    for sequence in iterator:
+    for sequence in _with_progress(sequences, "tracking", progress):
         reason = unscorable_reason(sequence)
         if reason is not None:
             left_out.append((sequence.name, reason))
