@@ -1,6 +1,7 @@
 """Linear SVM, linear probe, kNN and retrieval on hand-made features."""
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -223,6 +224,22 @@ def test_svm_c_is_the_best_cross_validated_and_the_smaller_on_ties():
     assert C == min(c for c, score in scores.items() if score == scores[C])
     result = linear_svm_protocol(train_x, train_y, test_x, test_y, C="cv")
     assert result["C"] == C and result["cv_top1"] == scores and result["top1"] == 100.0
+
+
+def test_a_c_chosen_at_the_edge_of_the_grid_over_its_neighbour_is_named_in_a_warning():
+    """Feature 0 is the label plus large noise that feature 1 repeats: only the difference of the two
+    (a weakly regularised SVM) separates the classes; a strongly regularised one leans on feature 0."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 60)
+    noise = rng.normal(0.0, 3.0, len(labels))
+    features = np.stack([labels + noise, noise, rng.normal(size=len(labels))], axis=1)
+    with pytest.warns(UserWarning, match=r"chose C=0.01, the largest of the grid \(0.0001, 0.01\), over C=0.0001"):
+        C, scores = choose_svm_c(features, labels, grid=(1e-4, 1e-2))
+    assert C == 1e-2 and scores[1e-2] > scores[1e-4]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        C, scores = choose_svm_c(features, labels, grid=(1e-4, 1e-2, 1.0, 100.0))
+    assert C == 1.0 and scores[1.0] == scores[100.0] == 100.0, "an interior C, or an edge tied with its neighbour"
 
 
 @pytest.mark.parametrize("C", ["auto", 0.0, -1.0])

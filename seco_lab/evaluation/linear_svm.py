@@ -20,7 +20,7 @@ from sklearn.svm import LinearSVC
 
 from seco_lab.evaluation.metrics import top1_accuracy
 
-SVM_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
+SVM_C_GRID = (1e-5, 1e-4, 0.001, 0.01, 0.1, 1.0, 10.0)
 
 
 def record_groups(records: Sequence[Any]) -> np.ndarray | None:
@@ -86,7 +86,23 @@ def choose_svm_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | 
             fold_scores[C].append(top1_accuracy(classifier.predict(check_x), labels[check_rows]))
     scores = {C: float(np.mean(values)) for C, values in fold_scores.items()}
     best = max(scores.values())
-    return min(C for C, score in scores.items() if score == best), scores
+    chosen = min(C for C, score in scores.items() if score == best)
+    _warn_at_grid_edge(chosen, scores)
+    return chosen, scores
+
+
+def _warn_at_grid_edge(chosen: float, scores: dict[float, float]) -> None:
+    """Warn when the chosen C is the grid's smallest or largest and beat its neighbour: the best C
+    may lie beyond the grid."""
+    ordered = sorted(scores)
+    if len(ordered) < 2 or chosen not in (ordered[0], ordered[-1]):
+        return
+    edge, neighbour = ("smallest", ordered[1]) if chosen == ordered[0] else ("largest", ordered[-2])
+    if scores[chosen] > scores[neighbour]:
+        warnings.warn(f"linear-svm: cross-validation chose C={chosen:g}, the {edge} of the grid "
+                      f"({', '.join(f'{C:g}' for C in ordered)}), over C={neighbour:g} ({scores[chosen]:.1f} % "
+                      f"against {scores[neighbour]:.1f} % on held-out train folds): the best C may lie beyond the "
+                      "grid", stacklevel=3)
 
 
 def linear_svm_protocol(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
