@@ -164,6 +164,14 @@ def test_tracking_protocol_reads_otb_folders(tmp_path):
     assert result["precision@20"] > 0.8
 
 
+def test_a_folder_that_is_itself_one_sequence_is_read_as_that_sequence(tmp_path):
+    frames, boxes = moving_square_sequence(num_frames=5)
+    write_sequence(tmp_path / "Square", frames, boxes)
+    (sequence,) = discover_tracking_sequences(tmp_path / "Square")
+    assert sequence.name == "Square" and len(sequence) == 5
+    np.testing.assert_allclose(sequence.boxes, boxes)
+
+
 def test_frames_named_without_zero_padding_are_paired_with_their_boxes_in_number_order(tmp_path):
     frames, boxes = moving_square_sequence(num_frames=12)
     sequence = tmp_path / "Unpadded"

@@ -245,7 +245,8 @@ def read_sequence_or_problem(sequence_dir: Path, target: int | None) -> Tracking
 
 
 def discover_tracking_sequences(root: str | Path) -> list[TrackingSequence]:
-    """All OTB-layout sequences directly under ``root`` (or ``root/tracking``), sorted by name.
+    """All OTB-layout sequences directly under ``root`` (or ``root/tracking``), sorted by name; a
+    ``root`` that is itself one sequence (``img/`` and its ground truth) gives that one.
 
     A sequence that cannot be read (a malformed ground truth, a first box of no size, ...) is
     returned with its ``problem`` and no frames, for :func:`tracking_protocol` to leave out and count.
@@ -255,6 +256,8 @@ def discover_tracking_sequences(root: str | Path) -> list[TrackingSequence]:
         root = root / "tracking"
     if not root.is_dir():
         raise TrackingDataError(f"{root}: tracking folder not found")
+    if (root / "img").is_dir() and sequence_targets(root):
+        return [read_sequence_or_problem(root, target) for target in sequence_targets(root)]
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     sequences = [read_sequence_or_problem(folder, target) for folder in folders for target in sequence_targets(folder)]
     if not sequences:
