@@ -3,7 +3,7 @@
 For each seed it runs ``seco_lab pretrain --method seco`` twice, as a user would (the trained
 run and ``--epochs 0``, the untrained encoder with that seed's initial weights), extracts
 frozen features once per checkpoint with the profile's evaluation settings, and scores the
-linear SVM (concat and mean pooling, the profile's C) and kNN. It prints one row per seed and
+linear SVM (concat and mean pooling, the profile's C or ``--svm-c``) and kNN. It prints one row per seed and
 the mean, standard deviation, minimum and maximum of each column and of each gain. A single
 curriculum run measures one seed; the untrained encoder's score moves more from seed to seed
 than the trained one's. ``--bn-stats checkpoint,train`` scores every checkpoint both with its
@@ -14,7 +14,7 @@ target's x, y and radius, ``seco_lab.evaluation.target_probe``) and prints the l
 true values, the protocol's ceiling.
 
 Usage: ``python benchmarks/seed_spread.py [--profile standard] [--data data/synth-standard]
-[--seeds 0,1,2,3] [--bn-stats checkpoint[,train]] [--set seco.queue_size=1024 ...]
+[--seeds 0,1,2,3] [--bn-stats checkpoint[,train]] [--svm-c C|cv] [--set seco.queue_size=1024 ...]
 [--runs runs/seed-spread]`` (finished runs in
 ``--runs`` with the same settings are reused; the standard profile takes a few minutes per seed
 on a 2-core CPU). ``--set`` measures a variant of the profile, as ``pretrain --set`` does.
@@ -108,6 +108,9 @@ def main() -> None:
     parser.add_argument("--bn-stats", default="checkpoint", metavar="checkpoint[,train]",
                         help="BatchNorm statistics of every encoder scored: as saved, re-estimated on train "
                              "videos, or both (checkpoint,train)")
+    parser.add_argument("--svm-c", default=None, metavar="C|cv",
+                        help="the linear SVM's C: a positive number or cv (chosen by cross-validation on the train "
+                             "split, as evaluate --svm-c cv; default: the profile's)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="a profile value for both runs of every seed, as pretrain --set (repeatable)")
     parser.add_argument("--runs", default=None,
@@ -117,6 +120,13 @@ def main() -> None:
     variant = f"-{settings_label(args.set)}" if args.set else ""
     runs = Path(args.runs) if args.runs else runs_dir() / f"seed-spread-{args.profile}{variant}"
     evaluation = get_profile(args.profile)["eval"]
+    if args.svm_c is not None:
+        try:
+            evaluation["svm_c"] = args.svm_c if args.svm_c == "cv" else float(args.svm_c)
+        except ValueError:
+            parser.error(f"--svm-c takes a positive number or cv, got {args.svm_c!r}")
+        if evaluation["svm_c"] != "cv" and not evaluation["svm_c"] > 0:
+            parser.error(f"--svm-c takes a positive number or cv, got {args.svm_c!r}")
     seeds = [int(seed) for seed in args.seeds.split(",")]
     bn_choices = list(dict.fromkeys(args.bn_stats.split(",")))
     if not bn_choices or any(choice not in ("checkpoint", "train") for choice in bn_choices):
