@@ -34,6 +34,7 @@ configure_cpu_environment()  # before torch is imported
 
 import numpy as np  # noqa: E402
 
+from seco_lab.cli import svm_c_argument  # noqa: E402
 from seco_lab.curriculum import spread  # noqa: E402
 from seco_lab.evaluation.features import extract_video_features, load_encoder, recompute_bn_stats  # noqa: E402
 from seco_lab.evaluation.knn import knn_protocol  # noqa: E402
@@ -108,7 +109,7 @@ def main() -> None:
     parser.add_argument("--bn-stats", default="checkpoint", metavar="checkpoint[,train]",
                         help="BatchNorm statistics of every encoder scored: as saved, re-estimated on train "
                              "videos, or both (checkpoint,train)")
-    parser.add_argument("--svm-c", default=None, metavar="C|cv",
+    parser.add_argument("--svm-c", type=svm_c_argument, default=None, metavar="C|cv",
                         help="the linear SVM's C: a positive number or cv (chosen by cross-validation on the train "
                              "split, as evaluate --svm-c cv; default: the profile's)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -121,12 +122,7 @@ def main() -> None:
     runs = Path(args.runs) if args.runs else runs_dir() / f"seed-spread-{args.profile}{variant}"
     evaluation = get_profile(args.profile)["eval"]
     if args.svm_c is not None:
-        try:
-            evaluation["svm_c"] = args.svm_c if args.svm_c == "cv" else float(args.svm_c)
-        except ValueError:
-            parser.error(f"--svm-c takes a positive number or cv, got {args.svm_c!r}")
-        if evaluation["svm_c"] != "cv" and not evaluation["svm_c"] > 0:
-            parser.error(f"--svm-c takes a positive number or cv, got {args.svm_c!r}")
+        evaluation["svm_c"] = args.svm_c
     seeds = [int(seed) for seed in args.seeds.split(",")]
     bn_choices = list(dict.fromkeys(args.bn_stats.split(",")))
     if not bn_choices or any(choice not in ("checkpoint", "train") for choice in bn_choices):

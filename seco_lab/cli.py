@@ -177,7 +177,7 @@ def _notebook_prefixes(text: str) -> list[str]:
     return prefixes
 
 
-def _svm_c(text: str) -> float | str:
+def svm_c_argument(text: str) -> float | str:
     """argparse type of ``--svm-c``: a positive number or ``cv``."""
     if text == "cv":
         return text
@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "baseline; default: the profile's, checkpoint)")
     evaluate.add_argument("--weights", default="checkpoint", choices=("checkpoint", "random"),
                           help="random: the same architecture, untrained")
-    evaluate.add_argument("--svm-c", type=_svm_c, default=None,
+    evaluate.add_argument("--svm-c", type=svm_c_argument, default=None,
                           help="linear-svm's C: a positive number (the paper: 1) or 'cv' to choose it by "
                                "cross-validation on the train split (default: the profile's)")
     evaluate.add_argument("--max-videos-per-class", type=_positive_int, default=None, metavar="N",
