@@ -300,7 +300,6 @@ def test_a_test_split_without_some_classes_is_named(tmp_path, test_classes, also
 @pytest.mark.parametrize("method,overrides", [("seco", {}), ("seco", {"seco": {"input_mode": "rgb"}}), ("cvrl", {})])
 def test_encode_gives_a_videos_features_as_the_evaluation_extracts_them(smoke_data, tmp_path, method, overrides):
     from seco_lab.evaluation import extract_video_features, load_encoder
-    from seco_lab.methods.base import clip_with_next_frame
     from seco_lab.methods.pretrain import pretrain
     from seco_lab.samplers import evenly_spaced_frames, uniform_clip_indices
     from seco_lab.video.index import load_dataset
@@ -316,16 +315,15 @@ def test_encode_gives_a_videos_features_as_the_evaluation_extracts_them(smoke_da
     if encoder.kind == "2d":
         extracted, _ = extract_video_features(encoder, [record], frames_per_video=4, pooling="concat", device="cpu",
                                               num_frames=[count])
-        indices = evenly_spaced_frames(count, 4)
         if spec.input_mode == "rgb":
-            encoded = encoder.encode(read_frames(record.path, indices, spec.size))  # (4, D)
-        else:
-            encoded = torch.cat([encoder.encode(read_frames(record.path, [i, min(i + 1, count - 1)], spec.size))
-                                 for i in indices])  # 4 x (1, D)
+            encoded = encoder.encode(read_frames(record.path, evenly_spaced_frames(count, 4), spec.size))  # (4, D)
+        else:  # a difference starts at every frame but the last
+            encoded = torch.cat([encoder.encode(read_frames(record.path, [i, i + 1], spec.size))
+                                 for i in evenly_spaced_frames(count - 1, 4)])  # 4 x (1, D)
     else:
         extracted, _ = extract_video_features(encoder, [record], clips_per_video=1, device="cpu", num_frames=[count])
-        (indices,) = uniform_clip_indices(count, spec.clip_frames, spec.stride, 1)
-        encoded = encoder.encode(read_frames(record.path, clip_with_next_frame(indices, count), spec.size))
+        (indices,) = uniform_clip_indices(count, spec.clip_frames + 1, spec.stride, 1)  # T + 1 frames, T differences
+        encoded = encoder.encode(read_frames(record.path, indices, spec.size))
     np.testing.assert_allclose(encoded.reshape(1, -1).numpy(), extracted, rtol=1e-5, atol=1e-5)
     with pytest.raises(EvaluationError, match=r"\(T, C, H, W\) uint8 tensor, got \(2, 8, 8\) torch.uint8"):
         encoder.encode(torch.zeros(2, 8, 8, dtype=torch.uint8))

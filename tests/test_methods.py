@@ -249,14 +249,58 @@ def test_dualvar_loss_switches(losses, expected, variant):
 
 
 def test_supervised_2d_concatenates_segments_in_order():
-    torch.manual_seed(0)
-    method = build_method("supervised", smoke_config("supervised"))
+    torch.manual_seed(0)  # RGB frames: FakeVideo's frame differences are all alike
+    method = build_method("supervised", smoke_config("supervised", seco={"input_mode": "rgb"}))
     batch = make_batch(method)
     assert batch["x"].shape == (4, 4, 3, 56, 56)
     assert method.classifier.in_features == 4 * method.trunk.feature_dim
     reversed_batch = dict(batch, x=batch["x"].flip(1))
     method.eval()
     assert not torch.allclose(method(batch)["loss"], method(reversed_batch)["loss"])
+
+
+class RampVideo(FakeVideo):
+    """Frame t is filled with t * t, so the difference of frames t and t + 1 (2t + 1) names t."""
+
+    def read(self, indices) -> torch.Tensor:
+        self.reads.append([int(i) for i in indices])
+        values = torch.tensor([int(i) ** 2 for i in indices], dtype=torch.uint8)  # (T,)
+        return values.view(-1, 1, 1, 1).expand(-1, 3, self.size, self.size).clone()
+
+
+def test_supervised_2d_sees_frame_differences_as_its_backbone_and_evaluation_do():
+    method = build_method("supervised", smoke_config("supervised", seco={"augment": {"scale": [1.0, 1.0],
+                                                                               "jitter": [0, 0, 0, 0]}}))
+    video = RampVideo(num_frames=12)
+    x = method.view_maker()(video, np.random.default_rng(0))["x"]
+    assert x.shape == (4, 3, 56, 56)
+    starts = video.reads[0][0::2]
+    assert video.reads[0][1::2] == [t + 1 for t in starts]
+    expected = torch.tensor([(2 * t + 1) / 255 for t in starts]).view(4, 1, 1, 1).expand_as(x)
+    torch.testing.assert_close(x, expected)
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("seco", {}), ("cvrl", {}), ("cvrl", {"cvrl": {"reverse_prob": 1.0}}), ("dualvar", {}),
+    ("supervised", {}), ("supervised", {"supervised": {"backbone": "cvrl"}}),
+])
+def test_frame_difference_views_start_inside_the_video(name, overrides):
+    """With frame differences no view may pair the last frame with itself (an all-zero input)."""
+    method = build_method(name, smoke_config(name, **overrides))
+    views = method.view_maker()
+    for seed in range(40):
+        video = FakeVideo(num_frames=10)  # frames differ pairwise, so only a repeated frame gives zero
+        item = views(video, np.random.default_rng(seed))
+        assert max(max(read) for read in video.reads) <= 9
+        for key, view in item.items():
+            if view.ndim < 3:
+                continue
+            if method.encoder_kind == "3d":
+                frames = view.transpose(0, 1)  # (C, T, H, W) -> (T, C, H, W)
+            else:
+                frames = view.reshape(-1, *view.shape[-3:])  # (C, H, W) or (K, C, H, W) -> (N, C, H, W)
+            empty = [position for position, frame in enumerate(frames) if frame.abs().amax() == 0]
+            assert not empty, f"seed {seed}: {key} has all-zero frames {empty} (reads {video.reads})"
 
 
 def test_supervised_3d_uses_the_backbone_methods_encoder():

@@ -42,8 +42,8 @@ def test_dataset_targets_read_the_manifest_and_match_the_decoded_videos(smoke_da
     np.testing.assert_allclose(targets[0, :, :2], first.centres[indices])
     np.testing.assert_allclose(targets[0, :, 2], first.radii[indices])
     differences = dataset_targets(smoke_data, records[:1], 4, "frame_differences")
-    following = np.minimum(indices + 1, len(first.radii) - 1)
-    np.testing.assert_allclose(differences[0, :, :2], (first.centres[indices] + first.centres[following]) / 2)
+    starts = evenly_spaced_frames(len(first.radii) - 1, 4)  # a difference starts at every frame but the last
+    np.testing.assert_allclose(differences[0, :, :2], (first.centres[starts] + first.centres[starts + 1]) / 2)
 
 
 def test_a_frame_count_the_generator_did_not_draw_names_the_file(smoke_data: Path) -> None:

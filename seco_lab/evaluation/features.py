@@ -25,7 +25,7 @@ from torch import nn
 
 from seco_lab.engine.device import resolve_device as resolve_training_device
 from seco_lab.engine.workers import end_with_parent
-from seco_lab.methods.base import clip_with_next_frame
+from seco_lab.methods.base import clip_frames_to_read, frame_pairs, frames_to_sample
 from seco_lab.samplers import evenly_spaced_frames, uniform_clip_indices
 from seco_lab.transforms.functional import IMAGENET_MEAN, IMAGENET_STD, frame_differences, normalize, to_float01
 from seco_lab.transforms.recipes import eval_transform
@@ -279,15 +279,18 @@ def apply_input_mode(frames: torch.Tensor, spec: InputSpec, kind: str = "3d") ->
 
 
 def _frames_to_read(indices: np.ndarray, spec: InputSpec, num_frames: int, kind: str = "3d") -> np.ndarray:
-    """Frame indices to decode: frame differences need the next frame too (after the clip for
-    3D encoders, after every frame for 2D encoders), as the methods' view makers read them."""
-    indices = np.asarray(indices)
-    if spec.input_mode != "frame_differences":
-        return indices
-    if kind == "2d":
-        pairs = np.stack([indices, np.minimum(indices + 1, num_frames - 1)], axis=1)  # (T, 2)
-        return pairs.reshape(-1)
-    return clip_with_next_frame(indices, num_frames)
+    """Frame indices to decode: a 2D encoder on frame differences needs frame t + 1 beside each
+    picked frame t, as the methods' view makers read them (a 3D encoder's clip is drawn with its
+    extra frame already, see ``clip_frames_to_read``)."""
+    if kind == "2d" and spec.input_mode == "frame_differences":
+        return frame_pairs(indices, num_frames)
+    return np.asarray(indices)
+
+
+def evaluation_frames(num_frames: int, frames_per_video: int, input_mode: str) -> np.ndarray:
+    """The frames ``(frames_per_video,)`` a 2D encoder's features come from: evenly spaced over the
+    frames a difference can start at (all but the last with frame differences)."""
+    return evenly_spaced_frames(frames_to_sample(num_frames, input_mode), frames_per_video)
 
 
 def centre_crop_transform(spec: InputSpec) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -346,12 +349,13 @@ class EvalViewDataset(torch.utils.data.Dataset):
         record, num_frames = self.records[i], self.num_frames[i]
         spec = self.spec
         if self.kind == "2d":
-            indices = evenly_spaced_frames(num_frames, self.frames_per_video)
+            indices = evaluation_frames(num_frames, self.frames_per_video, spec.input_mode)
             frames = self._frames(record, indices, num_frames)
             views = apply_input_mode(self.transform(frames), spec, "2d")  # (T, C, crop, crop)
         else:
             clips = []
-            for indices in uniform_clip_indices(num_frames, spec.clip_frames, spec.stride, self.clips_per_video):
+            clip_frames = clip_frames_to_read(spec.clip_frames, spec.input_mode)
+            for indices in uniform_clip_indices(num_frames, clip_frames, spec.stride, self.clips_per_video):
                 frames = self._frames(record, indices, num_frames)
                 if self.num_crops == 1:
                     crops = [self.transform(frames)]

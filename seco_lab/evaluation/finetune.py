@@ -23,6 +23,7 @@ from seco_lab.evaluation.features import (
     normalise_frames, resolve_device,
 )
 from seco_lab.evaluation.metrics import top1_accuracy
+from seco_lab.methods.base import clip_frames_to_read, frames_to_sample
 from seco_lab.samplers import random_clip_indices, tsn_segment_indices, uniform_clip_indices
 
 OPTIMIZERS = ("sgd", "adam")
@@ -121,9 +122,10 @@ class FinetuneTrainVideos(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         record, num_frames, spec = self.records[i], self.num_frames[i], self.spec
         if self.kind == "2d":
-            indices = tsn_segment_indices(num_frames, self.segments, rng)
+            indices = tsn_segment_indices(frames_to_sample(num_frames, spec.input_mode), self.segments, rng)
         else:
-            indices = random_clip_indices(num_frames, spec.clip_frames, spec.stride, rng)
+            indices = random_clip_indices(num_frames, clip_frames_to_read(spec.clip_frames, spec.input_mode),
+                                          spec.stride, rng)
         frames = _read_frames(record.path, _frames_to_read(indices, spec, num_frames, self.kind), spec.size, num_frames)
         height, width = frames.shape[-2:]
         top = int(rng.integers(0, height - spec.crop_size + 1))
@@ -168,9 +170,10 @@ class FinetuneTestVideos(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         record, num_frames, spec = self.records[i], self.num_frames[i], self.spec
         if self.kind == "2d":
-            clips = segment_positions(num_frames, self.segments, self.num_clips)
+            clips = segment_positions(frames_to_sample(num_frames, spec.input_mode), self.segments, self.num_clips)
         else:
-            clips = uniform_clip_indices(num_frames, spec.clip_frames, spec.stride, self.num_clips)
+            clips = uniform_clip_indices(num_frames, clip_frames_to_read(spec.clip_frames, spec.input_mode),
+                                         spec.stride, self.num_clips)
         views = []
         for indices in clips:
             frames = _read_frames(record.path, _frames_to_read(indices, spec, num_frames, self.kind), spec.size, num_frames)

@@ -21,9 +21,8 @@ import numpy as np
 from sklearn.linear_model import RidgeCV
 from sklearn.preprocessing import StandardScaler
 
-from seco_lab.evaluation.features import INPUT_MODES, EvaluationError
+from seco_lab.evaluation.features import INPUT_MODES, EvaluationError, evaluation_frames
 from seco_lab.evaluation.linear_svm import linear_svm_protocol
-from seco_lab.samplers import evenly_spaced_frames
 from seco_lab.video.synth import SynthConfig, SynthDatasetError, manifest_config, video_target
 
 TARGET_QUANTITIES = ("x", "y", "radius")
@@ -52,7 +51,7 @@ def frame_targets(config: SynthConfig, seed: int, records: Sequence[Any], frames
             raise SynthDatasetError(f"{record.path}: decodes {num_frames[position]} frames, the generator drew "
                                     f"{length}: the file is not the generated video")
         values = np.column_stack([motion.centres, motion.radii])  # (L, 3) x, y, radius
-        indices = evenly_spaced_frames(length, frames_per_video)
+        indices = evaluation_frames(length, frames_per_video, input_mode)
         if input_mode == "frame_differences":
             targets.append((values[indices] + values[np.minimum(indices + 1, length - 1)]) / 2)
         else:

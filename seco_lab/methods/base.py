@@ -98,12 +98,29 @@ def check_input_mode(mode: str) -> str:
     return mode
 
 
-def clip_with_next_frame(indices: np.ndarray, num_frames: int) -> np.ndarray:
-    """``indices`` plus the frame after the last one (clamped), for frame differences."""
-    step = int(indices[-1] - indices[-2]) if len(indices) > 1 else 1
-    step = step if step != 0 else 1
-    following = int(np.clip(indices[-1] + step, 0, num_frames - 1))
-    return np.append(indices, following)
+def frames_to_sample(num_frames: int, input_mode: str) -> int:
+    """How many of a video's frames a frame sampler may pick from.
+
+    With ``frame_differences`` a picked frame t is read with frame t + 1 and becomes their
+    difference, so the last frame cannot be picked (its difference would be all zero): ``L - 1``
+    of ``L`` frames (1 for a one-frame video, whose difference is zero whatever is picked).
+    """
+    check_input_mode(input_mode)
+    return max(num_frames - 1, 1) if input_mode == "frame_differences" else num_frames
+
+
+def frame_pairs(indices: np.ndarray, num_frames: int) -> np.ndarray:
+    """Frames ``(2T,)`` to read for ``T`` frame differences: t, t + 1 for each picked t (clamped
+    to the last frame, which only a one-frame video reaches)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    return np.stack([indices, np.minimum(indices + 1, num_frames - 1)], axis=1).reshape(-1)  # (T, 2) -> (2T,)
+
+
+def clip_frames_to_read(clip_frames: int, input_mode: str) -> int:
+    """Frames a clip sampler must draw for a clip of ``clip_frames`` encoder inputs: one more with
+    ``frame_differences`` (T + 1 frames give T differences, each inside the video)."""
+    check_input_mode(input_mode)
+    return clip_frames + 1 if input_mode == "frame_differences" else clip_frames
 
 
 def finish_clip(clip: Tensor, input_mode: str) -> Tensor:

@@ -7,10 +7,8 @@ consistently over time, are positives; every other clip of the (global) batch is
 ``head_layers`` and ``head_batch_norm`` (the ``cvrl`` section of a profile) set the projection
 head's hidden layers and whether each has BN: 3 with BN in the paper (batches of 1024 clips).
 The CPU profiles (batches of 32) use one hidden layer without BN, the head of SimCLR's first
-version and of DualVar. On the embedded dataset the paper's head left the trunk's features
-little better than an untrained encoder's under the linear SVM, on every seed tried; three
-hidden layers without BN were unstable (one seed of four ended below the untrained encoder).
-Notebook 05 measures the paper's head against the profile's.
+version and of DualVar: with small batches the paper's head leaves the trunk's features little
+better than an untrained encoder's. Notebook 05 trains both heads and measures them side by side.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from torch import Tensor, nn
 
 from seco_lab.engine.distributed import all_gather_with_grad
 from seco_lab.losses.ntxent import NTXentLoss
-from seco_lab.methods.base import Method, check_input_mode, clip_with_next_frame, finish_clip, register
+from seco_lab.methods.base import Method, check_input_mode, clip_frames_to_read, finish_clip, register
 from seco_lab.models.encoders3d import build_encoder_3d
 from seco_lab.models.heads import cvrl_head
 from seco_lab.samplers import cvrl_clip_pair
@@ -56,14 +54,12 @@ class CVRLViews:
 
     def __call__(self, video: Any, rng: np.random.Generator) -> dict[str, Tensor]:
         first, second = cvrl_clip_pair(
-            video.num_frames, self.clip_frames, self.stride, rng,
+            video.num_frames, clip_frames_to_read(self.clip_frames, self.input_mode), self.stride, rng,
             power=self.interval_power, distribution=self.interval_distribution,
         )
         reverse = bool(rng.random() < self.reverse_prob)
         views = {}
         for view, indices in ((1, first), (2, second)):
-            if self.input_mode == "frame_differences":
-                indices = clip_with_next_frame(indices, video.num_frames)
             if reverse:
                 indices = indices[::-1].copy()
             clip = video.read(indices)  # (T', C, H, W) uint8

@@ -25,7 +25,7 @@ from seco_lab.losses.ntxent import NTXentLoss
 from seco_lab.losses.shuffle_rank import ShuffleRankLoss
 from seco_lab.losses.temporal_coherent import TemporalCoherentLoss
 from seco_lab.methods.base import (
-    Method, check_input_mode, clip_with_next_frame, finish_clip, frozen_copy, momentum_update, register,
+    Method, check_input_mode, clip_frames_to_read, finish_clip, frozen_copy, momentum_update, register,
 )
 from seco_lab.models.encoders3d import build_encoder_3d
 from seco_lab.models.heads import SeriesHead, dualvar_clip_head
@@ -55,9 +55,8 @@ class DualVarViews:
         self.augment = dualvar_clip_augment(**self.augment_options)
 
     def __call__(self, video: Any, rng: np.random.Generator) -> dict[str, Tensor]:
-        first, second, _ = dualvar_clips(video.num_frames, self.clip_frames, self.stride, rng, self.reverse_prob)
-        if self.input_mode == "frame_differences":
-            first, second = (clip_with_next_frame(i, video.num_frames) for i in (first, second))
+        frames = clip_frames_to_read(self.clip_frames, self.input_mode)
+        first, second, _ = dualvar_clips(video.num_frames, frames, self.stride, rng, self.reverse_prob)
         frames_v0, frames_v1 = video.read(first), video.read(second)  # (T', C, H, W) uint8 each
         v2 = finish_clip(self.augment(frames_v0), self.input_mode)  # (C, T, H, W)
         perm = segment_permutation(self.segments, rng, derangement=self.derangement)

@@ -29,7 +29,9 @@ from seco_lab.engine.distributed import all_gather_no_grad, shuffle_bn_forward
 from seco_lab.losses.info_nce import InfoNCELoss
 from seco_lab.losses.intra_frame import IntraFrameLoss
 from seco_lab.losses.order import OrderLoss
-from seco_lab.methods.base import Method, check_input_mode, frozen_copy, momentum_update, register
+from seco_lab.methods.base import (
+    Method, check_input_mode, frame_pairs, frames_to_sample, frozen_copy, momentum_update, register,
+)
 from seco_lab.models.encoders2d import (
     MLP_HEAD_KEYS, build_encoder_2d, extract_mlp_head_state_dict, load_trunk_weights,
 )
@@ -78,7 +80,8 @@ class SeCoViews:
     """One video -> ``xq``, ``x1`` (two views of anchor a), ``x2``, ``x3`` (frames b, c) and ``order``.
 
     With ``input_mode="frame_differences"`` a "frame" is the difference between frame t and
-    frame t + 1, both augmented with one draw (pixels in [0, 1], no mean/std normalisation).
+    frame t + 1, both augmented with one draw (pixels in [0, 1], no mean/std normalisation), and
+    the triplet is drawn from every frame but the last (see ``frames_to_sample``).
     """
 
     augment_options: dict[str, Any] = field(default_factory=dict)
@@ -98,12 +101,11 @@ class SeCoViews:
         return frame_differences(self.augment(frames))[0]
 
     def __call__(self, video: Any, rng: np.random.Generator) -> dict[str, Tensor]:
-        indices, order = seco_frame_triplet(video.num_frames, rng)
+        indices, order = seco_frame_triplet(frames_to_sample(video.num_frames, self.input_mode), rng)
         if self.input_mode == "rgb":
             anchor, b, c = video.read(indices)  # (C, H, W) uint8 each
         else:
-            pairs = np.stack([indices, np.minimum(indices + 1, video.num_frames - 1)], axis=1)  # (3, 2)
-            frames = video.read(pairs.reshape(-1))  # (6, C, H, W): a, a+1, b, b+1, c, c+1
+            frames = video.read(frame_pairs(indices, video.num_frames))  # (6, C, H, W): a, a+1, b, b+1, c, c+1
             anchor, b, c = frames.view(3, 2, *frames.shape[1:])
         return {
             "xq": self._view(anchor),

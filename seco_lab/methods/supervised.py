@@ -15,7 +15,9 @@ import numpy as np
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seco_lab.methods.base import Method, check_input_mode, clip_with_next_frame, finish_clip, register
+from seco_lab.methods.base import (
+    Method, check_input_mode, clip_frames_to_read, finish_clip, frame_pairs, frames_to_sample, register,
+)
 from seco_lab.models.encoders2d import build_encoder_2d
 from seco_lab.models.encoders3d import build_encoder_3d
 from seco_lab.samplers import random_clip_indices, tsn_segment_indices
@@ -28,7 +30,12 @@ FRAME_POOLINGS = ("concat", "mean")
 @dataclass
 class LabelledViews:
     """One video -> ``x`` (2D: ``(K, C, H, W)`` TSN frames; 3D: ``(C, T, H, W)`` clip); the
-    dataset adds ``label``. One augmentation draw is shared by all frames of a video."""
+    dataset adds ``label``. One augmentation draw is shared by all frames of a video.
+
+    With ``input_mode="frame_differences"`` the encoder sees what the self-supervised method of
+    its backbone sees and what evaluation feeds it: 2D frames are differences of frames t and
+    t + 1 (on [0, 1] pixels, as SeCo's views), 3D clips of T + 1 frames give T differences.
+    """
 
     kind: str
     segments: int
@@ -40,17 +47,24 @@ class LabelledViews:
     def __post_init__(self) -> None:
         check_input_mode(self.input_mode)
         if self.kind == "2d":
-            self.augment = seco_frame_augment(**self.augment_options)
+            options = dict(self.augment_options)
+            if self.input_mode == "frame_differences":
+                options.update(mean=None, std=None)
+            self.augment = seco_frame_augment(**options)
         else:
             self.augment = cvrl_clip_augment(1, **self.augment_options)
 
     def __call__(self, video: Any, rng: np.random.Generator) -> dict[str, Tensor]:
-        if self.kind == "2d":
-            return {"x": self.augment(video.read(tsn_segment_indices(video.num_frames, self.segments, rng)))}
-        indices = random_clip_indices(video.num_frames, self.clip_frames, self.stride, rng)
-        if self.input_mode == "frame_differences":
-            indices = clip_with_next_frame(indices, video.num_frames)
-        return {"x": finish_clip(self.augment(video.read(indices)), self.input_mode)}
+        if self.kind == "3d":
+            frames = clip_frames_to_read(self.clip_frames, self.input_mode)
+            indices = random_clip_indices(video.num_frames, frames, self.stride, rng)
+            return {"x": finish_clip(self.augment(video.read(indices)), self.input_mode)}
+        indices = tsn_segment_indices(frames_to_sample(video.num_frames, self.input_mode), self.segments, rng)
+        if self.input_mode == "rgb":
+            return {"x": self.augment(video.read(indices))}  # (K, C, H, W)
+        pairs = self.augment(video.read(frame_pairs(indices, video.num_frames)))  # (2K, C, H, W), one draw
+        pairs = pairs.view(self.segments, 2, *pairs.shape[1:])  # (K, 2, C, H, W): t, t + 1
+        return {"x": pairs[:, 1] - pairs[:, 0]}  # (K, C, H, W)
 
 
 @register
