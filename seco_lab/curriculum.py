@@ -92,7 +92,7 @@ def ensure_run(lab: Session, spec: RunSpec, progress: bool = True) -> Path:
     if finished:  # said only once pretrain has found the run's settings equal to these
         print(f"{spec.name}: reusing the finished run in {run_dir} (delete that folder to train again)")
     elif result.action == "trained":
-        print(f"{spec.name}: {result.steps} steps in {result.wall_time:.0f} s "
+        print(f"{spec.name}: {result.steps} step{'' if result.steps == 1 else 's'} in {result.wall_time:.0f} s "
               f"({result.samples_per_second:.0f} videos/s)")
     elif result.action == "resumed":  # the steps before the interruption are not in this call's time
         print(f"{spec.name}: finished at step {result.steps}, {result.wall_time:.0f} s after resuming "
@@ -280,6 +280,15 @@ def difference_note(a_name: str, a: float, b_name: str, b: float, noise: float) 
 
 
 def accuracy_noise(num_test: int, accuracy: float = 50.0) -> float:
-    """Two standard errors of a test accuracy (points) for ``num_test`` test videos."""
+    """Two standard errors of one test accuracy (points) for ``num_test`` test videos: the half
+    width of the error bar of a single score."""
     p = min(max(accuracy / 100.0, 0.05), 0.95)
     return float(200.0 * np.sqrt(p * (1 - p) / max(num_test, 1)))
+
+
+def difference_noise(num_test: int, a: float = 50.0, b: float = 50.0) -> float:
+    """Two standard errors of the difference of two test accuracies ``a`` and ``b`` (points), as if
+    their errors were independent: ``sqrt(noise(a)² + noise(b)²)``, about √2 times one score's.
+    Two encoders scored on the same test videos err on many of the same ones, so this errs on
+    the side of claiming no difference."""
+    return float(np.hypot(accuracy_noise(num_test, a), accuracy_noise(num_test, b)))

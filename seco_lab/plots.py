@@ -7,6 +7,7 @@ returned figure, a script saves it with ``fig.savefig(path)``.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -248,8 +249,13 @@ def plot_tracking_curves(results: Mapping[str, Mapping[str, Any]] | Mapping[str,
 
 
 def plot_run_comparison(values: Mapping[str, float], errors: Mapping[str, float] | None = None,
-                        chance: float | None = None, ylabel: str = "top-1 (%)", title: str | None = None) -> Figure:
-    """Bar chart of one metric per run (name -> value), optional error bars and a chance line."""
+                        chance: float | None = None, ylabel: str = "top-1 (%)", title: str | None = None,
+                        error_label: str | None = None) -> Figure:
+    """Bar chart of one metric per run (name -> value), optional error bars and a chance line.
+
+    ``error_label`` says under the bars what the error bars are (e.g. "±1 standard error").
+    Long run names are wrapped and slanted so that neighbouring labels do not run together.
+    """
     names = list(values)
     heights = [float(values[name]) for name in names]
     spread = [float(errors.get(name, 0.0)) for name in names] if errors else None
@@ -260,9 +266,14 @@ def plot_run_comparison(values: Mapping[str, float], errors: Mapping[str, float]
     axis.bar_label(bars, labels=[f"{h:.1f}" for h in heights], fontsize="small", padding=2)
     if chance is not None:
         axis.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.1f})")
-        axis.legend(fontsize="small")
-    axis.set_xticks(range(len(names)), names, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+        axis.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, over none
+    labels = [textwrap.fill(name, 20) for name in names]
+    slanted = len(names) > 4 or any(len(name) > 12 for name in names)
+    axis.set_xticks(range(len(names)), labels, rotation=30 if slanted else 0, ha="right" if slanted else "center",
+                    fontsize="small")
     axis.set(ylabel=ylabel, title=title or "")
+    if spread and error_label:
+        axis.set_xlabel(f"error bars: {error_label}", fontsize="small")
     return figure
 
 
@@ -317,12 +328,23 @@ def plot_frame_triplets(num_frames: int, triplets: np.ndarray, orders: np.ndarra
     return figure
 
 
-def plot_view_grid(views: Mapping[str, Any], title: str | None = None) -> Figure:
-    """Images side by side with their names; each (C, H, W) or (H, W, C), rescaled for display."""
+def plot_view_grid(views: Mapping[str, Any], title: str | None = None, differences: bool = False) -> Figure:
+    """Images side by side with their names; each (C, H, W) or (H, W, C), rescaled for display.
+
+    ``differences=True`` shows frame differences on one symmetric scale shared by all panels:
+    zero is mid grey, the largest change in any panel black or white (an all-zero view is flat grey).
+    """
+    if differences:
+        arrays = {name: np.asarray(image.detach().cpu() if hasattr(image, "detach") else image, dtype=np.float64)
+                  for name, image in views.items()}
+        scale = max(max(float(np.abs(array).max()) for array in arrays.values()), 1e-12)
+        images = {name: _as_image(0.5 + array / (2 * scale)) for name, array in arrays.items()}
+    else:
+        images = {name: _as_image(image) for name, image in views.items()}
     figure = Figure(figsize=(1.9 * len(views), 2.2), layout="constrained")
     axes = figure.subplots(1, len(views), squeeze=False)[0]
-    for axis, (name, image) in zip(axes, views.items()):
-        axis.imshow(_as_image(image))
+    for axis, (name, image) in zip(axes, images.items()):
+        axis.imshow(image, vmin=0.0, vmax=1.0)
         axis.set(title=name, xticks=[], yticks=[])
     if title:
         figure.suptitle(title)
@@ -349,9 +371,18 @@ def plot_clip_strips(clips: Mapping[str, Any], max_frames: int = 12, title: str 
     return figure
 
 
-def plot_similarity_matrices(matrices: Mapping[str, np.ndarray]) -> Figure:
-    """Heat maps of similarity matrices (rows: queries), one panel each, shared colour scale."""
+def plot_similarity_matrices(matrices: Mapping[str, np.ndarray],
+                             key_names: Mapping[str, Sequence[str]] | None = None) -> Figure:
+    """Heat maps of similarity matrices (rows: queries), one panel each, shared colour scale.
+
+    ``key_names[panel]`` names that panel's columns (e.g. ``["k1", "k2", "k3"]``); other panels
+    number them.
+    """
     arrays = {name: np.asarray(matrix, dtype=np.float64) for name, matrix in matrices.items()}
+    key_names = dict(key_names or {})
+    unknown = set(key_names) - set(arrays)
+    if unknown:
+        raise ValueError(f"key_names for panels that are not plotted: {sorted(unknown)}")
     low = min(float(a.min()) for a in arrays.values())
     high = max(float(a.max()) for a in arrays.values())
     figure = Figure(figsize=(4.2 * len(arrays) + 0.8, 3.8), layout="constrained")
@@ -360,7 +391,12 @@ def plot_similarity_matrices(matrices: Mapping[str, np.ndarray]) -> Figure:
     for axis, (name, matrix) in zip(axes, arrays.items()):
         image = axis.imshow(matrix, vmin=low, vmax=high, cmap="viridis", aspect="auto")
         axis.set(title=name, xlabel="key", ylabel="query")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # keys and queries are whole indices
+        if name in key_names:
+            if len(key_names[name]) != matrix.shape[1]:
+                raise ValueError(f"{name!r} has {matrix.shape[1]} columns but {len(key_names[name])} key names")
+            axis.set_xticks(range(matrix.shape[1]), list(key_names[name]))
+        else:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # keys and queries are whole indices
         axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     figure.colorbar(image, ax=list(axes), label="cosine similarity")
     return figure

@@ -199,12 +199,28 @@ def test_a_difference_is_claimed_only_when_it_exceeds_the_noise_as_printed():
     assert "b beats a by 25.0 points" in difference_note("a", 25.0, "b", 50.0, 24.9)
 
 
-@pytest.mark.parametrize("action, said", [("trained", "seco: 150 steps in 32 s (50 videos/s)"),
-                                          ("resumed", "seco: finished at step 150, 32 s after resuming (50 videos/s)")])
+@pytest.mark.parametrize("num_test,a,b", [(224, 50.0, 50.0), (224, 37.0, 29.0), (9, 80.0, 10.0), (1000, 2.0, 99.0)])
+def test_the_noise_of_a_difference_adds_both_scores_variances(num_test, a, b):
+    from seco_lab.curriculum import accuracy_noise, difference_noise
+
+    def two_standard_errors(accuracy):  # of one score, its proportion kept within [0.05, 0.95]
+        p = min(max(accuracy / 100, 0.05), 0.95)
+        return 2 * 100 * (p * (1 - p) / num_test) ** 0.5
+
+    assert accuracy_noise(num_test, a) == pytest.approx(two_standard_errors(a))
+    expected = (two_standard_errors(a) ** 2 + two_standard_errors(b) ** 2) ** 0.5
+    assert difference_noise(num_test, a, b) == pytest.approx(expected)
+    assert difference_noise(num_test, a, b) > max(accuracy_noise(num_test, a), accuracy_noise(num_test, b))
+
+
+@pytest.mark.parametrize("action, steps, said", [
+    ("trained", 150, "seco: 150 steps in 32 s (50 videos/s)"), ("trained", 1, "seco: 1 step in 32 s (50 videos/s)"),
+    ("resumed", 150, "seco: finished at step 150, 32 s after resuming (50 videos/s)"),
+])
 def test_ensure_run_does_not_count_a_resumed_runs_earlier_steps_in_its_time(monkeypatch, tmp_path, capsys, action,
-                                                                             said):
+                                                                             steps, said):
     def fake_pretrain(method, data_root, profile, run_dir, **options):
-        return SimpleNamespace(action=action, checkpoint_path=run_dir / "checkpoint.pt", steps=150, wall_time=32.0,
+        return SimpleNamespace(action=action, checkpoint_path=run_dir / "checkpoint.pt", steps=steps, wall_time=32.0,
                                samples_per_second=50.0)
 
     monkeypatch.setattr("seco_lab.methods.pretrain.pretrain", fake_pretrain)

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -96,6 +97,21 @@ def test_run_comparison_bars_errors_and_chance():
     assert len(axis.patches) == 3
     assert [bar.get_height() for bar in axis.patches] == [12.0, 30.0, 60.0]
     assert any(line.get_linestyle() == "--" for line in axis.lines)
+    assert axis.get_xlabel() == ""  # no caption without error_label
+
+
+def test_run_comparison_names_its_error_bars_and_slants_long_names():
+    names = {"seco-intra": 30.0, "seco-intra-inter": 31.0, "seco (intra + inter + order)": 35.0}
+    figure = plots.plot_run_comparison(names, errors={name: 3.0 for name in names}, chance=12.5,
+                                       error_label="±1 standard error")
+    axis = figure.axes[0]
+    assert axis.get_xlabel() == "error bars: ±1 standard error"
+    labels = axis.get_xticklabels()
+    assert all(label.get_rotation() == 30 for label in labels)
+    assert labels[2].get_text() == "seco (intra + inter\n+ order)"
+    assert axis.get_legend().get_bbox_to_anchor() is not None
+    short = plots.plot_run_comparison({"a": 1.0, "b": 2.0}).axes[0]
+    assert all(label.get_rotation() == 0 for label in short.get_xticklabels())
 
 
 def test_untrained_spread_draws_every_initialisation_and_the_trained_score():
@@ -153,6 +169,11 @@ def test_similarity_matrices_share_one_scale_and_tick_whole_indices():
         for ticks in (axis.get_xticks(), axis.get_yticks()):
             assert np.all(ticks == np.round(ticks)), ticks
     assert {0, 1, 2} <= set(video_axis.get_xticks().astype(int))
+    named = plots.plot_similarity_matrices({"per video": rng.uniform(0.2, 0.9, (16, 3))},
+                                           key_names={"per video": ["k1 (positive)", "k2", "k3"]})
+    assert [label.get_text() for label in named.axes[0].get_xticklabels()] == ["k1 (positive)", "k2", "k3"]
+    with pytest.raises(ValueError, match="has 3 columns but 2 key names"):
+        plots.plot_similarity_matrices({"per video": np.zeros((4, 3))}, key_names={"per video": ["k1", "k2"]})
 
 
 def test_clip_strips_have_a_row_per_clip_and_a_title():
@@ -160,3 +181,15 @@ def test_clip_strips_have_a_row_per_clip_and_a_title():
     figure = plots.plot_clip_strips({"v0": clip, "shuffled": clip[::-1]}, title="a clip and its shuffle")
     assert len(figure.axes) == 2 * 4 and figure.get_suptitle() == "a clip and its shuffle"
     assert [figure.axes[row * 4].get_ylabel() for row in range(2)] == ["v0", "shuffled"]
+
+
+def test_view_grid_shows_frame_differences_on_one_scale_with_zero_mid_grey():
+    moving = torch.zeros(3, 8, 8)
+    moving[:, 2, 2], moving[:, 5, 5] = 0.2, -0.1
+    figure = plots.plot_view_grid({"moving": moving, "still": torch.zeros(3, 8, 8)}, differences=True)
+    shown_moving, shown_still = (axis.images[0].get_array() for axis in figure.axes)
+    np.testing.assert_allclose(shown_still, 0.5)  # an all-zero difference is flat grey, not black
+    assert shown_moving[2, 2, 0] == pytest.approx(1.0) and shown_moving[5, 5, 0] == pytest.approx(0.25)
+    assert shown_moving[0, 0, 0] == pytest.approx(0.5)
+    rgb = plots.plot_view_grid({"frame": torch.full((3, 8, 8), 0.25)})
+    np.testing.assert_allclose(rgb.axes[0].images[0].get_array(), 0.25)
