@@ -11,7 +11,7 @@ BatchNorm statistics as saved (an untrained encoder's are the initial ones) and 
 train videos (the fairer untrained baseline), each gain comparing the two encoders alike. On
 the generated dataset it adds the target probe's R² (how linearly one frame's feature gives the
 target's x, y and radius, ``seco_lab.evaluation.target_probe``) and prints the linear SVM on the
-true values, the protocol's ceiling.
+true values, a reference for what position and size alone give the protocol.
 
 Usage: ``python benchmarks/seed_spread.py [--profile standard] [--data data/synth-standard]
 [--seeds 0,1,2,3] [--bn-stats checkpoint[,train]] [--svm-c C|cv] [--set seco.queue_size=1024 ...]
@@ -174,7 +174,7 @@ def main() -> None:
         truth = next(iter(targets.values()))  # the frames the encoders saw (both runs share their input mode)
         ceiling = ground_truth_svm(truth["train"], labels["train"], truth["test"], labels["test"],
                                    C=evaluation["svm_c"])
-        print(f"\nlinear SVM on the target's true x, y and radius in the frames (the protocol's ceiling): "
+        print(f"\nlinear SVM on the target's true x, y and radius in the frames (a reference, not a bound): "
               f"{ceiling:.1f} %")
 
 
