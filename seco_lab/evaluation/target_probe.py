@@ -6,9 +6,9 @@ on the train split's frames and scored on the test split's, measures how *linear
 encoder encodes them: R^2 = 1 - sum((prediction - truth)^2) / sum((truth - mean)^2) is 1 for a
 perfect read-out, 0 for one no better than the test frames' mean, negative for a worse one.
 
-SeCo's linear protocol reads concatenated frame features with a linear SVM, so it can tell the
-motions apart only as far as the features encode the target. :func:`ground_truth_svm` gives that
-protocol's ceiling: the same SVM on the true ``x``, ``y`` and ``radius`` of the same frames.
+SeCo's linear protocol reads concatenated frame features with a linear SVM. :func:`ground_truth_svm`
+gives a reference for it: the same SVM on the true ``x``, ``y`` and ``radius`` of the same frames
+(not a bound: a frame difference also shows which way the target moved).
 """
 
 from __future__ import annotations
