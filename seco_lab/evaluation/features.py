@@ -354,8 +354,8 @@ class EvalViewDataset(torch.utils.data.Dataset):
             views = apply_input_mode(self.transform(frames), spec, "2d")  # (T, C, crop, crop)
         else:
             clips = []
-            clip_frames = clip_frames_to_read(spec.clip_frames, spec.input_mode)
-            for indices in uniform_clip_indices(num_frames, clip_frames, spec.stride, self.clips_per_video):
+            clip_length = clip_frames_to_read(spec.clip_frames, spec.input_mode)
+            for indices in uniform_clip_indices(num_frames, clip_length, spec.stride, self.clips_per_video):
                 frames = self._frames(record, indices, num_frames)
                 if self.num_crops == 1:
                     crops = [self.transform(frames)]

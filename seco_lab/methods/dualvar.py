@@ -55,8 +55,8 @@ class DualVarViews:
         self.augment = dualvar_clip_augment(**self.augment_options)
 
     def __call__(self, video: Any, rng: np.random.Generator) -> dict[str, Tensor]:
-        frames = clip_frames_to_read(self.clip_frames, self.input_mode)
-        first, second, _ = dualvar_clips(video.num_frames, frames, self.stride, rng, self.reverse_prob)
+        clip_length = clip_frames_to_read(self.clip_frames, self.input_mode)
+        first, second, _ = dualvar_clips(video.num_frames, clip_length, self.stride, rng, self.reverse_prob)
         frames_v0, frames_v1 = video.read(first), video.read(second)  # (T', C, H, W) uint8 each
         v2 = finish_clip(self.augment(frames_v0), self.input_mode)  # (C, T, H, W)
         perm = segment_permutation(self.segments, rng, derangement=self.derangement)

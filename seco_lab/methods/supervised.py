@@ -56,8 +56,8 @@ class LabelledViews:
 
     def __call__(self, video: Any, rng: np.random.Generator) -> dict[str, Tensor]:
         if self.kind == "3d":
-            frames = clip_frames_to_read(self.clip_frames, self.input_mode)
-            indices = random_clip_indices(video.num_frames, frames, self.stride, rng)
+            clip_length = clip_frames_to_read(self.clip_frames, self.input_mode)
+            indices = random_clip_indices(video.num_frames, clip_length, self.stride, rng)
             return {"x": finish_clip(self.augment(video.read(indices)), self.input_mode)}
         indices = tsn_segment_indices(frames_to_sample(video.num_frames, self.input_mode), self.segments, rng)
         if self.input_mode == "rgb":
