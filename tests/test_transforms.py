@@ -22,6 +22,7 @@ from seco_lab.transforms import (
     dualvar_clip_augment,
     eval_transform,
     frame_differences,
+    paired_frame_differences,
     gaussian_blur,
     normalize,
     run_pipeline,
@@ -100,6 +101,15 @@ def test_frame_differences_measure_change() -> None:
         frame_differences(clip[:1])
     with pytest.raises(ValueError, match=r"\(T, C, H, W\)"):
         frame_differences(clip[0])
+
+
+def test_paired_frame_differences_subtract_each_pairs_first_frame_from_its_second() -> None:
+    frames = torch.randint(0, 256, (6, 3, 4, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    expected = torch.stack([(frames[2 * i + 1].float() - frames[2 * i].float()) / 255 for i in range(3)])
+    torch.testing.assert_close(paired_frame_differences(frames), expected)
+    torch.testing.assert_close(paired_frame_differences(frames.float() / 255), expected)
+    with pytest.raises(ValueError, match=r"\(t, t \+ 1\) pairs, got 5 frames"):
+        paired_frame_differences(frames[:5])
 
 
 def test_background_erase_mixes_one_frame_of_the_clip() -> None:

@@ -27,7 +27,9 @@ from seco_lab.engine.device import resolve_device as resolve_training_device
 from seco_lab.engine.workers import end_with_parent
 from seco_lab.methods.base import clip_frames_to_read, frame_pairs, frames_to_sample
 from seco_lab.samplers import evenly_spaced_frames, uniform_clip_indices
-from seco_lab.transforms.functional import IMAGENET_MEAN, IMAGENET_STD, frame_differences, normalize, to_float01
+from seco_lab.transforms.functional import (
+    IMAGENET_MEAN, IMAGENET_STD, frame_differences, normalize, paired_frame_differences, to_float01,
+)
 from seco_lab.transforms.recipes import eval_transform
 
 POOLINGS = ("mean", "concat")
@@ -273,8 +275,7 @@ def apply_input_mode(frames: torch.Tensor, spec: InputSpec, kind: str = "3d") ->
     if spec.input_mode != "frame_differences":
         return frames
     if kind == "2d":
-        pairs = to_float01(frames).reshape(-1, 2, *frames.shape[1:])  # (T, 2, C, H, W)
-        return pairs[:, 1] - pairs[:, 0]
+        return paired_frame_differences(frames)
     return frame_differences(frames)
 
 

@@ -256,8 +256,9 @@ def discover_tracking_sequences(root: str | Path) -> list[TrackingSequence]:
         root = root / "tracking"
     if not root.is_dir():
         raise TrackingDataError(f"{root}: tracking folder not found")
-    if (root / "img").is_dir() and sequence_targets(root):
-        return [read_sequence_or_problem(root, target) for target in sequence_targets(root)]
+    own_targets = sequence_targets(root) if (root / "img").is_dir() else []
+    if own_targets:
+        return [read_sequence_or_problem(root, target) for target in own_targets]
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     sequences = [read_sequence_or_problem(folder, target) for folder in folders for target in sequence_targets(folder)]
     if not sequences:

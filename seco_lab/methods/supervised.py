@@ -21,6 +21,7 @@ from seco_lab.methods.base import (
 from seco_lab.models.encoders2d import build_encoder_2d
 from seco_lab.models.encoders3d import build_encoder_3d
 from seco_lab.samplers import random_clip_indices, tsn_segment_indices
+from seco_lab.transforms.functional import paired_frame_differences
 from seco_lab.transforms.recipes import cvrl_clip_augment, seco_frame_augment
 
 BACKBONES = ("seco", "cvrl", "dualvar")
@@ -62,9 +63,8 @@ class LabelledViews:
         indices = tsn_segment_indices(frames_to_sample(video.num_frames, self.input_mode), self.segments, rng)
         if self.input_mode == "rgb":
             return {"x": self.augment(video.read(indices))}  # (K, C, H, W)
-        pairs = self.augment(video.read(frame_pairs(indices, video.num_frames)))  # (2K, C, H, W), one draw
-        pairs = pairs.view(self.segments, 2, *pairs.shape[1:])  # (K, 2, C, H, W): t, t + 1
-        return {"x": pairs[:, 1] - pairs[:, 0]}  # (K, C, H, W)
+        frames = self.augment(video.read(frame_pairs(indices, video.num_frames)))  # (2K, C, H, W), one draw
+        return {"x": paired_frame_differences(frames)}  # (K, C, H, W)
 
 
 @register

@@ -82,6 +82,20 @@ def frame_differences(clip: torch.Tensor) -> torch.Tensor:
     return pixels[1:] - pixels[:-1]
 
 
+def paired_frame_differences(frames: torch.Tensor) -> torch.Tensor:
+    """Differences of frames read as ``(t, t + 1)`` pairs: ``(2T, C, H, W) -> (T, C, H, W)`` with
+    ``out[i] = frames[2i + 1] - frames[2i]``, pixels scaled to [0, 1] first (as
+    ``frame_differences``). The input of a 2D encoder on frame differences, one pair per frame."""
+    _check_video(frames)
+    if frames.shape[0] % 2:
+        raise ValueError(
+            f"seco_lab/transforms/functional.py: paired_frame_differences needs (t, t + 1) pairs, got "
+            f"{frames.shape[0]} frames"
+        )
+    pairs = to_float01(frames).reshape(-1, 2, *frames.shape[1:])  # (T, 2, C, H, W)
+    return pairs[:, 1] - pairs[:, 0]
+
+
 def background_erase(
     clip: torch.Tensor,
     rng: np.random.Generator,
