@@ -172,10 +172,10 @@ def main() -> None:
     if probing:
         labels = {split: np.array([record.label for record in spec.split(split)]) for split in ("train", "test")}
         truth = next(iter(targets.values()))  # the frames the encoders saw (both runs share their input mode)
-        ceiling = ground_truth_svm(truth["train"], labels["train"], truth["test"], labels["test"],
-                                   C=evaluation["svm_c"])
+        true_targets_top1 = ground_truth_svm(truth["train"], labels["train"], truth["test"], labels["test"],
+                                             C=evaluation["svm_c"])
         print(f"\nlinear SVM on the target's true x, y and radius in the frames (a reference, not a bound): "
-              f"{ceiling:.1f} %")
+              f"{true_targets_top1:.1f} %")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The target probe: the generator's ground truth per frame, ridge R^2 and the SVM ceiling."""
+"""The target probe: the generator's ground truth per frame, ridge R^2 and the SVM on the true targets."""
 
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def test_evaluate_runs_the_probe_on_the_features_it_extracts_and_names_a_dataset
     expected = target_probe(features["train"], targets["train"], features["test"], targets["test"])
     for quantity, value in expected.items():
         assert line[f"r2_{quantity}"] == pytest.approx(value, abs=1e-6)
-    assert line["ceiling_top1"] == ground_truth_svm(targets["train"], labels["train"], targets["test"], labels["test"])
+    assert line["true_targets_top1"] == ground_truth_svm(targets["train"], labels["train"], targets["test"], labels["test"])
 
     other = tmp_path / "copy"
     shutil.copytree(smoke_data, other, ignore=shutil.ignore_patterns("synth_manifest.json", ".seco_lab*"))

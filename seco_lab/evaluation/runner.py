@@ -166,14 +166,14 @@ def probe_targets(encoder: LoadedEncoder, data_root: Path, splits: VideoSplits,
     """The target probe (``seco_lab.evaluation.target_probe``) on a frame encoder's frozen
     features ``(train_x, train_y, test_x, test_y)``: the test R² of the target's x, y and radius
     read from one frame's feature, and the linear SVM's top-1 on the true values of the same
-    frames (``ceiling_top1``). Needs the generated dataset (SynthDatasetError otherwise)."""
+    frames (``true_targets_top1``). Needs the generated dataset (SynthDatasetError otherwise)."""
     frames, input_mode = int(settings["frames_per_video"]), encoder.input_spec.input_mode
     train_targets = dataset_targets(data_root, splits.train, frames, input_mode, splits.train_frames)
     test_targets = dataset_targets(data_root, splits.test, frames, input_mode, splits.test_frames)
     train_x, train_y, test_x, test_y = features
     r2 = target_probe(train_x, train_targets, test_x, test_targets)
     return {**{f"r2_{quantity}": value for quantity, value in r2.items()},
-            "ceiling_top1": ground_truth_svm(train_targets, train_y, test_targets, test_y, C=settings["svm_c"],
+            "true_targets_top1": ground_truth_svm(train_targets, train_y, test_targets, test_y, C=settings["svm_c"],
                                              seed=seed)}
 
 
