@@ -90,8 +90,9 @@ def notebook_overrides(max_videos_per_class: int | None = None, batch_size: int 
     """The profile changes of the notebooks' optional parameters, validated (None: the profile's).
 
     ``max_videos_per_class``: train and evaluate on at most that many videos of each class and
-    split; ``batch_size``: the training batch of every run; ``input_mode``: ``"rgb"`` or
-    ``"frame_differences"`` for every encoder (SeCo, CVRL, DualVar and their baselines).
+    split; ``batch_size``: the training batch of every run; ``input_mode``: ``"rgb"``,
+    ``"frame_differences"`` or ``"stabilized_differences"`` for every encoder (SeCo, CVRL, DualVar
+    and their baselines).
     """
     from seco_lab.evaluation.features import INPUT_MODES
 

@@ -237,6 +237,34 @@ def test_frame_differences_cancel_static_content(tmp_path, kind):
     assert np.abs(features[1]).max() > 0.01
 
 
+class InteriorAbsoluteMean(nn.Module):
+    """Hand-made encoder: mean absolute input away from the border, (N, 3, H, W) -> (N, 1), or
+    (N, 3, T, H, W) -> (N, 1) for clips."""
+
+    feature_dim = 1
+
+    def forward(self, x):
+        return x[..., 6:-6, 6:-6].abs().flatten(1).mean(dim=1, keepdim=True)
+
+
+@pytest.mark.parametrize("kind", ["2d", "3d"])
+def test_stabilized_differences_cancel_a_shaking_cameras_view_of_a_still_scene(tmp_path, kind):
+    y, x = np.mgrid[0:SIZE + 4, 0:SIZE + 4]
+    grey = 128 + 55 * np.sin(2 * np.pi * x / 12 + 0.3 * y) + 45 * np.sin(2 * np.pi * y / 10)  # smooth: encodes cleanly
+    scene = np.repeat(grey[..., None], 3, axis=2).clip(0, 255).astype(np.uint8)
+    offsets = [(0, 0), (2, 1), (1, 3), (3, 2), (2, 0), (0, 1), (1, 2), (3, 3)]  # the camera's shake, px
+    write_video(tmp_path / "shaky.mp4", np.stack([scene[dy:dy + SIZE, dx:dx + SIZE] for dy, dx in offsets]))
+    records = [VideoRecord(tmp_path / "shaky.mp4", 0, "still", "train")]
+    scores = {}
+    for mode in ("frame_differences", "stabilized_differences"):
+        spec = InputSpec(size=SIZE, crop_size=SIZE, clip_frames=4, stride=1, input_mode=mode)
+        features, _ = extract_video_features(LoadedEncoder(InteriorAbsoluteMean(), kind, spec), records,
+                                             frames_per_video=4, clips_per_video=2, device="cpu", num_frames=[FRAMES])
+        scores[mode] = float(np.abs(features).max())
+    assert scores["frame_differences"] > 0.05
+    assert scores["stabilized_differences"] < 0.1 * scores["frame_differences"]
+
+
 def test_run_protocol_chooses_svm_c_on_the_train_split(pair_dataset, tiny_checkpoint):
     from seco_lab.evaluation.linear_svm import SVM_C_GRID
     from seco_lab.evaluation.runner import run_protocol
@@ -297,7 +325,9 @@ def test_a_test_split_without_some_classes_is_named(tmp_path, test_classes, also
     assert (also in message) if also else ("100 %" not in message)
 
 
-@pytest.mark.parametrize("method,overrides", [("seco", {}), ("seco", {"seco": {"input_mode": "rgb"}}), ("cvrl", {})])
+@pytest.mark.parametrize("method,overrides", [
+    ("seco", {"seco": {"input_mode": mode}}) for mode in ("rgb", "frame_differences", "stabilized_differences")
+] + [("cvrl", {"cvrl": {"input_mode": mode}}) for mode in ("frame_differences", "stabilized_differences")])
 def test_encode_gives_a_videos_features_as_the_evaluation_extracts_them(smoke_data, tmp_path, method, overrides):
     from seco_lab.evaluation import extract_video_features, load_encoder
     from seco_lab.methods.pretrain import pretrain
@@ -308,7 +338,7 @@ def test_encode_gives_a_videos_features_as_the_evaluation_extracts_them(smoke_da
                           progress=False).checkpoint_path
     encoder = load_encoder(checkpoint)
     spec = encoder.input_spec
-    assert spec.input_mode == overrides.get("seco", {}).get("input_mode", "frame_differences")
+    assert spec.input_mode == overrides[method]["input_mode"]
     dataset, index = load_dataset(smoke_data, progress=False)
     record = dataset.split("test")[0]
     count = index[record].num_frames

@@ -303,6 +303,54 @@ def test_frame_difference_views_start_inside_the_video(name, overrides):
             assert not empty, f"seed {seed}: {key} has all-zero frames {empty} (reads {video.reads})"
 
 
+class ShakyStillVideo(FakeVideo):
+    """A still textured scene filmed by a shaking camera: frame t is the scene shifted by a
+    camera offset (a random walk of whole pixels), so every difference of two frames is the
+    camera's alone."""
+
+    def __init__(self, num_frames: int = 24, size: int = 64, margin: int = 10) -> None:
+        super().__init__(num_frames, size)
+        generator = torch.Generator().manual_seed(3)
+        noise = torch.rand(1, 3, size + 2 * margin, size + 2 * margin, generator=generator)
+        self.scene = torch.nn.functional.avg_pool2d(noise, 3, 1, 1, count_include_pad=False)[0].mul(255).round()
+        steps = torch.randint(-1, 2, (num_frames, 2), generator=generator)
+        self.offsets = (steps.cumsum(dim=0) - steps[0]).clamp(-margin + 1, margin - 1)  # (T, 2), frame 0 at (0, 0)
+        self.margin = margin
+
+    def read(self, indices) -> torch.Tensor:
+        self.reads.append([int(i) for i in indices])
+        m, size = self.margin, self.size
+        return torch.stack([self.scene[:, m - dy:m - dy + size, m - dx:m - dx + size]
+                            for dy, dx in self.offsets[list(indices)].tolist()]).to(torch.uint8)
+
+
+STILL_AUGMENT = {"scale": [1.0, 1.0], "jitter": [0, 0, 0, 0]}
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("seco", {"seco": {"augment": STILL_AUGMENT}}),
+    ("cvrl", {"cvrl": {"augment": {"hflip": False, "area": [1.0, 1.0], "jitter": [0, 0, 0, 0], "blur_prob": 0.0,
+                                   "solarize_prob": 0.0}}}),
+    ("dualvar", {"dualvar": {"reverse_prob": 0.0, "augment": {"hflip": False, "scale": [1.0, 1.0],
+                                                              "jitter": [0, 0, 0, 0], "blur_prob": 0.0}}}),
+    ("supervised", {"seco": {"augment": STILL_AUGMENT}}),
+])
+def test_stabilized_differences_cancel_the_cameras_shake(name, overrides):
+    """A still scene under a shaking camera: plain frame differences light up its edges, stabilized
+    ones leave nothing (away from the border, where pixels enter the view)."""
+    largest = {}
+    for mode in ("frame_differences", "stabilized_differences"):
+        config = smoke_config(name, **overrides)
+        for section in ("seco", "cvrl", "dualvar"):
+            config[section]["input_mode"] = mode
+        views = build_method(name, config).view_maker()
+        item = views(ShakyStillVideo(), np.random.default_rng(0))
+        interiors = [view[..., 8:-8, 8:-8].abs().amax() for view in item.values() if view.ndim >= 3]
+        largest[mode] = float(max(interiors))
+    assert largest["frame_differences"] > 0.05
+    assert largest["stabilized_differences"] < 1e-6
+
+
 def test_supervised_3d_uses_the_backbone_methods_encoder():
     method = build_method("supervised", smoke_config("supervised", supervised={"backbone": "cvrl"}))
     assert method.encoder_kind == "3d"

@@ -374,7 +374,7 @@ def test_tracking_beside_the_dataset_protocols_keeps_its_own_context(smoke_data,
     tracking, knn = run_protocols(["tracking", "knn"], checkpoint, smoke_data, poolings=["concat"], bn_stats="train",
                                   max_videos_per_class=2)
     assert tracking["protocol"] == "tracking" and tracking["bn_stats"] == "checkpoint"
-    assert get_profile("smoke")["seco"]["input_mode"] == "frame_differences"
+    assert get_profile("smoke")["seco"]["input_mode"] == "stabilized_differences"
     assert "trained on frame differences; the tracker correlates single RGB frames" in tracking["input_note"]
     assert "num_classes" not in tracking and "max_videos_per_class" not in tracking and "pooling" not in tracking
     assert knn["protocol"] == "knn" and knn["bn_stats"] == "train" and knn["pooling"] == "concat"

@@ -205,7 +205,8 @@ def test_a_value_of_another_type_is_refused_even_without_a_setting():
     profile["eval"]["embeddings"] = "pca"
     profile["cvrl"]["input_mode"] = "RGB"
     with pytest.raises(ProfileError, match=r"seco.augment.hflip must be true or false, got 'no'; "
-                                           r"cvrl.input_mode must be one of rgb, frame_differences, got 'RGB'; "
+                                           r"cvrl.input_mode must be one of rgb, frame_differences, "
+                                           r"stabilized_differences, got 'RGB'; "
                                            r"eval.embeddings must be a list of pca, tsne, got 'pca'"):
         check_profile_values(profile)
 

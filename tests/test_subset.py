@@ -151,7 +151,7 @@ def test_notebook_settings_reach_every_run_and_name_its_folder(smoke_data, tmp_p
     ({"max_videos_per_class": 0}, "max_videos_per_class must be None or an integer >= 1"),
     ({"batch_size": 1}, "batch_size must be None or an integer >= 2"),
     ({"batch_size": "8"}, "batch_size must be None or an integer >= 2"),
-    ({"input_mode": "flow"}, "input_mode must be None or one of 'rgb', 'frame_differences'"),
+    ({"input_mode": "flow"}, "input_mode must be None or one of 'rgb', 'frame_differences', 'stabilized_differences'"),
     ({"settings": "seco.queue_size=64"}, r"settings must be a list of 'SECTION.KEY=VALUE' strings"),
     ({"settings": ["seco.queue_sise=64"]}, r"seco has no 'queue_sise' \(keys: arch, augment"),
     ({"settings": ["seco.queue_size=many"]}, r"seco.queue_size takes a number"),

@@ -31,6 +31,13 @@ from seco_lab.transforms import (
     time_reverse,
     to_float01,
 )
+from seco_lab.transforms.functional import (
+    estimate_translations,
+    shift_frames,
+    stabilize_clip,
+    stabilize_pairs,
+    translation_search_radius,
+)
 
 CROP = 24
 
@@ -110,6 +117,104 @@ def test_paired_frame_differences_subtract_each_pairs_first_frame_from_its_secon
     torch.testing.assert_close(paired_frame_differences(frames.float() / 255), expected)
     with pytest.raises(ValueError, match=r"\(t, t \+ 1\) pairs, got 5 frames"):
         paired_frame_differences(frames[:5])
+
+
+def textured_scene(size: int = 48, seed: int = 0) -> torch.Tensor:
+    """A smooth random texture (3, size, size) float in [0, 1], with edges in every direction."""
+    noise = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.avg_pool2d(noise, 3, stride=1, padding=1, count_include_pad=False)[0]
+
+
+def camera_view(scene: torch.Tensor, dy: int, dx: int, margin: int, size: int) -> torch.Tensor:
+    """The (3, size, size) window of ``scene`` a camera shifted by (dy, dx) sees: what the scene
+    shows at (y - dy, x - dx) appears at (y, x)."""
+    return scene[:, margin - dy:margin - dy + size, margin - dx:margin - dx + size]
+
+
+def shift_search_written_out(reference: torch.Tensor, moving: torch.Tensor, radius: int) -> list[tuple[int, int]]:
+    """The shift of least summed absolute grey-level difference over the interior, by loops;
+    ties to the smaller |dy| + |dx|, then the smaller (dy, dx)."""
+    grey_reference = (reference.double() * (255 if reference.dtype == torch.uint8 else 1)).sum(dim=1)
+    grey_moving = (moving.double() * (255 if moving.dtype == torch.uint8 else 1)).sum(dim=1)
+    height, width = reference.shape[-2:]
+    found = []
+    for n in range(len(reference)):
+        costs = []
+        for dy in range(-radius, radius + 1):
+            for dx in range(-radius, radius + 1):
+                cost = 0.0
+                for y in range(radius, height - radius):
+                    for x in range(radius, width - radius):
+                        cost += abs(float(grey_moving[n, y + dy, x + dx]) - float(grey_reference[n, y, x]))
+                costs.append((round(cost, 6), abs(dy) + abs(dx), (dy, dx)))
+        found.append(min(costs)[2])
+    return found
+
+
+@pytest.mark.parametrize("frames,height,width,radius", [(1, 9, 9, 2), (3, 12, 10, 2), (2, 11, 14, 3), (2, 8, 8, 1)])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_estimate_translations_matches_a_search_written_out(frames, height, width, radius, dtype) -> None:
+    generator = torch.Generator().manual_seed(frames * 100 + height)
+    reference = torch.randint(0, 256, (frames, 3, height, width), dtype=torch.uint8, generator=generator)
+    moving = torch.randint(0, 256, (frames, 3, height, width), dtype=torch.uint8, generator=generator)
+    moving[0] = torch.roll(reference[0], (1, -1), (1, 2))  # one pair with a true shift
+    if dtype == torch.float32:
+        reference, moving = reference.float() / 255, moving.float() / 255
+    found = estimate_translations(reference, moving, radius)
+    assert found.dtype == torch.long and found.shape == (frames, 2)
+    assert [tuple(shift) for shift in found.tolist()] == shift_search_written_out(reference, moving, radius)
+    assert found[0].tolist() == [1, -1]
+
+
+def test_estimate_translations_follows_the_background_not_a_moving_object() -> None:
+    scene, size, margin = textured_scene(56), 40, 8
+    shifts = [(0, 0), (1, 0), (-2, 1), (3, -3), (0, -1)]
+    reference = torch.stack([camera_view(scene, 0, 0, margin, size)] * len(shifts))
+    moving = torch.stack([camera_view(scene, dy, dx, margin, size) for dy, dx in shifts]).clone()
+    moving[:, :, 14:26, 10:22] = 1.0  # a bright object, where the reference frames have texture
+    found = estimate_translations(reference, moving)
+    assert translation_search_radius(size, size) == 3
+    assert [tuple(shift) for shift in found.tolist()] == shifts
+    blank = torch.zeros(2, 3, size, size)
+    assert estimate_translations(blank, blank).tolist() == [[0, 0], [0, 0]]  # nothing to align: no shift
+    with pytest.raises(ValueError, match="differ in shape"):
+        estimate_translations(reference, moving[:, :, :-1])
+
+
+def test_shift_frames_moves_each_frame_back_with_edge_pixels_at_the_border() -> None:
+    frames = torch.randint(0, 256, (3, 2, 5, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    shifts = torch.tensor([[0, 0], [2, -1], [-1, 3]])
+    moved = shift_frames(frames, shifts)
+    assert moved.dtype == torch.uint8 and moved.shape == frames.shape
+    for n, (dy, dx) in enumerate(shifts.tolist()):
+        for y in range(5):
+            for x in range(6):
+                source = frames[n, :, min(max(y + dy, 0), 4), min(max(x + dx, 0), 5)]
+                assert torch.equal(moved[n, :, y, x], source)
+    with pytest.raises(ValueError, match="2 shifts for 3 frames"):
+        shift_frames(frames, shifts[:2])
+
+
+def test_stabilized_pairs_and_clips_leave_only_what_moved_in_the_scene() -> None:
+    scene, size, margin = textured_scene(56, seed=2), 40, 8
+    camera = [(0, 0), (1, -1), (2, -1), (1, 1), (-1, 2), (-2, 2)]  # a shaking, drifting camera
+    clip = torch.stack([camera_view(scene, dy, dx, margin, size) for dy, dx in camera])
+    clip = (clip * 255).round().to(torch.uint8)  # (T, 3, H, W)
+    interior = (slice(None), slice(None), slice(margin, size - margin), slice(margin, size - margin))
+    assert frame_differences(clip)[interior].abs().amax() > 0.05  # the camera lights up every edge
+    assert frame_differences(stabilize_clip(clip))[interior].abs().amax() == 0
+    pairs = torch.stack([clip[:-1], clip[1:]], dim=1).reshape(-1, *clip.shape[1:])  # (t, t + 1) pairs
+    stabilized = stabilize_pairs(pairs)
+    assert stabilized.dtype == torch.uint8 and torch.equal(stabilized[0::2], pairs[0::2])
+    assert paired_frame_differences(stabilized)[interior].abs().amax() == 0
+    moving = clip.clone()
+    moving[3, :, 16:22, 16:22] = 255  # an object appears in frame 3 only
+    differences = frame_differences(stabilize_clip(moving))
+    changed = {t for t in range(len(differences)) if differences[t][interior[1:]].abs().amax() > 0}
+    assert changed == {2, 3}
+    with pytest.raises(ValueError, match=r"\(t, t \+ 1\) pairs, got 5 frames"):
+        stabilize_pairs(pairs[:5])
+    assert torch.equal(stabilize_clip(clip[:1]), clip[:1])
 
 
 def test_background_erase_mixes_one_frame_of_the_clip() -> None:

@@ -25,7 +25,9 @@ from torch import nn
 
 from seco_lab.engine.device import resolve_device as resolve_training_device
 from seco_lab.engine.workers import end_with_parent
-from seco_lab.methods.base import clip_frames_to_read, frame_pairs, frames_to_sample
+from seco_lab.methods.base import (
+    INPUT_MODES, clip_frames_to_read, frame_pairs, frames_to_sample, stabilized, uses_differences,
+)
 from seco_lab.samplers import evenly_spaced_frames, uniform_clip_indices
 from seco_lab.transforms.functional import (
     IMAGENET_MEAN, IMAGENET_STD, frame_differences, normalize, paired_frame_differences, to_float01,
@@ -34,7 +36,6 @@ from seco_lab.transforms.recipes import eval_transform
 
 POOLINGS = ("mean", "concat")
 ENCODER_KINDS = ("2d", "3d")
-INPUT_MODES = ("rgb", "frame_differences")
 
 
 class EvaluationError(RuntimeError):
@@ -47,7 +48,8 @@ class InputSpec:
 
     size: shorter side after decoding; crop_size: side of the centre crop fed to the encoder;
     clip_frames / stride: temporal extent of one 3D clip (ignored by 2D encoders);
-    input_mode: ``"rgb"`` or ``"frame_differences"`` (motion-only input, one more frame read);
+    input_mode: ``"rgb"``, ``"frame_differences"`` (motion-only input, one more frame read) or
+    ``"stabilized_differences"`` (the same after undoing the camera's shift between the two frames);
     mean / std: normalisation of RGB input by ``eval_transform`` (None: [0, 1] input, as
     CVRL/DualVar). Frame differences are taken on [0, 1] pixels and never normalised, whatever
     mean / std hold (:func:`centre_crop_transform` makes inputs either way).
@@ -122,15 +124,18 @@ class LoadedEncoder:
 
         2D encoders: one feature per frame, ``(T, D)``; with frame differences one per pair of
         consecutive frames, ``(T - 1, D)``. 3D encoders: the frames are one clip, ``(D,)``
-        (frame differences: T - 1 of them). Returned on the CPU.
+        (frame differences: T - 1 of them). ``"stabilized_differences"`` aligns the frames to
+        the first (``stabilize_clip``): each consecutive pair then differs as evaluation's (t, t + 1)
+        pairs do, except in a border as wide as the camera's drift from the first frame. Returned
+        on the CPU.
         """
         if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.ndim != 4:
             shown = (f"{tuple(frames.shape)} {frames.dtype}" if isinstance(frames, torch.Tensor)
                      else type(frames).__name__)
             raise EvaluationError(f"encode takes one video's frames as a (T, C, H, W) uint8 tensor, got {shown}")
         spec = self.input_spec
-        inputs = centre_crop_transform(spec)(frames)  # (T, C, crop, crop) float32
-        if spec.input_mode == "frame_differences":
+        inputs = centre_crop_transform(spec)(stabilized(frames, spec.input_mode, paired=False))  # (T, C, crop, crop)
+        if uses_differences(spec.input_mode):
             if frames.shape[0] < 2:
                 raise EvaluationError("encode: frame differences need at least 2 frames, got 1")
             inputs = inputs[1:] - inputs[:-1]  # (T - 1, C, crop, crop), on [0, 1] pixels
@@ -260,7 +265,7 @@ def normalise_frames(frames: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """uint8 (T, C, H, W) -> float32 (T, C, H, W) in [0, 1], then mean/std normalised unless the
     spec has none or the input is frame differences (which are taken on [0, 1] pixels)."""
     pixels = to_float01(frames)
-    if spec.mean is None or spec.std is None or spec.input_mode == "frame_differences":
+    if spec.mean is None or spec.std is None or uses_differences(spec.input_mode):
         return pixels
     return normalize(pixels, spec.mean, spec.std)
 
@@ -268,11 +273,11 @@ def normalise_frames(frames: torch.Tensor, spec: InputSpec) -> torch.Tensor:
 def apply_input_mode(frames: torch.Tensor, spec: InputSpec, kind: str = "3d") -> torch.Tensor:
     """Turn processed frames into encoder inputs (T, C, H, W); RGB passes through.
 
-    ``"frame_differences"``: a 3D clip of T+1 frames gives T differences of consecutive frames;
-    for 2D encoders the frames come in (t, t+1) pairs (see ``_frames_to_read``) and each pair
-    gives one difference frame, as the SeCo view maker makes them.
+    Frame differences (stabilized or not, see ``read_input_frames``): a 3D clip of T+1 frames gives
+    T differences of consecutive frames; for 2D encoders the frames come in (t, t+1) pairs (see
+    ``_frames_to_read``) and each pair gives one difference frame, as the SeCo view maker makes them.
     """
-    if spec.input_mode != "frame_differences":
+    if not uses_differences(spec.input_mode):
         return frames
     if kind == "2d":
         return paired_frame_differences(frames)
@@ -283,9 +288,17 @@ def _frames_to_read(indices: np.ndarray, spec: InputSpec, num_frames: int, kind:
     """Frame indices to decode: a 2D encoder on frame differences needs frame t + 1 beside each
     picked frame t, as the methods' view makers read them (a 3D encoder's clip is drawn with its
     extra frame already, see ``clip_frames_to_read``)."""
-    if kind == "2d" and spec.input_mode == "frame_differences":
+    if kind == "2d" and uses_differences(spec.input_mode):
         return frame_pairs(indices, num_frames)
     return np.asarray(indices)
+
+
+def read_input_frames(path: Path, indices: np.ndarray, spec: InputSpec, num_frames: int, kind: str) -> torch.Tensor:
+    """The decoded frames uint8 ``(N, C, H, W)`` an encoder's input is made from, for the frames
+    ``indices`` picked (``_frames_to_read``), with the camera's shifts undone for
+    ``"stabilized_differences"`` (a 2D encoder's (t, t + 1) pairs each, a 3D encoder's clip as a whole)."""
+    frames = _read_frames(path, _frames_to_read(indices, spec, num_frames, kind), spec.size, num_frames)
+    return stabilized(frames, spec.input_mode, paired=kind == "2d")
 
 
 def evaluation_frames(num_frames: int, frames_per_video: int, input_mode: str) -> np.ndarray:
@@ -297,7 +310,7 @@ def evaluation_frames(num_frames: int, frames_per_video: int, input_mode: str) -
 def centre_crop_transform(spec: InputSpec) -> Callable[[torch.Tensor], torch.Tensor]:
     """uint8 (T, C, H, W) -> float32 (T, C, crop, crop): ``eval_transform`` (shorter side to
     ``spec.size``, centre crop, normalisation as in ``normalise_frames``)."""
-    plain = spec.mean is None or spec.std is None or spec.input_mode == "frame_differences"
+    plain = spec.mean is None or spec.std is None or uses_differences(spec.input_mode)
     return eval_transform(spec.crop_size, resize_size=spec.size,
                           mean=None if plain else spec.mean, std=None if plain else spec.std)
 
@@ -343,8 +356,7 @@ class EvalViewDataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def _frames(self, record: Any, indices: np.ndarray, num_frames: int) -> torch.Tensor:
-        return _read_frames(record.path, _frames_to_read(indices, self.spec, num_frames, self.kind), self.spec.size,
-                            num_frames)
+        return read_input_frames(record.path, indices, self.spec, num_frames, self.kind)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         record, num_frames = self.records[i], self.num_frames[i]

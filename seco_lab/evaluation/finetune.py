@@ -19,8 +19,8 @@ from torch import nn
 
 from seco_lab.engine.workers import end_with_parent
 from seco_lab.evaluation.features import (
-    EvaluationError, InputSpec, LoadedEncoder, _frames_to_read, _read_frames, apply_input_mode, crop_offsets,
-    normalise_frames, resolve_device,
+    EvaluationError, InputSpec, LoadedEncoder, apply_input_mode, crop_offsets, normalise_frames, read_input_frames,
+    resolve_device,
 )
 from seco_lab.evaluation.metrics import top1_accuracy
 from seco_lab.methods.base import clip_frames_to_read, frames_to_sample
@@ -126,7 +126,7 @@ class FinetuneTrainVideos(torch.utils.data.Dataset):
         else:
             indices = random_clip_indices(num_frames, clip_frames_to_read(spec.clip_frames, spec.input_mode),
                                           spec.stride, rng)
-        frames = _read_frames(record.path, _frames_to_read(indices, spec, num_frames, self.kind), spec.size, num_frames)
+        frames = read_input_frames(record.path, indices, spec, num_frames, self.kind)
         height, width = frames.shape[-2:]
         top = int(rng.integers(0, height - spec.crop_size + 1))
         left = int(rng.integers(0, width - spec.crop_size + 1))
@@ -176,7 +176,7 @@ class FinetuneTestVideos(torch.utils.data.Dataset):
                                          spec.stride, self.num_clips)
         views = []
         for indices in clips:
-            frames = _read_frames(record.path, _frames_to_read(indices, spec, num_frames, self.kind), spec.size, num_frames)
+            frames = read_input_frames(record.path, indices, spec, num_frames, self.kind)
             for top, left in crop_offsets(frames.shape[-2], frames.shape[-1], spec.crop_size, self.num_crops):
                 crop = frames[..., top:top + spec.crop_size, left:left + spec.crop_size]
                 clip = apply_input_mode(normalise_frames(crop, spec), spec, self.kind)  # (T, C, crop, crop)

@@ -37,6 +37,7 @@ from seco_lab.evaluation.target_probe import dataset_targets, ground_truth_svm, 
 from seco_lab.evaluation.tracking import (
     TrackerConfig, TrackingDataError, discover_tracking_sequences, tracking_protocol, trunk_feature_fn,
 )
+from seco_lab.methods.base import uses_differences
 from seco_lab.profiles import ProfileError, check_profile_values
 from seco_lab.video.synth import SynthDatasetError
 
@@ -154,7 +155,7 @@ def track_encoder(encoder: LoadedEncoder, data_root: Path, settings: dict[str, A
                            num_scales=int(settings["tracking_num_scales"]),
                            feature_norm=str(settings["tracking_feature_norm"]))
     result = tracking_protocol(feature_fn, discover_tracking_sequences(data_root), config, progress=progress)
-    if spec.input_mode == "frame_differences":
+    if uses_differences(spec.input_mode):
         result["input_note"] = ("this trunk was trained on frame differences; the tracker correlates single RGB "
                                 "frames, an input it never saw in training")
     return result

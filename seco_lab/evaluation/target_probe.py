@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from seco_lab.evaluation.features import INPUT_MODES, EvaluationError, evaluation_frames
 from seco_lab.evaluation.linear_svm import linear_svm_protocol
+from seco_lab.methods.base import uses_differences
 from seco_lab.video.synth import SynthConfig, SynthDatasetError, manifest_config, video_target
 
 TARGET_QUANTITIES = ("x", "y", "radius")
@@ -52,7 +53,7 @@ def frame_targets(config: SynthConfig, seed: int, records: Sequence[Any], frames
                                     f"{length}: the file is not the generated video")
         values = np.column_stack([motion.centres, motion.radii])  # (L, 3) x, y, radius
         indices = evaluation_frames(length, frames_per_video, input_mode)
-        if input_mode == "frame_differences":
+        if uses_differences(input_mode):
             targets.append((values[indices] + values[np.minimum(indices + 1, length - 1)]) / 2)
         else:
             targets.append(values[indices])

@@ -22,9 +22,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from seco_lab.transforms.functional import frame_differences
+from seco_lab.transforms.functional import frame_differences, stabilize_clip, stabilize_pairs
 
-INPUT_MODES = ("rgb", "frame_differences")
+# What an encoder is fed: RGB frames, differences of consecutive frames (motion only), or those
+# differences after undoing the camera's shift between the two frames (``stabilize_pairs``).
+INPUT_MODES = ("rgb", "frame_differences", "stabilized_differences")
 
 _REGISTRY: dict[str, type["Method"]] = {}
 
@@ -98,15 +100,30 @@ def check_input_mode(mode: str) -> str:
     return mode
 
 
+def uses_differences(input_mode: str) -> bool:
+    """Whether ``input_mode`` feeds an encoder differences of consecutive frames (stabilized or not)."""
+    return check_input_mode(input_mode) != "rgb"
+
+
 def frames_to_sample(num_frames: int, input_mode: str) -> int:
     """How many of a video's frames a frame sampler may pick from.
 
-    With ``frame_differences`` a picked frame t is read with frame t + 1 and becomes their
+    With frame differences a picked frame t is read with frame t + 1 and becomes their
     difference, so the last frame cannot be picked (its difference would be all zero): ``L - 1``
     of ``L`` frames (1 for a one-frame video, whose difference is zero whatever is picked).
     """
-    check_input_mode(input_mode)
-    return max(num_frames - 1, 1) if input_mode == "frame_differences" else num_frames
+    return max(num_frames - 1, 1) if uses_differences(input_mode) else num_frames
+
+
+def stabilized(frames: Tensor, input_mode: str, paired: bool) -> Tensor:
+    """Frames as read ``(N, C, H, W)``, with the camera's shifts undone for
+    ``"stabilized_differences"`` (unchanged otherwise): ``paired`` frames come as (t, t + 1)
+    pairs (``frame_pairs``), each frame t + 1 aligned to its t; otherwise they are one clip of
+    consecutive frames, all aligned to the first. Call it before augmentation, on the decoded
+    pixels, where the camera's shifts are whole pixels."""
+    if check_input_mode(input_mode) != "stabilized_differences":
+        return frames
+    return stabilize_pairs(frames) if paired else stabilize_clip(frames)
 
 
 def frame_pairs(indices: np.ndarray, num_frames: int) -> np.ndarray:
@@ -118,17 +135,16 @@ def frame_pairs(indices: np.ndarray, num_frames: int) -> np.ndarray:
 
 def clip_frames_to_read(clip_frames: int, input_mode: str) -> int:
     """Frames a clip sampler must draw for a clip of ``clip_frames`` encoder inputs: one more with
-    ``frame_differences`` (T + 1 frames give T differences, each inside the video)."""
-    check_input_mode(input_mode)
-    return clip_frames + 1 if input_mode == "frame_differences" else clip_frames
+    frame differences (T + 1 frames give T differences, each inside the video)."""
+    return clip_frames + 1 if uses_differences(input_mode) else clip_frames
 
 
 def finish_clip(clip: Tensor, input_mode: str) -> Tensor:
     """An augmented clip ``(T', C, H, W)`` as the encoder sees it: ``(C, T, H, W)``.
 
-    With ``frame_differences`` the ``T' = T + 1`` frames become ``T`` differences, so static
+    With frame differences the ``T' = T + 1`` frames become ``T`` differences, so static
     appearance (background, the object's colour) cancels and only motion remains.
     """
-    if input_mode == "frame_differences":
+    if uses_differences(input_mode):
         clip = frame_differences(clip)  # (T, C, H, W)
     return clip.permute(1, 0, 2, 3).contiguous()  # (C, T, H, W)

@@ -25,7 +25,7 @@ from seco_lab.losses.ntxent import NTXentLoss
 from seco_lab.losses.shuffle_rank import ShuffleRankLoss
 from seco_lab.losses.temporal_coherent import TemporalCoherentLoss
 from seco_lab.methods.base import (
-    Method, check_input_mode, clip_frames_to_read, finish_clip, frozen_copy, momentum_update, register,
+    Method, check_input_mode, clip_frames_to_read, finish_clip, frozen_copy, momentum_update, register, stabilized,
 )
 from seco_lab.models.encoders3d import build_encoder_3d
 from seco_lab.models.heads import SeriesHead, dualvar_clip_head
@@ -57,7 +57,8 @@ class DualVarViews:
     def __call__(self, video: Any, rng: np.random.Generator) -> dict[str, Tensor]:
         clip_length = clip_frames_to_read(self.clip_frames, self.input_mode)
         first, second, _ = dualvar_clips(video.num_frames, clip_length, self.stride, rng, self.reverse_prob)
-        frames_v0, frames_v1 = video.read(first), video.read(second)  # (T', C, H, W) uint8 each
+        frames_v0, frames_v1 = (stabilized(video.read(indices), self.input_mode, paired=False)
+                                for indices in (first, second))  # (T', C, H, W) uint8 each
         v2 = finish_clip(self.augment(frames_v0), self.input_mode)  # (C, T, H, W)
         perm = segment_permutation(self.segments, rng, derangement=self.derangement)
         return {

@@ -30,7 +30,8 @@ from seco_lab.losses.info_nce import InfoNCELoss
 from seco_lab.losses.intra_frame import IntraFrameLoss
 from seco_lab.losses.order import OrderLoss
 from seco_lab.methods.base import (
-    Method, check_input_mode, frame_pairs, frames_to_sample, frozen_copy, momentum_update, register,
+    Method, check_input_mode, frame_pairs, frames_to_sample, frozen_copy, momentum_update, register, stabilized,
+    uses_differences,
 )
 from seco_lab.models.encoders2d import (
     MLP_HEAD_KEYS, build_encoder_2d, extract_mlp_head_state_dict, load_trunk_weights,
@@ -79,7 +80,8 @@ def load_moco_weights(encoder: FrameEncoderWithHeads, path: str | Path) -> None:
 class SeCoViews:
     """One video -> ``xq``, ``x1`` (two views of anchor a), ``x2``, ``x3`` (frames b, c) and ``order``.
 
-    With ``input_mode="frame_differences"`` a "frame" is the difference between frame t and
+    With frame differences (``input_mode`` ``"frame_differences"``, or ``"stabilized_differences"``
+    with frame t + 1 first aligned to frame t) a "frame" is the difference between frame t and
     frame t + 1, both augmented with one draw (pixels in [0, 1], no mean/std normalisation), and
     the triplet is drawn from every frame but the last (see ``frames_to_sample``).
     """
@@ -90,7 +92,7 @@ class SeCoViews:
     def __post_init__(self) -> None:
         check_input_mode(self.input_mode)
         options = dict(self.augment_options)
-        if self.input_mode == "frame_differences":
+        if uses_differences(self.input_mode):
             options.update(mean=None, std=None)
         self.augment = seco_frame_augment(**options)
 
@@ -105,7 +107,8 @@ class SeCoViews:
         if self.input_mode == "rgb":
             anchor, b, c = video.read(indices)  # (C, H, W) uint8 each
         else:
-            frames = video.read(frame_pairs(indices, video.num_frames))  # (6, C, H, W): a, a+1, b, b+1, c, c+1
+            frames = stabilized(video.read(frame_pairs(indices, video.num_frames)), self.input_mode, paired=True)
+            # (6, C, H, W): a, a+1, b, b+1, c, c+1
             anchor, b, c = frames.view(3, 2, *frames.shape[1:])
         return {
             "xq": self._view(anchor),

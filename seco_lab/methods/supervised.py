@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seco_lab.methods.base import (
-    Method, check_input_mode, clip_frames_to_read, finish_clip, frame_pairs, frames_to_sample, register,
+    Method, check_input_mode, clip_frames_to_read, finish_clip, frame_pairs, frames_to_sample, register, stabilized,
+    uses_differences,
 )
 from seco_lab.models.encoders2d import build_encoder_2d
 from seco_lab.models.encoders3d import build_encoder_3d
@@ -33,7 +34,8 @@ class LabelledViews:
     """One video -> ``x`` (2D: ``(K, C, H, W)`` TSN frames; 3D: ``(C, T, H, W)`` clip); the
     dataset adds ``label``. One augmentation draw is shared by all frames of a video.
 
-    With ``input_mode="frame_differences"`` the encoder sees what the self-supervised method of
+    With frame differences (``input_mode`` ``"frame_differences"`` or ``"stabilized_differences"``)
+    the encoder sees what the self-supervised method of
     its backbone sees and what evaluation feeds it: 2D frames are differences of frames t and
     t + 1 (on [0, 1] pixels, as SeCo's views), 3D clips of T + 1 frames give T differences.
     """
@@ -49,7 +51,7 @@ class LabelledViews:
         check_input_mode(self.input_mode)
         if self.kind == "2d":
             options = dict(self.augment_options)
-            if self.input_mode == "frame_differences":
+            if uses_differences(self.input_mode):
                 options.update(mean=None, std=None)
             self.augment = seco_frame_augment(**options)
         else:
@@ -59,11 +61,13 @@ class LabelledViews:
         if self.kind == "3d":
             clip_length = clip_frames_to_read(self.clip_frames, self.input_mode)
             indices = random_clip_indices(video.num_frames, clip_length, self.stride, rng)
-            return {"x": finish_clip(self.augment(video.read(indices)), self.input_mode)}
+            clip = stabilized(video.read(indices), self.input_mode, paired=False)  # (T', C, H, W) uint8
+            return {"x": finish_clip(self.augment(clip), self.input_mode)}
         indices = tsn_segment_indices(frames_to_sample(video.num_frames, self.input_mode), self.segments, rng)
         if self.input_mode == "rgb":
             return {"x": self.augment(video.read(indices))}  # (K, C, H, W)
-        frames = self.augment(video.read(frame_pairs(indices, video.num_frames)))  # (2K, C, H, W), one draw
+        pairs = stabilized(video.read(frame_pairs(indices, video.num_frames)), self.input_mode, paired=True)
+        frames = self.augment(pairs)  # (2K, C, H, W), one draw
         return {"x": paired_frame_differences(frames)}  # (K, C, H, W)
 
 

@@ -6,6 +6,7 @@ Nothing here draws from torch's random generator; the one random operation,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -94,6 +95,93 @@ def paired_frame_differences(frames: torch.Tensor) -> torch.Tensor:
         )
     pairs = to_float01(frames).reshape(-1, 2, *frames.shape[1:])  # (T, 2, C, H, W)
     return pairs[:, 1] - pairs[:, 0]
+
+
+def translation_search_radius(height: int, width: int) -> int:
+    """The largest camera shift between two frames that ``estimate_translations`` looks for: one
+    sixteenth of the shorter side, at least 2 px (4 px at 64 px)."""
+    return max(2, math.ceil(min(height, width) / 16))
+
+
+def estimate_translations(reference: torch.Tensor, moving: torch.Tensor, max_shift: int | None = None) -> torch.Tensor:
+    """Integer camera shifts ``(N, 2)`` (dy, dx) such that ``moving[n]`` at pixel (y, x) shows
+    what ``reference[n]`` shows at (y - dy, x - dx), from frames ``(N, C, H, W)`` (uint8 or [0, 1]).
+
+    Every shift within ``max_shift`` px in each direction (``translation_search_radius`` by
+    default) is tried, and the one with the smallest absolute difference of grey levels summed
+    over the frame's interior (``max_shift`` px in from each edge) wins; ties go to the smaller
+    shift. The background, which fills most of a frame, decides: objects moving on their own
+    cover too little of it to pull the estimate (a least-squares or phase correlation would
+    follow a high-contrast object), and a frame with no texture keeps the shift 0.
+    """
+    _check_video(reference, "reference")
+    if moving.shape != reference.shape:
+        raise ValueError(f"seco_lab/transforms/functional.py: reference {tuple(reference.shape)} and moving "
+                         f"{tuple(moving.shape)} frames differ in shape")
+    height, width = reference.shape[-2:]
+    radius = translation_search_radius(height, width) if max_shift is None else int(max_shift)
+    radius = min(radius, (min(height, width) - 1) // 2)
+    grey_reference, grey_moving = _grey_levels(reference), _grey_levels(moving)  # (N, H, W)
+    interior = grey_reference[:, radius:height - radius, radius:width - radius]
+    candidates = sorted(((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)),
+                        key=lambda shift: (abs(shift[0]) + abs(shift[1]), shift))  # ties go to the smaller shift
+    costs = np.stack([
+        np.abs(grey_moving[:, radius + dy:height - radius + dy, radius + dx:width - radius + dx] - interior)
+        .sum(axis=(1, 2))
+        for dy, dx in candidates
+    ], axis=1)  # (N, (2r + 1)^2)
+    return torch.tensor(candidates, dtype=torch.long)[torch.from_numpy(costs.argmin(axis=1))]  # (N, 2)
+
+
+def _grey_levels(frames: torch.Tensor) -> np.ndarray:
+    """``(N, C, H, W)`` -> ``(N, H, W)`` numpy sums of the channels: int16 for uint8 frames (exact,
+    and the fastest to compare), float32 for [0, 1] ones."""
+    if frames.dtype == torch.uint8:
+        return frames.numpy().astype(np.int16).sum(axis=1, dtype=np.int16)
+    return to_float01(frames).numpy().sum(axis=1)
+
+
+def shift_frames(frames: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """``out[n]`` at (y, x) = ``frames[n]`` at (y + dy, x + dx) for ``shifts[n] = (dy, dx)``: each
+    frame moved back by its camera shift, the pixels that enter at the border copied from the
+    nearest edge. ``(N, C, H, W)`` in, the same shape and dtype out."""
+    _check_video(frames, "frames")
+    shifts = torch.as_tensor(shifts, dtype=torch.long).reshape(-1, 2)
+    if len(shifts) != len(frames):
+        raise ValueError(f"seco_lab/transforms/functional.py: {len(shifts)} shifts for {len(frames)} frames")
+    margin = int(shifts.abs().max()) if len(shifts) else 0
+    if margin == 0:
+        return frames.clone()
+    height, width = frames.shape[-2:]
+    padded = torch.nn.functional.pad(frames.to(torch.float32), (margin,) * 4, mode="replicate")  # (N, C, H+2m, W+2m)
+    moved = torch.stack([padded[n, :, margin + dy:margin + dy + height, margin + dx:margin + dx + width]
+                         for n, (dy, dx) in enumerate(shifts.tolist())])
+    return moved.to(frames.dtype)
+
+
+def stabilize_pairs(frames: torch.Tensor, max_shift: int | None = None) -> torch.Tensor:
+    """Frames read as ``(t, t + 1)`` pairs, ``(2T, C, H, W)``, with each frame t + 1 moved back by
+    the camera's shift from frame t (``estimate_translations``), so that a difference of the pair
+    shows what moved in the scene rather than every edge the camera moved. Same shape and dtype."""
+    _check_video(frames, "frames")
+    if frames.shape[0] % 2:
+        raise ValueError(f"seco_lab/transforms/functional.py: stabilize_pairs needs (t, t + 1) pairs, got "
+                         f"{frames.shape[0]} frames")
+    pairs = frames.reshape(-1, 2, *frames.shape[1:])  # (T, 2, C, H, W)
+    shifts = estimate_translations(pairs[:, 0], pairs[:, 1], max_shift)
+    return torch.stack([pairs[:, 0], shift_frames(pairs[:, 1], shifts)], dim=1).reshape(frames.shape)
+
+
+def stabilize_clip(clip: torch.Tensor, max_shift: int | None = None) -> torch.Tensor:
+    """A clip ``(T, C, H, W)`` with every frame moved into the first frame's view: the camera
+    shifts between consecutive frames (``estimate_translations``) are summed and undone, so
+    consecutive differences of the result show what moved in the scene. Same shape and dtype."""
+    _check_video(clip)
+    if clip.shape[0] < 2:
+        return clip.clone()
+    steps = estimate_translations(clip[:-1], clip[1:], max_shift)  # (T - 1, 2)
+    shifts = torch.cat([torch.zeros(1, 2, dtype=torch.long), steps.cumsum(dim=0)])  # (T, 2), frame 0 stays
+    return shift_frames(clip, shifts)
 
 
 def background_erase(
