@@ -226,10 +226,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         scalars = {key: value for key, value in metrics.items() if not isinstance(value, list)}
         width = max(len(key) for key in scalars)
         for key, value in scalars.items():
-            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-            print(f"{key:<{width}}  {shown}")
+            print(f"{key:<{width}}  {_shown_value(key, value)}")
         _print_tracking_sequences(metrics)
     return 0
+
+
+def _shown_value(key: str, value: Any) -> str:
+    """A metric as ``evaluate`` prints it: a float with 4 decimals, but the SVM's ``C`` (1e-05 from
+    ``--svm-c cv``) and any other float below 0.01 that is not 0 with 4 significant digits, so
+    that none reads as 0.0000."""
+    if not isinstance(value, float):
+        return str(value)
+    if key == "C" or 0 < abs(value) < 0.01:
+        return f"{value:.4g}"
+    return f"{value:.4f}"
 
 
 def _print_tracking_sequences(metrics: dict[str, Any]) -> None:

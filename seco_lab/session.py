@@ -120,18 +120,30 @@ def validate_settings(settings: Any) -> tuple[str, ...]:
     return tuple(setting.strip() for setting in settings)
 
 
+def _setting_key(setting: str) -> str:
+    """``train.batch_size`` of the setting ``train.batch_size = 8``."""
+    return ".".join(part.strip() for part in setting.partition("=")[0].split("."))
+
+
 def _run_folder_suffix(overrides: dict[str, Any], settings: tuple[str, ...] = ()) -> str:
     """``-10-per-class``, ``-batch8``, ``-rgb``, ``-seco.queue_size=1024``: runs with other
-    settings get their own folder (many or long settings: ``-settings-<hash>``)."""
-    parts = []
+    settings get their own folder (many or long settings: ``-settings-<hash>``). ``overrides``
+    hold the settings' changes too: a setting whose change a part names already (``-batch8`` for
+    ``train.batch_size=8``, as the batch_size parameter) is not named again."""
+    parts, named = [], set()
     if "max_videos_per_class" in overrides.get("data", {}):
         parts.append(f"{overrides['data']['max_videos_per_class']}-per-class")
+        named.add("data.max_videos_per_class")
     if "batch_size" in overrides.get("train", {}):
         parts.append(f"batch{overrides['train']['batch_size']}")
-    if "input_mode" in overrides.get("seco", {}):
-        parts.append(overrides["seco"]["input_mode"].replace("_", "-"))
-    if settings:
-        parts.append(settings_label(settings))
+        named.add("train.batch_size")
+    input_modes = {overrides.get(section, {}).get("input_mode") for section in ENCODER_SECTIONS}
+    if len(input_modes) == 1 and None not in input_modes:  # every encoder's, as the input_mode parameter sets it
+        parts.append(input_modes.pop().replace("_", "-"))
+        named.update(f"{section}.input_mode" for section in ENCODER_SECTIONS)
+    unnamed = tuple(setting for setting in settings if _setting_key(setting) not in named)
+    if unnamed:
+        parts.append(settings_label(unnamed))
     return "".join(f"-{part}" for part in parts)
 
 

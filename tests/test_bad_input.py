@@ -125,7 +125,7 @@ def test_run_check_prints_summary_and_every_problem(damaged_ucf):
     code = run_check(damaged_ucf, min_frames=8, progress=False, out=out)
     text = out.getvalue()
     assert code == 1
-    assert "layout: ucf101, 2 classes, 9 usable of 12 found videos" in text
+    assert "layout: ucf101, 2 classes, 12 listed videos found, 9 usable" in text
     assert "problems: 5" in text and "v_ApplyEyeMakeup_g02_c02.avi: too short" in text
     assert "4 file(s) skipped, and 1 kept and used (damaged, or with a note on its listing)" in text
     with pytest.warns(DataProblemWarning, match="4 file"):  # the check prints the list; loading still warns once
@@ -262,7 +262,7 @@ def test_check_names_undecodable_file_names_and_broken_links_without_crashing(tm
 def test_summary_of_a_loaded_dataset_counts_the_files_it_found_not_only_the_usable_ones(damaged_ucf):
     with pytest.warns(DataProblemWarning):
         spec, index = load_dataset(damaged_ucf, min_frames=8, progress=False)
-    assert "9 usable of 12 found videos" in index.summary(spec)
+    assert "12 listed videos found, 9 usable" in index.summary(spec)
 
 
 def test_a_dataset_pointed_at_one_folder_too_high_is_named_by_check_and_refused_by_evaluation(tmp_path):
@@ -302,3 +302,44 @@ def test_a_named_pipe_among_the_videos_is_named_as_not_a_regular_file(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(VideoDecodeError, match="pipe.mp4: not a regular file"):
         probe_video(fifo)
+
+
+def test_a_folders_split_without_test_videos_says_that_the_split_is_a_name_hash_and_how_to_change_it(tmp_path):
+    """Class folders that reuse the same file names (v0..v5) land alike: split 1 puts all six in train."""
+    from seco_lab.evaluation.features import EvaluationError
+    from seco_lab.evaluation.runner import load_video_splits
+
+    for class_name in ("a", "b", "c"):
+        for number in range(6):
+            make_video(tmp_path / "hashed" / class_name / f"v{number}.mp4", num_frames=2, seed=number)
+    with pytest.raises(EvaluationError, match=re.escape(
+            "found 18 train / 0 test: the folders layout puts each video in train or test by a hash of its file name, "
+            "salted by the split number (1 here), and none landed in test (class folders that reuse the same file "
+            "names land alike); split 2 (--split 2, for pretrain as for evaluate) hashes them another way, and train/ "
+            "and test/ folders of class folders set the split yourself")):
+        load_video_splits(tmp_path / "hashed")
+    splits = load_video_splits(tmp_path / "hashed", split=2)
+    assert (len(splits.train), len(splits.test)) == (15, 3)
+    for class_name in ("a", "b"):  # a split given by folders: no hash to change
+        make_video(tmp_path / "folders" / "train" / class_name / "v0.mp4", num_frames=2)
+    (tmp_path / "folders" / "test").mkdir()
+    with pytest.raises(EvaluationError, match=r"found 2 train / 0 test$"):
+        load_video_splits(tmp_path / "folders")
+
+
+def test_check_reads_an_old_archive_whose_lists_and_names_share_latin1_bytes_and_prints_them_escaped(tmp_path):
+    """HMDB51 as an old archive extracts it: class, file and split-list names in Latin-1, not UTF-8."""
+    root = tmp_path / "hmdb"
+    (root / "testTrainMulti_7030_splits").mkdir(parents=True)
+    for class_name in (b"caf\xe9", b"plain"):
+        stems = [b"Am\xe9lie_" + class_name + b"_%d" % number for number in range(3)]
+        for number, stem in enumerate(stems):
+            make_video(root / os.fsdecode(class_name) / os.fsdecode(stem + b".avi"), num_frames=2, seed=number)
+        (root / "testTrainMulti_7030_splits" / os.fsdecode(class_name + b"_test_split1.txt")).write_bytes(
+            b"".join(stem + b".avi " + tag + b" \n" for stem, tag in zip(stems, (b"1", b"1", b"2"))))
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # strict UTF-8 output, as on most terminals
+    result = subprocess.run([sys.executable, "-m", "seco_lab", "data", "check", str(root)], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "layout: hmdb51, 2 classes, 6 listed videos found, 6 usable" in result.stdout
+    assert f"\n  {'class':<9}   train    test\n  caf\\udce9       2       1\n  {'plain':<9}       2       1\n" in result.stdout

@@ -248,6 +248,23 @@ def test_checkpoint_of_another_schedule_or_method_is_refused(tmp_path):
         fit(ToyMoCo(queue_size=24), ToyPairDataset(40, seed=5), cfg, tmp_path, {}, progress=False)
 
 
+def test_each_refusal_to_continue_says_how_to_train_afresh_on_the_command_line_and_in_python(tmp_path):
+    """A command line user has --out, not resume=False; pretrain without --resume refuses an existing checkpoint."""
+    hint = ("to train afresh, choose another run folder (pretrain --out, or run_dir) or delete this checkpoint "
+            "(fit(..., resume=False) overwrites it)")
+    cfg = resume_config(num_workers=0, checkpoint_every=0)
+    fit(ToyMoCo(queue_size=24), ToyPairDataset(36, seed=5), cfg, tmp_path, {"toy": {"dim": 8}}, progress=False)
+    other = ToyMoCo(queue_size=24)
+    other.name = "other"
+    longer = TrainConfig.from_dict({**cfg.to_dict(), "epochs": 8})
+    attempts = [(other, 36, cfg, 8), (ToyMoCo(queue_size=24), 36, longer, 8), (ToyMoCo(queue_size=24), 36, cfg, 16),
+                (ToyMoCo(queue_size=24), 40, cfg, 8)]  # another method, schedule, setting, dataset size
+    for method, items, config, dim in attempts:
+        with pytest.raises(CheckpointError) as refused:
+            fit(method, ToyPairDataset(items, seed=5), config, tmp_path, {"toy": {"dim": dim}}, progress=False)
+        assert str(refused.value).endswith(hint)
+
+
 def test_checkpoint_without_required_keys_is_refused(tmp_path):
     path = tmp_path / "checkpoint.pt"
     save_checkpoint({"model": {}}, path)

@@ -448,3 +448,47 @@ def test_report_refuses_a_dataset_the_curriculum_cannot_use_before_any_notebook_
     with pytest.raises(ValueError, match="the paper profile trains its runs .* this machine has none"):
         run_report("paper", data_root=small)
     assert not (tmp_path / "reports").exists() and not (tmp_path / "runs").exists()
+
+
+def test_evaluate_prints_a_small_c_and_other_small_values_so_they_do_not_read_as_zero(monkeypatch, capsys):
+    """``--svm-c cv`` may choose C = 1e-05, which ``.4f`` printed as 0.0000."""
+    metrics = {"protocol": "linear-svm", "C": 1e-05, "top1": 50.0, "chance": 100 / 3, "small": 0.00012345, "zero": 0.0,
+               "large_c": 1.0}
+    monkeypatch.setattr("seco_lab.evaluation.run_protocols", lambda *args, **options: [dict(metrics)])
+    assert main(["evaluate", "--checkpoint", "c.pt", "--data", "d", "--svm-c", "cv"]) == 0
+    printed = dict(line.split() for line in capsys.readouterr().out.splitlines())
+    assert printed == {"protocol": "linear-svm", "C": "1e-05", "top1": "50.0000", "chance": "33.3333",
+                       "small": "0.0001234", "zero": "0.0000", "large_c": "1.0000"}
+
+
+@pytest.fixture(scope="module")
+def untrained_checkpoints(tmp_path_factory):
+    """Checkpoints of untrained smoke SeCo encoders: input_mode -> checkpoint (frame differences, rgb)."""
+    from seco_lab.methods.pretrain import pretrain
+
+    root = _train_test_folders(tmp_path_factory.mktemp("pretraining_data"), 2, 1)
+    runs = tmp_path_factory.mktemp("runs")
+    return {mode: pretrain("seco", root, "smoke", runs / mode, epochs=0, overrides={"seco": {"input_mode": mode}},
+                           progress=False).checkpoint_path for mode in ("frame_differences", "rgb")}
+
+
+def test_evaluate_leaves_out_one_frame_videos_for_frame_differences_only_and_names_the_classes_chance_counts(
+        tmp_path, untrained_checkpoints, capsys):
+    """A one-frame video's frame differences are all zero whatever it shows: every such video would
+    get the same feature. Class c has test videos only: chance guesses among the 2 classes with training videos."""
+    from tests._video_fixtures import make_video
+
+    root = _train_test_folders(tmp_path / "data", 3, 1)
+    make_video(root / "test" / "c" / "c0.mp4", num_frames=4, seed=7)
+    make_video(root / "train" / "a" / "one_frame_a.mp4", num_frames=1, seed=8)
+    make_video(root / "test" / "b" / "one_frame_b.mp4", num_frames=1, seed=9)
+    expected = {"frame_differences": ("6", "3", "33.3333"), "rgb": ("7", "4", "37.5000")}  # train, test, chance
+    for mode, checkpoint in untrained_checkpoints.items():
+        assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(root), "--protocol", "knn",
+                     "--profile", "smoke", "--device", "cpu"]) == 0
+        captured = capsys.readouterr()
+        printed = dict(line.split(maxsplit=1) for line in captured.out.splitlines())
+        assert (printed["num_train"], printed["num_test"], printed["chance"]) == expected[mode], mode
+        assert (printed["num_classes"], printed["num_train_classes"]) == ("3", "2")
+        skipped = re.search(r"note: .*: 2 file\(s\) skipped \(2 too short\)", captured.err)
+        assert bool(skipped) == (mode == "frame_differences"), captured.err

@@ -124,7 +124,7 @@ def test_summary_and_load_dataset(folders_root):
     assert len(spec.records) == 4  # a0 and b0 have 8 frames
     assert all(index[r].num_frames >= 9 for r in spec.records)
     text = index.summary(discover(folders_root))
-    assert "layout: folders, 2 classes, 4 usable of 6 found videos" in text
+    assert "layout: folders, 2 classes, 6 listed videos found, 4 usable" in text
     assert "frames per video: min 9, median 9.5, max 10" in text
     assert "32x32 (4)" in text
     assert "a0.mp4: too short: 8 decodable frame(s), need at least 9" in text
@@ -172,3 +172,32 @@ def test_summary_names_classes_with_videos_in_one_split_only(tmp_path):
     assert ("classes without a training video (1; evaluation can never predict them, so their test videos all "
             "count as errors): no_train") in text
     assert "classes without a test video (1; evaluation does not measure them): no_test" in text
+
+
+def test_summary_names_classes_without_any_usable_video(tmp_path):
+    """An HMDB51 class whose videos are all missing (or unusable) still counts as a listed class."""
+    from tests._video_fixtures import make_hmdb51
+
+    root = make_hmdb51(tmp_path / "hmdb", classes=("brush_hair", "kiss", "wave"), per_class=3)
+    for video in (root / "kiss").iterdir():
+        video.unlink()
+    spec = discover(root)
+    text = VideoIndex.build(spec, progress=False, warn=False).summary(spec)
+    assert re.search(r"^  kiss\s+0\s+0$", text, re.MULTILINE)
+    assert ("classes without any usable video (1; evaluation can neither learn nor measure them, and leaves them "
+            "out of its chance level): kiss") in text
+    assert "classes without a training video" not in text and "classes without a test video" not in text
+
+
+def test_summary_table_columns_line_up_with_class_names_printed_escaped(tmp_path):
+    """A Latin-1 class folder name prints as caf\\udce9: the column is as wide as that, not as 'café'."""
+    for class_name in (os.fsdecode(b"caf\xe9"), "plain"):
+        for number in range(4):
+            make_video(tmp_path / class_name / f"clip{number}.mp4", num_frames=2, seed=number)
+    spec = discover(tmp_path)
+    text = VideoIndex.build(spec, progress=False, warn=False).summary(spec)
+    printed = text.encode("utf-8", errors="backslashreplace").decode("utf-8").splitlines()  # as the CLI prints it
+    header = next(index for index, line in enumerate(printed) if line.lstrip().startswith("class "))
+    rows = printed[header:header + 3]
+    assert rows[1].startswith("  caf\\udce9  ") and rows[2].startswith("  plain      ")
+    assert len({len(row) for row in rows}) == 1  # the counts are right-aligned: equal lengths, aligned columns

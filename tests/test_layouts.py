@@ -1,6 +1,7 @@
 """Layout discovery: UCF101, HMDB51, Kinetics, plain folders; auto-detection and layout errors."""
 
 import csv
+import shutil
 import warnings
 from pathlib import Path
 
@@ -420,3 +421,72 @@ def test_a_split_number_given_for_kinetics_says_its_csvs_decide(tmp_path):
         spec = discover(tmp_path, split=2)
     assert [(record.path.stem, record.split) for record in spec.records] == [
         ("x_000000_000010", "train"), ("y_000000_000010", "test")]
+
+
+def test_hmdb51_entries_match_files_named_in_another_unicode_normalisation(tmp_path):
+    """A copy through macOS (or some unzip tools) stores names decomposed (NFD): ``e`` plus a
+    combining accent, while the split lists keep them composed (NFC). On screen they are the same."""
+    import unicodedata
+
+    split_dir = tmp_path / "testTrainMulti_7030_splits"
+    split_dir.mkdir()
+    names = {"kiss": ["Amélie_kiss_u_cm_np2_fr_med_0.avi", "Amélie_kiss_u_cm_np2_fr_med_1.avi"],
+             "wave": ["Réunion_wave_u_cm_np1_fr_goo_0.avi", "plain_wave_u_cm_np1_fr_goo_1.avi"]}
+    for class_name, videos in names.items():
+        for video in videos:
+            (tmp_path / class_name).mkdir(exist_ok=True)
+            (tmp_path / class_name / unicodedata.normalize("NFD", video)).write_bytes(b"")
+        lines = [f"{unicodedata.normalize('NFC', video)} {tag} " for video, tag in zip(videos, "12")]
+        lines[0] = lines[0].upper().replace(".AVI 1 ", ".avi 1 ")  # case differs too: still the same file
+        (split_dir / f"{class_name}_test_split1.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spec = discover(tmp_path)
+    assert not spec.problems
+    assert sorted((r.class_name, r.split, r.path.name) for r in spec.records) == sorted(
+        (class_name, split, unicodedata.normalize("NFD", video))
+        for class_name, videos in names.items() for video, split in zip(videos, ("train", "test")))
+
+
+def test_lists_and_file_names_in_the_same_latin1_bytes_match(tmp_path):
+    """An old archive: its split lists and its file names hold the same Latin-1 bytes, which are not UTF-8."""
+    import os
+
+    hmdb = tmp_path / "hmdb"
+    (hmdb / "testTrainMulti_7030_splits").mkdir(parents=True)
+    for class_name in ("kiss", "wave"):
+        stems = [b"Am\xe9lie_" + class_name.encode() + b"_0", b"na\xefve_" + class_name.encode() + b"_1"]
+        for stem in stems:
+            (hmdb / class_name).mkdir(exist_ok=True)
+            (hmdb / class_name / os.fsdecode(stem + b".avi")).write_bytes(b"")
+        (hmdb / "testTrainMulti_7030_splits" / f"{class_name}_test_split1.txt").write_bytes(
+            b"".join(stem + b".avi " + tag + b"\n" for stem, tag in zip(stems, (b"1", b"2"))))
+    spec = discover(hmdb)
+    assert not spec.problems
+    assert sorted(r.path.name for r in spec.split("train")) == [os.fsdecode(b"Am\xe9lie_kiss_0.avi"),
+                                                                 os.fsdecode(b"Am\xe9lie_wave_0.avi")]
+
+    kinetics = tmp_path / "kinetics"
+    kinetics.mkdir()
+    label = b"caf\xe9 au lait"
+    (kinetics / "train.csv").write_bytes(b"label,youtube_id,time_start,time_end,split\n" + label +
+                                         b",x,0,10,train\n" + label + b",y,0,10,val\nplain,z,0,10,train\n")
+    for folder, youtube_id in ((label, b"x"), (label, b"y"), (b"plain", b"z")):
+        (kinetics / os.fsdecode(folder)).mkdir(exist_ok=True)
+        (kinetics / os.fsdecode(folder) / os.fsdecode(youtube_id + b"_000000_000010.mp4")).write_bytes(b"")
+    spec = discover(kinetics)
+    assert spec.classes == sorted([os.fsdecode(label), "plain"]) and not spec.problems
+    assert all(record.path.parent.name == record.class_name for record in spec.records)
+
+
+def test_folders_layout_names_the_split_folders_it_reads_as_one(tmp_path):
+    """train/, val/ and test/: this package has two splits, so val and test are read together as test."""
+    for folder in ("train/a", "train/b", "val/a", "test/b"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / f"{folder.replace('/', '_')}.mp4").write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"test/ and val/ are read together as the test split"):
+        spec = discover(tmp_path)
+    assert [(r.path.name, r.split) for r in spec.records] == [
+        ("train_a.mp4", "train"), ("train_b.mp4", "train"), ("val_a.mp4", "test"), ("test_b.mp4", "test")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # train/ and val/ alone: nothing merged, nothing to say
+        shutil.rmtree(tmp_path / "test")
+        assert len(discover(tmp_path).split("test")) == 1

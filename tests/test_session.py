@@ -130,3 +130,25 @@ def test_a_setting_that_a_parameter_overrides_is_named_once_in_the_run_folder_an
     with pytest.warns(UserWarning, match="the input_mode parameter"):
         assert start(profile="smoke", input_mode="rgb", settings=["cvrl.input_mode=frame_differences"],
                      prepare=False).run_dir == tmp_path / "runs" / "smoke-rgb"
+
+
+def test_a_setting_that_the_run_folder_names_already_is_not_named_twice(tmp_path, monkeypatch):
+    """``report --set train.batch_size=12`` named its folders ``...-batch12-train.batch_size=12``: the
+    setting changes what the batch_size parameter changes, and their runs are the same runs."""
+    from seco_lab.report import notebook_parameters
+
+    monkeypatch.setenv("SECO_LAB_RUNS", str(tmp_path / "runs"))
+    runs = tmp_path / "runs"
+    by_setting = start(profile="smoke", settings=["train.batch_size=12", "seco.queue_size=64"], prepare=False)
+    assert by_setting.run_dir == runs / "smoke-batch12-seco.queue_size=64"
+    assert by_setting.run_dir == start(profile="smoke", batch_size=12, settings=["seco.queue_size=64"],
+                                       prepare=False).run_dir
+    assert notebook_parameters("smoke", settings=["train.batch_size=12"])[1] == runs / "smoke-batch12"
+    assert start(profile="smoke", settings=["data.max_videos_per_class=3"], prepare=False).run_dir == \
+        runs / "smoke-3-per-class"
+    every_encoder = [f"{section}.input_mode=rgb" for section in ("seco", "cvrl", "dualvar")]
+    assert start(profile="smoke", settings=every_encoder, prepare=False).run_dir == runs / "smoke-rgb"
+    assert start(profile="smoke", input_mode="rgb", prepare=False).run_dir == runs / "smoke-rgb"
+    # one encoder's input only: not what the input_mode parameter (every encoder's) does, so named as set
+    assert start(profile="smoke", settings=["seco.input_mode=rgb"], prepare=False).run_dir == \
+        runs / "smoke-seco.input_mode=rgb"

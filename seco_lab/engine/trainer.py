@@ -49,6 +49,9 @@ _DDP_BUFFER_SYNC_ARGUMENT = "forward_sync_buffers" if "forward_sync_buffers" in 
     inspect.signature(DistributedDataParallel.__init__).parameters else "broadcast_buffers"
 Monitor = Callable[[nn.Module], dict[str, float]]
 CONFIG_NAME = "config.json"
+# The way out of a checkpoint that cannot be continued, for the command line and for Python.
+_START_AFRESH = ("to train afresh, choose another run folder (pretrain --out, or run_dir) or delete this checkpoint "
+                "(fit(..., resume=False) overwrites it)")
 
 
 @dataclass
@@ -441,8 +444,7 @@ class _TrainingRun:
         path = self.checkpoint_path
         if checkpoint["method"] != self.method_name:
             raise CheckpointError(
-                f"{path}: holds method {checkpoint['method']!r}, not {self.method_name!r}; "
-                f"use another run_dir or resume=False"
+                f"{path}: holds method {checkpoint['method']!r}, not {self.method_name!r}; {_START_AFRESH}"
             )
         current = self.cfg.to_dict()
         changed = [f"{name}={checkpoint['train_config'].get(name)!r} (now {current[name]!r})"
@@ -450,20 +452,19 @@ class _TrainingRun:
         if changed:
             raise CheckpointError(
                 f"{path}: written with {', '.join(changed)}; these fix the data order and lr "
-                f"schedule, so the run cannot continue: use resume=False or another run_dir"
+                f"schedule, so the run cannot continue: {_START_AFRESH}"
             )
         changed_settings = config_changes(checkpoint.get("config") or {}, self.full_config,
                                           ignore=LOADING_ONLY_SETTINGS, shared_only=True)
         if changed_settings:
             raise CheckpointError(
                 f"{path}: written by a run with other settings ({'; '.join(changed_settings)}); continuing it would "
-                "train its later steps with them: use resume=False or another run_dir"
+                f"train its later steps with them: {_START_AFRESH}"
             )
         num_items = checkpoint.get("data_order", {}).get("num_items")
         if num_items != len(self.dataset):
             raise CheckpointError(
-                f"{path}: trained on {num_items} items but the dataset now has {len(self.dataset)}; "
-                f"use resume=False or another run_dir"
+                f"{path}: trained on {num_items} items but the dataset now has {len(self.dataset)}; {_START_AFRESH}"
             )
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:

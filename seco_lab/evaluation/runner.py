@@ -102,7 +102,13 @@ class VideoSplits:
 
     @property
     def num_classes(self) -> int:
+        """The classes the dataset lists (the classifiers' outputs), with usable videos or not."""
         return len(self.spec.classes)
+
+    @property
+    def num_train_classes(self) -> int:
+        """The classes with training videos: those a classifier chooses from, and :attr:`chance` guesses among."""
+        return len({record.label for record in self.train})
 
     @property
     def chance(self) -> float:
@@ -111,17 +117,31 @@ class VideoSplits:
         return chance_accuracy(np.array([r.label for r in self.train]), np.array([r.label for r in self.test]))
 
 
+def _empty_split_hint(spec: Any, split: int, train: list[Any], test: list[Any]) -> str:
+    """How to fill the empty split of a folders layout split by a hash of the file names ("" for
+    any other layout, or when both splits are empty)."""
+    if not spec.hashed_split or not (train or test):
+        return ""
+    another, empty = split + 1, "test" if train else "train"
+    return (f": the folders layout puts each video in train or test by a hash of its file name, salted by the split "
+            f"number ({split} here), and none landed in {empty} (class folders that reuse the same file names land "
+            f"alike); split {another} (--split {another}, for pretrain as for evaluate) hashes them another way, and "
+            "train/ and test/ folders of class folders set the split yourself")
+
+
 def load_video_splits(data_root: str | Path, split: int = 1, layout: str = "auto", progress: bool = False,
-                      max_videos_per_class: int | None = None) -> VideoSplits:
+                      max_videos_per_class: int | None = None, min_frames: int = 1) -> VideoSplits:
     """Index a dataset (any supported layout) and return its usable train/test records (at most
-    ``max_videos_per_class`` of each class and split when given)."""
+    ``max_videos_per_class`` of each class and split when given) with at least ``min_frames``
+    decodable frames: shorter ones are left out, and the note on the skipped files counts them."""
     from seco_lab.video.index import load_dataset
 
     spec, index = load_dataset(data_root, layout=layout, split=split, progress=progress,
-                               max_videos_per_class=max_videos_per_class)
+                               max_videos_per_class=max_videos_per_class, min_frames=min_frames)
     train, test = spec.split("train"), spec.split("test")
     if not train or not test:
-        raise EvaluationError(f"{data_root}: needs train and test videos, found {len(train)} train / {len(test)} test")
+        raise EvaluationError(f"{data_root}: needs train and test videos, found {len(train)} train / {len(test)} test"
+                              + _empty_split_hint(spec, split, train, test))
     train_classes = sorted({record.class_name for record in train})
     if len(train_classes) < 2:
         raise EvaluationError(f"{data_root}: the evaluation protocols classify videos and need at least 2 classes "
@@ -332,8 +352,11 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
             warnings.warn(f"tracking skipped: {error}; the other protocols run", stacklevel=2)
     if video_protocols:
         max_videos_per_class = options.get("max_videos_per_class")
+        # Frame differences of a one-frame video are all zero, whatever it shows: such videos are
+        # left out, as pretraining leaves them out. An RGB encoder reads them as they are.
+        min_frames = 2 if uses_differences(encoder.input_spec.input_mode) else 1
         splits = load_video_splits(data_root, int(options.get("split", 1)), str(options.get("layout", "auto")), progress,
-                                   max_videos_per_class=max_videos_per_class)
+                                   max_videos_per_class=max_videos_per_class, min_frames=min_frames)
         if max_videos_per_class is not None:
             video_context["max_videos_per_class"] = max_videos_per_class
         elif progress:
@@ -344,7 +367,8 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
                                clips_per_video=int(settings["clips_per_video"]),
                                batch_size=int(settings["batch_size"]), device=device_t, seed=seed)
         video_context.update({"bn_stats": settings["bn_stats"], "num_classes": splits.num_classes,
-                              "num_train": len(splits.train), "num_test": len(splits.test), "chance": splits.chance})
+                              "num_train_classes": splits.num_train_classes, "num_train": len(splits.train),
+                              "num_test": len(splits.test), "chance": splits.chance})
         video_context["majority_baseline"] = majority_class_accuracy(np.array([r.label for r in splits.train]),
                                                                np.array([r.label for r in splits.test]))
     common = dict(frames_per_video=int(settings["frames_per_video"]), clips_per_video=int(settings["clips_per_video"]),

@@ -307,7 +307,8 @@ class VideoIndex:
         usable = self.usable(spec.records)
         found = self.num_found if self.num_found is not None else len(spec.records)
         lines = [f"root: {spec.root}",
-                 f"layout: {spec.layout}, {len(spec.classes)} classes, {len(usable)} usable of {found} found videos"]
+                 f"layout: {spec.layout}, {len(spec.classes)} classes, {found} listed videos found, "
+                 f"{len(usable)} usable"]
         if spec.max_per_class is not None:
             lines.append(f"subset: at most {spec.max_per_class} video{'s' * (spec.max_per_class != 1)} per class and "
                          f"split, {found} of {spec.num_annotated} in the dataset")
@@ -316,11 +317,12 @@ class VideoIndex:
         per_split = Counter(record.split for record in usable)
         lines.append("videos per split: " + ", ".join(f"{name} {per_split.get(name, 0)}" for name in SPLITS))
         counts = Counter((record.class_name, record.split) for record in usable)
-        width = max([len(name) for name in spec.classes] + [5])
+        width = max([len(_printed_name(name)) for name in spec.classes] + [5])
         lines.append(f"  {'class'.ljust(width)}  {'train':>6}  {'test':>6}")
         for name in spec.classes:
-            lines.append(f"  {name.ljust(width)}  {counts.get((name, 'train'), 0):>6}  {counts.get((name, 'test'), 0):>6}")
-        lines.extend(_one_sided_classes(spec.classes, counts))
+            lines.append(f"  {_printed_name(name).ljust(width)}  {counts.get((name, 'train'), 0):>6}  "
+                         f"{counts.get((name, 'test'), 0):>6}")
+        lines.extend(_unevaluated_classes(spec.classes, counts))
         infos = [self.infos[record.path] for record in usable]
         if infos:
             frames = [info.num_frames for info in infos]
@@ -335,11 +337,22 @@ class VideoIndex:
         return "\n".join(lines)
 
 
-def _one_sided_classes(classes: list[str], counts: Counter[tuple[str, str]]) -> list[str]:
-    """Lines naming the classes with usable videos in one split only (``counts``: (class, split) -> videos)."""
+def _printed_name(name: str) -> str:
+    """``name`` as the command line prints it: a byte that is not UTF-8 (a surrogate escape of an
+    old archive's Latin-1 name) as ``\\udce9``, so a table can measure it as it appears."""
+    return name.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def _unevaluated_classes(classes: list[str], counts: Counter[tuple[str, str]]) -> list[str]:
+    """Lines naming the classes with usable videos in one split only, and those with none
+    (``counts``: (class, split) -> videos)."""
     without_train = [name for name in classes if counts.get((name, "test")) and not counts.get((name, "train"))]
     without_test = [name for name in classes if counts.get((name, "train")) and not counts.get((name, "test"))]
+    without_any = [name for name in classes if not counts.get((name, "train")) and not counts.get((name, "test"))]
     lines = []
+    if without_any:
+        lines.append(f"classes without any usable video ({len(without_any)}; evaluation can neither learn nor measure "
+                     f"them, and leaves them out of its chance level): {', '.join(without_any)}")
     if without_train:
         lines.append(f"classes without a training video ({len(without_train)}; evaluation can never predict them, "
                      f"so their test videos all count as errors): {', '.join(without_train)}")

@@ -17,10 +17,11 @@ Four layouts are understood (see ``data/README.md`` for example trees):
     ``<root>/<class>/*.<ext>``: the split is a deterministic hash of the file name (about
     70 % train, 30 % test; split K salts the hash, so K = 1, 2, 3 are three different
     partitions). When the root holds ``train/`` and ``test/`` (or ``val/``) folders of class
-    folders, those folders are the split instead.
+    folders, those folders are the split instead (``val/`` and ``test/`` together: the test split).
 
 Video files are found by name wherever they sit under the root: annotation entries are
-matched on the file name without its extension (case-insensitive), preferring a file in the
+matched on the file name without its extension (case-insensitive, in any Unicode normalisation;
+bytes that are not UTF-8 as surrogate escapes on both sides), preferring a file in the
 folder of the entry's class and with the entry's extension, so an annotation naming
 ``x.avi`` finds ``x.mp4``. Entries whose file is missing become :class:`Problem` items of the
 returned :class:`DatasetSpec`, as do broken symbolic links and folders that cannot be listed
@@ -36,6 +37,7 @@ import functools
 import hashlib
 import os
 import re
+import unicodedata
 import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -108,6 +110,7 @@ class DatasetSpec:
     problems: list[Problem] = field(default_factory=list)
     max_per_class: int | None = None  # set by :meth:`limited`
     num_annotated: int | None = None  # records before :meth:`limited` kept a subset
+    hashed_split: bool = False  # folders layout without train/test folders: the split is :func:`folder_split_of`'s
 
     def split(self, name: str) -> list[VideoRecord]:
         """Records of split ``name`` ("train" or "test"), in annotation order."""
@@ -151,9 +154,15 @@ def _ucf_group(stem: str) -> str | None:
     return f"g{int(match.group(1)):02d}" if match else None
 
 
+def _name_key(name: str) -> str:
+    """Comparable form of a file name: composed Unicode (NFC; a copy through macOS decomposes
+    ``é`` into ``e`` and an accent) and case-folded."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def _normalise(name: str) -> str:
-    """Comparable form of a class or file name: lowercase, no separators."""
-    return re.sub(r"[\s_\-]+", "", name.lower())
+    """Comparable form of a class or file name: as :func:`_name_key`, without separators."""
+    return re.sub(r"[\s_\-]+", "", _name_key(name))
 
 
 def _is_video(name: str) -> bool:
@@ -239,7 +248,7 @@ class _VideoFinder:
             for name in sorted(files):
                 path = Path(directory) / name
                 if _is_video(name):
-                    self.by_stem[path.stem.lower()].append(path)
+                    self.by_stem[_name_key(path.stem)].append(path)
                 elif not name.startswith(".") and _is_broken_link(path):
                     self.problems.append(_broken_link_problem(path))
 
@@ -252,8 +261,8 @@ class _VideoFinder:
     def find(self, entry: str, class_name: str | None = None) -> Path | None:
         """Resolve an annotation entry (``Class/name.ext``, ``name.ext`` or a bare name) to a file."""
         entry_path = Path(entry.strip().replace("\\", "/"))
-        candidates = self.by_stem.get(entry_path.stem.lower() if entry_path.suffix.lower() in VIDEO_EXTENSIONS
-                                      else entry_path.name.lower(), [])
+        candidates = self.by_stem.get(_name_key(entry_path.stem if entry_path.suffix.lower() in VIDEO_EXTENSIONS
+                                                else entry_path.name), [])
         if not candidates:
             return None
         wanted_suffix = entry_path.suffix.lower()
@@ -360,7 +369,9 @@ def _ucf_split_dir(root: Path) -> Path | None:
 
 
 def _read_lines(path: Path) -> list[str]:
-    text = path.read_bytes().decode("utf-8-sig", errors="replace")  # -sig: a leading BOM is not text
+    # -sig: a leading BOM is not text. Bytes that are not UTF-8 (an old archive's Latin-1 names)
+    # become surrogate escapes, as os.walk gives the same bytes in file names, so the two match.
+    text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -490,7 +501,7 @@ def _discover_hmdb51(root: Path, split: int) -> DatasetSpec:
                 problems.append(Problem(list_path, f"line {line_number}: expected '<video>.avi <0|1|2>', got {line!r}"))
                 continue
             entry, tag = match.group("video"), match.group("tag")
-            listed_stems.add(Path(entry).stem.lower())
+            listed_stems.add(_name_key(Path(entry).stem))
             if tag == "0":
                 continue
             path = finder.find(entry, class_name)
@@ -515,7 +526,7 @@ def _hmdb_unlisted_folders(finder: _VideoFinder, split_dir: Path, class_names: l
         videos_by_folder[path.parent].append(path)
     problems = []
     for folder, videos in sorted(videos_by_folder.items()):
-        if _normalise(folder.name) in class_keys or any(video.stem.lower() in listed_stems for video in videos):
+        if _normalise(folder.name) in class_keys or any(_name_key(video.stem) in listed_stems for video in videos):
             continue
         problems.append(Problem(folder, f"folder of videos without a split file: no "
                                         f"{folder.name}_test_split{split}.txt in {split_dir}, so its {len(videos)} "
@@ -533,7 +544,7 @@ def _kinetics_csvs(root: Path) -> list[Path]:
     for directory in _search_dirs(root, 2):
         for path in sorted(directory.glob("*.csv")):
             try:
-                with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+                with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
                     header = next(csv.reader(handle), [])
             except OSError:
                 continue
@@ -560,7 +571,7 @@ def _discover_kinetics(root: Path, split: int) -> DatasetSpec:
     rows: list[tuple[str, str, str, Path, int]] = []  # (label, clip name, split, csv, line)
     problems: list[Problem] = []
     for csv_path in csv_paths:
-        with csv_path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        with csv_path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
             reader = csv.DictReader(handle)
             reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
             for line_number, row in enumerate(reader, 2):
@@ -698,6 +709,11 @@ def _discover_folders(root: Path, split: int) -> DatasetSpec:
         classes = sorted(set(per_split["train"]) | set(per_split["test"]))
         if not classes:
             raise _layout_error(root, f"{root} has train/test folders but no class folders with videos inside")
+        for split_name, directories in split_dirs.items():
+            if len(directories) > 1:  # e.g. val/ and test/: seco_lab evaluates on one held-out split
+                names = [f"{directory.name}/" for directory in directories]
+                warnings.warn(f"{root}: {', '.join(names[:-1])} and {names[-1]} are read together as the {split_name} "
+                              "split (seco_lab has a train and a test split only)", stacklevel=3)
         for split_name in SPLITS:
             for class_name in classes:
                 for path in per_split[split_name].get(class_name, []):
@@ -720,7 +736,7 @@ def _discover_folders(root: Path, split: int) -> DatasetSpec:
                       "ucfTrainTestlist/ was found, so the split is this package's hash of the groups, not the "
                       "official split 1-3; point at the folder that holds ucfTrainTestlist/ to use those.",
                       stacklevel=3)
-    return DatasetSpec(root, "folders", classes, records, problems)
+    return DatasetSpec(root, "folders", classes, records, problems, hashed_split=True)
 
 
 # ---------------------------------------------------------------- entry point
