@@ -110,9 +110,10 @@ def estimate_translations(reference: torch.Tensor, moving: torch.Tensor, max_shi
     Every shift within ``max_shift`` px in each direction (``translation_search_radius`` by
     default) is tried, and the one with the smallest absolute difference of grey levels summed
     over the frame's interior (``max_shift`` px in from each edge) wins; ties go to the smaller
-    shift. The background, which fills most of a frame, decides: objects moving on their own
-    cover too little of it to pull the estimate (a least-squares or phase correlation would
-    follow a high-contrast object), and a frame with no texture keeps the shift 0.
+    shift. The background, which fills most of a frame, decides: an absolute difference lets an
+    object that moves on its own weigh by the area it covers, however bright it is, and a frame
+    with no texture keeps the shift 0. Translation only: a camera that turns or zooms is undone
+    as far as a shift can undo it.
     """
     _check_video(reference, "reference")
     if moving.shape != reference.shape:
