@@ -131,9 +131,10 @@ def camera_view(scene: torch.Tensor, dy: int, dx: int, margin: int, size: int) -
     return scene[:, margin - dy:margin - dy + size, margin - dx:margin - dx + size]
 
 
-def shift_search_written_out(reference: torch.Tensor, moving: torch.Tensor, radius: int) -> list[tuple[int, int]]:
-    """The shift of least summed absolute grey-level difference over the interior, by loops;
-    ties to the smaller |dy| + |dx|, then the smaller (dy, dx)."""
+def shift_search_written_out(reference: torch.Tensor, moving: torch.Tensor, radius: int,
+                             grid_step: int) -> list[tuple[int, int]]:
+    """The shift of least absolute grey-level difference summed over every ``grid_step``-th row
+    and column of the interior, by loops; ties to the smaller |dy| + |dx|, then the smaller (dy, dx)."""
     grey_reference = (reference.double() * (255 if reference.dtype == torch.uint8 else 1)).sum(dim=1)
     grey_moving = (moving.double() * (255 if moving.dtype == torch.uint8 else 1)).sum(dim=1)
     height, width = reference.shape[-2:]
@@ -143,8 +144,8 @@ def shift_search_written_out(reference: torch.Tensor, moving: torch.Tensor, radi
         for dy in range(-radius, radius + 1):
             for dx in range(-radius, radius + 1):
                 cost = 0.0
-                for y in range(radius, height - radius):
-                    for x in range(radius, width - radius):
+                for y in range(radius, height - radius, grid_step):
+                    for x in range(radius, width - radius, grid_step):
                         cost += abs(float(grey_moving[n, y + dy, x + dx]) - float(grey_reference[n, y, x]))
                 costs.append((round(cost, 6), abs(dy) + abs(dx), (dy, dx)))
         found.append(min(costs)[2])
@@ -153,17 +154,20 @@ def shift_search_written_out(reference: torch.Tensor, moving: torch.Tensor, radi
 
 @pytest.mark.parametrize("frames,height,width,radius", [(1, 9, 9, 2), (3, 12, 10, 2), (2, 11, 14, 3), (2, 8, 8, 1)])
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
-def test_estimate_translations_matches_a_search_written_out(frames, height, width, radius, dtype) -> None:
+@pytest.mark.parametrize("grid_step", [1, 2, 3])
+def test_estimate_translations_matches_a_search_written_out(frames, height, width, radius, dtype, grid_step) -> None:
     generator = torch.Generator().manual_seed(frames * 100 + height)
     reference = torch.randint(0, 256, (frames, 3, height, width), dtype=torch.uint8, generator=generator)
     moving = torch.randint(0, 256, (frames, 3, height, width), dtype=torch.uint8, generator=generator)
     moving[0] = torch.roll(reference[0], (1, -1), (1, 2))  # one pair with a true shift
     if dtype == torch.float32:
         reference, moving = reference.float() / 255, moving.float() / 255
-    found = estimate_translations(reference, moving, radius)
+    found = estimate_translations(reference, moving, radius, grid_step)
     assert found.dtype == torch.long and found.shape == (frames, 2)
-    assert [tuple(shift) for shift in found.tolist()] == shift_search_written_out(reference, moving, radius)
+    assert [tuple(shift) for shift in found.tolist()] == shift_search_written_out(reference, moving, radius, grid_step)
     assert found[0].tolist() == [1, -1]
+    with pytest.raises(ValueError, match="grid_step must be at least 1, got 0"):
+        estimate_translations(reference, moving, radius, grid_step=0)
 
 
 def test_estimate_translations_follows_the_background_not_a_moving_object() -> None:

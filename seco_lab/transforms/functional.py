@@ -103,17 +103,19 @@ def translation_search_radius(height: int, width: int) -> int:
     return max(2, math.ceil(min(height, width) / 16))
 
 
-def estimate_translations(reference: torch.Tensor, moving: torch.Tensor, max_shift: int | None = None) -> torch.Tensor:
+def estimate_translations(reference: torch.Tensor, moving: torch.Tensor, max_shift: int | None = None,
+                          grid_step: int = 2) -> torch.Tensor:
     """Integer camera shifts ``(N, 2)`` (dy, dx) such that ``moving[n]`` at pixel (y, x) shows
     what ``reference[n]`` shows at (y - dy, x - dx), from frames ``(N, C, H, W)`` (uint8 or [0, 1]).
 
     Every shift within ``max_shift`` px in each direction (``translation_search_radius`` by
     default) is tried, and the one with the smallest absolute difference of grey levels summed
     over the frame's interior (``max_shift`` px in from each edge) wins; ties go to the smaller
-    shift. The background, which fills most of a frame, decides: an absolute difference lets an
-    object that moves on its own weigh by the area it covers, however bright it is, and a frame
-    with no texture keeps the shift 0. Translation only: a camera that turns or zooms is undone
-    as far as a shift can undo it.
+    shift. The sum takes every ``grid_step``-th row and column of the interior: every shift is
+    still tried, at a quarter of the cost for 2. The background, which fills most of a frame,
+    decides: an absolute difference lets an object that moves on its own weigh by the area it
+    covers, however bright it is, and a frame with no texture keeps the shift 0. Translation
+    only: a camera that turns or zooms is undone as far as a shift can undo it.
     """
     _check_video(reference, "reference")
     if moving.shape != reference.shape:
@@ -122,12 +124,15 @@ def estimate_translations(reference: torch.Tensor, moving: torch.Tensor, max_shi
     height, width = reference.shape[-2:]
     radius = translation_search_radius(height, width) if max_shift is None else int(max_shift)
     radius = min(radius, (min(height, width) - 1) // 2)
+    if grid_step < 1:
+        raise ValueError(f"seco_lab/transforms/functional.py: grid_step must be at least 1, got {grid_step}")
     grey_reference, grey_moving = _grey_levels(reference), _grey_levels(moving)  # (N, H, W)
-    interior = grey_reference[:, radius:height - radius, radius:width - radius]
+    step = grid_step  # rows and columns of the interior summed: every step-th
+    interior = grey_reference[:, radius:height - radius:step, radius:width - radius:step]
     candidates = sorted(((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)),
                         key=lambda shift: (abs(shift[0]) + abs(shift[1]), shift))  # ties go to the smaller shift
     costs = np.stack([
-        np.abs(grey_moving[:, radius + dy:height - radius + dy, radius + dx:width - radius + dx] - interior)
+        np.abs(grey_moving[:, radius + dy:height - radius + dy:step, radius + dx:width - radius + dx:step] - interior)
         .sum(axis=(1, 2))
         for dy, dx in candidates
     ], axis=1)  # (N, (2r + 1)^2)
