@@ -6,6 +6,7 @@ Nothing here draws from torch's random generator; the one random operation,
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -127,16 +128,23 @@ def estimate_translations(reference: torch.Tensor, moving: torch.Tensor, max_shi
     if grid_step < 1:
         raise ValueError(f"seco_lab/transforms/functional.py: grid_step must be at least 1, got {grid_step}")
     grey_reference, grey_moving = _grey_levels(reference), _grey_levels(moving)  # (N, H, W)
-    step = grid_step  # rows and columns of the interior summed: every step-th
-    interior = grey_reference[:, radius:height - radius:step, radius:width - radius:step]
-    candidates = sorted(((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)),
-                        key=lambda shift: (abs(shift[0]) + abs(shift[1]), shift))  # ties go to the smaller shift
+    rows, columns = slice(radius, height - radius, grid_step), slice(radius, width - radius, grid_step)
+    interior = grey_reference[:, rows, columns]
+    candidates = _shift_candidates(radius)
     costs = np.stack([
-        np.abs(grey_moving[:, radius + dy:height - radius + dy:step, radius + dx:width - radius + dx:step] - interior)
-        .sum(axis=(1, 2))
+        np.abs(grey_moving[:, rows.start + dy:rows.stop + dy:grid_step, columns.start + dx:columns.stop + dx:grid_step]
+               - interior).sum(axis=(1, 2))
         for dy, dx in candidates
     ], axis=1)  # (N, (2r + 1)^2)
     return torch.tensor(candidates, dtype=torch.long)[torch.from_numpy(costs.argmin(axis=1))]  # (N, 2)
+
+
+@functools.lru_cache(maxsize=None)
+def _shift_candidates(radius: int) -> tuple[tuple[int, int], ...]:
+    """Every (dy, dx) within ``radius``, smaller shifts first (so ``argmin`` breaks ties towards
+    them): by |dy| + |dx|, then by (dy, dx)."""
+    shifts = ((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1))
+    return tuple(sorted(shifts, key=lambda shift: (abs(shift[0]) + abs(shift[1]), shift)))
 
 
 def _grey_levels(frames: torch.Tensor) -> np.ndarray:
