@@ -198,3 +198,92 @@ def test_the_caches_of_a_dataset_are_listed_and_removed_but_not_a_build_in_progr
     assert sorted(path.name for path in root.iterdir()) == sorted([path.name for path in paths] + [running.name])
     assert main(["data", "cache", str(tmp_path / "missing")]) == 2
     assert "missing: no such dataset folder" in capsys.readouterr().err
+
+
+def _shaky_videos(folder: Path, count: int = 3, frames: int = 14, size: int = 64) -> list[Path]:
+    """A faint scene of 4 px blocks filmed by a camera that shakes by up to 3 px per frame, with a
+    strongly textured square crossing it: frames whose consecutive camera shifts are not all zero,
+    and where the search from a frame to the next is not always the negative of the one back."""
+    rng = np.random.default_rng(0)
+    margin, side = 3 * frames, 20
+    paths = []
+    for i in range(count):
+        blocks = rng.random(((size + 2 * margin) // 4 + 1, (size + 2 * margin) // 4 + 1, 3))
+        scene = (0.3 * 255 * np.kron(blocks, np.ones((4, 4, 1)))).astype(np.uint8)
+        square = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        offsets = np.cumsum(rng.integers(-3, 4, (frames, 2)), axis=0)  # (T, 2) camera position
+        video = np.stack([scene[margin + dy:margin + dy + size, margin + dx:margin + dx + size] for dy, dx in offsets])
+        for t in range(frames):
+            video[t, 18:18 + side, 2 + 2 * t:2 + 2 * t + side] = square
+        paths.append(folder / f"shaky{i}.mp4")
+        write_video(paths[-1], video)
+    return paths
+
+
+def test_store_holds_the_camera_steps_of_its_frames_forth_and_back(tmp_path):
+    from seco_lab.transforms.functional import estimate_translations
+
+    paths = _shaky_videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    FrameStore.build(paths, counts, size=64, folder=tmp_path, progress=False)
+    store = FrameStore.build(paths, counts, size=64, folder=tmp_path, progress=False)  # steps read back from the index
+    asymmetric = 0
+    for path, count in zip(paths, counts):
+        frames = read_frames(path, range(count), 64)
+        forward = estimate_translations(frames[:-1], frames[1:])
+        backward = estimate_translations(frames[1:], frames[:-1])
+        assert forward.abs().sum() > 0, "the shaking camera must give non-zero steps"
+        asymmetric += int((backward != -forward).any(dim=1).sum())
+        assert torch.equal(store.camera_steps(path, range(count - 1), range(1, count)), forward)
+        assert torch.equal(store.camera_steps(path, range(1, count), range(count - 1)), backward)
+        mixed = store.camera_steps(path, [4, 5, 2, 7], [5, 4, 2, 8])  # forward, back, itself, forward
+        assert torch.equal(mixed, torch.stack([forward[4], backward[4], torch.zeros(2, dtype=torch.long), forward[7]]))
+        assert store.camera_steps(path, [0, 3], [1, 5]) is None, "frames two apart are not stored"
+        assert store.camera_steps(path, [count - 1], [count]) is None, "no frame after the last one"
+    assert asymmetric > 0, "some steps back must differ from the negative step forth, or back is not tested"
+    assert store.camera_steps(tmp_path / "unknown.mp4", [0], [1]) is None
+
+
+@pytest.mark.parametrize("name,overrides,store_decides", [
+    ("seco", {}, True),
+    ("cvrl", {}, True),
+    ("cvrl", {"cvrl": {"reverse_prob": 1.0}}, True),
+    ("cvrl", {"cvrl": {"stride": 2}}, False),  # clip frames two apart: estimated while loading
+    ("dualvar", {"dualvar": {"reverse_prob": 0.5}}, True),
+    ("supervised", {}, True),
+    ("supervised", {"supervised": {"backbone": "cvrl"}}, True),
+])
+def test_stabilized_views_are_the_same_with_the_stores_camera_steps(tmp_path, monkeypatch, name, overrides,
+                                                                  store_decides):
+    """The store's steps replace the search while loading and change no view; where it has no step
+    (frames two apart) the search runs as before."""
+    from seco_lab.methods import build_method
+    from seco_lab.profiles import get_profile
+    from seco_lab.transforms import functional
+    from seco_lab.video.io import VideoInfo
+    from seco_lab.video.layouts import VideoRecord
+
+    config = get_profile("smoke")
+    for section, values in overrides.items():
+        config[section].update(values)
+    config["data"]["num_classes"] = 1
+    assert config[name if name != "supervised" else "seco"]["input_mode"] == "stabilized_differences"
+    paths = _shaky_videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    records = [VideoRecord(p, 0, "a", "train") for p in paths]
+    infos = [VideoInfo(n, 25.0, 64, 64) for n in counts]
+    views = build_method(name, config).view_maker()
+    store = FrameStore.build(paths, counts, size=64, folder=tmp_path, progress=False)
+    plain = VideoDataset(records, infos, views, size=64, seed=3)
+    cached = VideoDataset(records, infos, views, size=64, seed=3, frame_store=store)
+    expected = [plain[(epoch, i)] for epoch in range(3) for i in range(len(records))]
+    if store_decides:
+        def no_search(*args, **kwargs):
+            raise AssertionError("the store's camera steps must be used")
+
+        monkeypatch.setattr(functional, "estimate_translations", no_search)
+    got = [cached[(epoch, i)] for epoch in range(3) for i in range(len(records))]
+    for item_expected, item_got in zip(expected, got):
+        assert item_expected.keys() == item_got.keys()
+        for key in item_expected:
+            assert torch.equal(item_expected[key], item_got[key]), key

@@ -173,27 +173,33 @@ def shift_frames(frames: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     return moved.to(frames.dtype)
 
 
-def stabilize_pairs(frames: torch.Tensor, max_shift: int | None = None) -> torch.Tensor:
+def stabilize_pairs(frames: torch.Tensor, max_shift: int | None = None,
+                    shifts: torch.Tensor | None = None) -> torch.Tensor:
     """Frames read as ``(t, t + 1)`` pairs, ``(2T, C, H, W)``, with each frame t + 1 moved back by
     the camera's shift from frame t (``estimate_translations``), so that a difference of the pair
-    shows what moved in the scene rather than every edge the camera moved. Same shape and dtype."""
+    shows what moved in the scene rather than every edge the camera moved. Same shape and dtype.
+    ``shifts``: the pairs' shifts ``(T, 2)`` when already known (then nothing is estimated)."""
     _check_video(frames, "frames")
     if frames.shape[0] % 2:
         raise ValueError(f"seco_lab/transforms/functional.py: stabilize_pairs needs (t, t + 1) pairs, got "
                          f"{frames.shape[0]} frames")
     pairs = frames.reshape(-1, 2, *frames.shape[1:])  # (T, 2, C, H, W)
-    shifts = estimate_translations(pairs[:, 0], pairs[:, 1], max_shift)
+    if shifts is None:
+        shifts = estimate_translations(pairs[:, 0], pairs[:, 1], max_shift)
     return torch.stack([pairs[:, 0], shift_frames(pairs[:, 1], shifts)], dim=1).reshape(frames.shape)
 
 
-def stabilize_clip(clip: torch.Tensor, max_shift: int | None = None) -> torch.Tensor:
+def stabilize_clip(clip: torch.Tensor, max_shift: int | None = None,
+                   steps: torch.Tensor | None = None) -> torch.Tensor:
     """A clip ``(T, C, H, W)`` with every frame moved into the first frame's view: the camera
     shifts between consecutive frames (``estimate_translations``) are summed and undone, so
-    consecutive differences of the result show what moved in the scene. Same shape and dtype."""
+    consecutive differences of the result show what moved in the scene. Same shape and dtype.
+    ``steps``: those shifts ``(T - 1, 2)`` when already known (then nothing is estimated)."""
     _check_video(clip)
     if clip.shape[0] < 2:
         return clip.clone()
-    steps = estimate_translations(clip[:-1], clip[1:], max_shift)  # (T - 1, 2)
+    if steps is None:
+        steps = estimate_translations(clip[:-1], clip[1:], max_shift)  # (T - 1, 2)
     shifts = torch.cat([torch.zeros(1, 2, dtype=torch.long), steps.cumsum(dim=0)])  # (T, 2), frame 0 stays
     return shift_frames(clip, shifts)
 

@@ -80,6 +80,11 @@ class VideoSource:
             return self.store.read(self.path, index_array)
         return read_frames(self.path, index_array.tolist(), self.size, num_frames=self.num_frames)
 
+    def camera_steps(self, reference: Sequence[int], moving: Sequence[int]) -> torch.Tensor | None:
+        """The camera's shifts ``(N, 2)`` from frame ``reference[n]`` to ``moving[n]`` when the frame
+        store knows them (:meth:`FrameStore.camera_steps`), else None (estimate them from the frames)."""
+        return None if self.store is None else self.store.camera_steps(self.path, reference, moving)
+
     def __repr__(self) -> str:
         return f"VideoSource({self.path.name!r}, num_frames={self.num_frames}, label={self.label}, index={self.index})"
 

@@ -14,6 +14,11 @@ frames' size: :class:`FrameStoreSpaceError` says how much is missing, and traini
 from the files instead. Each set of videos keeps its own store (a subset, another split, another
 size): :func:`cached_stores` lists those of a dataset and :func:`remove_stores` deletes them
 (``python -m seco_lab data cache ROOT [--remove]``).
+
+The store also keeps, for every video, the camera's whole-pixel shift from each frame to the next
+and back (``estimate_translations`` on the stored frames), so the loaders of stabilized frame
+differences look them up (:meth:`FrameStore.camera_steps`) instead of searching again in every
+epoch.
 """
 
 from __future__ import annotations
@@ -33,11 +38,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seco_lab.transforms.functional import estimate_translations
 from seco_lab.video.io import VideoDecodeError, read_frames, resized_shape
 
 # Raised whenever decoding returns other frames or the file format changes, so an older store
-# is rebuilt, never read: 2 = byte offsets, 3 = frames turned upright by a display rotation.
-STORE_VERSION = 3
+# is rebuilt, never read: 2 = byte offsets, 3 = frames turned upright by a display rotation,
+# 4 = camera steps between consecutive frames.
+STORE_VERSION = 4
 # Left free on the disk beside the store, so caching never fills it.
 RESERVE_BYTES = 1 << 30
 
@@ -60,18 +67,20 @@ def _fingerprint(path: Path) -> list[int]:
 
 
 class FrameStore:
-    """All frames of some videos, decoded once at shorter side ``size``: ``read(path, indices)``."""
+    """All frames of some videos, decoded once at shorter side ``size``: ``read(path, indices)``,
+    and the camera's shifts between their consecutive frames: ``camera_steps(path, reference, moving)``."""
 
-    def __init__(self, data_file: Path, entries: dict[str, _Entry]) -> None:
+    def __init__(self, data_file: Path, entries: dict[str, _Entry], steps: dict[str, np.ndarray]) -> None:
         self.data_file = Path(data_file)
         self.entries = entries
+        self.steps = steps  # path -> (num_frames - 1, 2, 2): shifts (dy, dx) from frame t to t + 1, and back
         self._frames: np.ndarray | None = None  # opened lazily, so each worker maps its own view
 
     def __contains__(self, path: str | Path) -> bool:
         return str(Path(path)) in self.entries
 
     def __getstate__(self) -> dict:
-        return {"data_file": self.data_file, "entries": self.entries, "_frames": None}
+        return {"data_file": self.data_file, "entries": self.entries, "steps": self.steps, "_frames": None}
 
     def _array(self) -> np.ndarray:
         if self._frames is None:
@@ -88,6 +97,24 @@ class FrameStore:
         video = self._array()[entry.offset:entry.offset + video_bytes]
         frames = video.reshape(entry.num_frames, entry.height, entry.width, 3)[wanted]  # (T, H, W, C)
         return torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()  # (T, C, H, W)
+
+    def camera_steps(self, path: str | Path, reference: Sequence[int], moving: Sequence[int]) -> torch.Tensor | None:
+        """The camera's shifts ``(N, 2)`` from frame ``reference[n]`` to frame ``moving[n]`` of video
+        ``path``, as ``estimate_translations`` (default radius) gives them on the stored frames; None
+        unless every pair is a frame and the next one, the previous one, or itself (shift 0)."""
+        steps = self.steps.get(str(Path(path)))
+        reference, moving = np.asarray(reference, dtype=np.int64), np.asarray(moving, dtype=np.int64)
+        if steps is None or reference.shape != moving.shape or reference.ndim != 1:
+            return None
+        earlier = np.minimum(reference, moving)  # the pair's first frame in the video
+        forward, backward = moving == reference + 1, moving == reference - 1
+        neighbours = forward | backward
+        if not np.all(neighbours | (moving == reference)) or np.any(neighbours & ((earlier < 0) | (earlier >= len(steps)))):
+            return None
+        shifts = np.zeros((len(reference), 2), dtype=np.int64)
+        shifts[forward] = steps[earlier[forward], 0]
+        shifts[backward] = steps[earlier[backward], 1]
+        return torch.from_numpy(shifts)
 
     @classmethod
     def build(cls, paths: Sequence[Path], num_frames: Sequence[int], size: int, folder: Path,
@@ -109,7 +136,8 @@ class FrameStore:
         if existing is not None and all(
             key in existing[0] and existing[1][key] == fingerprint for key, (fingerprint, _) in wanted.items()
         ):
-            return cls(data_file, {key: existing[0][key] for key in wanted})
+            entries, _, steps = existing
+            return cls(data_file, {key: entries[key] for key in wanted}, {key: steps[key] for key in wanted})
         for outdated in (f".seco_lab_frames_{size}.bin", f".seco_lab_frames_{size}.json"):  # version 1's one store
             (folder / outdated).unlink(missing_ok=True)
         _remove_abandoned_builds(data_file, index_file)
@@ -118,6 +146,7 @@ class FrameStore:
             _check_free_space(folder, needed)
 
         entries: dict[str, _Entry] = {}
+        steps: dict[str, np.ndarray] = {}
         fingerprints: dict[str, list[int]] = {}
         temporary = data_file.with_name(data_file.name + f".tmp-{os.getpid()}")
         offset = 0
@@ -131,6 +160,7 @@ class FrameStore:
                         continue
                     handle.write(frames.permute(0, 2, 3, 1).contiguous().numpy().tobytes())  # (T, H, W, C)
                     entries[key] = _Entry(offset, count, int(frames.shape[2]), int(frames.shape[3]))
+                    steps[key] = _consecutive_steps(frames)
                     fingerprints[key] = fingerprint
                     offset += frames.numel()
         except OSError as error:
@@ -142,23 +172,37 @@ class FrameStore:
         os.replace(temporary, data_file)
         index = {"version": STORE_VERSION, "size": size,
                  "videos": {key: [e.offset, e.num_frames, e.height, e.width, *fingerprints[key]]
-                            for key, e in entries.items()}}
+                            for key, e in entries.items()},
+                 "steps": {key: value.reshape(-1).tolist() for key, value in steps.items()}}
         index_temporary = index_file.with_name(index_file.name + f".tmp-{os.getpid()}")
         index_temporary.write_text(json.dumps(index))
         os.replace(index_temporary, index_file)
-        return cls(data_file, entries)
+        return cls(data_file, entries, steps)
 
     @staticmethod
-    def _load_index(index_file: Path, data_file: Path) -> tuple[dict[str, _Entry], dict[str, list[int]]] | None:
+    def _load_index(index_file: Path, data_file: Path) -> tuple[dict[str, _Entry], dict[str, list[int]],
+                                                                 dict[str, np.ndarray]] | None:
         try:
             index = json.loads(index_file.read_text())
-        except (OSError, ValueError):
+            if index.get("version") != STORE_VERSION or not data_file.exists():
+                return None
+            entries = {key: _Entry(*values[:4]) for key, values in index["videos"].items()}
+            fingerprints = {key: list(values[4:6]) for key, values in index["videos"].items()}
+            steps = {key: np.asarray(values, dtype=np.int64).reshape(-1, 2, 2) for key, values in index["steps"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # unreadable or damaged: rebuilt
             return None
-        if index.get("version") != STORE_VERSION or not data_file.exists():
-            return None
-        entries = {key: _Entry(*values[:4]) for key, values in index["videos"].items()}
-        fingerprints = {key: list(values[4:6]) for key, values in index["videos"].items()}
-        return entries, fingerprints
+        return (entries, fingerprints, steps) if steps.keys() == entries.keys() else None
+
+
+def _consecutive_steps(frames: torch.Tensor) -> np.ndarray:
+    """``(T - 1, 2, 2)`` camera shifts of ``(T, C, H, W)``: ``[t, 0]`` from frame t to t + 1,
+    ``[t, 1]`` from frame t + 1 to t (not always the negative: the search compares each frame's own
+    interior)."""
+    if len(frames) < 2:
+        return np.zeros((0, 2, 2), dtype=np.int64)
+    forward = estimate_translations(frames[:-1], frames[1:])  # (T - 1, 2)
+    backward = estimate_translations(frames[1:], frames[:-1])
+    return torch.stack([forward, backward], dim=1).numpy()
 
 
 def _store_files(folder: Path, size: int, videos: dict) -> tuple[Path, Path]:
