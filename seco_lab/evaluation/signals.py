@@ -1,8 +1,8 @@
 """What each of SeCo's three signals teaches, measured on held-out videos.
 
 For every test video one SeCo triplet ``(a, b, c)`` is drawn and the anchor is augmented twice,
-exactly as in training. Three probes on the frozen trunk (cosine similarity of pooled features)
-and the order head answer the three questions SeCo asks:
+exactly as in training. Probes by cosine similarity, and the order head, answer the three
+questions SeCo asks:
 
 * same frame?  — ``same_frame_acc``: the anchor's second view is closer to its first view than
   both other frames of its video are (what the intra-frame loss trains);
@@ -10,6 +10,11 @@ and the order head answer the three questions SeCo asks:
   the anchor belongs to its own video (what the inter-frame loss trains);
 * right order? — ``order_acc``: the order classifier's accuracy on these triplets (what the
   order loss trains; 50 % is chance).
+
+The first two are asked twice: of the trunk's pooled features (the representation every
+evaluation uses) and, with the ``_head`` suffix, of the head whose loss asks that question (the
+intra head for the same frame, the inter head for the same video). A loss trains its head's answer
+directly; how much of it reaches the trunk, which the heads share, is a separate question.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seco_lab.methods.seco import ORDER, SeCo
+from seco_lab.methods.seco import INTER, INTRA, ORDER, SeCo
 from seco_lab.video.dataset import VideoSource
 
 
@@ -56,20 +61,32 @@ def seco_signal_probes(method: SeCo, records: Sequence[Any], num_frames: Sequenc
     features = F.normalize(features.float(), dim=1).view(len(records), 4, -1).cpu()  # (N, 4, D)
     embeddings = embeddings.float().view(len(records), 4, 3, -1).cpu()  # (N, 4 views, 3 signals, dim)
 
-    a1, a2, b, c = features.unbind(dim=1)  # (N, D) each
-    same_frame = (a1 * a2).sum(1) > torch.maximum((a1 * b).sum(1), (a1 * c).sum(1))
-
-    gallery = torch.cat([b, c])  # (2N, D): frames b and c of every video
-    owner = torch.arange(len(records)).repeat(2)  # (2N,)
-    nearest = (a1 @ gallery.T).argmax(dim=1)  # (N,)
-    same_video = owner[nearest] == torch.arange(len(records))
-
     labels = torch.tensor(orders, dtype=torch.long)
     q_order, k_b, k_c = embeddings[:, 0, ORDER], embeddings[:, 2, ORDER], embeddings[:, 3, ORDER]
     order_acc = method.order_loss.cpu().accuracy(q_order, k_b, k_c, labels)
     method.order_loss.to(device)
     return {
-        "same_frame_acc": 100.0 * float(same_frame.float().mean()),
-        "same_video_r1": 100.0 * float(same_video.float().mean()),
+        "same_frame_acc": same_frame_accuracy(features),
+        "same_video_r1": same_video_recall(features),
+        "same_frame_acc_head": same_frame_accuracy(F.normalize(embeddings[:, :, INTRA], dim=-1)),
+        "same_video_r1_head": same_video_recall(F.normalize(embeddings[:, :, INTER], dim=-1)),
         "order_acc": 100.0 * float(order_acc),
     }
+
+
+def same_frame_accuracy(views: torch.Tensor) -> float:
+    """Percent of videos whose anchor view a1 is more similar to a2 (the same frame, other view)
+    than to both b and c; ``views`` ``(N, 4, D)`` unit vectors in the order a1, a2, b, c."""
+    a1, a2, b, c = views.unbind(dim=1)  # (N, D) each
+    same_frame = (a1 * a2).sum(1) > torch.maximum((a1 * b).sum(1), (a1 * c).sum(1))
+    return 100.0 * float(same_frame.float().mean())
+
+
+def same_video_recall(views: torch.Tensor) -> float:
+    """Recall@1 (percent) of the anchor views a1 among the frames b and c of all ``N`` videos: the
+    nearest one is from the anchor's own video; ``views`` ``(N, 4, D)`` unit vectors a1, a2, b, c."""
+    a1, b, c = views[:, 0], views[:, 2], views[:, 3]
+    gallery = torch.cat([b, c])  # (2N, D): frames b and c of every video
+    owner = torch.arange(len(views)).repeat(2)  # (2N,)
+    nearest = (a1 @ gallery.T).argmax(dim=1)  # (N,)
+    return 100.0 * float((owner[nearest] == torch.arange(len(views))).float().mean())
