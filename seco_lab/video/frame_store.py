@@ -109,7 +109,8 @@ class FrameStore:
         earlier = np.minimum(reference, moving)  # the pair's first frame in the video
         forward, backward = moving == reference + 1, moving == reference - 1
         neighbours = forward | backward
-        if not np.all(neighbours | (moving == reference)) or np.any(neighbours & ((earlier < 0) | (earlier >= len(steps)))):
+        outside = (earlier < 0) | (earlier >= len(steps))
+        if not np.all(neighbours | (moving == reference)) or np.any(neighbours & outside):
             return None
         shifts = np.zeros((len(reference), 2), dtype=np.int64)
         shifts[forward] = steps[earlier[forward], 0]
@@ -188,7 +189,8 @@ class FrameStore:
                 return None
             entries = {key: _Entry(*values[:4]) for key, values in index["videos"].items()}
             fingerprints = {key: list(values[4:6]) for key, values in index["videos"].items()}
-            steps = {key: np.asarray(values, dtype=np.int64).reshape(-1, 2, 2) for key, values in index["steps"].items()}
+            steps = {key: np.asarray(values, dtype=np.int64).reshape(-1, 2, 2)  # (num_frames - 1, 2, 2)
+                     for key, values in index["steps"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):  # unreadable or damaged: rebuilt
             return None
         return (entries, fingerprints, steps) if steps.keys() == entries.keys() else None
