@@ -127,10 +127,10 @@ def stabilized(frames: Tensor, input_mode: str, paired: bool, camera_steps: Tens
     return stabilize_pairs(frames, shifts=camera_steps) if paired else stabilize_clip(frames, steps=camera_steps)
 
 
-def read_input_frames(video: Any, indices: np.ndarray, input_mode: str, paired: bool) -> Tensor:
-    """``video.read(indices)`` ``(N, C, H, W)`` uint8, ``stabilized`` for ``input_mode``; the
-    camera's shifts come from the video's frame store when it has them (``video.camera_steps``),
-    which gives the same frames as estimating them here."""
+def read_view_frames(video: Any, indices: np.ndarray, input_mode: str, paired: bool) -> Tensor:
+    """The frames a view maker's views start from: ``video.read(indices)`` ``(N, C, H, W)`` uint8,
+    ``stabilized`` for ``input_mode``; the camera's shifts come from the video's frame store when it
+    has them (``video.camera_steps``), which gives the same frames as estimating them here."""
     frames = video.read(indices)
     if check_input_mode(input_mode) != "stabilized_differences" or not hasattr(video, "camera_steps"):
         return stabilized(frames, input_mode, paired)

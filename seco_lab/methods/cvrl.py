@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from seco_lab.engine.distributed import all_gather_with_grad
 from seco_lab.losses.ntxent import NTXentLoss
 from seco_lab.methods.base import (
-    Method, check_input_mode, clip_frames_to_read, finish_clip, read_input_frames, register,
+    Method, check_input_mode, clip_frames_to_read, finish_clip, read_view_frames, register,
 )
 from seco_lab.models.encoders3d import build_encoder_3d
 from seco_lab.models.heads import cvrl_head
@@ -64,7 +64,7 @@ class CVRLViews:
         for view, indices in ((1, first), (2, second)):
             if reverse:
                 indices = indices[::-1].copy()
-            clip = read_input_frames(video, indices, self.input_mode, paired=False)  # (T', C, H, W) uint8
+            clip = read_view_frames(video, indices, self.input_mode, paired=False)  # (T', C, H, W) uint8
             if self.erase_alpha[1] > 0:
                 clip = background_erase(clip, rng, self.erase_alpha)
             views[f"v{view}"] = finish_clip(self.augment[view](clip), self.input_mode)

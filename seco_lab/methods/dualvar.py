@@ -25,7 +25,7 @@ from seco_lab.losses.ntxent import NTXentLoss
 from seco_lab.losses.shuffle_rank import ShuffleRankLoss
 from seco_lab.losses.temporal_coherent import TemporalCoherentLoss
 from seco_lab.methods.base import (
-    Method, check_input_mode, clip_frames_to_read, finish_clip, frozen_copy, momentum_update, read_input_frames,
+    Method, check_input_mode, clip_frames_to_read, finish_clip, frozen_copy, momentum_update, read_view_frames,
     register,
 )
 from seco_lab.models.encoders3d import build_encoder_3d
@@ -58,7 +58,7 @@ class DualVarViews:
     def __call__(self, video: Any, rng: np.random.Generator) -> dict[str, Tensor]:
         clip_length = clip_frames_to_read(self.clip_frames, self.input_mode)
         first, second, _ = dualvar_clips(video.num_frames, clip_length, self.stride, rng, self.reverse_prob)
-        frames_v0, frames_v1 = (read_input_frames(video, indices, self.input_mode, paired=False)
+        frames_v0, frames_v1 = (read_view_frames(video, indices, self.input_mode, paired=False)
                                 for indices in (first, second))  # (T', C, H, W) uint8 each
         v2 = finish_clip(self.augment(frames_v0), self.input_mode)  # (C, T, H, W)
         perm = segment_permutation(self.segments, rng, derangement=self.derangement)

@@ -30,7 +30,7 @@ from seco_lab.losses.info_nce import InfoNCELoss
 from seco_lab.losses.intra_frame import IntraFrameLoss
 from seco_lab.losses.order import OrderLoss
 from seco_lab.methods.base import (
-    Method, check_input_mode, frame_pairs, frames_to_sample, frozen_copy, momentum_update, read_input_frames, register,
+    Method, check_input_mode, frame_pairs, frames_to_sample, frozen_copy, momentum_update, read_view_frames, register,
     uses_differences,
 )
 from seco_lab.models.encoders2d import (
@@ -107,7 +107,7 @@ class SeCoViews:
         if self.input_mode == "rgb":
             anchor, b, c = video.read(indices)  # (C, H, W) uint8 each
         else:
-            frames = read_input_frames(video, frame_pairs(indices, video.num_frames), self.input_mode,
+            frames = read_view_frames(video, frame_pairs(indices, video.num_frames), self.input_mode,
                                       paired=True)
             # (6, C, H, W): a, a+1, b, b+1, c, c+1
             anchor, b, c = frames.view(3, 2, *frames.shape[1:])

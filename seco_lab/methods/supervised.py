@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seco_lab.methods.base import (
-    Method, check_input_mode, clip_frames_to_read, finish_clip, frame_pairs, frames_to_sample, read_input_frames,
+    Method, check_input_mode, clip_frames_to_read, finish_clip, frame_pairs, frames_to_sample, read_view_frames,
     register, uses_differences,
 )
 from seco_lab.models.encoders2d import build_encoder_2d
@@ -61,12 +61,12 @@ class LabelledViews:
         if self.kind == "3d":
             clip_length = clip_frames_to_read(self.clip_frames, self.input_mode)
             indices = random_clip_indices(video.num_frames, clip_length, self.stride, rng)
-            clip = read_input_frames(video, indices, self.input_mode, paired=False)  # (T', C, H, W) uint8
+            clip = read_view_frames(video, indices, self.input_mode, paired=False)  # (T', C, H, W) uint8
             return {"x": finish_clip(self.augment(clip), self.input_mode)}
         indices = tsn_segment_indices(frames_to_sample(video.num_frames, self.input_mode), self.segments, rng)
         if self.input_mode == "rgb":
             return {"x": self.augment(video.read(indices))}  # (K, C, H, W)
-        pairs = read_input_frames(video, frame_pairs(indices, video.num_frames), self.input_mode, paired=True)
+        pairs = read_view_frames(video, frame_pairs(indices, video.num_frames), self.input_mode, paired=True)
         frames = self.augment(pairs)  # (2K, C, H, W), one draw
         return {"x": paired_frame_differences(frames)}  # (K, C, H, W)
 
