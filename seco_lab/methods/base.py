@@ -115,16 +115,15 @@ def frames_to_sample(num_frames: int, input_mode: str) -> int:
     return max(num_frames - 1, 1) if uses_differences(input_mode) else num_frames
 
 
-def stabilized(frames: Tensor, input_mode: str, paired: bool, camera_steps: Tensor | None = None) -> Tensor:
+def stabilized(frames: Tensor, input_mode: str, paired: bool) -> Tensor:
     """Frames as read ``(N, C, H, W)``, with the camera's shifts undone for
     ``"stabilized_differences"`` (unchanged otherwise): ``paired`` frames come as (t, t + 1)
     pairs (``frame_pairs``), each frame t + 1 aligned to its t; otherwise they are one clip of
     consecutive frames, all aligned to the first. Call it before augmentation, on the decoded
-    pixels, where the camera's shifts are whole pixels. ``camera_steps``: the shifts of each pair
-    (``(N / 2, 2)``) or between consecutive clip frames (``(N - 1, 2)``) when already known."""
+    pixels, where the camera's shifts are whole pixels."""
     if check_input_mode(input_mode) != "stabilized_differences":
         return frames
-    return stabilize_pairs(frames, shifts=camera_steps) if paired else stabilize_clip(frames, steps=camera_steps)
+    return stabilize_pairs(frames) if paired else stabilize_clip(frames)
 
 
 def read_view_frames(video: Any, indices: np.ndarray, input_mode: str, paired: bool) -> Tensor:
@@ -132,14 +131,12 @@ def read_view_frames(video: Any, indices: np.ndarray, input_mode: str, paired: b
     ``stabilized`` for ``input_mode``; the camera's shifts come from the video's frame store when it
     has them (``video.camera_steps``), which gives the same frames as estimating them here."""
     frames = video.read(indices)
-    if check_input_mode(input_mode) != "stabilized_differences" or not hasattr(video, "camera_steps"):
-        return stabilized(frames, input_mode, paired)
+    if check_input_mode(input_mode) != "stabilized_differences":
+        return frames
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-    if paired:
-        reference, moving = indices[0::2], indices[1::2]  # (t, t + 1) pairs
-    else:
-        reference, moving = indices[:-1], indices[1:]  # consecutive clip frames
-    return stabilized(frames, input_mode, paired, video.camera_steps(reference, moving))
+    reference, moving = (indices[0::2], indices[1::2]) if paired else (indices[:-1], indices[1:])
+    known = video.camera_steps(reference, moving) if hasattr(video, "camera_steps") else None  # None: search
+    return stabilize_pairs(frames, shifts=known) if paired else stabilize_clip(frames, steps=known)
 
 
 def frame_pairs(indices: np.ndarray, num_frames: int) -> np.ndarray:
