@@ -185,11 +185,17 @@ def test_estimate_translations_follows_the_background_not_a_moving_object() -> N
         estimate_translations(reference, moving[:, :, :-1])
 
 
-def test_shift_frames_moves_each_frame_back_with_edge_pixels_at_the_border() -> None:
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float64])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_shift_frames_moves_each_frame_back_with_edge_pixels_at_the_border(dtype: torch.dtype, channels_last: bool) -> None:
     frames = torch.randint(0, 256, (3, 2, 5, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    if dtype.is_floating_point:
+        frames = frames.to(dtype) / 255
+    if channels_last:
+        frames = frames.contiguous(memory_format=torch.channels_last)
     shifts = torch.tensor([[0, 0], [2, -1], [-1, 3]])
     moved = shift_frames(frames, shifts)
-    assert moved.dtype == torch.uint8 and moved.shape == frames.shape
+    assert moved.dtype == dtype and moved.shape == frames.shape
     for n, (dy, dx) in enumerate(shifts.tolist()):
         for y in range(5):
             for x in range(6):

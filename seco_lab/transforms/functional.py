@@ -167,10 +167,9 @@ def shift_frames(frames: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     if margin == 0:
         return frames.clone()
     height, width = frames.shape[-2:]
-    padded = torch.nn.functional.pad(frames.to(torch.float32), (margin,) * 4, mode="replicate")  # (N, C, H+2m, W+2m)
-    moved = torch.stack([padded[n, :, margin + dy:margin + dy + height, margin + dx:margin + dx + width]
-                         for n, (dy, dx) in enumerate(shifts.tolist())])
-    return moved.to(frames.dtype)
+    padded = torch.nn.functional.pad(frames, (margin,) * 4, mode="replicate")  # (N, C, H+2m, W+2m)
+    return torch.stack([padded[n, :, margin + dy:margin + dy + height, margin + dx:margin + dx + width]
+                        for n, (dy, dx) in enumerate(shifts.tolist())])
 
 
 def stabilize_pairs(frames: torch.Tensor, max_shift: int | None = None,

@@ -61,6 +61,12 @@ class _Entry:
     width: int
 
 
+def _key(path: str | Path) -> str:
+    """A video's key in the store: its path as ``Path`` spells it (a Path is not parsed again:
+    the loaders ask for every item)."""
+    return str(path) if isinstance(path, Path) else str(Path(path))
+
+
 def _fingerprint(path: Path) -> list[int]:
     stat = path.stat()
     return [stat.st_size, stat.st_mtime_ns]
@@ -77,7 +83,7 @@ class FrameStore:
         self._frames: np.ndarray | None = None  # opened lazily, so each worker maps its own view
 
     def __contains__(self, path: str | Path) -> bool:
-        return str(Path(path)) in self.entries
+        return _key(path) in self.entries
 
     def __getstate__(self) -> dict:
         return {"data_file": self.data_file, "entries": self.entries, "steps": self.steps, "_frames": None}
@@ -89,7 +95,7 @@ class FrameStore:
 
     def read(self, path: str | Path, indices: Sequence[int]) -> torch.Tensor:
         """Frames ``indices`` of video ``path``: uint8 (T, C, H, W)."""
-        entry = self.entries[str(Path(path))]
+        entry = self.entries[_key(path)]
         wanted = np.asarray(indices, dtype=np.int64)
         if wanted.size and (wanted.min() < 0 or wanted.max() >= entry.num_frames):
             raise IndexError(f"{path}: frame indices must be in [0, {entry.num_frames}), got {wanted.tolist()}")
@@ -102,7 +108,7 @@ class FrameStore:
         """The camera's shifts ``(N, 2)`` from frame ``reference[n]`` to frame ``moving[n]`` of video
         ``path``, as ``estimate_translations`` (default radius) gives them on the stored frames; None
         unless every pair is a frame and the next one, the previous one, or itself (shift 0)."""
-        steps = self.steps.get(str(Path(path)))
+        steps = self.steps.get(_key(path))
         reference, moving = np.asarray(reference, dtype=np.int64), np.asarray(moving, dtype=np.int64)
         if steps is None or reference.shape != moving.shape or reference.ndim != 1:
             return None
