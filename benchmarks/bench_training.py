@@ -13,13 +13,13 @@ resident memory of this process and of its worker processes. The three timings a
 rounds (``--rounds``, ``--steps`` steps of each per round) and each ratio is the median of the
 rounds' ratios, so a machine that slows down or speeds up during the run moves both sides of a
 ratio alike. In a round the loader-fed steps start by draining the batches the workers
-prefetched while the other timings ran; those steps are not timed. A second table explains the
+prefetched while the other timings ran; those steps are not timed. A second table helps read the
 loader ratio: the CPU time a worker spends making one video's views (one thread), the CPU time
 (all threads) and the wall time of the in-memory step per video, and the CPU time the step
-leaves unused on this machine's cores per video (cores x wall - CPU). Workers can keep up
-without slowing the step only where the views fit into that idle time; they are niced
-(``--worker-nice``, default the training config's) so that they run there rather than take
-cores from the step's threads.
+leaves unused on this machine's cores per video (cores x wall - CPU). That idle figure is a
+rough guide, not a bound: on some CPUs the workers kept up with views costing more than it.
+The workers are niced (``--worker-nice``, default the training config's) so that they run in
+the time the step leaves rather than take cores from the step's threads.
 
 Like the command line, it lets idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE`` unless
 set), which matters when workers share the cores with the training threads.
