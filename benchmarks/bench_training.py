@@ -17,7 +17,9 @@ prefetched while the other timings ran; those steps are not timed. A second tabl
 loader ratio: the CPU time a worker spends making one video's views (one thread), the CPU time
 (all threads) and the wall time of the in-memory step per video, and the CPU time the step
 leaves unused on this machine's cores per video (cores x wall - CPU). That idle figure is a
-rough guide, not a bound: on some CPUs the workers kept up with views costing more than it.
+rough guide, not a bound: on some CPUs the workers kept up with views costing more than it. A
+worker also collates each batch into shared memory, which the views column leaves out
+(``benchmarks/bench_views.py`` measures it).
 The workers are niced (``--worker-nice``, default the training config's) so that they run in
 the time the step leaves rather than take cores from the step's threads.
 
@@ -125,7 +127,8 @@ def bare_encoder_step(method, batch: dict[str, torch.Tensor]) -> None:
     elif method.name == "cvrl":
         trunk(torch.cat([batch["v1"], batch["v2"]])).sum().backward()
     elif method.name == "dualvar":
-        trunk(torch.cat([batch["v0"], batch["v1"], batch["v2"], batch["v2_shuffled"]])).sum().backward()
+        # the step encodes v2 and a shuffled copy of it: the same cost as v2 twice
+        trunk(torch.cat([batch["v0"], batch["v1"], batch["v2"], batch["v2"]])).sum().backward()
     else:
         x = batch["x"]
         trunk(x.flatten(0, 1) if x.dim() == 5 and method.encoder_kind == "2d" else x).sum().backward()

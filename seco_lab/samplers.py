@@ -315,22 +315,42 @@ def segment_permutation(
 
 
 def shuffle_segments(clip: torch.Tensor, perm: np.ndarray | torch.Tensor, time_dim: int) -> torch.Tensor:
-    """Cut ``clip`` into ``S = len(perm)`` segments along ``time_dim`` and reorder them.
+    """Cut ``clip`` into ``S`` segments along ``time_dim`` and reorder them.
 
     ``clip`` is e.g. ``(C, T, H, W)`` with ``time_dim=1`` or ``(T, C, H, W)`` with ``time_dim=0``.
-    Segment ``perm[j]`` of the input becomes segment ``j`` of the output. ``T`` need not be a
+    With ``perm (S,)``, segment ``perm[j]`` of the input becomes segment ``j`` of the output.
+    ``perm`` may also be ``(N, S)``, one permutation per row of a batch ``clip`` whose dim 0 is
+    ``N`` (``time_dim`` then another dim, e.g. 2 for ``(N, C, T, H, W)``). ``T`` need not be a
     multiple of ``S`` (segment lengths then differ by at most one, as ``torch.tensor_split``).
     Returns a tensor of the same shape.
     """
-    order = [int(i) for i in np.asarray(perm)]
-    if sorted(order) != list(range(len(order))):
-        raise ValueError(f"seco_lab/samplers.py: perm must be a permutation of 0..S-1, got {order}")
-    if clip.shape[time_dim] < len(order):
+    perm_t = torch.as_tensor(np.asarray(perm) if not isinstance(perm, torch.Tensor) else perm, dtype=torch.long)
+    time_dim = time_dim % clip.ndim
+    num_segments = perm_t.shape[-1] if perm_t.ndim else 0
+    identity = torch.arange(num_segments)
+    if perm_t.ndim not in (1, 2) or not bool((perm_t.cpu().sort(dim=-1).values == identity).all()):
+        raise ValueError(f"seco_lab/samplers.py: perm must be a permutation of 0..S-1 (in every row), "
+                         f"got {perm_t.tolist()}")
+    if clip.shape[time_dim] < num_segments:
         raise ValueError(
-            f"seco_lab/samplers.py: cannot cut {clip.shape[time_dim]} frames into {len(order)} segments"
+            f"seco_lab/samplers.py: cannot cut {clip.shape[time_dim]} frames into {num_segments} segments"
         )
-    segments = torch.tensor_split(clip, len(order), dim=time_dim)
-    return torch.cat([segments[i] for i in order], dim=time_dim)
+    if perm_t.ndim == 1:
+        segments = torch.tensor_split(clip, num_segments, dim=time_dim)
+        return torch.cat([segments[i] for i in perm_t.tolist()], dim=time_dim)
+    if time_dim == 0 or perm_t.shape[0] != clip.shape[0]:
+        raise ValueError(
+            "seco_lab/samplers.py: a batched perm (N, S) needs a clip with N rows in dim 0 and time in "
+            f"another dim; got perm {tuple(perm_t.shape)}, clip {tuple(clip.shape)}, time_dim {time_dim}"
+        )
+    distinct, row_group = torch.unique(perm_t.cpu(), dim=0, return_inverse=True)  # rows sharing a permutation
+    if len(distinct) == 1:  # one permutation for all rows (always so with S = 2 and derangements)
+        return shuffle_segments(clip, distinct[0], time_dim)
+    shuffled = torch.empty_like(clip)
+    for group, order in enumerate(distinct):
+        rows = (row_group == group).nonzero().flatten().to(clip.device)
+        shuffled[rows] = shuffle_segments(clip[rows], order, time_dim)
+    return shuffled
 
 
 def calibrate(

@@ -39,7 +39,6 @@ def _rank0_keys(rank: int, rank1_scale: float) -> torch.Tensor:
     model.train()
     generator = torch.Generator().manual_seed(10 + rank)
     batch = {name: torch.rand(LOCAL_BATCH, *CLIP_SHAPE, generator=generator) for name in ("v0", "v1", "v2")}
-    batch["v2_shuffled"] = batch["v2"].flip(2)
     batch["perm"] = torch.tensor([1, 0]).repeat(LOCAL_BATCH, 1)
     if rank == 1:
         batch = {name: value * rank1_scale if value.is_floating_point() else value for name, value in batch.items()}

@@ -223,15 +223,19 @@ def test_frame_difference_input_reads_one_more_frame_and_cancels_static_content(
     assert torch.count_nonzero(item["v1"]) == 0
 
 
-def test_dualvar_shuffle_is_never_the_identity_and_calibration_restores_order():
-    method = build_method("dualvar", smoke_config("dualvar"))
-    item = method.view_maker()(FakeVideo(num_frames=40), np.random.default_rng(1))
-    perm = item["perm"]
-    assert not torch.equal(perm, torch.arange(len(perm)))
-    halves = torch.tensor_split(item["v2"], len(perm), dim=1)
-    shuffled_halves = torch.tensor_split(item["v2_shuffled"], len(perm), dim=1)
-    for slot, segment in enumerate(perm.tolist()):
-        assert torch.equal(shuffled_halves[slot], halves[segment])
+def test_dualvar_shuffle_is_never_the_identity_and_the_method_encodes_v2_in_that_order():
+    method = build_method("dualvar", smoke_config("dualvar", dualvar={"segments": 3}))
+    batch = make_batch(method, batch_size=6)
+    perms = batch["perm"]  # (B, S)
+    assert len({tuple(row) for row in perms.tolist()}) > 1
+    assert not (perms == torch.arange(3)).any()  # no segment stays in place (derangements)
+    encoded = []
+    method.query.register_forward_pre_hook(lambda module, args: encoded.append(args[0]))
+    method(batch)
+    shuffled = encoded[0][3 * len(perms):]  # inputs are v0, v1, v2, then the shuffled v2: (B, C, T, H, W)
+    for row, perm in enumerate(perms.tolist()):
+        segments = torch.tensor_split(batch["v2"][row], 3, dim=1)
+        assert torch.equal(shuffled[row], torch.cat([segments[segment] for segment in perm], dim=1))
 
 
 @pytest.mark.parametrize("losses,expected", [

@@ -319,6 +319,27 @@ def test_shuffle_moves_whole_segments() -> None:
         shuffle_segments(clip, np.array([0, 0]), 0)
 
 
+@pytest.mark.parametrize(("shape", "time_dim", "num_segments"), [((6, 3, 8, 4, 4), 2, 2), ((7, 9, 2), 1, 3),
+                                                                 ((5, 2, 10, 3), -2, 4)])
+def test_batched_shuffle_matches_row_by_row(shape: tuple[int, ...], time_dim: int, num_segments: int) -> None:
+    clips = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    rng = np.random.default_rng(14)
+    mixed = np.stack([rng.permutation(num_segments) for _ in range(shape[0])])  # (N, S), some rows alike
+    same = np.tile(segment_permutation(num_segments, rng), (shape[0], 1))
+    for perms in (mixed, same, torch.as_tensor(mixed)):
+        batched = shuffle_segments(clips, perms, time_dim)
+        assert batched.shape == clips.shape
+        for row in range(shape[0]):
+            assert torch.equal(batched[row], shuffle_segments(clips[row], np.asarray(perms[row]), time_dim % len(shape) - 1))
+    assert len({tuple(row) for row in mixed.tolist()}) > 1
+    with pytest.raises(ValueError, match="batched perm"):
+        shuffle_segments(clips, mixed[:-1], time_dim)
+    with pytest.raises(ValueError, match="batched perm"):
+        shuffle_segments(clips, mixed, 0)
+    with pytest.raises(ValueError, match="permutation"):
+        shuffle_segments(clips, np.concatenate([mixed[:-1], np.zeros((1, num_segments), dtype=np.int64)]), time_dim)
+
+
 def test_batched_calibration_matches_row_by_row() -> None:
     rng = np.random.default_rng(13)
     series = torch.randn(5, 3, 4)  # (N, S, D)

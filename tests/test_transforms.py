@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from seco_lab.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    ContiguousRandomResizedCrop,
     SeparableGaussianBlur,
     VideoTransform,
     background_erase,
@@ -283,6 +285,35 @@ def test_separable_blur_transform_draws_sigma_from_torch() -> None:
     torch.manual_seed(0)
     assert torch.equal(blur(frame), first)
     assert first.max() < frame.max() and first.sum() == pytest.approx(frame.sum().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize(("shape", "size", "scale"), [((9, 3, 64, 64), 56, (0.5, 1.0)), ((2, 3, 40, 53), 24, (0.2, 0.9)),
+                                                      ((3, 31, 17), 40, (0.3, 1.0))])
+def test_contiguous_random_resized_crop_equals_torchvision(dtype: torch.dtype, shape: tuple[int, ...], size: int,
+                                                            scale: tuple[float, float]) -> None:
+    pixels = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(1)).to(dtype)
+    if dtype.is_floating_point:
+        pixels /= 255.0
+    ours = ContiguousRandomResizedCrop(size, scale=scale, ratio=(0.5, 2.0))
+    theirs = v2.RandomResizedCrop(size, scale=scale, ratio=(0.5, 2.0))
+    crops_seen = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        params = ours.make_params([pixels])
+        crops_seen.add((params["top"], params["left"], params["height"], params["width"]))
+        torch.manual_seed(seed)
+        expected = theirs(pixels)
+        torch.manual_seed(seed)
+        result = run_pipeline(ours, pixels)
+        assert result.shape == (*shape[:-2], size, size) and result.dtype == dtype
+        assert torch.equal(result, expected)
+    assert len(crops_seen) > 6  # the draws differ, so the equality covers many crops
+    video = tv_tensors.Video(pixels if pixels.dim() == 4 else pixels[None])
+    torch.manual_seed(0)
+    wrapped = ours(video)
+    torch.manual_seed(0)
+    assert isinstance(wrapped, tv_tensors.Video) and torch.equal(wrapped, theirs(video))
 
 
 def test_blur_kernel_is_odd_and_about_a_tenth_of_the_crop() -> None:

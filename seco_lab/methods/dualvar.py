@@ -39,9 +39,11 @@ VARIANTS = ("simclr", "moco")
 
 @dataclass
 class DualVarViews:
-    """One video -> ``v0``, ``v1`` (two clips), ``v2`` (v0's frames re-augmented), ``v2_shuffled``
-    (v2 with its S temporal segments permuted) and ``perm`` (slot j holds segment perm[j]).
-    All clips ``(C, T, H, W)``; with ``reverse_prob`` every clip of the video is time-reversed."""
+    """One video -> ``v0``, ``v1`` (two clips), ``v2`` (v0's frames re-augmented) and ``perm``, the
+    order of v2's S temporal segments in the shuffled copy that shuffle-rank encodes (slot j holds
+    segment perm[j]). The method makes that copy on the batch (``shuffle_segments``), so the
+    loader does not carry a fourth clip. All clips ``(C, T, H, W)``; with ``reverse_prob`` every
+    clip of the video is time-reversed."""
 
     clip_frames: int
     stride: int
@@ -66,7 +68,6 @@ class DualVarViews:
             "v0": finish_clip(self.augment(frames_v0), self.input_mode),
             "v1": finish_clip(self.augment(frames_v1), self.input_mode),
             "v2": v2,
-            "v2_shuffled": shuffle_segments(v2, perm, time_dim=1),
             "perm": torch.as_tensor(perm),
         }
 
@@ -147,7 +148,10 @@ class DualVar(Method):
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         batch_size = batch["v0"].shape[0]
         names = ["v0", "v1"] + (["v2", "v2_shuffled"] if "SR" in self.losses else [])
-        clip_emb, series = self.query(torch.cat([batch[name] for name in names]))  # (nB, d), (nB, S, d')
+        clips = [batch[name] for name in names[:3]]  # (B, C, T, H, W) each
+        if "SR" in self.losses:
+            clips.append(shuffle_segments(batch["v2"], batch["perm"], time_dim=2))
+        clip_emb, series = self.query(torch.cat(clips))  # (nB, d), (nB, S, d')
         clip_v0, clip_v1 = clip_emb.float().split(batch_size)[:2]  # (B, d) each
         series_by_view = dict(zip(names, series.float().split(batch_size)))  # name -> (B, S, d')
         series_v0, series_v1 = series_by_view["v0"], series_by_view["v1"]

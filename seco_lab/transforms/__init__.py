@@ -15,6 +15,7 @@ from seco_lab.transforms.functional import (
 )
 from seco_lab.transforms.recipes import (
     AUGMENT_MODES,
+    ContiguousRandomResizedCrop,
     SeparableGaussianBlur,
     VideoTransform,
     cvrl_clip_augment,
@@ -26,6 +27,7 @@ from seco_lab.transforms.recipes import (
 
 __all__ = [
     "AUGMENT_MODES",
+    "ContiguousRandomResizedCrop",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "SeparableGaussianBlur",

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
 from seco_lab.transforms.functional import (
     IMAGENET_MEAN, IMAGENET_STD, blur_kernel_size, check_float_pixels, gaussian_blur,
@@ -61,6 +62,20 @@ class SeparableGaussianBlur(v2.Transform):
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         blurred = gaussian_blur(inpt.as_subclass(torch.Tensor), self.kernel_size, params["sigma"])
         return tv_tensors.wrap(blurred, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else blurred
+
+
+class ContiguousRandomResizedCrop(v2.RandomResizedCrop):
+    """``v2.RandomResizedCrop`` (same random draws, same pixels) that copies a plain tensor's
+    crop into contiguous memory before resizing it. The crop is a strided view, and torch's
+    antialiased resize of a strided uint8 clip costs about twice as much as the copy and the resize
+    of a contiguous one together (benchmarks/bench_views.py). Other inputs (tv_tensors, boxes) go
+    through ``v2.RandomResizedCrop`` unchanged."""
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if type(inpt) is not torch.Tensor:
+            return super().transform(inpt, params)
+        crop = F.crop(inpt, params["top"], params["left"], params["height"], params["width"]).contiguous()
+        return F.resize(crop, self.size, interpolation=self.interpolation, antialias=self.antialias)
 
 
 _PLAIN_FORWARD = v2.Transform.forward  # make_params, then transform
@@ -180,7 +195,7 @@ def seco_frame_augment(
     for name, prob in (("jitter_prob", jitter_prob), ("grayscale_prob", grayscale_prob), ("blur_prob", blur_prob)):
         _check_prob(name, prob)
     steps: list[v2.Transform] = [
-        v2.RandomResizedCrop(crop_size, scale=scale, antialias=True),
+        ContiguousRandomResizedCrop(crop_size, scale=scale, antialias=True),
         v2.ToDtype(torch.float32, scale=True),
         v2.RandomApply([v2.ColorJitter(*jitter)], p=jitter_prob),
         v2.RandomGrayscale(p=grayscale_prob),
@@ -231,7 +246,7 @@ def cvrl_clip_augment(
         ("blur_prob", blur_prob), ("solarize_prob", solarize_prob),
     ):
         _check_prob(name, prob)
-    steps: list[v2.Transform] = [v2.RandomResizedCrop(crop_size, scale=area, ratio=aspect, antialias=True)]
+    steps: list[v2.Transform] = [ContiguousRandomResizedCrop(crop_size, scale=area, ratio=aspect, antialias=True)]
     if hflip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
     steps += [
@@ -270,7 +285,7 @@ def dualvar_clip_augment(
     """
     _check_prob("jitter_prob", jitter_prob)
     _check_prob("blur_prob", blur_prob)
-    steps: list[v2.Transform] = [v2.RandomResizedCrop(crop_size, scale=scale, ratio=aspect, antialias=True)]
+    steps: list[v2.Transform] = [ContiguousRandomResizedCrop(crop_size, scale=scale, ratio=aspect, antialias=True)]
     if hflip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
     steps += [
