@@ -324,11 +324,11 @@ def shuffle_segments(clip: torch.Tensor, perm: np.ndarray | torch.Tensor, time_d
     multiple of ``S`` (segment lengths then differ by at most one, as ``torch.tensor_split``).
     Returns a tensor of the same shape.
     """
-    perm_t = torch.as_tensor(np.asarray(perm) if not isinstance(perm, torch.Tensor) else perm, dtype=torch.long)
+    perm_t = torch.as_tensor(perm, dtype=torch.long).cpu()
     time_dim = time_dim % clip.ndim
     num_segments = perm_t.shape[-1] if perm_t.ndim else 0
     identity = torch.arange(num_segments)
-    if perm_t.ndim not in (1, 2) or not bool((perm_t.cpu().sort(dim=-1).values == identity).all()):
+    if perm_t.ndim not in (1, 2) or not bool((perm_t.sort(dim=-1).values == identity).all()):
         raise ValueError(f"seco_lab/samplers.py: perm must be a permutation of 0..S-1 (in every row), "
                          f"got {perm_t.tolist()}")
     if clip.shape[time_dim] < num_segments:
@@ -343,7 +343,7 @@ def shuffle_segments(clip: torch.Tensor, perm: np.ndarray | torch.Tensor, time_d
             "seco_lab/samplers.py: a batched perm (N, S) needs a clip with N rows in dim 0 and time in "
             f"another dim; got perm {tuple(perm_t.shape)}, clip {tuple(clip.shape)}, time_dim {time_dim}"
         )
-    distinct, row_group = torch.unique(perm_t.cpu(), dim=0, return_inverse=True)  # rows sharing a permutation
+    distinct, row_group = torch.unique(perm_t, dim=0, return_inverse=True)  # rows sharing a permutation
     if len(distinct) == 1:  # one permutation for all rows (always so with S = 2 and derangements)
         return shuffle_segments(clip, distinct[0], time_dim)
     shuffled = torch.empty_like(clip)
