@@ -46,14 +46,12 @@ configure_cpu_environment()  # before torch is imported
 
 import torch  # noqa: E402
 
+from bench_views import method_and_train_dataset, view_cpu_seconds  # noqa: E402  (this folder is on the path of a script run)
 from seco_lab.engine.schedule import build_optimizer
 from seco_lab.engine.config import TrainConfig
 from seco_lab.engine.workers import lower_worker_priority
-from seco_lab.methods import build_method
-from seco_lab.methods.pretrain import build_run_config, train_config
+from seco_lab.methods.pretrain import train_config
 from seco_lab.paths import synth_dataset_dir
-from seco_lab.video.dataset import VideoDataset
-from seco_lab.video.frame_store import FrameStore, store_folder
 from seco_lab.video.index import load_dataset
 
 
@@ -98,25 +96,6 @@ def step_cpu_seconds(step, batches, steps: int, warmup: int = 2) -> float:
     return statistics.median(times[warmup:])
 
 
-def view_cpu_seconds(dataset: VideoDataset, items: int = 40) -> float:
-    """Median CPU time of making one video's views on one thread, as a loader worker does in any
-    epoch after the first: each item is made once untimed (first reads of the frame store's pages,
-    lazy set-up), then timed in a second pass."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    times = []
-    try:
-        for item in range(min(items, len(dataset))):
-            dataset[item]
-        for item in range(min(items, len(dataset))):
-            start = time.process_time()
-            dataset[item]
-            times.append(time.process_time() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return statistics.median(times)
-
-
 def bare_encoder_step(method, batch: dict[str, torch.Tensor]) -> None:
     """Trunk work only: forward+backward on the views with gradients, forward on key views."""
     trunk = method.encoder()
@@ -149,24 +128,16 @@ def main() -> None:
         parser.error(f"--rounds and --steps must be at least 1, got {args.rounds} and {args.steps}")
     torch.manual_seed(0)
     data_root = Path(args.data) if args.data else synth_dataset_dir("standard" if args.profile != "smoke" else "smoke")
-    spec, index = load_dataset(data_root, progress=False)
-    train = spec.split("train")
-    print(f"profile {args.profile}, data {data_root}, {len(train)} train videos, torch threads {torch.get_num_threads()}")
+    spec, _ = load_dataset(data_root, progress=False)
+    print(f"profile {args.profile}, data {data_root}, {len(spec.split('train'))} train videos, "
+          f"torch threads {torch.get_num_threads()}")
     header = f"{'method':<11}{'batch':>6}{'bare v/s':>10}{'step v/s':>10}{'loader v/s':>11}{'step/bare':>10}{'loader/step':>12}"
     rows, cpu_rows = [], []
     for name in args.methods.split(","):
-        config = build_run_config(name, args.profile, data_root)
-        config["data"]["num_classes"] = len(spec.classes)
-        method = build_method(name, config)
+        config, method, dataset = method_and_train_dataset(name, args.profile, data_root)
         cfg: TrainConfig = train_config(config)
         batch_size = cfg.batch_size
-        size = int(config["data"]["size"])
-        store = None
-        if config["data"].get("frame_cache"):
-            store = FrameStore.build([r.path for r in train], [index[r].num_frames for r in train], size,
-                                     store_folder(data_root), progress=False)
-        dataset = VideoDataset(train, index, method.view_maker(), size=size, seed=0, frame_store=store)
-        views_cpu = view_cpu_seconds(dataset)  # before any loader worker runs beside it
+        views_cpu = view_cpu_seconds(dataset, items=40)  # before any loader worker runs beside it
         worker_nice = cfg.worker_nice if args.worker_nice is None else args.worker_nice
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
                                              num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0,

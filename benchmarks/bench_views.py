@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, default_collate  # noqa: E402
 from torchvision.transforms.v2 import functional as F  # noqa: E402
 
 from seco_lab.methods import build_method  # noqa: E402
+from seco_lab.methods.base import Method  # noqa: E402
 from seco_lab.methods.pretrain import build_run_config, train_config  # noqa: E402
 from seco_lab.paths import synth_dataset_dir  # noqa: E402
 from seco_lab.video.dataset import VideoDataset  # noqa: E402
@@ -39,8 +40,27 @@ from seco_lab.video.frame_store import FrameStore, store_folder  # noqa: E402
 from seco_lab.video.index import load_dataset  # noqa: E402
 
 
+def method_and_train_dataset(name: str, profile: str, data_root: Path) -> tuple[dict, Method, VideoDataset]:
+    """A method's run config, the method, and the dataset its training loader reads (with the
+    frame store when the profile caches frames)."""
+    spec, index = load_dataset(data_root, progress=False)
+    train = spec.split("train")
+    config = build_run_config(name, profile, data_root)
+    config["data"]["num_classes"] = len(spec.classes)
+    method = build_method(name, config)
+    size = int(config["data"]["size"])
+    store = None
+    if config["data"].get("frame_cache"):
+        store = FrameStore.build([r.path for r in train], [index[r].num_frames for r in train], size,
+                                 store_folder(data_root), progress=False)
+    return config, method, VideoDataset(train, index, method.view_maker(), size=size, seed=0, frame_store=store)
+
+
 def view_cpu_seconds(dataset: VideoDataset, items: int) -> float:
-    """Median CPU time of ``dataset[i]`` on one thread, over a second pass of ``items`` items."""
+    """Median CPU time of making one video's views on one thread, as a loader worker does in any
+    epoch after the first: the first ``items`` items are made once untimed (first reads of the
+    frame store's pages, lazy set-up), then timed in a second pass."""
+    items = min(items, len(dataset))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -108,22 +128,13 @@ def main() -> None:
     if args.items < 1 or args.batches < 1:
         parser.error(f"--items and --batches must be at least 1, got {args.items} and {args.batches}")
     data_root = Path(args.data) if args.data else synth_dataset_dir("standard" if args.profile != "smoke" else "smoke")
-    spec, index = load_dataset(data_root, progress=False)
-    train = spec.split("train")
-    print(f"profile {args.profile}, data {data_root}, {len(train)} train videos")
+    spec, _ = load_dataset(data_root, progress=False)
+    print(f"profile {args.profile}, data {data_root}, {len(spec.split('train'))} train videos")
     rows = []
     for name in args.methods.split(","):
-        config = build_run_config(name, args.profile, data_root)
-        config["data"]["num_classes"] = len(spec.classes)
-        method = build_method(name, config)
-        size = int(config["data"]["size"])
-        store = None
-        if config["data"].get("frame_cache"):
-            store = FrameStore.build([r.path for r in train], [index[r].num_frames for r in train], size,
-                                     store_folder(data_root), progress=False)
-        dataset = VideoDataset(train, index, method.view_maker(), size=size, seed=0, frame_store=store)
+        config, method, dataset = method_and_train_dataset(name, args.profile, data_root)
         batch_size = min(train_config(config).batch_size, len(dataset))
-        views = view_cpu_seconds(dataset, min(args.items, len(dataset)))
+        views = view_cpu_seconds(dataset, args.items)
         collate, megabytes = collate_cpu_seconds(dataset, batch_size, args.batches)
         rows.append((name, batch_size, views, collate, megabytes))
     print(f"{'method':<10}{'batch':>6}{'views CPU ms/video':>20}{'collate CPU ms/video':>22}{'MB/video':>10}")

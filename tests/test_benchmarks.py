@@ -22,7 +22,8 @@ def test_a_benchmark_script_starts_and_describes_its_options(script):
     assert result.stdout.startswith("usage:") and "--help" in result.stdout
 
 
-def test_step_cpu_time_is_the_median_of_the_timed_steps_after_the_warm_up_ones():
+def test_step_cpu_time_is_the_median_of_the_timed_steps_after_the_warm_up_ones(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS[0].parent))  # as for a script run: its folder's modules import
     spec = importlib.util.spec_from_file_location("bench_training", BENCHMARKS[0].parent / "bench_training.py")
     bench_training = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_training)
