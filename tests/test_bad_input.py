@@ -132,6 +132,17 @@ def test_run_check_prints_summary_and_every_problem(damaged_ucf):
         load_dataset(damaged_ucf, min_frames=8, progress=False)
 
 
+def test_run_check_names_a_missing_split_without_the_list_of_layouts(tmp_path):
+    """The error about one file or folder is printed alone: the list of layouts (tracking among
+    them) follows only the error of a folder that fits none."""
+    make_ucf101(tmp_path, groups=2, clips=1)
+    out = io.StringIO()
+    assert run_check(tmp_path, split=4, progress=False, out=out) == 2
+    assert out.getvalue() == (f"error: {tmp_path / 'ucfTrainTestlist'}: split 4 needs trainlist04.txt and "
+                              "testlist04.txt; available: testlist01.txt, testlist02.txt, trainlist01.txt, "
+                              "trainlist02.txt\n")
+
+
 def test_run_check_on_a_wrong_layout_names_the_understood_layouts(tmp_path):
     (tmp_path / "readme.md").write_text("no videos here")
     out = io.StringIO()

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -201,3 +202,24 @@ def test_summary_table_columns_line_up_with_class_names_printed_escaped(tmp_path
     rows = printed[header:header + 3]
     assert rows[1].startswith("  caf\\udce9  ") and rows[2].startswith("  plain      ")
     assert len({len(row) for row in rows}) == 1  # the counts are right-aligned: equal lengths, aligned columns
+
+
+def test_summary_table_columns_line_up_with_wide_and_combining_characters(tmp_path):
+    """A decomposed 'é' (e + accent, as a copy through macOS leaves it) takes one column and each
+    CJK character two: the counts stand in the same columns on every row."""
+    names = (unicodedata.normalize("NFD", "café dancing"), "跳舞 jump", "plain")
+    for class_name in names:
+        for number in range(4):
+            make_video(tmp_path / class_name / f"clip{number}.mp4", num_frames=2, seed=number)
+    spec = discover(tmp_path)
+    text = VideoIndex.build(spec, progress=False, warn=False).summary(spec)
+    lines = text.splitlines()
+    header = next(index for index, line in enumerate(lines) if line.lstrip().startswith("class "))
+    rows = lines[header:header + 4]
+
+    def columns(line: str) -> int:  # a plain count of terminal columns, character by character
+        return sum(0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) == "W" else 1
+                   for char in line)
+
+    assert len({columns(row) for row in rows}) == 1
+    assert next(row for row in rows if "plain" in row).startswith("  plain" + " " * len("café dancing") + "  ")

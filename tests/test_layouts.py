@@ -367,8 +367,95 @@ def test_ucf101_video_in_both_train_and_test_lists_is_kept_in_train_and_named(tm
     assert [record.split for record in spec.records if record.path == video] == ["train"]
     assert (len(spec.split("train")), len(spec.split("test"))) == (2, 2)
     assert [(problem.path, problem.reason, problem.skipped) for problem in spec.problems] == [
-        (video, "listed in both trainlist01.txt and testlist01.txt: kept in train only (a test video seen in "
-                "training inflates the test score)", False)]
+        (video, "listed more than once: in trainlist01.txt (line 1) as 'ApplyEyeMakeup' in train, and in "
+                "testlist01.txt (line 3) as 'ApplyEyeMakeup' in test; kept once, as 'ApplyEyeMakeup' in train (a "
+                "test video seen in training inflates the test score)", False)]
+
+
+@pytest.mark.parametrize("listed_again", ["same file, tag 2", "other class's file, tag 2", "other class's file, tag 1"])
+def test_hmdb51_video_listed_twice_is_kept_once_and_named(tmp_path, listed_again):
+    """A clip of wave listed again: in wave's own file as a test video, or in brush_hair's file
+    (read first) as a test or a train video. It stays once, in train; a second train listing
+    under another class loses to the first line read."""
+    make_hmdb51(tmp_path, classes=("brush_hair", "wave"), per_class=4)
+    split_dir = tmp_path / "testTrainMulti_7030_splits"
+    name = "Clip_wave_[1]_u_nm_np1_fr_med_1.avi"  # tag 1 on line 2 of wave_test_split1.txt
+    file_name, tag = {"same file, tag 2": ("wave_test_split1.txt", 2),
+                      "other class's file, tag 2": ("brush_hair_test_split1.txt", 2),
+                      "other class's file, tag 1": ("brush_hair_test_split1.txt", 1)}[listed_again]
+    with (split_dir / file_name).open("a") as handle:
+        handle.write(f"{name} {tag}\n")
+    spec = discover(tmp_path)
+    video = tmp_path / "wave" / name
+    kept = [(record.class_name, record.split) for record in spec.records if record.path == video]
+    assert (len(spec.split("train")), len(spec.split("test"))) == (4, 2)
+    wave_line, again_line = "wave_test_split1.txt (line 2)", f"{file_name} (line 5)"
+    again_class = "wave" if file_name.startswith("wave") else "brush_hair"
+    again_split = "train" if tag == 1 else "test"
+    if again_split == "train":  # brush_hair's file is read first: its line is kept
+        assert kept == [("brush_hair", "train")]
+        expected = (f"listed more than once: in {again_line} as 'brush_hair' in train, and in {wave_line} as "
+                    "'wave' in train; kept once, as 'brush_hair' in train")
+    else:
+        assert kept == [("wave", "train")]
+        expected = (f"listed more than once: in {wave_line} as 'wave' in train, and in {again_line} as "
+                    f"{again_class!r} in test; kept once, as 'wave' in train (a test video seen in training inflates "
+                    "the test score)")
+    assert [(problem.path, problem.reason, problem.skipped) for problem in spec.problems] == [(video, expected, False)]
+
+
+def test_ucf101_videos_no_list_names_are_named_by_folder_or_one_by_one(tmp_path):
+    make_ucf101(tmp_path, groups=2, clips=1)
+    surfing = [make_video(tmp_path / "UCF-101" / "Surfing" / f"v_Surfing_g0{group}_c01.avi", num_frames=2)
+               for group in (1, 2)]
+    extra = make_video(tmp_path / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g03_c01.avi", num_frames=2)
+    spec = discover(tmp_path)
+    assert spec.classes == ["ApplyEyeMakeup", "HandstandPushups"] and len(spec.records) == 4
+    assert all(record.path not in (*surfing, extra) for record in spec.records)
+    assert [(problem.path, problem.reason, problem.skipped) for problem in spec.problems] == [
+        (extra, "not listed: no line of trainlist01.txt or testlist01.txt names it, so it is not used", True),
+        (surfing[0].parent, "folder of videos not listed: Surfing is not a class of classInd.txt and no line of "
+                            "trainlist01.txt or testlist01.txt names its 2 video(s), so they are not used", True)]
+
+
+def test_hmdb51_video_in_a_class_folder_no_line_names_is_named(tmp_path):
+    make_hmdb51(tmp_path, classes=("brush_hair", "wave"), per_class=3)
+    extra = make_video(tmp_path / "wave" / "Clip_wave_new.avi", num_frames=2)
+    spec = discover(tmp_path)
+    assert len(spec.records) == 4 and extra not in [record.path for record in spec.records]
+    assert [(problem.path, problem.reason) for problem in spec.problems] == [
+        (extra, "not listed: no line of the <class>_test_split1.txt files names it, so it is not used")]
+
+
+def test_folders_videos_outside_a_class_folder_are_named_per_folder(tmp_path):
+    for class_name in ("cats", "dogs"):
+        make_video(tmp_path / class_name / f"{class_name}.mp4", num_frames=2)
+    stray = [make_video(tmp_path / f"stray{number}.mp4", num_frames=2) for number in range(4)]
+    spec = discover(tmp_path)
+    assert spec.classes == ["cats", "dogs"] and len(spec.records) == 2
+    assert [(problem.path, problem.reason, problem.skipped) for problem in spec.problems] == [
+        (tmp_path, "videos outside a class folder: 4 video(s) directly in this folder (stray0.mp4, stray1.mp4, "
+                   "stray2.mp4, ...) are not used; the folders layout takes a video's class from the folder "
+                   f"holding it, {tmp_path}/<class>/<video>", True)]
+    assert all(path.exists() for path in stray)
+
+
+def test_folders_with_split_folders_name_videos_outside_class_folders(tmp_path):
+    for split_name in ("train", "val"):
+        for class_name in ("cats", "dogs"):
+            make_video(tmp_path / split_name / class_name / f"{split_name}_{class_name}.mp4", num_frames=2)
+    make_video(tmp_path / "loose.mp4", num_frames=2)
+    make_video(tmp_path / "val" / "unlabelled.mp4", num_frames=2)
+    spec = discover(tmp_path)
+    assert (len(spec.split("train")), len(spec.split("test"))) == (2, 2)
+    assert [(problem.path, problem.reason.split(";")[1]) for problem in spec.problems] == [
+        (tmp_path, f" the folders layout takes a video's class from the folder holding it, "
+                   f"{tmp_path}/<train|test>/<class>/<video>"),
+        (tmp_path / "val", f" the folders layout takes a video's class from the folder holding it, "
+                           f"{tmp_path / 'val'}/<class>/<video>")]
+    assert [problem.reason.split(";")[0] for problem in spec.problems] == [
+        "videos outside a class folder: 1 video(s) directly in this folder (loose.mp4) are not used",
+        "videos outside a class folder: 1 video(s) directly in this folder (unlabelled.mp4) are not used"]
 
 
 def test_ucf101_label_numbers_that_disagree_with_the_class_or_name_none_are_named(tmp_path):
@@ -405,9 +492,26 @@ def test_kinetics_clip_listed_twice_is_kept_once_and_named(tmp_path):
         ("x_000000_000010", "a", "train"), ("z_000000_000010", "a", "test"), ("y_000000_000010", "a", "train")]
     assert [(problem.path.stem, problem.reason, problem.skipped) for problem in spec.problems] == [
         ("x_000000_000010", "listed more than once: in train.csv (line 2) as 'a' in train, and in kinetics_val.csv "
-                            "(line 2) as 'a' in test; kept once, as 'a' in train", False),
+                            "(line 2) as 'a' in test; kept once, as 'a' in train (a test video seen in training "
+                            "inflates the test score)", False),
         ("y_000000_000010", "listed more than once: in train.csv (line 3) as 'a' in train, and in train.csv "
                             "(line 4) as 'b' in train; kept once, as 'a' in train", False)]
+
+
+def test_kinetics_clips_no_row_names_are_named_and_unlabelled_rows_count_as_listed(tmp_path):
+    _kinetics_csv(tmp_path / "train.csv", [("a", "x", 0, 10, "train"), ("b", "y", 0, 10, "val")])
+    _kinetics_csv(tmp_path / "test.csv", [("", "hidden", 0, 10, "test")])  # a hidden test set: no label
+    for seed, (folder, youtube_id) in enumerate([("a", "x"), ("b", "y"), ("a", "stray"), ("test", "hidden"),
+                                                 ("extra", "e1"), ("extra", "e2")]):
+        make_video(tmp_path / folder / f"{youtube_id}_000000_000010.mp4", num_frames=2, seed=seed)
+    spec = discover(tmp_path)
+    assert [(record.path.stem, record.split) for record in spec.records] == [
+        ("x_000000_000010", "train"), ("y_000000_000010", "test")]
+    assert [(problem.path, problem.reason) for problem in spec.problems] == [
+        (tmp_path / "a" / "stray_000000_000010.mp4",
+         "not listed: no line of test.csv or train.csv names it, so it is not used"),
+        (tmp_path / "extra", "folder of videos not listed: no row of test.csv or train.csv names its 2 video(s), so "
+                             "they are not used")]
 
 
 def test_a_split_number_given_for_kinetics_says_its_csvs_decide(tmp_path):

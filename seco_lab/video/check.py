@@ -36,8 +36,8 @@ def run_check(root: str | Path, layout: str = "auto", split: int = 1, min_frames
             spec = discover(root, layout=layout, split=split).limited(max_videos_per_class)
     except LayoutError as error:
         if tracking is None:
-            print(f"error: {error}\n  tracking (OTB): <root>/<sequence>/img/0001.jpg with groundtruth_rect.txt",
-                  file=out)
+            otb = "\n  tracking (OTB): <root>/<sequence>/img/0001.jpg with groundtruth_rect.txt"
+            print(f"error: {error}{otb if error.lists_layouts else ''}", file=out)
             return 2
         print(f"note: no video dataset in {root}; its tracking sequences were checked", file=out)
         return _print_tracking_check(tracking, out)

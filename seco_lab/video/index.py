@@ -20,6 +20,7 @@ import json
 import os
 import statistics
 import tempfile
+import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Iterable
@@ -317,10 +318,11 @@ class VideoIndex:
         per_split = Counter(record.split for record in usable)
         lines.append("videos per split: " + ", ".join(f"{name} {per_split.get(name, 0)}" for name in SPLITS))
         counts = Counter((record.class_name, record.split) for record in usable)
-        width = max([len(_printed_name(name)) for name in spec.classes] + [5])
+        width = max([display_width(_printed_name(name)) for name in spec.classes] + [5])
         lines.append(f"  {'class'.ljust(width)}  {'train':>6}  {'test':>6}")
         for name in spec.classes:
-            lines.append(f"  {_printed_name(name).ljust(width)}  {counts.get((name, 'train'), 0):>6}  "
+            printed = _printed_name(name)
+            lines.append(f"  {printed}{' ' * (width - display_width(printed))}  {counts.get((name, 'train'), 0):>6}  "
                          f"{counts.get((name, 'test'), 0):>6}")
         lines.extend(_unevaluated_classes(spec.classes, counts))
         infos = [self.infos[record.path] for record in usable]
@@ -341,6 +343,18 @@ def _printed_name(name: str) -> str:
     """``name`` as the command line prints it: a byte that is not UTF-8 (a surrogate escape of an
     old archive's Latin-1 name) as ``\\udce9``, so a table can measure it as it appears."""
     return name.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: none for combining marks (a name copied through macOS
+    keeps ``é`` as ``e`` and an accent) and other zero-width characters, two for wide East Asian
+    characters, one for the rest."""
+    width = 0
+    for char in text:
+        if unicodedata.category(char) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
 
 
 def _unevaluated_classes(classes: list[str], counts: Counter[tuple[str, str]]) -> list[str]:

@@ -27,7 +27,9 @@ folder of the entry's class and with the entry's extension, so an annotation nam
 returned :class:`DatasetSpec`, as do broken symbolic links and folders that cannot be listed
 under the root (a linked class folder whose target is gone, or a folder without read permission,
 would otherwise drop a whole class unseen), folder links not followed (back to the root or above
-it, or to a folder already read), and annotations that disagree with each other or the files.
+it, or to a folder already read), annotations that disagree with each other or the files (a
+file listed twice is kept once), videos that no annotation line names (``ucf101``, ``hmdb51``),
+and videos outside a class folder (``folders``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import re
 import unicodedata
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -76,7 +79,15 @@ _SPLIT_DIR_NAMES = {"train": "train", "training": "train", "test": "test", "test
 
 
 class LayoutError(ValueError):
-    """The folder is not in a layout seco_lab understands (message lists the layouts and what was found)."""
+    """The folder is not in a layout seco_lab understands, or its annotations cannot be read.
+
+    ``lists_layouts`` is True when the message ends with the list of layouts seco_lab understands
+    (the folder fits none of them), False when it names one file's or folder's problem.
+    """
+
+    def __init__(self, message: str, lists_layouts: bool = False) -> None:
+        super().__init__(message)
+        self.lists_layouts = lists_layouts
 
 
 @dataclass(frozen=True)
@@ -258,11 +269,17 @@ class _VideoFinder:
     def all_paths(self) -> list[Path]:
         return sorted(path for paths in self.by_stem.values() for path in paths)
 
+    @staticmethod
+    def entry_key(entry: str) -> str:
+        """The key of :attr:`by_stem` an annotation entry (``Class/name.ext``, ``name.ext`` or a
+        bare name) is looked up by: its file name, without a video extension."""
+        entry_path = Path(entry.strip().replace("\\", "/"))
+        return _name_key(entry_path.stem if entry_path.suffix.lower() in VIDEO_EXTENSIONS else entry_path.name)
+
     def find(self, entry: str, class_name: str | None = None) -> Path | None:
         """Resolve an annotation entry (``Class/name.ext``, ``name.ext`` or a bare name) to a file."""
         entry_path = Path(entry.strip().replace("\\", "/"))
-        candidates = self.by_stem.get(_name_key(entry_path.stem if entry_path.suffix.lower() in VIDEO_EXTENSIONS
-                                                else entry_path.name), [])
+        candidates = self.by_stem.get(self.entry_key(entry), [])
         if not candidates:
             return None
         wanted_suffix = entry_path.suffix.lower()
@@ -299,6 +316,60 @@ class _VideoFinder:
         return chosen
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """One annotation line that names a video file: the file, its class and split, and where
+    the line is (``"train.csv (line 3)"``)."""
+
+    path: Path
+    class_name: str
+    split: str
+    source: str
+
+
+def _one_listing_per_file(listings: list[_Listing]) -> tuple[list[_Listing], list[Problem]]:
+    """One listing per file, in the order files are first listed: a file listed in train and in
+    test keeps a train listing (a test video seen in training inflates the test score), otherwise
+    its first listing. Every listing left out is a kept :class:`Problem` naming both lines."""
+    kept: dict[Path, _Listing] = {}
+    problems = []
+    for listing in listings:
+        first = kept.setdefault(listing.path, listing)
+        if first is listing:
+            continue
+        if listing.split == "train" and first.split != "train":
+            kept[listing.path], listing = listing, first
+        chosen = kept[listing.path]
+        why = " (a test video seen in training inflates the test score)" if listing.split != chosen.split else ""
+        problems.append(Problem(listing.path, f"listed more than once: in {chosen.source} as {chosen.class_name!r} in "
+                                              f"{chosen.split}, and in {listing.source} as {listing.class_name!r} in "
+                                              f"{listing.split}; kept once, as {chosen.class_name!r} in "
+                                              f"{chosen.split}{why}", skipped=False))
+    return list(kept.values()), problems
+
+
+def _unlisted_videos(finder: _VideoFinder, listed_keys: set[str], lists: str, class_names: list[str],
+                     folder_reason: Callable[[Path, int], str]) -> list[Problem]:
+    """The videos under the finder's root that no annotation line names (``listed_keys``: the
+    :meth:`_VideoFinder.entry_key` of every line, unused ones too), which would not be used
+    unseen. A folder none of whose videos is listed and whose name is no class of
+    ``class_names`` is one problem, worded by ``folder_reason(folder, number of videos)``; every
+    other such video is one, saying that no line of ``lists`` names it."""
+    class_keys = {_normalise(class_name) for class_name in class_names}
+    videos_by_folder: dict[Path, list[Path]] = defaultdict(list)
+    for path in finder.all_paths():
+        videos_by_folder[path.parent].append(path)
+    problems = []
+    for folder, videos in sorted(videos_by_folder.items()):
+        unlisted = [video for video in videos if _name_key(video.stem) not in listed_keys]
+        if len(unlisted) == len(videos) and _normalise(folder.name) not in class_keys:
+            problems.append(Problem(folder, folder_reason(folder, len(videos))))
+            continue
+        problems.extend(Problem(video, f"not listed: no line of {lists} names it, so it is not used")
+                        for video in unlisted)
+    return problems
+
+
 def _describe(root: Path) -> str:
     """A short account of what is in ``root``, for layout errors."""
     if not root.exists():
@@ -319,7 +390,8 @@ def _describe(root: Path) -> str:
 
 def _layout_error(root: Path, problem: str) -> LayoutError:
     understood = "\n".join(f"  {name}: {description}" for name, description in LAYOUTS.items())
-    return LayoutError(f"{problem}.\nFound: {_describe(root)}.\nseco_lab understands these layouts:\n{understood}")
+    return LayoutError(f"{problem}.\nFound: {_describe(root)}.\nseco_lab understands these layouts:\n{understood}",
+                       lists_layouts=True)
 
 
 def _search_dirs(root: Path, depth: int) -> list[Path]:
@@ -398,15 +470,16 @@ def _discover_ucf101(root: Path, split: int) -> DatasetSpec:
         raise LayoutError(f"{split_dir}: split {split} needs trainlist0{split}.txt and testlist0{split}.txt; "
                           f"available: {', '.join(available) or 'none'}")
     finder = _VideoFinder(root)
-    records: list[VideoRecord] = []
+    listings: list[_Listing] = []
     problems: list[Problem] = []
-    listed_in: dict[Path, str] = {}  # file -> the list that gave its record
-    for split_name, list_path in lists.items():  # train first: a file in both lists stays in train
+    listed_keys: set[str] = set()
+    for split_name, list_path in lists.items():
         assert list_path is not None
         for line_number, line in enumerate(_read_lines(list_path), 1):
             fields = line.split()
             entry = fields[0]
             entry_path = Path(entry.replace("\\", "/"))
+            listed_keys.add(finder.entry_key(entry))
             label, label_note = _ucf_label(entry_path, fields, by_key, classes)
             if label is None:
                 problems.append(Problem(split_dir / list_path.name,
@@ -420,15 +493,18 @@ def _discover_ucf101(root: Path, split: int) -> DatasetSpec:
                 problems.append(Problem(finder.missing_path(entry, classes[label], root / entry_path),
                                         f"listed in {list_path.name} but no such video under {root}"))
                 continue
-            if path in listed_in:
-                if listed_in[path] != list_path.name:
-                    problems.append(Problem(path, f"listed in both {listed_in[path]} and {list_path.name}: kept in "
-                                                  "train only (a test video seen in training inflates the test score)",
-                                            skipped=False))
-                continue
-            listed_in[path] = list_path.name
-            records.append(VideoRecord(path, label, classes[label], split_name, _ucf_group(path.stem)))
+            listings.append(_Listing(path, classes[label], split_name, f"{list_path.name} (line {line_number})"))
+    kept, repeated = _one_listing_per_file(listings)
+    problems.extend(repeated)
+    list_names = " or ".join(path.name for path in lists.values() if path is not None)
+    problems.extend(_unlisted_videos(
+        finder, listed_keys, list_names, classes,
+        lambda folder, count: (f"folder of videos not listed: {folder.name} is not a class of {class_index.name} "
+                               f"and no line of {list_names} names its {count} video(s), so they are not used")))
     problems.extend(finder.problems)
+    label_of = {class_name: label for label, class_name in enumerate(classes)}
+    records = [VideoRecord(listing.path, label_of[listing.class_name], listing.class_name, listing.split,
+                           _ucf_group(listing.path.stem)) for listing in kept]
     return DatasetSpec(root, "ucf101", classes, records, problems)
 
 
@@ -489,10 +565,10 @@ def _discover_hmdb51(root: Path, split: int) -> DatasetSpec:
     files_by_class = splits[split]
     classes = sorted(files_by_class)
     finder = _VideoFinder(root)
-    records: list[VideoRecord] = []
+    listings: list[_Listing] = []
     problems: list[Problem] = []
     tags = {"1": "train", "2": "test"}
-    listed_stems: set[str] = set()  # file names without extension of every entry, tag 0 too
+    listed_keys: set[str] = set()  # every entry's, tag 0 too
     for label, class_name in enumerate(classes):
         list_path = files_by_class[class_name]
         for line_number, line in enumerate(_read_lines(list_path), 1):
@@ -501,7 +577,7 @@ def _discover_hmdb51(root: Path, split: int) -> DatasetSpec:
                 problems.append(Problem(list_path, f"line {line_number}: expected '<video>.avi <0|1|2>', got {line!r}"))
                 continue
             entry, tag = match.group("video"), match.group("tag")
-            listed_stems.add(_name_key(Path(entry).stem))
+            listed_keys.add(finder.entry_key(entry))
             if tag == "0":
                 continue
             path = finder.find(entry, class_name)
@@ -509,29 +585,18 @@ def _discover_hmdb51(root: Path, split: int) -> DatasetSpec:
                 problems.append(Problem(finder.missing_path(entry, class_name, root / class_name / entry),
                                         f"listed in {list_path.name} but no such video under {root}"))
                 continue
-            records.append(VideoRecord(path, label, class_name, tags[tag]))
-    problems.extend(_hmdb_unlisted_folders(finder, split_dir, classes, listed_stems, split))
+            listings.append(_Listing(path, class_name, tags[tag], f"{list_path.name} (line {line_number})"))
+    kept, repeated = _one_listing_per_file(listings)
+    problems.extend(repeated)
+    problems.extend(_unlisted_videos(
+        finder, listed_keys, f"the <class>_test_split{split}.txt files", classes,
+        lambda folder, count: (f"folder of videos without a split file: no {folder.name}_test_split{split}.txt in "
+                               f"{split_dir}, so its {count} video(s) are not used")))
     problems.extend(finder.problems)
+    label_of = {class_name: label for label, class_name in enumerate(classes)}
+    records = [VideoRecord(listing.path, label_of[listing.class_name], listing.class_name, listing.split)
+               for listing in kept]
     return DatasetSpec(root, "hmdb51", classes, records, problems)
-
-
-def _hmdb_unlisted_folders(finder: _VideoFinder, split_dir: Path, class_names: list[str], listed_stems: set[str],
-                           split: int) -> list[Problem]:
-    """Folders of videos not named like a class with a split file in split ``split``, none of
-    whose videos a split file lists (``listed_stems``): a class folder whose split file is
-    missing, which would be dropped whole."""
-    class_keys = {_normalise(class_name) for class_name in class_names}
-    videos_by_folder: dict[Path, list[Path]] = defaultdict(list)
-    for path in finder.all_paths():
-        videos_by_folder[path.parent].append(path)
-    problems = []
-    for folder, videos in sorted(videos_by_folder.items()):
-        if _normalise(folder.name) in class_keys or any(_name_key(video.stem) in listed_stems for video in videos):
-            continue
-        problems.append(Problem(folder, f"folder of videos without a split file: no "
-                                        f"{folder.name}_test_split{split}.txt in {split_dir}, so its {len(videos)} "
-                                        "video(s) are not used"))
-    return problems
 
 
 # ---------------------------------------------------------------- Kinetics
@@ -570,25 +635,32 @@ def _discover_kinetics(root: Path, split: int) -> DatasetSpec:
                       "(train, and val as test): that one is read", stacklevel=3)
     rows: list[tuple[str, str, str, Path, int]] = []  # (label, clip name, split, csv, line)
     problems: list[Problem] = []
+    listed_keys: set[str] = set()  # of every row's clip, unlabelled ones too
+    labels: set[str] = set()
     for csv_path in csv_paths:
         with csv_path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
             reader = csv.DictReader(handle)
             reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
             for line_number, row in enumerate(reader, 2):
                 label = (row.get("label") or "").strip().strip('"')
+                youtube_id = (row.get("youtube_id") or "").strip()
+                listed_keys.add(_name_key(youtube_id))
+                labels.add(label)
+                try:
+                    start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+                    listed_keys.add(_name_key(f"{youtube_id}_{start:06d}_{end:06d}"))
+                except (TypeError, ValueError):
+                    start = end = None
                 split_value = (row.get("split") or "").strip().lower() or (_split_from_csv_name(csv_path) or "")
                 split_name = _KINETICS_SPLITS.get(split_value)
                 if not label or split_name is None:
                     continue  # unlabelled (e.g. hidden test set) or unknown split: not usable
-                try:
-                    start, end = int(float(row["time_start"])), int(float(row["time_end"]))
-                except (TypeError, ValueError):
+                if start is None:
                     problems.append(Problem(csv_path, f"line {line_number}: bad time_start/time_end {row!r}"))
                     continue
-                youtube_id = (row.get("youtube_id") or "").strip()
                 rows.append((label, f"{youtube_id}_{start:06d}_{end:06d}", split_name, csv_path, line_number))
     finder = _VideoFinder(root)
-    found: dict[Path, tuple[str, str, Path, int]] = {}  # file -> (label, split, csv, line) of the row kept
+    listings: list[_Listing] = []
     for label, clip_name, split_name, csv_path, line_number in rows:
         path = finder.find(clip_name, label) or finder.find(clip_name.rsplit("_", 2)[0], label)
         if path is None:
@@ -596,26 +668,20 @@ def _discover_kinetics(root: Path, split: int) -> DatasetSpec:
                                     f"listed in {csv_path.name} (line {line_number}) but no video of that name "
                                     f"(any extension, any folder) under {root}"))
             continue
-        listing = (label, split_name, csv_path, line_number)
-        if path not in found:
-            found[path] = listing
-            continue
-        # One file, one record: a clip listed in train and in val stays in train (a test video seen
-        # in training inflates the test score); otherwise the first row listing it is kept.
-        if split_name == "train" and found[path][1] != "train":
-            found[path], listing = listing, found[path]
-        kept_label, kept_split, kept_csv, kept_line = found[path]
-        dropped_label, dropped_split, dropped_csv, dropped_line = listing
-        problems.append(Problem(path, f"listed more than once: in {kept_csv.name} (line {kept_line}) as "
-                                      f"{kept_label!r} in {kept_split}, and in {dropped_csv.name} (line "
-                                      f"{dropped_line}) as {dropped_label!r} in {dropped_split}; kept once, as "
-                                      f"{kept_label!r} in {kept_split}", skipped=False))
+        listings.append(_Listing(path, label, split_name, f"{csv_path.name} (line {line_number})"))
+    kept, repeated = _one_listing_per_file(listings)
+    problems.extend(repeated)
+    csv_names = " or ".join(path.name for path in csv_paths)
+    problems.extend(_unlisted_videos(
+        finder, listed_keys, csv_names, sorted(labels - {""}),
+        lambda folder, count: (f"folder of videos not listed: no row of {csv_names} names its {count} video(s), so "
+                               "they are not used")))
     # Classes of a partial download none of whose clips is present are left out: a class
     # without videos would only lower the chance level and waste a classifier output.
-    classes = sorted({label for label, _, _, _ in found.values()})
+    classes = sorted({listing.class_name for listing in kept})
     by_name = {name: index for index, name in enumerate(classes)}
-    records = [VideoRecord(path, by_name[label], label, split_name)
-               for path, (label, split_name, _, _) in found.items()]
+    records = [VideoRecord(listing.path, by_name[listing.class_name], listing.class_name, listing.split)
+               for listing in kept]
     problems.extend(finder.problems)
     return DatasetSpec(root, "kinetics", classes, records, problems)
 
@@ -668,6 +734,21 @@ def _class_folders(directory: Path, problems: list[Problem] | None = None) -> di
     return classes
 
 
+def _videos_outside_class_folders(directory: Path, inside: str) -> list[Problem]:
+    """One problem for the video files directly in ``directory``, which the folders layout cannot
+    label (``inside``: where its videos must be instead, e.g. ``"<class>/"``)."""
+    try:
+        videos = sorted(p.name for p in directory.iterdir() if _is_video(p.name) and p.is_file())
+    except OSError:
+        return []
+    if not videos:
+        return []
+    shown = ", ".join(videos[:3]) + (", ..." if len(videos) > 3 else "")
+    return [Problem(directory, f"videos outside a class folder: {len(videos)} video(s) directly in this folder "
+                               f"({shown}) are not used; the folders layout takes a video's class from the "
+                               f"folder holding it, {directory}/{inside}<video>")]
+
+
 def _split_folders(root: Path) -> dict[str, list[Path]]:
     """``train``/``test``/``val`` folders directly under ``root``, grouped by the split they mean."""
     found: dict[str, list[Path]] = defaultdict(list)
@@ -702,8 +783,10 @@ def _discover_folders(root: Path, split: int) -> DatasetSpec:
     problems: list[Problem] = []
     if "train" in split_dirs and "test" in split_dirs:
         per_split = {name: {} for name in SPLITS}
+        problems.extend(_videos_outside_class_folders(root, "<train|test>/<class>/"))
         for split_name, directories in split_dirs.items():
             for directory in directories:
+                problems.extend(_videos_outside_class_folders(directory, "<class>/"))
                 for class_name, videos in _class_folders(directory, problems).items():
                     per_split[split_name].setdefault(class_name, []).extend(videos)
         classes = sorted(set(per_split["train"]) | set(per_split["test"]))
@@ -723,6 +806,7 @@ def _discover_folders(root: Path, split: int) -> DatasetSpec:
     if not videos_by_class:
         raise _layout_error(root, f"{root} is not a folders layout: no sub-folder holds video files "
                                   f"({', '.join(VIDEO_EXTENSIONS)})")
+    problems.extend(_videos_outside_class_folders(root, "<class>/"))
     classes = sorted(videos_by_class)
     if len(classes) == 1:
         warnings.warn(_single_class_note(root, classes[0]), stacklevel=3)
@@ -770,6 +854,11 @@ def detect_layout(root: str | Path) -> str:
     raise _layout_error(root, f"{root} matches none of the layouts seco_lab understands")
 
 
+def _missing_entries(spec: DatasetSpec) -> int:
+    """How many annotation entries of ``spec`` name a video that is not there."""
+    return sum(problem.reason.startswith("listed in ") for problem in spec.problems)
+
+
 def discover(root: str | Path, layout: str = "auto", split: int = 1) -> DatasetSpec:
     """Find every annotated video under ``root``.
 
@@ -807,14 +896,12 @@ def discover(root: str | Path, layout: str = "auto", split: int = 1) -> DatasetS
             folders_spec = None
         if folders_spec is not None:
             csv_names = ", ".join(path.name for path in _kinetics_csvs(root))
-            entries = sum(problem.reason.startswith("listed in ") for problem in spec.problems)
-            warnings.warn(f"{root}: none of the {entries} entries of {csv_names} (Kinetics' columns "
+            warnings.warn(f"{root}: none of the {_missing_entries(spec)} entries of {csv_names} (Kinetics' columns "
                           f"youtube_id, time_start, time_end) names a video under {root}, so the folder is read as "
                           "class folders; pass --layout kinetics to read the CSV instead (it then lists the entries "
                           "without a video)", stacklevel=2)
             return folders_spec
     if not spec.records:
-        missing = len(spec.problems)
-        raise _layout_error(root, f"{root} looks like a {name} layout but none of its {missing} annotated "
-                                  f"entries names an existing video file")
+        raise _layout_error(root, f"{root} looks like a {name} layout but none of its {_missing_entries(spec)} "
+                                  "annotated entries names an existing video file")
     return spec
