@@ -313,8 +313,10 @@ _RGB_STD = ("[red, green, blue], three numbers > 0", lambda value: isinstance(va
 
 # What each value of a profile may be, by dotted name (``*`` matches any part); ``null`` is always
 # accepted (the method's default, or the feature off). Names chosen from the library's own lists
-# are in ``choice_rules()``; the ``train`` section is checked by ``TrainConfig``.
+# are in ``choice_rules()``; the rest of the ``train`` section is checked by ``TrainConfig``.
 VALUE_RULES: tuple[tuple[str, tuple[str, Any]], ...] = (
+    # Contrastive losses contrast each video with the batch's others, BatchNorm needs two samples.
+    ("train*.batch_size", _whole_number(2)),
     ("data*.size", _whole_number(1)), ("data*.crop_size", _whole_number(1)), ("data.num_workers", _whole_number(0)),
     ("data.max_videos_per_class", _whole_number(1)),
     ("*.width", _number_above(0)), ("*.head_hidden", _whole_number(1)), ("*.head_dim", _whole_number(1)),
@@ -399,6 +401,28 @@ def flatten_settings(values: dict[str, Any], prefix: str = "") -> dict[str, Any]
     return flat
 
 
+def _cross_value_problems(profile: dict[str, Any]) -> list[str]:
+    """Values that are fine alone but not together: ``crop_size`` above ``size`` in ``data`` or a
+    ``data_<method>`` section (which takes the values it lacks from ``data``; crops are cut from
+    frames decoded at ``size``, so a larger one only upsamples them), and DualVar's clip cut into
+    more segments than it has frames."""
+    shared = profile.get("data") if isinstance(profile.get("data"), dict) else {}
+    problems = []
+    for section, values in profile.items():
+        if not (section == "data" or section.startswith("data_")) or not isinstance(values, dict):
+            continue
+        size, crop = values.get("size", shared.get("size")), values.get("crop_size", shared.get("crop_size"))
+        if _is_whole_number(size, 1) and _is_whole_number(crop, 1) and crop > size:
+            problems.append(f"{section}.crop_size ({crop}) must not exceed {section}.size ({size}): crops are cut "
+                            "from frames decoded at that size")
+    dualvar = profile.get("dualvar") if isinstance(profile.get("dualvar"), dict) else {}
+    segments, frames = dualvar.get("segments"), dualvar.get("clip_frames")
+    if _is_whole_number(segments, 1) and _is_whole_number(frames, 1) and segments > frames:
+        problems.append(f"dualvar.segments ({segments}) must not exceed dualvar.clip_frames ({frames}): each segment "
+                        "of a clip holds one frame or more")
+    return problems
+
+
 def check_profile_values(profile: dict[str, Any]) -> None:
     """Raise ``ProfileError`` naming every value of ``profile`` (or of some of its sections) that
     ``VALUE_RULES`` or ``choice_rules()`` refuse, e.g. ``data.crop_size must be a whole number >= 1,
@@ -411,5 +435,6 @@ def check_profile_values(profile: dict[str, Any]) -> None:
             if fnmatch.fnmatchcase(name, pattern) and not accepts(value):
                 problems.append(f"{name} must be {expected}, got {value!r}")
                 break
+    problems.extend(_cross_value_problems(profile))
     if problems:
         raise ProfileError("; ".join(problems))

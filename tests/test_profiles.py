@@ -152,6 +152,9 @@ def test_every_profile_value_is_one_its_rule_accepts(name):
 
 @pytest.mark.parametrize("setting, message", [
     ("data.crop_size=0", "data.crop_size must be a whole number >= 1, got 0"),
+    ("data.crop_size=100", "data.crop_size (100) must not exceed data.size (64): crops are cut from frames decoded"),
+    ("train.batch_size=1", "train.batch_size must be a whole number >= 2, got 1"),
+    ("dualvar.segments=16", "dualvar.segments (16) must not exceed dualvar.clip_frames (8): each segment"),
     ("data.num_workers=-1", "data.num_workers must be a whole number >= 0, got -1"),
     ("seco.queue_size=0", "seco.queue_size must be a whole number >= 1, got 0"),
     ("seco.width=0", "seco.width must be a number > 0, got 0"),
@@ -186,6 +189,23 @@ def test_a_value_outside_its_range_is_refused_by_name(setting, message):
     with pytest.raises(ProfileError) as refused:
         check_profile_values(changed)
     assert message in str(refused.value)
+
+
+def test_a_methods_own_sections_are_checked_with_the_values_they_take_from_the_shared_ones():
+    profile = get_profile("paper")
+    profile["data_dualvar"]["crop_size"] = 200  # its own size is 128
+    profile["train_cvrl"]["batch_size"] = 1
+    with pytest.raises(ProfileError) as refused:
+        check_profile_values(profile)
+    assert "train_cvrl.batch_size must be a whole number >= 2, got 1" in str(refused.value)
+    assert "data_dualvar.crop_size (200) must not exceed data_dualvar.size (128)" in str(refused.value)
+    profile = get_profile("paper")
+    del profile["data_dualvar"]["size"]  # then data.size, 256, is its size
+    profile["data_dualvar"]["crop_size"] = 240
+    check_profile_values(profile)
+    profile["data_dualvar"]["crop_size"] = 300
+    with pytest.raises(ProfileError, match=r"data_dualvar\.crop_size \(300\) must not exceed data_dualvar\.size \(256\)"):
+        check_profile_values(profile)
 
 
 @pytest.mark.parametrize("name", PROFILE_NAMES)
