@@ -100,9 +100,14 @@ def plot_loss_curves(history: str | Path | Sequence[Mapping[str, Any]], terms: S
     return figure
 
 
+MIN_EMBEDDED_POINTS = 3  # t-SNE's perplexity must stay below the number of points, and at least 2 here
+
+
 def embed_features(features: np.ndarray, method: str = "pca", seed: int = 0, perplexity: float | None = None) -> np.ndarray:
-    """2-D embedding (N, 2) of features (N, D) by ``"pca"`` or ``"tsne"`` (sklearn)."""
+    """2-D embedding (N, 2) of features (N, D), N >= 3, by ``"pca"`` or ``"tsne"`` (sklearn)."""
     features = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    if len(features) < MIN_EMBEDDED_POINTS:
+        raise ValueError(f"a 2-D embedding needs at least {MIN_EMBEDDED_POINTS} points, got {len(features)}")
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -136,13 +141,19 @@ def plot_embedding(features: np.ndarray, labels: np.ndarray, methods: Sequence[s
     axes = figure.subplots(1, len(methods), squeeze=False)[0]
     colours = _class_colours(len(classes))  # beyond 20 classes colours repeat: no legend then
     for axis, method in zip(axes, methods):
+        axis.set(title=f"{title + ': ' if title else ''}{method.upper() if method == 'pca' else 't-SNE'}",
+                 xticks=[], yticks=[])
+        if len(features) < MIN_EMBEDDED_POINTS:
+            axis.text(0.5, 0.5, f"{len(features)} video(s):\ntoo few to embed", ha="center", va="center",
+                      transform=axis.transAxes)
+            continue
         points = embed_features(features, method, seed)
         for colour, label in zip(colours, classes):
             name = class_names[label] if class_names is not None else str(label)
             chosen = labels == label
             axis.scatter(points[chosen, 0], points[chosen, 1], s=14, color=colour, label=name)
-        axis.set(title=f"{title + ': ' if title else ''}{method.upper() if method == 'pca' else 't-SNE'}",
-                 xticks=[], yticks=[])
+    if len(features) < MIN_EMBEDDED_POINTS:
+        return figure
     if len(classes) <= LEGEND_MAX_CLASSES:
         axes[-1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     else:

@@ -70,6 +70,15 @@ def test_embedding_one_panel_per_method_one_artist_per_class():
     assert all(len(axis.collections) == 3 for axis in figure.axes)
 
 
+@pytest.mark.parametrize("points", [1, 2])
+def test_embedding_of_too_few_points_says_so_instead_of_failing(points):
+    """t-SNE refuses a perplexity that is not below the number of points (a test split of two videos)."""
+    figure = plots.plot_embedding(np.eye(points, 4), np.arange(points), class_names=["a", "b"][:points])
+    assert [axis.texts[0].get_text() for axis in figure.axes] == [f"{points} video(s):\ntoo few to embed"] * 2
+    with pytest.raises(ValueError, match=f"at least 3 points, got {points}"):
+        plots.embed_features(np.eye(points, 4), "tsne")
+
+
 def test_confusion_matrix_figure():
     figure = plots.plot_confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), class_names=["a", "b", "c"])
     assert len(figure.axes) == 2  # matrix + colour bar
