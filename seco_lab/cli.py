@@ -102,6 +102,7 @@ def _cmd_data_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from seco_lab.engine.checkpoint import CHECKPOINT_NAME
     from seco_lab.engine.distributed import env_rank
     from seco_lab.engine.preemption import TrainingStopped
     from seco_lab.engine.workers import end_with_parent
@@ -109,6 +110,9 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from seco_lab.profiles import get_profile, settings_overrides
 
     overrides = settings_overrides(args.set or [], get_profile(args.profile))
+    if args.resume and env_rank() == 0 and not (Path(args.out) / CHECKPOINT_NAME).is_file():
+        print(f"note: --resume: no checkpoint in {args.out} yet, so training starts from the beginning",
+              file=sys.stderr)
     if LAUNCHED_BY_TORCHRUN in os.environ:  # a process of a torchrun launch ends with its launcher, however it ends
         end_with_parent()
     try:

@@ -122,10 +122,17 @@ def _encrypted_kernel_manager_class() -> type:
     return EncryptedKernelManager
 
 
+# Notebooks that train with labels or classify videos: they need two classes with training videos.
+CLASSIFYING_NOTEBOOKS = ("03", "04", "05")
+
+
 def notebook_parameters(profile: str, data_root: str | Path | None = None, max_videos_per_class: int | None = None,
-                        settings: list[str] | tuple[str, ...] = ()) -> tuple[dict[str, Any], Path]:
+                        settings: list[str] | tuple[str, ...] = (),
+                        classify: bool = True) -> tuple[dict[str, Any], Path]:
     """The parameters a report gives its notebooks, checked as a notebook's first cell checks
     them, and the run folder they share (the notebooks save their numbers in its ``summary``).
+    A user's dataset is checked too (:func:`check_report_dataset`; ``classify``: for notebooks
+    that classify).
 
     The run folder is the one a notebook would choose for these values
     (:func:`~seco_lab.session.default_run_dir`); it is passed to every notebook, so that those
@@ -136,7 +143,7 @@ def notebook_parameters(profile: str, data_root: str | Path | None = None, max_v
     lab = start(profile, data_root=data_root, max_videos_per_class=max_videos_per_class, settings=settings,
                 prepare=False)
     if data_root is not None:
-        check_report_dataset(lab)
+        check_report_dataset(lab, classify)
     parameters: dict[str, Any] = {"profile": profile, "run_dir": str(lab.run_dir.resolve())}
     if data_root is not None:
         parameters["data_root"] = str(lab.data_root.resolve())
@@ -147,20 +154,21 @@ def notebook_parameters(profile: str, data_root: str | Path | None = None, max_v
     return parameters, lab.run_dir
 
 
-def check_report_dataset(lab: Session) -> None:
+def check_report_dataset(lab: Session, classify: bool = True) -> None:
     """What would stop the curriculum on a user's dataset, found before the first notebook runs:
-    its layout (read from the annotations and file names, no video decoded), an empty train or
-    test split, fewer training videos than one batch, and (first) the paper profile on a CPU with
-    no finished runs to reuse. The notebooks check the same as they go, with the decoded counts."""
+    its layout, an empty train or test split, fewer usable training videos than one batch, fewer
+    than two classes with training videos when ``classify`` (notebooks 03 to 05 need them), and
+    (first) the paper profile on a CPU with no finished runs to reuse. The videos are indexed as
+    notebook 00 indexes them (a progress bar; the cached index is reused after), so the counts are
+    those of the videos training uses."""
     from seco_lab.engine.device import resolve_device
-    from seco_lab.video.layouts import discover
 
     finished_runs = any(lab.run_dir.glob("*/checkpoint.pt")) if lab.run_dir.is_dir() else False
     if lab.profile_name == "paper" and resolve_device(lab.device).type == "cpu" and not finished_runs:
         raise ValueError(f"the paper profile trains its runs for hundreds of epochs at 224 px, sized for GPUs, and "
                          f"this machine has none: train them where CUDA is (their folders, copied into "
                          f"{lab.run_dir}, are then reused), or run the report with --profile standard")
-    spec = discover(lab.data_root).limited(lab.max_videos_per_class)
+    spec, _ = lab.load_dataset(progress=True)
     counts = {split: len(spec.split(split)) for split in ("train", "test")}
     if not all(counts.values()):
         empty = [split for split, count in counts.items() if not count]
@@ -168,11 +176,21 @@ def check_report_dataset(lab: Session) -> None:
                          f"video (train {counts['train']}, test {counts['test']}); the curriculum trains on the train "
                          "split and measures on the test split: python -m seco_lab data check "
                          f"{lab.data_root} shows what was found")
+    more = " (or a larger --max-videos-per-class)" if lab.max_videos_per_class is not None else ""
+    if counts["train"] < 2:
+        raise ValueError(f"{lab.data_root}: 1 usable training video; every training step needs a batch of 2 or "
+                         f"more: add videos{more}")
     batch_size = int(lab.section("train")["batch_size"])
     if counts["train"] < batch_size:
-        raise ValueError(f"{lab.data_root}: {counts['train']} training videos, fewer than one batch of "
-                         f"{batch_size}: add --set train.batch_size={counts['train']} (or a larger "
-                         "--max-videos-per-class)")
+        raise ValueError(f"{lab.data_root}: {counts['train']} usable training videos, fewer than one batch of "
+                         f"{batch_size}: add --set train.batch_size={counts['train']}{more}")
+    train_classes = sorted({record.class_name for record in spec.split("train")})
+    if classify and len(train_classes) < 2:
+        raise ValueError(f"{lab.data_root}: one class with training videos ({train_classes[0]}); notebooks "
+                         f"{', '.join(CLASSIFYING_NOTEBOOKS)} train with labels and classify videos, which needs at "
+                         "least 2: run --notebooks 00,01,02 for the self-supervised part alone, or point --data at "
+                         "the folder whose sub-folders are the classes (python -m seco_lab data check "
+                         f"{lab.data_root} shows what was found)")
 
 
 def execute_notebook(notebook: Path, out_dir: Path, profile: str,
@@ -389,9 +407,12 @@ def run_report(
     """
     get_profile(profile)
     _check_notebook_tools()
-    parameters, run_dir = notebook_parameters(profile, data_root, max_videos_per_class, settings)
-    configure_cpu_environment()  # inherited by the notebooks' kernels
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ValueError(f"{out_dir} is a file, not a folder: choose another --out for the report")
     notebooks = find_notebooks(selection)
+    classify = any(notebook.name.startswith(CLASSIFYING_NOTEBOOKS) for notebook in notebooks)
+    parameters, run_dir = notebook_parameters(profile, data_root, max_videos_per_class, settings, classify)
+    configure_cpu_environment()  # inherited by the notebooks' kernels
     out_dir = Path(out_dir) if out_dir else paths.reports_dir() / run_dir.name
     out_dir.mkdir(parents=True, exist_ok=True)
     result = ReportResult(out_dir=out_dir, index_path=out_dir / "index.html", parameters=parameters)

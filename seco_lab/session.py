@@ -50,10 +50,12 @@ class Session:
 
     def load_dataset(self, progress: bool = False) -> tuple[Any, Any]:
         """``(spec, index)`` of the session's dataset (its subset when ``max_videos_per_class``
-        is set), as :func:`~seco_lab.video.index.load_dataset` returns them."""
-        from seco_lab.video.index import load_dataset
+        is set), as :func:`~seco_lab.video.index.load_dataset` returns them: the videos training
+        and evaluation use (``MIN_USABLE_FRAMES`` decodable frames or more)."""
+        from seco_lab.video.index import MIN_USABLE_FRAMES, load_dataset
 
-        return load_dataset(self.data_root, progress=progress, max_videos_per_class=self.max_videos_per_class)
+        return load_dataset(self.data_root, progress=progress, max_videos_per_class=self.max_videos_per_class,
+                            min_frames=MIN_USABLE_FRAMES)
 
     def save_summary(self, notebook: str, values: dict[str, Any]) -> Path:
         """Record this notebook's key numbers beside its runs (``run_dir/summary``), where the

@@ -267,7 +267,7 @@ def test_check_names_undecodable_file_names_and_broken_links_without_crashing(tm
     problems = (root / ".seco_lab_index.problems.txt").read_text()
     assert "vid\\udce9o.mp4" in problems and "moved.mp4" in problems
     assert problems.startswith(f"# 2 problem(s) of the last index build of {root}: 6 video(s), kept with at least "
-                               "1 decodable frame(s)\n")
+                               "2 decodable frame(s)\n")
 
 
 def test_summary_of_a_loaded_dataset_counts_the_files_it_found_not_only_the_usable_ones(damaged_ucf):

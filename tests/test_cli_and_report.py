@@ -13,7 +13,7 @@ import torch
 
 from seco_lab.cli import build_parser, main
 from seco_lab.profiles import get_profile
-from seco_lab.report import find_notebooks, run_report
+from seco_lab.report import find_notebooks, notebook_parameters, run_report
 
 
 def test_every_subcommand_has_help():
@@ -199,9 +199,12 @@ def test_report_kernels_run_encrypted_without_a_warning_per_notebook(tmp_path, c
 def test_cli_reports_a_system_error_in_one_line_naming_the_file(tmp_path, capsys):
     taken = tmp_path / "report.html"
     taken.write_text("not a folder")
+    assert main(["report", "--profile", "smoke", "--notebooks", "00", "--out", str(taken / "inside")]) == 2
+    error = capsys.readouterr().err
+    assert error == f"seco-lab report: error: {taken / 'inside'}: Not a directory\n"
     assert main(["report", "--profile", "smoke", "--notebooks", "00", "--out", str(taken)]) == 2
     error = capsys.readouterr().err
-    assert error == f"seco-lab report: error: {taken}: File exists\n"
+    assert error == f"seco-lab report: error: {taken} is a file, not a folder: choose another --out for the report\n"
 
 
 @pytest.mark.parametrize("device, message", [
@@ -442,11 +445,27 @@ def test_report_refuses_a_dataset_the_curriculum_cannot_use_before_any_notebook_
     with pytest.raises(ValueError, match=r"the test split of this folders dataset holds no video \(train 4, test 0\)"):
         run_report("smoke", data_root=no_test)
     small = _train_test_folders(tmp_path / "small", 2, 1)
-    with pytest.raises(ValueError, match=r"4 training videos, fewer than one batch of 16: add --set "
-                                         r"train\.batch_size=4"):
+    from tests._video_fixtures import make_video
+
+    for clip in range(3):  # listed, but a single frame: training leaves them out, and so does the count
+        make_video(small / "train" / "a" / f"one_frame{clip}.mp4", num_frames=1, seed=clip)
+    with pytest.raises(ValueError, match=r"4 usable training videos, fewer than one batch of 16: add --set "
+                                         r"train\.batch_size=4$"):
         run_report("smoke", data_root=small)
+    with pytest.raises(ValueError, match=r"4 usable training videos, fewer than one batch of 16: add --set "
+                                         r"train\.batch_size=4 \(or a larger --max-videos-per-class\)"):
+        run_report("smoke", data_root=_train_test_folders(tmp_path / "larger", 3, 1), max_videos_per_class=2)
     with pytest.raises(ValueError, match="the paper profile trains its runs .* this machine has none"):
         run_report("paper", data_root=small)
+    one_class = _train_test_folders(tmp_path / "one_class", 2, 1, classes=("a",))
+    with pytest.raises(ValueError, match=r"one class with training videos \(a\); notebooks 03, 04, 05 train with "
+                                         r"labels .* run --notebooks 00,01,02 for the self-supervised part alone"):
+        run_report("smoke", data_root=one_class, settings=["train.batch_size=2"])
+    parameters, _ = notebook_parameters("smoke", one_class, settings=["train.batch_size=2"], classify=False)
+    assert parameters["data_root"] == str(one_class.resolve())
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match=r"a_file is a file, not a folder: choose another --out for the report"):
+        run_report("smoke", data_root=small, out_dir=tmp_path / "a_file")
     assert not (tmp_path / "reports").exists() and not (tmp_path / "runs").exists()
 
 
@@ -472,23 +491,24 @@ def untrained_checkpoints(tmp_path_factory):
                            progress=False).checkpoint_path for mode in ("frame_differences", "rgb")}
 
 
-def test_evaluate_leaves_out_one_frame_videos_for_frame_differences_only_and_names_the_classes_chance_counts(
+def test_evaluate_leaves_out_one_frame_videos_for_every_encoder_and_names_the_classes_chance_counts(
         tmp_path, untrained_checkpoints, capsys):
     """A one-frame video's frame differences are all zero whatever it shows: every such video would
-    get the same feature. Class c has test videos only: chance guesses among the 2 classes with training videos."""
+    get the same feature. An RGB encoder leaves them out too, so that both are scored on the same
+    videos. Class c has test videos only: chance guesses among the 2 classes with training videos."""
     from tests._video_fixtures import make_video
 
     root = _train_test_folders(tmp_path / "data", 3, 1)
     make_video(root / "test" / "c" / "c0.mp4", num_frames=4, seed=7)
     make_video(root / "train" / "a" / "one_frame_a.mp4", num_frames=1, seed=8)
     make_video(root / "test" / "b" / "one_frame_b.mp4", num_frames=1, seed=9)
-    expected = {"frame_differences": ("6", "3", "33.3333"), "rgb": ("7", "4", "37.5000")}  # train, test, chance
+    errors = ""
     for mode, checkpoint in untrained_checkpoints.items():
         assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(root), "--protocol", "knn",
                      "--profile", "smoke", "--device", "cpu"]) == 0
         captured = capsys.readouterr()
         printed = dict(line.split(maxsplit=1) for line in captured.out.splitlines())
-        assert (printed["num_train"], printed["num_test"], printed["chance"]) == expected[mode], mode
+        assert (printed["num_train"], printed["num_test"], printed["chance"]) == ("6", "3", "33.3333"), mode
         assert (printed["num_classes"], printed["num_train_classes"]) == ("3", "2")
-        skipped = re.search(r"note: .*: 2 file\(s\) skipped \(2 too short\)", captured.err)
-        assert bool(skipped) == (mode == "frame_differences"), captured.err
+        errors += captured.err
+    assert len(re.findall(r"note: .*: 2 file\(s\) skipped \(2 too short\)", errors)) == 1, errors  # shown once

@@ -312,10 +312,34 @@ def test_a_copy_without_test_videos_trains_without_the_knn_monitor(tmp_path):
 
 def test_a_split_smaller_than_one_batch_is_refused_before_any_work(smoke_data, tmp_path):
     data = shutil.copytree(smoke_data, tmp_path / "data", ignore=shutil.ignore_patterns(".seco_lab_frames_*"))
-    with pytest.raises(ValueError, match=r"usable training videos, fewer than batch_size=100000.*--batch-size or "
-                                         r"a notebook's batch_size parameter"):
+    with pytest.raises(ValueError, match=r"usable training videos, fewer than batch_size=100000 .*lower it to at "
+                                         r"most \d+ \(pretrain --batch-size, report --set train\.batch_size, or a "
+                                         r"notebook's batch_size parameter\)"):
         pretrain("seco", data, "smoke", tmp_path / "run", batch_size=100000, progress=False)
     assert not list(data.glob(".seco_lab_frames_*")) and not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_supervised_training_on_one_class_is_refused_and_self_supervised_training_is_not(tmp_path):
+    for clip in range(4):
+        make_video(tmp_path / "data" / "only" / f"clip{clip}.mp4", num_frames=4, seed=clip)
+    overrides = {"train": {"batch_size": 2}}
+    with pytest.raises(ValueError, match=r"supervised training learns to tell classes apart and needs training "
+                                         r"videos of at least 2 classes; split 1 has those of one, only"):
+        pretrain("supervised", tmp_path / "data", "smoke", tmp_path / "supervised", epochs=1, overrides=overrides,
+                 progress=False)
+    with pytest.warns(UserWarning, match="the folders layout found one class"):
+        result = pretrain("seco", tmp_path / "data", "smoke", tmp_path / "seco", epochs=0, progress=False)
+    assert result.action == "initialised"
+
+
+def test_cli_resume_without_a_checkpoint_says_training_starts_from_the_beginning(smoke_data, tmp_path, capsys):
+    arguments = ["pretrain", "--method", "seco", "--data", str(smoke_data), "--profile", "smoke", "--epochs", "0",
+                 "--out", str(tmp_path / "run"), "--quiet", "--resume"]
+    assert main(arguments) == 0
+    assert (f"note: --resume: no checkpoint in {tmp_path / 'run'} yet, so training starts from the beginning"
+            in capsys.readouterr().err)
+    assert main(arguments) == 0
+    assert "note: --resume" not in capsys.readouterr().err
 
 
 def test_cli_evaluate_settings_are_applied_named_and_checked(smoke_data, tmp_path, capsys):

@@ -39,6 +39,7 @@ from seco_lab.evaluation.tracking import (
 )
 from seco_lab.methods.base import uses_differences
 from seco_lab.profiles import ProfileError, check_profile_values
+from seco_lab.video.index import MIN_USABLE_FRAMES
 from seco_lab.video.synth import SynthDatasetError
 
 PROTOCOLS = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking", "target-probe")
@@ -353,10 +354,10 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
     if video_protocols:
         max_videos_per_class = options.get("max_videos_per_class")
         # Frame differences of a one-frame video are all zero, whatever it shows: such videos are
-        # left out, as pretraining leaves them out. An RGB encoder reads them as they are.
-        min_frames = 2 if uses_differences(encoder.input_spec.input_mode) else 1
+        # left out, as pretraining leaves them out, and for every encoder, so that all are scored
+        # on the same videos (those the notebooks count).
         splits = load_video_splits(data_root, int(options.get("split", 1)), str(options.get("layout", "auto")), progress,
-                                   max_videos_per_class=max_videos_per_class, min_frames=min_frames)
+                                   max_videos_per_class=max_videos_per_class, min_frames=MIN_USABLE_FRAMES)
         if max_videos_per_class is not None:
             video_context["max_videos_per_class"] = max_videos_per_class
         elif progress:

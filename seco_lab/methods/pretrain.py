@@ -27,9 +27,6 @@ from seco_lab.engine.trainer import CONFIG_NAME, LOADING_ONLY_SETTINGS, config_c
 from seco_lab.methods.base import build_method, method_names
 from seco_lab.profiles import check_profile_values, fold_method_sections, get_profile
 
-MIN_FRAMES = 2
-
-
 @dataclass
 class PretrainResult:
     """Where a run's checkpoint is and what this call did (``"trained"``, ``"resumed"``,
@@ -175,7 +172,7 @@ def pretrain(
     with run_folder_lock(run_dir) if env_rank() == 0 else contextlib.nullcontext():  # rank 0 holds it under torchrun
         from seco_lab.video.dataset import VideoDataset
         from seco_lab.video.frame_store import FrameStore, FrameStoreSpaceError, store_folder
-        from seco_lab.video.index import load_dataset
+        from seco_lab.video.index import MIN_USABLE_FRAMES, load_dataset
 
         checkpoint_path = run_dir / CHECKPOINT_NAME
         chosen_device = resolve_device(device, env_local_rank())  # a missing GPU is named before the data is indexed
@@ -215,16 +212,20 @@ def pretrain(
                              f"choose a multiple of {processes} ({' or '.join(map(str, fitting))})")
         init_from_env(use_cuda=chosen_device.type == "cuda")  # rank 0 indexes and caches first, the others reuse them
         spec, index = main_rank_first(lambda: load_dataset(
-            data_root, layout=layout, split=split, min_frames=MIN_FRAMES, progress=progress,
+            data_root, layout=layout, split=split, min_frames=MIN_USABLE_FRAMES, progress=progress,
             max_videos_per_class=config["data"].get("max_videos_per_class")))
         train_records = spec.split("train")
         if not train_records:
             raise ValueError(f"{data_root}: split {split} has no usable training videos")
+        if method == "supervised" and len({record.label for record in train_records}) < 2:
+            raise ValueError(f"{data_root}: supervised training learns to tell classes apart and needs training "
+                             f"videos of at least 2 classes; split {split} has those of one, "
+                             f"{train_records[0].class_name}")
         if config["train"]["epochs"] and len(train_records) < batch:  # before any frame is cached
             raise ValueError(f"{data_root}: split {split} has {len(train_records)} usable training videos, fewer "
-                             f"than batch_size={batch} (every step needs a full batch): lower it (pretrain "
-                             f"--batch-size or a notebook's batch_size parameter, at most {len(train_records)}) or use "
-                             "more data")
+                             f"than batch_size={batch} (every step needs a full batch): lower it to at most "
+                             f"{len(train_records)} (pretrain --batch-size, report --set train.batch_size, or a "
+                             "notebook's batch_size parameter) or use more data")
         config["data"]["num_classes"] = len(spec.classes)
         config["data"]["classes"] = list(spec.classes)
 

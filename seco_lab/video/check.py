@@ -9,17 +9,19 @@ from pathlib import Path
 from typing import TextIO
 
 from seco_lab.evaluation.tracking import TrackingCheck, check_tracking_sequences
-from seco_lab.video.index import VideoIndex, problem_counts
+from seco_lab.video.index import MIN_USABLE_FRAMES, VideoIndex, problem_counts
 from seco_lab.video.layouts import LayoutError, discover
 
 __all__ = ["run_check"]
 
 
-def run_check(root: str | Path, layout: str = "auto", split: int = 1, min_frames: int = 1,
+def run_check(root: str | Path, layout: str = "auto", split: int = 1, min_frames: int = MIN_USABLE_FRAMES,
               cache_dir: str | Path | None = None, progress: bool = True, out: TextIO | None = None,
               max_videos_per_class: int | None = None) -> int:
     """Discover and index ``root`` (or its subset of at most ``max_videos_per_class`` videos of
-    each class and split), print the summary and the problem list.
+    each class and split), print the summary and the problem list. Videos with fewer than
+    ``min_frames`` decodable frames count as too short (by default those training and evaluation
+    leave out).
 
     OTB-layout tracking sequences in ``root/tracking`` (or directly under ``root``) are read and
     their images decoded too; a folder holding only them is checked as a tracking dataset.

@@ -32,9 +32,13 @@ from tqdm.auto import tqdm
 from seco_lab.video.io import VideoDecodeError, VideoInfo, probe_video_with_note
 from seco_lab.video.layouts import SPLITS, DatasetSpec, Problem, VideoRecord, discover
 
-__all__ = ["CACHE_FILE_NAME", "DataProblemWarning", "Problem", "VideoIndex", "default_cache_dir", "load_dataset"]
+__all__ = ["CACHE_FILE_NAME", "MIN_USABLE_FRAMES", "DataProblemWarning", "Problem", "VideoIndex", "default_cache_dir", "load_dataset"]
 
 CACHE_FILE_NAME = ".seco_lab_index.json"
+# Decodable frames a video needs for training and evaluation to use it: one frame has no frame
+# difference and no temporal order, and one set of videos for every encoder, RGB ones included,
+# keeps their scores comparable.
+MIN_USABLE_FRAMES = 2
 PROBLEMS_FILE_SUFFIX = ".problems.txt"
 CACHE_VERSION = 1
 SAVE_EVERY = 500  # new entries between intermediate cache saves while building
