@@ -14,6 +14,7 @@ import torch
 from seco_lab.cli import build_parser, main
 from seco_lab.profiles import get_profile
 from seco_lab.report import find_notebooks, notebook_parameters, run_report
+from seco_lab.video.index import DataProblemWarning
 
 
 def test_every_subcommand_has_help():
@@ -450,7 +451,8 @@ def test_report_refuses_a_dataset_the_curriculum_cannot_use_before_any_notebook_
     for clip in range(3):  # listed, but a single frame: training leaves them out, and so does the count
         make_video(small / "train" / "a" / f"one_frame{clip}.mp4", num_frames=1, seed=clip)
     with pytest.raises(ValueError, match=r"4 usable training videos, fewer than one batch of 16: add --set "
-                                         r"train\.batch_size=4$"):
+                                         r"train\.batch_size=4$"), \
+            pytest.warns(DataProblemWarning, match=r"3 file\(s\) skipped \(3 too short\)"):
         run_report("smoke", data_root=small)
     with pytest.raises(ValueError, match=r"4 usable training videos, fewer than one batch of 16: add --set "
                                          r"train\.batch_size=4 \(or a larger --max-videos-per-class\)"):

@@ -324,7 +324,8 @@ def test_supervised_training_on_one_class_is_refused_and_self_supervised_trainin
         make_video(tmp_path / "data" / "only" / f"clip{clip}.mp4", num_frames=4, seed=clip)
     overrides = {"train": {"batch_size": 2}}
     with pytest.raises(ValueError, match=r"supervised training learns to tell classes apart and needs training "
-                                         r"videos of at least 2 classes; split 1 has those of one, only"):
+                                         r"videos of at least 2 classes; split 1 has those of one, only"), \
+            pytest.warns(UserWarning, match="the folders layout found one class"):
         pretrain("supervised", tmp_path / "data", "smoke", tmp_path / "supervised", epochs=1, overrides=overrides,
                  progress=False)
     with pytest.warns(UserWarning, match="the folders layout found one class"):
