@@ -256,8 +256,39 @@ def test_svm_c_cross_validation_needs_two_videos_per_class_and_names_the_classes
     with pytest.raises(ValueError, match=r"at least 2 train videos.*Diving: 1, YoYo: 1$"):
         linear_svm_protocol(features, np.array([0, 0, 1, 1, 2, 4]), features, np.array([0, 1, 2, 4, 0, 1]), C="cv",
                             class_names=["Archery", "Bowling", "Diving", "Fencing", "YoYo"])
-    with pytest.raises(ValueError, match=r"at least 2 train videos.*1 group\(s\) in the train split$"):
-        choose_svm_c(features, np.array([0, 0, 0, 1, 1, 1]), groups=np.ones(6))
+
+
+
+def test_svm_c_cross_validation_by_group_needs_two_groups_per_class_and_names_the_classes_with_one():
+    """A fold that held out a class's only group would be fitted without that class: with two
+    classes liblinear refuses, with more the class's held-out videos all count as errors."""
+    features = np.random.default_rng(0).normal(size=(9, 3))
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    groups = np.array(["g01", "g02", "g03", "g04", "g05", "g06", "g09", "g09", "g09"])
+    with pytest.raises(ValueError, match=r"every class needs train videos from at least 2 groups; these have one: "
+                                         r"Cc \(all in g09\)\. Give C as a number instead"):
+        choose_svm_c(features, labels, groups, class_names=["Aa", "Bb", "Cc"])
+    with pytest.raises(ValueError, match=r"these have one: label 0 \(all in 1\.0\), label 1 \(all in 1\.0\)"):
+        choose_svm_c(np.zeros((6, 3)), np.array([0, 0, 0, 1, 1, 1]), groups=np.ones(6))
+
+
+def test_every_cross_validation_fold_is_fitted_on_every_class(monkeypatch):
+    """Classes with two groups each and three folds wanted: two folds, each fitted on videos of
+    every class."""
+    from seco_lab.evaluation import linear_svm
+
+    features, labels, groups = group_coded(0, groups_per_class=2)
+    splits = []
+    chosen_folds = linear_svm._folds_fitted_on_every_class
+
+    def recorded(*args, **kwargs):
+        splits.extend(chosen_folds(*args, **kwargs))
+        return splits
+
+    monkeypatch.setattr(linear_svm, "_folds_fitted_on_every_class", recorded)
+    choose_svm_c(features, labels, groups)
+    assert len(splits) == 2
+    assert all(set(labels[fit_rows]) == set(labels) for fit_rows, _ in splits)
 
 
 @pytest.mark.parametrize("protocol", ["knn", "retrieval"])

@@ -47,33 +47,39 @@ def choose_svm_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | 
                  max_iter: int = 5000, seed: int = 0,
                  class_names: Sequence[str] | None = None) -> tuple[float, dict[float, float]]:
     """The C of ``grid`` with the best mean validation top-1 over ``folds`` stratified folds of
-    the train split (N, D); folds never split a group when ``groups`` (N,) is given. Ties go to
-    the smaller C (stronger regularisation). Returns (C, {C: mean validation top-1}).
-    ``class_names`` (indexed by label) name the classes in the error about too few videos."""
+    the train split (N, D); folds never split a group when ``groups`` (N,) is given, so every
+    class then needs train videos from 2 groups or more, and there are at most as many folds as
+    the class with the fewest groups has. Every fold is fitted on videos of every class (fewer
+    folds are tried when the grouped split cannot manage it). Ties go to the smaller C (stronger
+    regularisation). Returns (C, {C: mean validation top-1}). ``class_names`` (indexed by label)
+    name the classes in the errors about too few videos or groups."""
     labels = np.asarray(labels)
     if not grid or any(c <= 0 for c in grid):
         raise ValueError(f"the C grid must hold positive values, got {grid}")
+    if folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {folds}")
     classes, class_sizes = np.unique(labels, return_counts=True)
-    smallest_class = int(class_sizes.min()) if labels.size else 0
-    num_groups = None
+
+    def named(label: int) -> str:
+        return str(class_names[label]) if class_names is not None else f"label {label}"
+
+    too_small = [f"{named(label)}: {size}" for label, size in zip(classes.tolist(), class_sizes.tolist()) if size < 2]
+    if not labels.size or too_small:
+        found = f"train videos of the classes with fewer: {', '.join(too_small)}" if too_small else "no train videos"
+        raise ValueError(f"choosing C by cross-validation needs at least 2 train videos per class; {found}")
+    num_folds = min(folds, int(class_sizes.min()))
     if groups is not None:
         groups = np.asarray(groups)
         if groups.shape != labels.shape:
             raise ValueError(f"groups {groups.shape} must match labels {labels.shape}")
-        num_groups = len(np.unique(groups))
-        smallest_class = min(smallest_class, num_groups)
-    num_folds = min(folds, smallest_class)
-    if num_folds < 2:
-        too_small = [f"{class_names[label] if class_names is not None else f'label {label}'}: {size}"
-                     for label, size in zip(classes.tolist(), class_sizes.tolist()) if size < 2]
-        found = (f"train videos of the classes with fewer: {', '.join(too_small)}" if too_small else
-                 f"{num_groups} group(s) in the train split" if num_groups is not None else "no train videos")
-        raise ValueError(f"choosing C by cross-validation needs at least 2 train videos (and groups) per class; "
-                         f"{found}")
-    if groups is None:
-        splits = list(StratifiedKFold(num_folds, shuffle=True, random_state=seed).split(features, labels))
-    else:
-        splits = list(StratifiedGroupKFold(num_folds, shuffle=True, random_state=seed).split(features, labels, groups))
+        class_groups = {label: np.unique(groups[labels == label]) for label in classes.tolist()}
+        one_group = [f"{named(label)} (all in {found[0]})" for label, found in class_groups.items() if len(found) < 2]
+        if one_group:
+            raise ValueError(f"choosing C by cross-validation holds out whole groups (videos that share actors and "
+                             f"scene), so every class needs train videos from at least 2 groups; these have one: "
+                             f"{', '.join(one_group)}. Give C as a number instead (1 is the paper's)")
+        num_folds = min(num_folds, min(len(found) for found in class_groups.values()))
+    splits = _folds_fitted_on_every_class(features, labels, groups, num_folds, seed, named)
     fold_scores: dict[float, list[float]] = {C: [] for C in grid}
     for fit_rows, check_rows in splits:
         fit_x, check_x = features[fit_rows], features[check_rows]
@@ -89,6 +95,25 @@ def choose_svm_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | 
     chosen = min(C for C, score in scores.items() if score == best)
     _warn_at_grid_edge(chosen, scores)
     return chosen, scores
+
+
+def _folds_fitted_on_every_class(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, num_folds: int,
+                                 seed: int, named: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds (grouped when ``groups`` is given) whose fitting rows hold every class:
+    ``num_folds`` of them, or fewer (down to 2) when a grouped split puts all of a class's groups
+    in one held-out fold, which would leave that fold's classifier without the class."""
+    classes = np.unique(labels)
+    for count in range(num_folds, 1, -1):
+        if groups is None:
+            splits = list(StratifiedKFold(count, shuffle=True, random_state=seed).split(features, labels))
+        else:
+            splits = list(StratifiedGroupKFold(count, shuffle=True, random_state=seed).split(features, labels, groups))
+        missing = [label for fit_rows, _ in splits for label in np.setdiff1d(classes, labels[fit_rows]).tolist()]
+        if not missing:
+            return splits
+    raise ValueError(f"choosing C by cross-validation: no split of the train videos into folds by group leaves "
+                     f"videos of every class to fit each fold on ({', '.join(sorted({named(m) for m in missing}))} "
+                     "missing from one); give C as a number instead (1 is the paper's)")
 
 
 def _warn_at_grid_edge(chosen: float, scores: dict[float, float]) -> None:
