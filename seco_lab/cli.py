@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
@@ -189,8 +190,8 @@ def svm_c_argument(text: str) -> float | str:
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a positive number nor 'cv'")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a positive finite number nor 'cv'")
     return value
 
 

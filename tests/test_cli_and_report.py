@@ -37,11 +37,11 @@ def test_svm_c_option_takes_a_number_or_cv(text, expected):
     assert args.svm_c == expected
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "auto"])
+@pytest.mark.parametrize("text", ["0", "-1", "auto", "inf", "nan"])
 def test_svm_c_option_rejects_other_values(text, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["evaluate", "--checkpoint", "c", "--data", "d", "--svm-c", text])
-    assert "neither a positive number nor 'cv'" in capsys.readouterr().err
+    assert "neither a positive finite number nor 'cv'" in capsys.readouterr().err
 
 
 def test_help_says_what_the_command_does_in_plain_text(capsys):
@@ -514,3 +514,4 @@ def test_evaluate_leaves_out_one_frame_videos_for_every_encoder_and_names_the_cl
         assert (printed["num_classes"], printed["num_train_classes"]) == ("3", "2")
         errors += captured.err
     assert len(re.findall(r"note: .*: 2 file\(s\) skipped \(2 too short\)", errors)) == 1, errors  # shown once
+    assert "knn: k=20 is more than the 6 training videos, so every one of them votes" in errors

@@ -434,6 +434,7 @@ def test_fine_tuning_before_a_frozen_protocol_leaves_the_frozen_trunk_as_loaded(
     finetuned, after = run_protocols(["finetune", "retrieval"], checkpoint, smoke_data, **options)
     (alone,) = run_protocols(["retrieval"], checkpoint, smoke_data, **options)
     assert finetuned["protocol"] == "finetune" and finetuned["final_train_loss"] > 0
+    assert (finetuned["pooling"], after["pooling"]) == ("segment-mean", "concat")  # fine-tuning averages segments
     assert {key: value for key, value in after.items() if key not in ("wall_time_s", "time")} == {
         key: value for key, value in alone.items() if key not in ("wall_time_s", "time")}
 

@@ -23,8 +23,10 @@ class TrainConfig:
     """Hyperparameters of ``fit``.
 
     ``batch_size`` is the GLOBAL batch (summed over all processes); under torchrun each of
-    the ``W`` processes loads ``batch_size / W`` items per step, so a run gives the same
-    data order, learning rate and (up to float rounding) the same weights whatever ``W`` is.
+    the ``W`` processes loads ``batch_size / W`` items per step, so a run gives the same global
+    batches and learning rate whatever ``W`` is. Its weights differ with ``W``: each process
+    seeds its own random draws (``seed + rank``) and BatchNorm normalises over each process's
+    share of the batch (unless ``sync_bn``). The same ``W`` and seed give the same weights.
     The learning rate is ``base_lr * batch_size / lr_scaling_batch`` (``lr_scaling_batch=0``:
     no scaling), warmed up linearly for ``warmup_epochs`` then cosine-decayed to 0, per step.
     ``amp`` and ``channels_last`` act on CUDA only. ``checkpoint_every`` counts steps

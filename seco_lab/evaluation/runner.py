@@ -328,7 +328,7 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
 
     def record(protocol: str, pooling: str, result: dict[str, Any], extra: dict[str, Any]) -> None:
         pooled_as = {} if protocol in UNPOOLED_PROTOCOLS else {
-            "pooling": pooling if encoder.kind == "2d" else "clip-mean"}
+            "pooling": "clip-mean" if encoder.kind == "3d" else "segment-mean" if protocol == "finetune" else pooling}
         metrics = {"protocol": protocol, "method": encoder.method, "encoder_kind": encoder.kind, "weights": weights,
                    **pooled_as, **context,
                    **({"bn_stats": "checkpoint"} if protocol == "tracking" else video_context), **extra,
@@ -372,6 +372,10 @@ def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
                               "num_test": len(splits.test), "chance": splits.chance})
         video_context["majority_baseline"] = majority_class_accuracy(np.array([r.label for r in splits.train]),
                                                                np.array([r.label for r in splits.test]))
+        if "knn" in protocols and len(splits.train) < int(settings["knn_k"]):
+            warnings.warn(f"knn: k={settings['knn_k']} is more than the {len(splits.train)} training videos, so every "
+                          "one of them votes for every test video (k is capped); --set eval.knn_k=N with a smaller "
+                          "N makes kNN look at neighbours", stacklevel=2)
     common = dict(frames_per_video=int(settings["frames_per_video"]), clips_per_video=int(settings["clips_per_video"]),
                   batch_size=int(settings["batch_size"]), device=device_t, progress=progress, num_workers=num_workers)
     extracted: dict[bool, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
