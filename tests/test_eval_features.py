@@ -185,7 +185,7 @@ def test_run_protocol_end_to_end_appends_results(pair_dataset, tiny_checkpoint, 
 
     root, _, _ = pair_dataset
     metrics = run_protocol(protocol, tiny_checkpoint, root, profile="smoke", pooling="concat", device="cpu",
-                           bn_stats="train", linear_epochs=5, finetune_segments=2, weights="random",
+                           bn_stats="train", linear_epochs=5, finetune_segments=2, weights="random", knn_k=4,
                            progress=False)
     assert metrics["protocol"] == protocol and metrics["num_train"] == 8 and metrics["num_test"] == 6
     assert metrics["weights"] == "random" and metrics["method"] == TinyFrameMethod.name
@@ -286,7 +286,7 @@ def test_chance_leaves_out_a_listed_class_without_videos(tmp_path, tiny_checkpoi
     root = make_ucf101(tmp_path / "ucf", classes=("Archery", "Bowling", "YoYo"))
     shutil.rmtree(root / "UCF-101" / "YoYo")
     with pytest.warns(UserWarning, match="6 file.s. skipped"):
-        metrics = run_protocol("knn", tiny_checkpoint, root, profile="smoke", device="cpu")
+        metrics = run_protocol("knn", tiny_checkpoint, root, profile="smoke", device="cpu", knn_k=4)
     assert metrics["num_classes"] == 3 and metrics["chance"] == 50.0
 
 

@@ -397,7 +397,7 @@ def test_cli_evaluates_several_protocols_and_poolings_from_one_extraction(smoke_
 def test_tracking_beside_the_dataset_protocols_keeps_its_own_context(smoke_data, tmp_path):
     checkpoint = pretrain("seco", smoke_data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
     tracking, knn = run_protocols(["tracking", "knn"], checkpoint, smoke_data, poolings=["concat"], bn_stats="train",
-                                  max_videos_per_class=2)
+                                  max_videos_per_class=2, knn_k=4)
     assert tracking["protocol"] == "tracking" and tracking["bn_stats"] == "checkpoint"
     assert get_profile("smoke")["seco"]["input_mode"] == "stabilized_differences"
     assert "trained on frame differences; the tracker correlates single RGB frames" in tracking["input_note"]
@@ -415,7 +415,7 @@ def test_tracking_on_a_dataset_without_sequences_is_skipped_beside_other_protoco
     shutil.copytree(smoke_data, data, ignore=shutil.ignore_patterns("tracking", ".seco_lab_*"))
     checkpoint = pretrain("seco", data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
     with pytest.warns(UserWarning, match="tracking skipped: .*no sequence folders with img.*; the other protocols run"):
-        tracking, knn = run_protocols(["tracking", "knn"], checkpoint, data, max_videos_per_class=2)
+        tracking, knn = run_protocols(["tracking", "knn"], checkpoint, data, max_videos_per_class=2, knn_k=4)
     assert "no sequence folders" in tracking["skipped"] and knn["top1"] >= 0
     with pytest.raises(TrackingDataError, match="no sequence folders"):
         run_protocols(["tracking"], checkpoint, data)
@@ -424,7 +424,8 @@ def test_tracking_on_a_dataset_without_sequences_is_skipped_beside_other_protoco
 def test_a_clip_encoder_asked_for_both_poolings_says_it_gives_one_result(smoke_data, tmp_path):
     checkpoint = pretrain("cvrl", smoke_data, "smoke", tmp_path / "random", epochs=0, progress=False).checkpoint_path
     with pytest.warns(UserWarning, match="applies to frame encoders; this cvrl clip encoder's features are the mean"):
-        results = run_protocols(["knn"], checkpoint, smoke_data, poolings=["mean", "concat"], max_videos_per_class=2)
+        results = run_protocols(["knn"], checkpoint, smoke_data, poolings=["mean", "concat"], max_videos_per_class=2,
+                                knn_k=4)
     assert [result["pooling"] for result in results] == ["clip-mean"]
 
 
@@ -487,7 +488,7 @@ def test_an_evaluation_whose_results_file_cannot_be_written_still_returns_its_re
     taken = tmp_path / "taken"
     taken.write_text("a file where the results folder would go")
     with pytest.warns(UserWarning, match=f"{taken / 'results.jsonl'}: could not record the result"):
-        (result,) = run_protocols(["knn"], checkpoint, smoke_data, max_videos_per_class=2,
+        (result,) = run_protocols(["knn"], checkpoint, smoke_data, max_videos_per_class=2, knn_k=4,
                                   results_file=taken / "results.jsonl")
     assert result["protocol"] == "knn" and 0.0 <= result["top1"] <= 100.0
 
