@@ -8,7 +8,7 @@ small datasets where the paper's C=1 over-fits; the test split is never looked a
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,12 +73,12 @@ def choose_svm_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | 
         if groups.shape != labels.shape:
             raise ValueError(f"groups {groups.shape} must match labels {labels.shape}")
         class_groups = {label: np.unique(groups[labels == label]) for label in classes.tolist()}
-        one_group = [f"{named(label)} (all in {found[0]})" for label, found in class_groups.items() if len(found) < 2]
+        one_group = [f"{named(label)} (all in {names[0]})" for label, names in class_groups.items() if len(names) < 2]
         if one_group:
             raise ValueError(f"choosing C by cross-validation holds out whole groups (videos that share actors and "
                              f"scene), so every class needs train videos from at least 2 groups; these have one: "
                              f"{', '.join(one_group)}. Give C as a number instead (1 is the paper's)")
-        num_folds = min(num_folds, min(len(found) for found in class_groups.values()))
+        num_folds = min(num_folds, min(len(names) for names in class_groups.values()))
     splits = _folds_fitted_on_every_class(features, labels, groups, num_folds, seed, named)
     fold_scores: dict[float, list[float]] = {C: [] for C in grid}
     for fit_rows, check_rows in splits:
@@ -98,7 +98,7 @@ def choose_svm_c(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | 
 
 
 def _folds_fitted_on_every_class(features: np.ndarray, labels: np.ndarray, groups: np.ndarray | None, num_folds: int,
-                                 seed: int, named: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+                                 seed: int, named: Callable[[int], str]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified folds (grouped when ``groups`` is given) whose fitting rows hold every class:
     ``num_folds`` of them, or fewer (down to 2) when a grouped split puts all of a class's groups
     in one held-out fold, which would leave that fold's classifier without the class."""

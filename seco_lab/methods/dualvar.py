@@ -147,13 +147,12 @@ class DualVar(Method):
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         batch_size = batch["v0"].shape[0]
-        names = ["v0", "v1"] + (["v2", "v2_shuffled"] if "SR" in self.losses else [])
-        clips = [batch[name] for name in names[:3]]  # (B, C, T, H, W) each
+        clips = {"v0": batch["v0"], "v1": batch["v1"]}  # (B, C, T, H, W) each
         if "SR" in self.losses:
-            clips.append(shuffle_segments(batch["v2"], batch["perm"], time_dim=2))
-        clip_emb, series = self.query(torch.cat(clips))  # (nB, d), (nB, S, d')
+            clips.update(v2=batch["v2"], v2_shuffled=shuffle_segments(batch["v2"], batch["perm"], time_dim=2))
+        clip_emb, series = self.query(torch.cat(list(clips.values())))  # (nB, d), (nB, S, d')
         clip_v0, clip_v1 = clip_emb.float().split(batch_size)[:2]  # (B, d) each
-        series_by_view = dict(zip(names, series.float().split(batch_size)))  # name -> (B, S, d')
+        series_by_view = dict(zip(clips, series.float().split(batch_size)))  # name -> (B, S, d')
         series_v0, series_v1 = series_by_view["v0"], series_by_view["v1"]
         terms: dict[str, Tensor] = {}
         if self.variant == "simclr":

@@ -28,8 +28,8 @@ returned :class:`DatasetSpec`, as do broken symbolic links and folders that cann
 under the root (a linked class folder whose target is gone, or a folder without read permission,
 would otherwise drop a whole class unseen), folder links not followed (back to the root or above
 it, or to a folder already read), annotations that disagree with each other or the files (a
-file listed twice is kept once), videos that no annotation line names (``ucf101``, ``hmdb51``),
-and videos outside a class folder (``folders``).
+file listed twice is kept once), videos that no annotation line names (``ucf101``, ``hmdb51``,
+``kinetics``), and videos outside a class folder (``folders``).
 """
 
 from __future__ import annotations
