@@ -14,6 +14,7 @@ import signal
 import socket
 import time
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,57 @@ def test_main_rank_first_lets_the_others_reuse_rank_0s_work_and_stop_with_its_er
     assert [result["found"] for result in ranks] == [False, True]
     assert ranks[0]["error"] == "ValueError: no layout fits /data"
     assert ranks[1]["error"] == "MainRankFailed: rank 0 stopped: ValueError: no layout fits /data"
+
+
+SHORT_COLLECTIVE_TIMEOUT = 3.0  # seconds: the default group's timeout in the slow-rank-0 test
+RANK0_PAUSE = SHORT_COLLECTIVE_TIMEOUT + 3.0
+
+
+def slow_rank0_worker(rank_index: int, out_dir: str, port: int) -> None:
+    """A default group whose collectives time out after 3 s; rank 0's work (an index build, the
+    monitor) takes 6 s. Each rank records what it saw; a timeout raises in the waiting rank."""
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                       "WORLD_SIZE": str(WORLD), "RANK": str(rank_index),
+                       "LOCAL_RANK": str(rank_index)})
+    out = Path(out_dir)
+    dist.init_process_group(backend="gloo", timeout=timedelta(seconds=SHORT_COLLECTIVE_TIMEOUT))
+
+    def slow_build() -> int:
+        if rank_index == 0:
+            time.sleep(RANK0_PAUSE)
+        return rank_index
+
+    built_by = main_rank_first(slow_build)
+
+    def slow_monitor(method: nn.Module) -> dict[str, float]:
+        time.sleep(RANK0_PAUSE)
+        return {"knn_top1": 0.5}
+
+    method, dataset = build_toy()
+    config = TrainConfig.from_dict({**ddp_config().to_dict(), "epochs": 1, "knn_every": 1})
+    fit(method, dataset, config, out / "run", {"method": "toy"}, monitor=slow_monitor, progress=False)
+
+    def failing_monitor(method: nn.Module) -> dict[str, float]:
+        raise RuntimeError("features of /data/v_1.avi: out of memory")
+
+    try:
+        fit(method, dataset, config, out / "failing_run", {"method": "toy"}, monitor=failing_monitor,
+            progress=False)
+        error = ""
+    except (RuntimeError, MainRankFailed) as raised:
+        error = f"{type(raised).__name__}: {raised}"
+    (out / f"slow_rank{rank_index}.json").write_text(json.dumps({"built_by": built_by, "error": error}))
+    dist.destroy_process_group()
+
+
+def test_ranks_wait_for_rank_0s_work_beyond_the_collective_timeout_and_stop_with_its_error(tmp_path):
+    spawn_workers(slow_rank0_worker, tmp_path)
+    ranks = [json.loads((tmp_path / f"slow_rank{rank_index}.json").read_text()) for rank_index in range(WORLD)]
+    assert [result["built_by"] for result in ranks] == [0, 1]
+    monitored = load_history(tmp_path / "run", "monitor")
+    assert [row["knn_top1"] for row in monitored] == [0.5]
+    assert ranks[0]["error"] == "RuntimeError: features of /data/v_1.avi: out of memory"
+    assert ranks[1]["error"] == "MainRankFailed: rank 0 stopped: RuntimeError: features of /data/v_1.avi: out of memory"
 
 
 STOP_RUN_STEPS = 8  # 4 epochs of 2 steps, a log flush every 2 steps

@@ -12,6 +12,7 @@ import atexit
 import importlib
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar
 
 import torch
@@ -92,31 +93,59 @@ def barrier() -> None:
 
 Result = TypeVar("Result")
 
+# Rank 0's one-off work that the other ranks wait for (indexing a dataset and caching its frames
+# on a first run, the kNN monitor) can outlast torch's collective timeout (10 minutes for NCCL,
+# 30 for gloo), after which the waiting ranks are aborted. They wait on a gloo group of their
+# own, made for that one wait, with this timeout; training's collectives keep torch's.
+RANK0_WORK_TIMEOUT = timedelta(hours=48)
+
 
 class MainRankFailed(RuntimeError):
     """Rank 0 stopped with an error in work the other ranks were waiting for."""
 
 
+def _after_rank0(work: Callable[[], Result]) -> tuple[bool, Result | None]:
+    """Run ``work`` on rank 0 while the others wait for it (up to ``RANK0_WORK_TIMEOUT``); an error
+    on rank 0 is raised there and as ``MainRankFailed`` on the others. Returns (True, result) on
+    rank 0, (False, None) elsewhere."""
+    group = dist.new_group(backend="gloo", timeout=RANK0_WORK_TIMEOUT)
+    try:
+        if rank() == 0:
+            try:
+                result = work()
+            except BaseException as error:
+                dist.broadcast_object_list([f"{type(error).__name__}: {error}"], src=0, group=group)
+                raise
+            dist.broadcast_object_list([None], src=0, group=group)
+            return True, result
+        failure: list[str | None] = [None]
+        dist.broadcast_object_list(failure, src=0, group=group)
+        if failure[0] is not None:
+            raise MainRankFailed(f"rank 0 stopped: {failure[0]}")
+        return False, None
+    finally:
+        dist.barrier(group=group)  # nobody tears the group down while another rank still uses it
+        dist.destroy_process_group(group)
+
+
 def main_rank_first(work: Callable[[], Result]) -> Result:
     """Run ``work`` on rank 0, then on the other ranks, which find what it left on disk (a dataset
     index, a frame cache) instead of each building their own copy at the same time. An error on
-    rank 0 stops every rank: the others raise ``MainRankFailed`` naming it instead of waiting. In
-    one process it just runs ``work``."""
+    rank 0 stops every rank: the others raise ``MainRankFailed`` naming it instead of waiting.
+    The others wait as long as rank 0 works (up to ``RANK0_WORK_TIMEOUT``), not just torch's
+    collective timeout. In one process it just runs ``work``."""
     if not is_distributed():
         return work()
-    if rank() == 0:
-        try:
-            result = work()
-        except BaseException as error:
-            dist.broadcast_object_list([f"{type(error).__name__}: {error}"], src=0)
-            raise
-        dist.broadcast_object_list([None], src=0)
-        return result
-    failure: list[str | None] = [None]
-    dist.broadcast_object_list(failure, src=0)
-    if failure[0] is not None:
-        raise MainRankFailed(f"rank 0 stopped: {failure[0]}")
-    return work()
+    on_rank0, result = _after_rank0(work)
+    return result if on_rank0 else work()  # type: ignore[return-value]
+
+
+def main_rank_only(work: Callable[[], Result]) -> Result | None:
+    """Run ``work`` on rank 0 only, the other ranks waiting for it as in ``main_rank_first``;
+    returns its result on rank 0 and None elsewhere (and in one process just runs ``work``)."""
+    if not is_distributed():
+        return work()
+    return _after_rank0(work)[1]
 
 
 class _AllGatherWithGrad(torch.autograd.Function):

@@ -377,20 +377,21 @@ class _TrainingRun:
         return TrainingStopped(self.stop_requests.received, self.step, self.total_steps, self.checkpoint_path)
 
     def _run_monitor(self) -> None:
-        if self.is_main:
-            with preserved_rng():
-                metrics = self.monitor(self.method)
-            self.method.train()
-            if not isinstance(metrics, dict):
-                raise TypeError(f"the monitor must return a dict of numbers, got {type(metrics).__name__}")
-            if self.history is not None:
-                self.history.write({"type": "monitor", "step": self.step, "epoch": self.epoch,
-                                    **{key: float(value) for key, value in metrics.items()}})
-                self.history.flush()
-            if self.progress:
-                self.bar.write(f"epoch {self.epoch}: " + ", ".join(
-                    f"{key} {float(value):.4g}" for key, value in metrics.items()))
-        distributed.barrier()
+        distributed.main_rank_only(self._monitor_on_main_rank)  # the others wait, however long it takes
+
+    def _monitor_on_main_rank(self) -> None:
+        with preserved_rng():
+            metrics = self.monitor(self.method)
+        self.method.train()
+        if not isinstance(metrics, dict):
+            raise TypeError(f"the monitor must return a dict of numbers, got {type(metrics).__name__}")
+        if self.history is not None:
+            self.history.write({"type": "monitor", "step": self.step, "epoch": self.epoch,
+                                **{key: float(value) for key, value in metrics.items()}})
+            self.history.flush()
+        if self.progress:
+            self.bar.write(f"epoch {self.epoch}: " + ", ".join(
+                f"{key} {float(value):.4g}" for key, value in metrics.items()))
 
     # ------------------------------------------------------------------- checkpointing
     def _save(self, session_start: float) -> None:
