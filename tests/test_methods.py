@@ -373,3 +373,26 @@ def test_run_config_rejects_unknown_methods_and_sections(tmp_path):
 def test_unknown_method_names_the_choices():
     with pytest.raises(ValueError, match="cvrl, dualvar, seco, supervised"):
         build_method("byol", copy.deepcopy(smoke_config("seco")))
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("seco", {}), ("cvrl", {}), ("dualvar", {}), ("dualvar", {"dualvar": {"variant": "moco"}}),
+])
+def test_losses_run_in_float32_inside_mixed_precision(name, overrides):
+    """Under the trainer's autocast the encoders run in bfloat16, but every loss module sees
+    autocast switched off (its matmuls would otherwise cast float32 embeddings back down)."""
+    torch.manual_seed(0)
+    method = build_method(name, smoke_config(name, **overrides))
+    batch = make_batch(method)
+    autocast_seen: dict[str, list[bool]] = {"encoder": [], "losses": []}
+    method.encoder().register_forward_pre_hook(
+        lambda module, args: autocast_seen["encoder"].append(torch.is_autocast_enabled("cpu")))
+    for module in method.modules():
+        if type(module).__module__.startswith("seco_lab.losses."):
+            module.register_forward_pre_hook(
+                lambda module, args: autocast_seen["losses"].append(torch.is_autocast_enabled("cpu")))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = method(batch)
+    assert autocast_seen["encoder"] and all(autocast_seen["encoder"])
+    assert autocast_seen["losses"] and not any(autocast_seen["losses"])
+    assert out["loss"].dtype == torch.float32 and torch.isfinite(out["loss"])

@@ -14,6 +14,7 @@ losses with BatchNorm's running statistics and changes no state: the key queues 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -77,6 +78,14 @@ def build_method(name: str, config: dict[str, Any]) -> Method:
         if section not in config:
             raise ValueError(f"config for method {name!r} lacks its {section!r} section")
     return _REGISTRY[name](config)
+
+
+def losses_in_float32(reference: Tensor) -> contextlib.AbstractContextManager:
+    """Autocast switched off on ``reference``'s device type, for a method's losses. Inside the
+    trainer's mixed-precision region autocast runs ``matmul``/``bmm`` in bfloat16 or float16 even on
+    float32 inputs, so contrastive logits (dot products divided by a small temperature) would
+    lose their precision; computed in here, from embeddings cast with ``.float()``, they keep it."""
+    return torch.autocast(reference.device.type, enabled=False)
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from seco_lab.engine.distributed import all_gather_with_grad
 from seco_lab.losses.ntxent import NTXentLoss
 from seco_lab.methods.base import (
-    Method, check_input_mode, clip_frames_to_read, finish_clip, read_view_frames, register,
+    Method, check_input_mode, clip_frames_to_read, finish_clip, losses_in_float32, read_view_frames, register,
 )
 from seco_lab.models.encoders3d import build_encoder_3d
 from seco_lab.models.heads import cvrl_head
@@ -105,5 +105,6 @@ class CVRL(Method):
         batch_size = batch["v1"].shape[0]
         clips = torch.cat([batch["v1"], batch["v2"]])  # (2B, C, T, H, W)
         z1, z2 = self.head(self.trunk(clips)).float().split(batch_size)  # (B, dim) each
-        loss = self.loss(z1, z2)
+        with losses_in_float32(z1):
+            loss = self.loss(z1, z2)
         return {"loss": loss, "ntxent": loss.detach()}

@@ -25,8 +25,8 @@ from seco_lab.losses.ntxent import NTXentLoss
 from seco_lab.losses.shuffle_rank import ShuffleRankLoss
 from seco_lab.losses.temporal_coherent import TemporalCoherentLoss
 from seco_lab.methods.base import (
-    Method, check_input_mode, clip_frames_to_read, finish_clip, frozen_copy, momentum_update, read_view_frames,
-    register,
+    Method, check_input_mode, clip_frames_to_read, finish_clip, frozen_copy, losses_in_float32, momentum_update,
+    read_view_frames, register,
 )
 from seco_lab.models.encoders3d import build_encoder_3d
 from seco_lab.models.heads import SeriesHead, dualvar_clip_head
@@ -154,27 +154,31 @@ class DualVar(Method):
         clip_v0, clip_v1 = clip_emb.float().split(batch_size)[:2]  # (B, d) each
         series_by_view = dict(zip(clips, series.float().split(batch_size)))  # name -> (B, S, d')
         series_v0, series_v1 = series_by_view["v0"], series_by_view["v1"]
-        terms: dict[str, Tensor] = {}
-        if self.variant == "simclr":
-            terms["clip"] = self.clip_loss(clip_v0, clip_v1)
-            if "TC" in self.losses:
-                terms["TC"] = self.coherent_loss(series_v0, series_v1)
-        else:
+        if self.variant == "moco":
             with torch.no_grad():  # shuffle-BN: the keys' BatchNorm statistics mix videos of every process
                 keys = shuffle_bn_forward(self._key_embeddings, batch["v1"])  # (B, d + S * d')
                 clip_dim = clip_v0.shape[1]
                 key_clip = keys[:, :clip_dim]  # (B, d)
                 key_series_mean = keys[:, clip_dim:].view(series_v0.shape).mean(dim=1)  # (B, d')
-            terms["clip"] = self.queue_loss(clip_v0, key_clip, self.clip_queue.clone().detach())
-            if "TC" in self.losses:
-                terms["TC"] = self.queue_loss(series_v0.mean(dim=1), key_series_mean, self.series_queue.clone().detach())
-            if self.training:
-                self._enqueue(key_clip, key_series_mean)
-        if "SR" in self.losses:
-            calibrated = calibrate(series_by_view["v2_shuffled"], batch["perm"].cpu())  # slots back in time order
-            terms["SR_v0"] = self.rank_loss(series_v0, calibrated)
-            terms["SR_v2"] = self.rank_loss(series_by_view["v2"], calibrated)
-        loss = terms["clip"] + terms.get("TC", 0.0) + 0.5 * terms.get("SR_v0", 0.0) + 0.5 * terms.get("SR_v2", 0.0)
+        terms: dict[str, Tensor] = {}
+        with losses_in_float32(clip_v0):
+            if self.variant == "simclr":
+                terms["clip"] = self.clip_loss(clip_v0, clip_v1)
+                if "TC" in self.losses:
+                    terms["TC"] = self.coherent_loss(series_v0, series_v1)
+            else:
+                terms["clip"] = self.queue_loss(clip_v0, key_clip, self.clip_queue.clone().detach())
+                if "TC" in self.losses:
+                    terms["TC"] = self.queue_loss(series_v0.mean(dim=1), key_series_mean,
+                                                  self.series_queue.clone().detach())
+            if "SR" in self.losses:
+                calibrated = calibrate(series_by_view["v2_shuffled"], batch["perm"].cpu())  # slots back in time order
+                terms["SR_v0"] = self.rank_loss(series_v0, calibrated)
+                terms["SR_v2"] = self.rank_loss(series_by_view["v2"], calibrated)
+            loss = (terms["clip"] + terms.get("TC", 0.0) + 0.5 * terms.get("SR_v0", 0.0)
+                    + 0.5 * terms.get("SR_v2", 0.0))
+        if self.variant == "moco" and self.training:
+            self._enqueue(key_clip, key_series_mean)
         return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
 
     def has_unused_parameters(self) -> bool:

@@ -30,8 +30,8 @@ from seco_lab.losses.info_nce import InfoNCELoss
 from seco_lab.losses.intra_frame import IntraFrameLoss
 from seco_lab.losses.order import OrderLoss
 from seco_lab.methods.base import (
-    Method, check_input_mode, frame_pairs, frames_to_sample, frozen_copy, momentum_update, read_view_frames, register,
-    uses_differences,
+    Method, check_input_mode, frame_pairs, frames_to_sample, frozen_copy, losses_in_float32, momentum_update,
+    read_view_frames, register, uses_differences,
 )
 from seco_lab.models.encoders2d import (
     MLP_HEAD_KEYS, build_encoder_2d, extract_mlp_head_state_dict, load_trunk_weights,
@@ -167,17 +167,19 @@ class SeCo(Method):
             keys = shuffle_bn_forward(self.key, torch.cat([batch["x1"], batch["x2"], batch["x3"]]))
             k1, k2, k3 = keys.float().split(batch_size)  # each (B, 3 signals, dim)
         q = q.float()
-        terms: dict[str, Tensor] = {}
-        if self.weights["inter"]:
-            positives = torch.stack([k1[:, INTER], k2[:, INTER], k3[:, INTER]], dim=1)  # (B, 3, dim)
-            terms["inter"] = self.inter_loss(q[:, INTER], positives, self.queue.clone().detach())
-        if self.weights["intra"]:
-            negatives = torch.stack([k2[:, INTRA], k3[:, INTRA]], dim=1)  # (B, 2, dim)
-            terms["intra"] = self.intra_loss(q[:, INTRA], k1[:, INTRA], negatives)
-        if self.weights["order"]:
-            terms["order"] = self.order_loss(q[:, ORDER], k2[:, ORDER], k3[:, ORDER], batch["order"])
-            terms["order_acc"] = self.order_loss.accuracy(q[:, ORDER], k2[:, ORDER], k3[:, ORDER], batch["order"])
-        loss = sum(self.weights[name] * terms[name] for name in SIGNALS if name in terms)
+        with losses_in_float32(q):
+            terms: dict[str, Tensor] = {}
+            if self.weights["inter"]:
+                positives = torch.stack([k1[:, INTER], k2[:, INTER], k3[:, INTER]], dim=1)  # (B, 3, dim)
+                terms["inter"] = self.inter_loss(q[:, INTER], positives, self.queue.clone().detach())
+            if self.weights["intra"]:
+                negatives = torch.stack([k2[:, INTRA], k3[:, INTRA]], dim=1)  # (B, 2, dim)
+                terms["intra"] = self.intra_loss(q[:, INTRA], k1[:, INTRA], negatives)
+            if self.weights["order"]:
+                terms["order"] = self.order_loss(q[:, ORDER], k2[:, ORDER], k3[:, ORDER], batch["order"])
+                terms["order_acc"] = self.order_loss.accuracy(q[:, ORDER], k2[:, ORDER], k3[:, ORDER],
+                                                              batch["order"])
+            loss = sum(self.weights[name] * terms[name] for name in SIGNALS if name in terms)
         if self.weights["inter"] and self.training:
             self._enqueue(positives)
         return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
