@@ -190,6 +190,26 @@ def fold_method_sections(values: dict[str, Any], method: str) -> dict[str, Any]:
     return folded
 
 
+def check_setting_names(overrides: dict[str, Any], profile: dict[str, Any]) -> None:
+    """Raise ``ProfileError`` naming every key of the nested ``overrides`` that ``profile`` lacks,
+    with the keys it holds there (``seco.weights has no 'ordr' (keys: inter, intra, order)``): a
+    misspelt setting would otherwise be recorded in a run's config and ignored. The CLI's ``--set``
+    applies the same rule (:func:`settings_overrides`)."""
+    problems: list[str] = []
+
+    def walk(values: dict[str, Any], held: dict[str, Any], path: str) -> None:
+        for key, value in values.items():
+            name = f"{path}.{key}" if path else str(key)
+            if key not in held:
+                problems.append(f"{path or 'the profile'} has no {key!r} (keys: {', '.join(sorted(held))})")
+            elif isinstance(value, dict) and isinstance(held[key], dict):
+                walk(value, held[key], name)
+
+    walk(overrides, profile, "")
+    if problems:
+        raise ProfileError("unknown setting(s): " + "; ".join(problems))
+
+
 def profile_section(name: str, section: str) -> dict[str, Any]:
     """Return one section (``"data"``, ``"seco"``, ``"train"``, ...) of a profile."""
     profile = get_profile(name)

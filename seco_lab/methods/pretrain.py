@@ -25,7 +25,7 @@ from seco_lab.engine.distributed import env_local_rank, env_rank, env_world_size
 from seco_lab.engine.run_lock import run_folder_lock
 from seco_lab.engine.trainer import CONFIG_NAME, LOADING_ONLY_SETTINGS, config_changes, fit
 from seco_lab.methods.base import build_method, method_names
-from seco_lab.profiles import check_profile_values, fold_method_sections, get_profile
+from seco_lab.profiles import check_profile_values, check_setting_names, fold_method_sections, get_profile
 
 @dataclass
 class PretrainResult:
@@ -41,7 +41,7 @@ class PretrainResult:
 
 
 def deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` merged in recursively; unknown sections are an error."""
+    """``base`` with ``overrides`` merged in recursively (values of ``overrides`` win)."""
     merged = copy.deepcopy(base)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
@@ -71,7 +71,9 @@ def build_run_config(
     unknown = sorted(set(overrides or {}) - set(config))
     if unknown:
         raise ValueError(f"unknown config section(s) {', '.join(unknown)}: sections are {', '.join(sorted(config))}")
-    config = deep_update(fold_method_sections(config, method), fold_method_sections(overrides or {}, method))
+    config, folded_overrides = fold_method_sections(config, method), fold_method_sections(overrides or {}, method)
+    check_setting_names(folded_overrides, config)
+    config = deep_update(config, folded_overrides)
     check_profile_values(config)
     config["method"] = method
     config["profile"] = profile
