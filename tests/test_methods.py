@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from seco_lab.evaluation.features import InputSpec
 from seco_lab.methods import build_method
 from seco_lab.methods.pretrain import build_run_config
 from seco_lab.profiles import get_profile
@@ -368,6 +369,34 @@ def test_run_config_rejects_unknown_methods_and_sections(tmp_path):
         build_run_config("seco", "smoke", tmp_path, overrides={"optimiser": {}})
     config = build_run_config("seco", "smoke", tmp_path, overrides={"seco": {"weights": {"order": 0.0}}})
     assert config["seco"]["weights"] == {"inter": 1.0, "intra": 1.0, "order": 0.0}
+
+
+def test_run_config_refuses_misspelt_settings_at_any_depth(tmp_path):
+    with pytest.raises(ValueError) as raised:
+        build_run_config("seco", "smoke", tmp_path, overrides={"seco": {"weights": {"ordr": 0}, "queue_sise": 16}})
+    message = str(raised.value)
+    assert "seco.weights has no 'ordr' (keys: inter, intra, order)" in message
+    assert "seco has no 'queue_sise'" in message and "queue_size" in message
+    with pytest.raises(ValueError, match="cvrl.augment has no 'mean'"):
+        build_run_config("cvrl", "smoke", tmp_path, overrides={"cvrl": {"augment": {"mean": [0.5] * 3}}})
+    folded = build_run_config("cvrl", "paper", tmp_path, overrides={"train_cvrl": {"batch_size": 8}})
+    assert folded["train"]["batch_size"] == 8
+
+
+@pytest.mark.parametrize("name,section", [
+    ("cvrl", "cvrl"), ("dualvar", "dualvar"), ("supervised", "cvrl"),
+])
+def test_a_methods_mean_and_std_normalise_its_training_views_as_they_do_its_evaluation_inputs(name, section):
+    overrides = {section: {"input_mode": "rgb", "mean": [0.5, 0.5, 0.5], "std": [0.01, 0.01, 0.01]}}
+    if name == "supervised":
+        overrides["supervised"] = {"backbone": "cvrl"}
+    config = smoke_config(name, **overrides)
+    assert InputSpec.from_config(config, name).mean == (0.5, 0.5, 0.5)
+    normalised = make_batch(build_method(name, config))
+    plain = make_batch(build_method(name, smoke_config(name, **{**overrides, section: {"input_mode": "rgb"}})))
+    for key in (k for k in normalised if normalised[k].is_floating_point()):
+        assert plain[key].min() >= 0.0 and plain[key].max() <= 1.0
+        assert normalised[key].abs().max() > 5.0  # (x - 0.5) / 0.01 for x in [0, 1]
 
 
 def test_unknown_method_names_the_choices():

@@ -114,6 +114,16 @@ def uses_differences(input_mode: str) -> bool:
     return check_input_mode(input_mode) != "rgb"
 
 
+def view_normalisation(section: dict[str, Any], input_mode: str) -> dict[str, Any]:
+    """``mean``/``std`` for the training views of an encoder configured by ``section`` (its method's
+    config section), read as evaluation reads them (``InputSpec.from_config``) so that one setting
+    governs both: None for frame differences (evaluated unnormalised), the section's own values
+    when it names them (``cvrl.mean``), else none (the recipe's default stays)."""
+    if uses_differences(input_mode):
+        return {"mean": None, "std": None}
+    return {key: section[key] for key in ("mean", "std") if key in section}
+
+
 def frames_to_sample(num_frames: int, input_mode: str) -> int:
     """How many of a video's frames a frame sampler may pick from.
 

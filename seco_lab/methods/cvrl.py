@@ -24,6 +24,7 @@ from seco_lab.engine.distributed import all_gather_with_grad
 from seco_lab.losses.ntxent import NTXentLoss
 from seco_lab.methods.base import (
     Method, check_input_mode, clip_frames_to_read, finish_clip, losses_in_float32, read_view_frames, register,
+    view_normalisation,
 )
 from seco_lab.models.encoders3d import build_encoder_3d
 from seco_lab.models.heads import cvrl_head
@@ -86,7 +87,7 @@ class CVRL(Method):
             reverse_prob=float(cfg.get("reverse_prob", 0.0)),
             erase_alpha=tuple(cfg.get("erase_alpha", (0.0, 0.0))),
             augment_options={"crop_size": int(data["crop_size"]), "mode": cfg["augment_mode"],
-                             **cfg.get("augment", {})},
+                             **cfg.get("augment", {}), **view_normalisation(cfg, cfg.get("input_mode", "rgb"))},
         )
         self.trunk = build_encoder_3d(cfg["arch"], width=cfg["width"])
         # A checkpoint written before ``head_layers`` and ``head_batch_norm`` existed holds the paper's head.

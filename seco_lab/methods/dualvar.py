@@ -26,7 +26,7 @@ from seco_lab.losses.shuffle_rank import ShuffleRankLoss
 from seco_lab.losses.temporal_coherent import TemporalCoherentLoss
 from seco_lab.methods.base import (
     Method, check_input_mode, clip_frames_to_read, finish_clip, frozen_copy, losses_in_float32, momentum_update,
-    read_view_frames, register,
+    read_view_frames, register, view_normalisation,
 )
 from seco_lab.models.encoders3d import build_encoder_3d
 from seco_lab.models.heads import SeriesHead, dualvar_clip_head
@@ -105,7 +105,7 @@ class DualVar(Method):
             input_mode=cfg.get("input_mode", "rgb"), reverse_prob=float(cfg.get("reverse_prob", 0.5)),
             derangement=bool(cfg.get("derangement", True)),
             augment_options={"crop_size": int(data["crop_size"]), "mode": cfg.get("augment_mode", "consistent"),
-                             **cfg.get("augment", {})},
+                             **cfg.get("augment", {}), **view_normalisation(cfg, cfg.get("input_mode", "rgb"))},
         )
         trunk = build_encoder_3d(cfg["arch"], width=cfg["width"])
         self.query = ClipEncoderWithHeads(trunk, cfg["head_hidden"], cfg["clip_dim"], cfg["segments"],

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from seco_lab.methods.base import (
     Method, check_input_mode, clip_frames_to_read, finish_clip, frame_pairs, frames_to_sample, read_view_frames,
-    register, uses_differences,
+    register, uses_differences, view_normalisation,
 )
 from seco_lab.models.encoders2d import build_encoder_2d
 from seco_lab.models.encoders3d import build_encoder_3d
@@ -98,9 +98,10 @@ class Supervised(Method):
         else:
             self.trunk = build_encoder_3d(source["arch"], width=source["width"])
             inputs = 1
+        input_mode = source.get("input_mode", "rgb")
         self.views = LabelledViews(
             self.encoder_kind, self.segments, int(source.get("clip_frames", 1)), int(source.get("stride", 1)),
-            input_mode=source.get("input_mode", "rgb"), augment_options=augment,
+            input_mode=input_mode, augment_options={**augment, **view_normalisation(source, input_mode)},
         )
         self.dropout = nn.Dropout(float(cfg.get("dropout", 0.0)))
         self.classifier = nn.Linear(inputs * self.trunk.feature_dim, int(data["num_classes"]))
