@@ -63,7 +63,7 @@ _SMOKE: dict[str, Any] = {
     "train": {
         "epochs": 1, "batch_size": 16, "optimizer": "adamw", "base_lr": 1e-3,
         "lr_scaling_batch": 0, "weight_decay": 1e-4, "decay_norm_and_bias": False, "warmup_epochs": 0,
-        "checkpoint_every": 0, "knn_every": 0,
+        "checkpoint_every": 0, "knn_every": 0, "deterministic": False,
     },
     "train_signals": {"epochs": 1},
     "eval": {
@@ -88,7 +88,7 @@ _STANDARD.update({
     "train": {
         "epochs": 20, "batch_size": 32, "optimizer": "adamw", "base_lr": 1e-3,
         "lr_scaling_batch": 0, "weight_decay": 1e-4, "decay_norm_and_bias": False, "warmup_epochs": 2,
-        "checkpoint_every": 200, "knn_every": 10,
+        "checkpoint_every": 200, "knn_every": 10, "deterministic": False,
     },
 })
 _STANDARD["eval"].update({"embeddings": ["pca", "tsne"], "clips_per_video": 4, "linear_epochs": 100, "finetune_epochs": 5,
@@ -131,7 +131,7 @@ _PAPER: dict[str, Any] = {
     "train": {
         "epochs": 400, "batch_size": 512, "optimizer": "sgd", "base_lr": 0.1,
         "lr_scaling_batch": 256, "weight_decay": 1e-4, "decay_norm_and_bias": True, "warmup_epochs": 5,
-        "checkpoint_every": 1000, "knn_every": 0,
+        "checkpoint_every": 1000, "knn_every": 0, "deterministic": False,
     },
     "train_signals": {"epochs": 50},
     # CVRL: lr 0.32 at batch 1024, decay 1e-6 (on conv/linear weights, not BN or biases), 5 warm-up

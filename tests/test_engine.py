@@ -23,7 +23,7 @@ from seco_lab.engine import (
     parameter_groups, resolve_device,
 )
 from seco_lab.engine.checkpoint import capture_rng_state, preserved_rng, restore_rng_state
-from seco_lab.engine.device import build_grad_scaler, move_batch
+from seco_lab.engine.device import build_grad_scaler, cuda_kernel_choice, move_batch
 from seco_lab.engine.sampler import SeededBatchSampler, epoch_order, rank_batches
 from seco_lab.engine.schedule import build_optimizer, build_scheduler, scaled_lr
 from seco_lab.engine.workers import lower_worker_priority, training_worker_init
@@ -166,6 +166,53 @@ def test_cuda_devices_follow_local_rank(monkeypatch):
         resolve_device("cuda:3")
 
 
+def test_several_processes_each_take_the_gpu_of_their_local_rank(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1", local_rank=0, world_size=1) == torch.device("cuda", 1)
+    with pytest.raises(DeviceError, match="'cuda:1' for 2 processes.*'cuda' or 'auto'"):
+        resolve_device("cuda:1", local_rank=0, world_size=2)
+    assert resolve_device("auto", local_rank=1, world_size=2) == torch.device("cuda", 1)
+    for spec in ("auto", "cuda"):
+        with pytest.raises(DeviceError, match="cuda:2.*only 2.*LOCAL_RANK is 2: start at most 2 processes"):
+            resolve_device(spec, local_rank=2, world_size=4)
+
+
+def test_fit_makes_its_gpu_the_current_device(monkeypatch, tmp_path):
+    """Training on cuda:1 sets it current before anything is pinned or allocated (else GPU 0)."""
+    chosen: list[torch.device] = []
+
+    class Chosen(Exception):
+        pass
+
+    def set_device(device: torch.device) -> None:
+        chosen.append(device)
+        raise Chosen
+
+    monkeypatch.setattr("seco_lab.engine.trainer.resolve_device", lambda *args: torch.device("cuda", 1))
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    with pytest.raises(Chosen):
+        fit(ToyMoCo(queue_size=8), ToyPairDataset(8), TrainConfig(epochs=1, batch_size=4, base_lr=0.1),
+            tmp_path / "run", {"method": "toy"}, progress=False)
+    assert chosen == [torch.device("cuda", 1)]
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_cuda_kernel_choice_sets_the_flags_for_training_and_restores_them(monkeypatch, deterministic):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    cudnn = torch.backends.cudnn
+    before = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled())
+    with pytest.raises(RuntimeError, match="stopped"):
+        with cuda_kernel_choice(torch.device("cuda", 0), deterministic):
+            assert cudnn.benchmark is not deterministic and cudnn.deterministic is deterministic
+            assert torch.are_deterministic_algorithms_enabled() is deterministic
+            assert ("CUBLAS_WORKSPACE_CONFIG" in os.environ) is deterministic
+            raise RuntimeError("stopped")
+    assert (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled()) == before
+    with cuda_kernel_choice(torch.device("cpu"), deterministic=not deterministic):
+        assert (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled()) == before
+
+
 def pretend_cuda_devices(monkeypatch, capabilities: list[tuple[int, int]]) -> None:
     """CUDA devices of the given compute capabilities, each able to emulate bfloat16 as torch's
     ``is_bf16_supported()`` finds when it creates a bfloat16 tensor on a pre-Ampere GPU."""
@@ -212,6 +259,17 @@ def test_move_batch_uses_channels_last_layouts_for_float_images():
     assert moved["label"].is_contiguous() and moved["name"] == ["a", "b"]
     plain = move_batch(batch, torch.device("cpu"), channels_last=False)
     assert plain["frames"].is_contiguous()
+
+
+def test_move_batch_gives_a_frame_encoders_frame_stacks_channels_last_frames():
+    """(B, K, C, H, W) stacks for a 2D encoder: flattened to (B * K, C, H, W) without a copy, and
+    channels-last (as channels_last_3d, the clip layout, they would be neither)."""
+    stacks = torch.rand(2, 3, 4, 5, 6)
+    moved = move_batch({"x": stacks}, torch.device("cpu"), channels_last=True, frame_encoder=True)["x"]
+    assert torch.equal(moved, stacks)
+    frames = moved.flatten(0, 1)
+    assert frames.data_ptr() == moved.data_ptr()
+    assert frames.is_contiguous(memory_format=torch.channels_last) and not frames.is_contiguous()
 
 
 # ---------------------------------------------------------------------------- data order

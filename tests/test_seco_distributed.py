@@ -3,6 +3,8 @@
 BatchNorm layers are put in eval mode (fixed statistics) so that both computations normalise
 identically; everything else — shuffle-BN key encoding, keys gathered into the queue, DDP's
 gradient averaging — runs as in training. Loss, gradients, queue and its pointer must match.
+The queue, which every process fills with the same gathered keys, is not re-sent from rank 0 at
+every forward.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
+from seco_lab.engine.trainer import distributed_model
 from seco_lab.methods import build_method
 from seco_lab.profiles import get_profile
 
@@ -63,9 +65,15 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     try:
         model = _model()
-        wrapped = DistributedDataParallel(model)
+        wrapped = distributed_model(model, torch.device("cpu"))
         batch = {name: value[rank * LOCAL_BATCH:(rank + 1) * LOCAL_BATCH] for name, value in _global_batch().items()}
-        torch.save(_step(model, wrapped, batch), Path(out_dir) / f"rank{rank}.pt")
+        result = _step(model, wrapped, batch)
+        if rank == 1:  # a queue rank 0 does not hold: kept through the next forward (eval mode: nothing enqueued)
+            model.queue.fill_(0.0)
+        model.eval()
+        wrapped(batch)
+        result["queue_after_forward"] = model.queue.clone()
+        torch.save(result, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -85,3 +93,5 @@ def test_two_processes_match_one_process_on_the_global_batch(tmp_path):
         assert torch.allclose(rank["queue"], single["queue"], atol=1e-5)
         assert torch.equal(rank["ptr"], single["ptr"])
     assert int(single["ptr"]) == (3 * WORLD * LOCAL_BATCH) % model.queue.shape[0]
+    assert torch.equal(ranks[0]["queue_after_forward"], ranks[0]["queue"])
+    assert not ranks[1]["queue_after_forward"].any()

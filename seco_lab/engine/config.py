@@ -26,7 +26,9 @@ class TrainConfig:
     the ``W`` processes loads ``batch_size / W`` items per step, so a run gives the same global
     batches and learning rate whatever ``W`` is. Its weights differ with ``W``: each process
     seeds its own random draws (``seed + rank``) and BatchNorm normalises over each process's
-    share of the batch (unless ``sync_bn``). The same ``W`` and seed give the same weights.
+    share of the batch (unless ``sync_bn``). The same ``W`` and seed give the same weights (on
+    CUDA only with ``deterministic``, which replaces cuDNN's autotuned kernels by deterministic
+    ones: :func:`~seco_lab.engine.device.cuda_kernel_choice`).
     The learning rate is ``base_lr * batch_size / lr_scaling_batch`` (``lr_scaling_batch=0``:
     no scaling), warmed up linearly for ``warmup_epochs`` then cosine-decayed to 0, per step.
     ``amp`` and ``channels_last`` act on CUDA only. ``checkpoint_every`` counts steps
@@ -36,7 +38,8 @@ class TrainConfig:
     get it too only with ``decay_norm_and_bias`` (MoCo's code decays every parameter, CVRL's
     conv/linear weights only). ``momentum`` is SGD's momentum, or AdamW's beta1 (beta2 = 0.999). Under DDP,
     ``find_unused_parameters`` is needed by methods with switched-off losses, and
-    ``broadcast_buffers`` re-sends rank 0's buffers (BN statistics, queue) at every forward.
+    ``broadcast_buffers`` re-sends rank 0's buffers (BN statistics; not the key queues, which every process
+    fills alike: ``distributed_model``) at every forward.
     ``worker_nice`` (0-19, Unix, CPU training only) raises the nice value of the DataLoader
     workers so that they make batches while the step leaves a core idle instead of taking cores
     from its threads (``seco_lab.engine.workers``); 0 leaves them as they are.
@@ -64,6 +67,7 @@ class TrainConfig:
     log_every: int = 10
     find_unused_parameters: bool = False
     broadcast_buffers: bool = True
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         _require_int("epochs", self.epochs, minimum=1)
@@ -95,7 +99,7 @@ class TrainConfig:
                 f"TrainConfig.device={self.device!r}: choose {DEVICE_CHOICES}"
             )
         for flag in ("amp", "channels_last", "sync_bn", "find_unused_parameters",
-                     "broadcast_buffers", "decay_norm_and_bias"):
+                     "broadcast_buffers", "decay_norm_and_bias", "deterministic"):
             if not isinstance(getattr(self, flag), bool):
                 raise TrainConfigError(
                     f"TrainConfig.{flag}={getattr(self, flag)!r}: must be True or False"

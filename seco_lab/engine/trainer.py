@@ -35,7 +35,7 @@ from seco_lab.engine.checkpoint import (
 )
 from seco_lab.engine.config import SCHEDULE_FIELDS, TrainConfig
 from seco_lab.engine.device import (
-    autocast_dtype, build_grad_scaler, module_to_channels_last, move_batch, resolve_device,
+    autocast_dtype, build_grad_scaler, cuda_kernel_choice, module_to_channels_last, move_batch, resolve_device,
 )
 from seco_lab.engine.history import HistoryWriter
 from seco_lab.engine.preemption import StopRequests, TrainingStopped
@@ -85,8 +85,8 @@ def fit(
     ``dataset[i]`` returns a dict of tensors; its optional ``set_epoch(epoch)`` is called at
     every epoch start. ``full_config`` (JSON-able) is written to ``run_dir/config.json`` and
     into every checkpoint. With ``resume=True`` an existing ``run_dir/checkpoint.pt`` is
-    continued exactly (a finished run loads its weights into ``method`` and returns);
-    ``resume=False`` starts afresh and overwrites it. ``monitor(method) -> dict`` runs on
+    continued exactly (on CUDA: with ``cfg.deterministic``), and a finished run loads its weights
+    into ``method`` and returns; ``resume=False`` starts afresh and overwrites it. ``monitor(method) -> dict`` runs on
     rank 0 every ``cfg.knn_every`` epochs, without disturbing the training RNG.
     A SIGTERM or SIGUSR1 received while training saves a checkpoint after the step in progress
     (under torchrun: at the next log flush, every ``cfg.log_every`` steps, so that every process
@@ -109,13 +109,33 @@ def fit(
         json.dumps(full_config)
     except TypeError as error:
         raise TypeError(f"fit: full_config must be JSON-able ({error})") from None
-    device = resolve_device(cfg.device, distributed.env_local_rank())
+    device = resolve_device(cfg.device, distributed.env_local_rank(), distributed.env_world_size())
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # pinned batches and cuDNN's workspace go to this GPU, not GPU 0
     distributed.init_from_env(use_cuda=device.type == "cuda")
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"fit: run_dir {run_dir} is a file, not a folder for the run")
     with run_folder_lock(run_dir) if distributed.rank() == 0 else contextlib.nullcontext():
         return _TrainingRun(method, dataset, cfg, run_dir, full_config, device, monitor, progress).run(resume)
+
+
+def distributed_model(method: nn.Module, device: torch.device, find_unused_parameters: bool = False,
+                      broadcast_buffers: bool = True) -> DistributedDataParallel:
+    """``method`` wrapped in DistributedDataParallel (one GPU per process on CUDA). The buffers
+    that ``method.replicated_buffers()`` names (key queues, which every process fills with the
+    same gathered keys) are copied from rank 0 once, here, then left out of the copy of rank 0's
+    buffers that ``broadcast_buffers`` makes at every forward: they are equal on every process
+    anyway, and SeCo's paper queue alone is 64 MB a step."""
+    replicated = list(getattr(method, "replicated_buffers", lambda: ())())
+    for name in replicated:
+        dist.broadcast(method.get_buffer(name), src=0)
+    if replicated:
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(method, replicated)
+    return DistributedDataParallel(
+        method, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=find_unused_parameters, **{_DDP_BUFFER_SYNC_ARGUMENT: broadcast_buffers},
+    )
 
 
 class _TrainingRun:
@@ -142,6 +162,7 @@ class _TrainingRun:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.warmup_steps = round(cfg.warmup_epochs * self.steps_per_epoch)
         self.use_channels_last = cfg.channels_last and device.type == "cuda"
+        self.frame_encoder = getattr(method, "encoder_kind", None) == "2d"
         self.amp_dtype = autocast_dtype(device, cfg.amp)
 
         if self.world_size > 1 and cfg.sync_bn:
@@ -199,7 +220,8 @@ class _TrainingRun:
         session_start = time.perf_counter()
         session_steps = self.step
         try:
-            with self.stop_requests, warnings.catch_warnings():
+            with self.stop_requests, warnings.catch_warnings(), \
+                    cuda_kernel_choice(self.device, self.cfg.deterministic):
                 warnings.filterwarnings("ignore", message=TORCH_WORKER_COUNT_WARNING, category=UserWarning)
                 self._train(session_start)
         finally:
@@ -214,15 +236,10 @@ class _TrainingRun:
                            already_finished=False)
 
     def _train(self, session_start: float) -> None:
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
         model: nn.Module = self.method
         if self.world_size > 1:
-            model = DistributedDataParallel(
-                self.method, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=self.cfg.find_unused_parameters,
-                **{_DDP_BUFFER_SYNC_ARGUMENT: self.cfg.broadcast_buffers},
-            )
+            model = distributed_model(self.method, self.device, self.cfg.find_unused_parameters,
+                                      self.cfg.broadcast_buffers)
         self.method.train()
         # A dataset that takes (epoch, index) items keeps its workers alive across epochs: the
         # batch sampler (in this process) tells every item its epoch.
@@ -277,7 +294,7 @@ class _TrainingRun:
                 raise self._stopped()
 
     def _optimisation_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        batch = move_batch(batch, self.device, self.use_channels_last)
+        batch = move_batch(batch, self.device, self.use_channels_last, frame_encoder=self.frame_encoder)
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) \
             if self.amp_dtype is not None else contextlib.nullcontext()
         with autocast:
@@ -492,8 +509,9 @@ class _TrainingRun:
                     "run's, so it will not end with the weights an uninterrupted run would have", stacklevel=2)
 
 
-# Settings that change how batches are loaded, not what is trained: a run may continue with others.
-LOADING_ONLY_SETTINGS = ("data.frame_cache", "data.num_workers")
+# Settings that change how batches are loaded or which kernels compute a step, not what is trained:
+# a run may continue with others.
+LOADING_ONLY_SETTINGS = ("data.frame_cache", "data.num_workers", "train.deterministic")
 
 
 def config_changes(saved: dict[str, Any], current: dict[str, Any], ignore: Collection[str] = (),

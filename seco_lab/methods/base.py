@@ -59,6 +59,11 @@ class Method(nn.Module):
         """Whether some trainable parameters get no gradient (a switched-off loss); DDP must know."""
         return False
 
+    def replicated_buffers(self) -> tuple[str, ...]:
+        """Names of buffers that every process updates identically (key queues filled with keys
+        gathered from all processes): DDP need not re-send them from rank 0 at every step."""
+        return ()
+
 
 def register(cls: type[Method]) -> type[Method]:
     """Class decorator adding a method to the registry under ``cls.name``."""

@@ -184,6 +184,9 @@ class DualVar(Method):
     def has_unused_parameters(self) -> bool:
         return self.losses == LOSS_SETS["clip"]
 
+    def replicated_buffers(self) -> tuple[str, ...]:
+        return ("clip_queue", "series_queue", "queue_ptr") if self.variant == "moco" else ()
+
     def after_step(self) -> None:
         if self.variant == "moco":
             momentum_update(self.key, self.query, self.momentum)

@@ -177,7 +177,8 @@ def pretrain(
         from seco_lab.video.index import MIN_USABLE_FRAMES, load_dataset
 
         checkpoint_path = run_dir / CHECKPOINT_NAME
-        chosen_device = resolve_device(device, env_local_rank())  # a missing GPU is named before the data is indexed
+        # a missing GPU is named before the data is indexed
+        chosen_device = resolve_device(device, env_local_rank(), env_world_size())
         if checkpoint_path.exists() and not resume:
             raise FileExistsError(
                 f"{checkpoint_path} already exists: pass --resume to continue or reuse it, or choose another --out"

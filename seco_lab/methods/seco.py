@@ -187,6 +187,9 @@ class SeCo(Method):
     def has_unused_parameters(self) -> bool:
         return not all(self.weights.values())
 
+    def replicated_buffers(self) -> tuple[str, ...]:
+        return ("queue", "queue_ptr")
+
     def after_step(self) -> None:
         momentum_update(self.key, self.query, self.momentum)
 
