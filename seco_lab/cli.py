@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="train: re-estimate BatchNorm statistics on train videos first (a fairer random "
                                "baseline; default: the profile's, checkpoint)")
     evaluate.add_argument("--weights", default="checkpoint", choices=("checkpoint", "random"),
-                          help="random: the same architecture, untrained")
+                          help="random: the run's initial weights, rebuilt from its config and seed (untrained)")
     evaluate.add_argument("--svm-c", type=svm_c_argument, default=None,
                           help="linear-svm's C: a positive number (the paper: 1) or 'cv' to choose it by "
                                "cross-validation on the train split (default: the profile's)")

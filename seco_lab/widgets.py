@@ -38,6 +38,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
 
+from seco_lab.evaluation.retrieval import retrieval_neighbours
 from seco_lab.plots import shortened
 from seco_lab.samplers import GAP_DISTRIBUTIONS, interval_gap, interval_gap_density, interval_gap_pmf
 from seco_lab.video.io import probe_video, read_frames
@@ -465,16 +466,11 @@ def augmentation_figure(
 # --------------------------------------------------------------------------------------------
 
 
-def _unit_rows(features: np.ndarray | torch.Tensor, center: bool, name: str) -> np.ndarray:
+def _video_rows(features: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
     array = features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
-    array = array.astype(np.float64)
-    if array.ndim == 3:
-        array = array.mean(axis=1)  # (N, V, D) -> (N, D): average the views of a video
-    if array.ndim != 2:
+    if array.ndim not in (2, 3):
         raise ValueError(f"seco_lab/widgets.py: {name} must be (N, D) or (N, V, D), got shape {array.shape}")
-    if center:
-        array = array - array.mean(axis=0, keepdims=True)
-    return array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
+    return array
 
 
 def top_k_neighbours(
@@ -484,14 +480,12 @@ def top_k_neighbours(
     """Indices ``(Nq, k')`` and cosine similarities ``(Nq, k')`` of each query's most similar
     gallery videos, ``k' = min(k, Ng)``, best first (ties: lower index first).
 
-    Features are ``(N, D)`` or ``(N, V, D)`` (views averaged); with ``center`` each set is
-    centred by its own mean before L2 normalisation, as the retrieval protocol does.
+    Features are ``(N, D)`` or ``(N, V, D)`` (views averaged); with ``center`` both sets are
+    centred by the gallery's mean before L2 normalisation: the retrieval protocol's neighbours
+    (:func:`~seco_lab.evaluation.retrieval.retrieval_neighbours`, the gallery as its train split).
     """
-    query = _unit_rows(query_features, center, "query_features")
-    gallery = _unit_rows(gallery_features, center, "gallery_features")
-    similarity = query @ gallery.T  # (Nq, Ng)
-    order = np.argsort(-similarity, axis=1, kind="stable")[:, : min(k, gallery.shape[0])]
-    return order, np.take_along_axis(similarity, order, axis=1)
+    return retrieval_neighbours(_video_rows(gallery_features, "gallery_features"),
+                                _video_rows(query_features, "query_features"), k, center)
 
 
 def _class_name(label: int, class_names: Sequence[str] | None) -> str:

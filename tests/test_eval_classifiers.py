@@ -1,6 +1,7 @@
 """Linear SVM, linear probe, kNN and retrieval on hand-made features."""
 
 import itertools
+import re
 import warnings
 
 import numpy as np
@@ -92,8 +93,8 @@ def test_knn_scores_stay_on_the_features_device():
 
 
 def slow_recall(train_x, train_y, test_x, test_y, k):
-    train_x = train_x - train_x.mean(axis=0)
-    test_x = test_x - test_x.mean(axis=0)
+    train_mean = train_x.mean(axis=0)
+    train_x, test_x = train_x - train_mean, test_x - train_mean
     hits = 0
     for query, label in zip(test_x, test_y):
         sims = []
@@ -166,11 +167,36 @@ def test_retrieval_reports_chance_and_where_recall_is_certain():
     assert "R@k_certain_from" not in retrieval_protocol(train_x, train_y, test_x, test_y, ks=(1, 5))
 
 
-def test_retrieval_centring_uses_each_split_mean():
+def test_retrieval_ranks_a_query_alike_alone_or_among_other_queries():
+    """Centring by the train mean: a query's neighbours do not depend on the other test videos (a
+    lone query centred by its own mean would be the zero vector, with no nearest train video)."""
+    train_x, train_y = separable(0, per_class=5)
+    test_x, test_y = separable(1, per_class=3)
+    together = retrieval_protocol(train_x, train_y, test_x, test_y, ks=(1, 5))
+    for query in range(len(test_y)):
+        alone = retrieval_protocol(train_x, train_y, test_x[query:query + 1], test_y[query:query + 1], ks=(1, 5))
+        np.testing.assert_array_equal(alone["neighbours"][0], together["neighbours"][query])
+        np.testing.assert_allclose(alone["similarities"][0], together["similarities"][query])
+        assert alone["R@1"] == 100.0 * (train_y[together["neighbours"][query, 0]] == test_y[query])
+    assert together["R@1"] == 100.0
+
+
+def test_retrieval_centres_both_splits_by_the_train_mean():
     train = np.array([[10.0, 1.0], [10.0, -1.0]])
-    test = np.array([[-5.0, 0.9], [-5.0, -0.9]])  # without centring every test video looks like both
-    neighbours, _ = retrieval_neighbours(train, test, k=1)
-    np.testing.assert_array_equal(neighbours[:, 0], [0, 1])
+    test = np.array([[10.0, 0.9], [14.0, 0.9]])  # both above the train mean: closer to train video 0
+    neighbours, similarities = retrieval_neighbours(train, test, k=2)
+    np.testing.assert_array_equal(neighbours, [[0, 1], [0, 1]])
+    centred = test - train.mean(axis=0)
+    expected = centred[:, 1] / np.linalg.norm(centred, axis=1)  # cosine with the centred train video 0, (0, 1)
+    np.testing.assert_allclose(similarities[:, 0], expected)
+
+
+@pytest.mark.parametrize("ks", [[], [0, 5], [-1]])
+def test_retrieval_needs_positive_ks(ks):
+    train_x, train_y = separable(0, per_class=2)
+    expected = f"retrieval: ks must hold at least one k, each >= 1, got {sorted(ks)}"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        retrieval_protocol(train_x, train_y, train_x, train_y, ks=ks)
 
 
 def test_recall_at_k_hand_values():
@@ -183,6 +209,19 @@ def test_metrics_hand_values():
     assert top1_accuracy(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2])) == 75.0
     assert majority_class_accuracy(np.array([1, 1, 0]), np.array([1, 0, 1, 1])) == 75.0
     np.testing.assert_array_equal(confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 1]), 2), [[1, 0], [1, 1]])
+
+
+def test_confusion_matrix_refuses_classes_outside_its_rows():
+    with pytest.raises(ValueError, match=r"confusion_matrix: labels must be classes >= 0, got -1 to 1"):
+        confusion_matrix(np.array([0, -1, 1]), np.array([0, 1, 1]))
+    with pytest.raises(ValueError, match=r"confusion_matrix: predictions must be classes >= 0, below "
+                                         r"num_classes=2, got -1 to 0"):
+        confusion_matrix(np.array([0, 1]), np.array([0, -1]), 2)
+    with pytest.raises(ValueError, match=r"confusion_matrix: labels must be classes >= 0, below num_classes=2, "
+                                         r"got 0 to 2"):
+        confusion_matrix(np.array([0, 2]), np.array([0, 1]), 2)
+    with pytest.raises(ValueError, match=r"confusion_matrix: labels \(3,\) and predictions \(2,\) differ in shape"):
+        confusion_matrix(np.array([0, 1, 1]), np.array([0, 1]))
 
 
 def test_chance_is_a_uniform_guess_among_the_classes_with_training_videos():
@@ -291,10 +330,14 @@ def test_every_cross_validation_fold_is_fitted_on_every_class(monkeypatch):
     assert all(set(labels[fit_rows]) == set(labels) for fit_rows, _ in splits)
 
 
-@pytest.mark.parametrize("protocol", ["knn", "retrieval"])
+FROZEN_PROTOCOLS = {"knn": lambda *arrays, **options: knn_protocol(*arrays, **options),
+                    "retrieval": lambda *arrays, **options: retrieval_protocol(*arrays),
+                    "linear": lambda *arrays, **options: linear_protocol(*arrays, epochs=1, **options)}
+
+
+@pytest.mark.parametrize("protocol", FROZEN_PROTOCOLS)
 def test_frozen_protocols_name_the_array_that_does_not_fit(protocol):
-    run = {"knn": lambda *arrays, **options: knn_protocol(*arrays, **options),
-           "retrieval": lambda *arrays, **options: retrieval_protocol(*arrays)}[protocol]
+    run = FROZEN_PROTOCOLS[protocol]
     rng = np.random.default_rng(0)
     train_x, test_x = rng.normal(size=(6, 4)), rng.normal(size=(3, 4))
     train_y, test_y = np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 2])
@@ -306,6 +349,17 @@ def test_frozen_protocols_name_the_array_that_does_not_fit(protocol):
         run(train_x, train_y - 1, test_x, test_y)
     with pytest.raises(ValueError, match=rf"{protocol}: train labels \(0,\) must give one label per row"):
         run(train_x[:0], train_y[:0], test_x, test_y)
-    if protocol == "knn":
-        with pytest.raises(ValueError, match=r"knn: test labels must be integers >= 0, below num_classes=2"):
+    if protocol != "retrieval":
+        with pytest.raises(ValueError, match=rf"{protocol}: test labels must be integers >= 0, below num_classes=2"):
             run(train_x, train_y % 2, test_x, test_y, num_classes=2)
+
+
+@pytest.mark.parametrize("protocol", FROZEN_PROTOCOLS)
+@pytest.mark.parametrize("value,named", [(np.nan, "NaN"), (np.inf, "infinity"), (-np.inf, "infinity")])
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_frozen_protocols_refuse_features_that_are_not_finite(protocol, value, named, split):
+    train_x, train_y = separable(0, per_class=2)
+    test_x, test_y = separable(1, per_class=2)
+    (train_x if split == "train" else test_x)[1, 2] = value
+    with pytest.raises(ValueError, match=rf"Input {protocol} {split} features contains {named}"):
+        FROZEN_PROTOCOLS[protocol](train_x, train_y, test_x, test_y)

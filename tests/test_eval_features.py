@@ -1,6 +1,8 @@
 """Feature extraction from real video files, pooling, BatchNorm re-estimation, run_protocol end to end."""
 
 import json
+from pathlib import Path
+from typing import get_type_hints
 
 import numpy as np
 import pytest
@@ -135,9 +137,25 @@ def test_recompute_bn_stats_from_batches_matches_data_statistics():
     assert not model.training and model[1].momentum == 0.1
 
 
-def test_recompute_bn_stats_needs_batches():
-    with pytest.raises(EvaluationError, match="no batches"):
-        recompute_bn_stats_from_batches(nn.Sequential(nn.BatchNorm1d(2)), [])
+@pytest.mark.parametrize("batches,error,message", [
+    ([], EvaluationError, "no batches were given"),
+    ([torch.randn(5, 2), torch.randn(5, 3)], RuntimeError, "cannot be multiplied"),  # the second one fails
+], ids=["no batches", "a batch of the wrong width"])
+def test_recompute_bn_stats_leaves_the_module_as_it_was_when_it_fails(batches, error, message):
+    model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Dropout(0.5), nn.BatchNorm1d(4, momentum=0.3))
+    model[1].running_mean.fill_(5.0)
+    model[1].running_var.fill_(2.0)
+    model[1].num_batches_tracked.fill_(7)
+    model[2].eval()
+    model[3].eval()
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    modes = [layer.training for layer in model.modules()]
+    with pytest.raises(error, match=message):
+        recompute_bn_stats_from_batches(model, batches)
+    assert model.state_dict().keys() == state.keys()
+    assert all(torch.equal(model.state_dict()[key], value) for key, value in state.items())
+    assert [layer.training for layer in model.modules()] == modes
+    assert (model[1].momentum, model[3].momentum) == (0.1, 0.3)
 
 
 class TinyFrameMethod(nn.Module):
@@ -195,6 +213,21 @@ def test_run_protocol_end_to_end_appends_results(pair_dataset, tiny_checkpoint, 
     assert 0.0 <= metrics[key] <= 100.0
     lines = read_results(tiny_checkpoint.parent / "results.jsonl")
     assert lines[-1] == json.loads(json.dumps(metrics))
+
+
+def test_run_protocol_takes_its_paths_as_strings_or_paths(pair_dataset, tiny_checkpoint):
+    from seco_lab.evaluation.runner import read_results, run_protocol, run_protocols
+
+    for function in (run_protocol, run_protocols):
+        hints = get_type_hints(function)
+        assert hints["checkpoint"] == hints["data_root"] == str | Path, function.__name__
+    knn = run_protocol("knn", str(tiny_checkpoint), str(pair_dataset[0]), profile="smoke", device="cpu", knn_k=4)
+    (retrieval,) = run_protocols(["retrieval"], str(tiny_checkpoint), str(pair_dataset[0]), profile="smoke",
+                                 device="cpu")
+    assert knn["checkpoint"] == retrieval["checkpoint"] == str(tiny_checkpoint)
+    assert knn["num_train"] == retrieval["num_train"] == 8
+    lines = read_results(tiny_checkpoint.parent / "results.jsonl")
+    assert [line["protocol"] for line in lines] == ["knn", "retrieval"]
 
 
 def test_run_protocol_rejects_unknown_options(pair_dataset, tiny_checkpoint):
@@ -358,3 +391,53 @@ def test_encode_gives_a_videos_features_as_the_evaluation_extracts_them(smoke_da
     np.testing.assert_allclose(encoded.reshape(1, -1).numpy(), extracted, rtol=1e-5, atol=1e-5)
     with pytest.raises(EvaluationError, match=r"\(T, C, H, W\) uint8 tensor, got \(2, 8, 8\) torch.uint8"):
         encoder.encode(torch.zeros(2, 8, 8, dtype=torch.uint8))
+
+
+RUN_SEED = 5  # not pretrain's default: load_encoder must read it from the checkpoint
+
+
+@pytest.mark.parametrize("method", ["seco", "cvrl", "dualvar"])
+def test_random_weights_are_the_runs_initial_weights(smoke_data, tmp_path, method):
+    """weights="random" of a trained run: the weights pretrain --epochs 0 writes with the run's
+    settings and seed, at every call, without moving the caller's random number generator."""
+    from seco_lab.evaluation import load_encoder
+    from seco_lab.methods.pretrain import pretrain
+
+    initial = pretrain(method, smoke_data, "smoke", tmp_path / "initial", epochs=0, seed=RUN_SEED,
+                       progress=False).checkpoint_path
+    state = torch.load(initial, weights_only=True)
+    trained = tmp_path / "trained" / "checkpoint.pt"
+    trained.parent.mkdir()
+    moved = {key: value + 1.0 if value.is_floating_point() else value for key, value in state["model"].items()}
+    torch.save({**state, "model": moved}, trained)  # the run's weights after training moved them
+    start = load_encoder(initial).module.state_dict()
+    assert any(not torch.equal(load_encoder(trained).module.state_dict()[key], start[key]) for key in start)
+    torch.manual_seed(123)
+    generator_state = torch.get_rng_state()
+    for _ in range(2):
+        random_weights = load_encoder(trained, weights="random").module.state_dict()
+        assert random_weights.keys() == start.keys()
+        for key, value in start.items():
+            assert torch.equal(random_weights[key], value), key
+    assert torch.equal(torch.get_rng_state(), generator_state)
+
+
+@pytest.mark.parametrize("method", ["seco", "cvrl"])
+def test_extract_video_features_defaults_to_the_checkpoints_eval_settings(smoke_data, tmp_path, method):
+    from seco_lab.evaluation import load_encoder
+    from seco_lab.methods.pretrain import pretrain
+    from seco_lab.video.index import load_dataset
+
+    settings = {"frames_per_video": 5, "clips_per_video": 3}  # neither the profile's nor the old defaults (8, 1)
+    checkpoint = pretrain(method, smoke_data, "smoke", tmp_path / "run", epochs=0, overrides={"eval": settings},
+                          progress=False).checkpoint_path
+    encoder = load_encoder(checkpoint)
+    dataset, index = load_dataset(smoke_data, progress=False)
+    records = dataset.split("test")[:2]
+    options = dict(pooling="concat", keep_views=True, device="cpu", num_frames=[index[r].num_frames for r in records])
+    by_default, labels = extract_video_features(encoder, records, **options)
+    as_given, _ = extract_video_features(encoder, records, **settings, **options)
+    np.testing.assert_array_equal(by_default, as_given)
+    views, width = (1, 5 * encoder.feature_dim) if encoder.kind == "2d" else (3, encoder.feature_dim)
+    assert by_default.shape == (2, views, width)
+    np.testing.assert_array_equal(labels, [record.label for record in records])

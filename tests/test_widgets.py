@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 
 from seco_lab import widgets
+from seco_lab.evaluation.retrieval import retrieval_neighbours
 from seco_lab.transforms.recipes import cvrl_clip_augment
 from seco_lab.video.io import write_video
 from seco_lab.video.layouts import VideoRecord
@@ -275,3 +276,13 @@ def test_top_k_neighbours_averages_views_and_ranks_by_cosine():
     indices, similarities = widgets.top_k_neighbours(query, gallery, k=5, center=False)
     assert indices.tolist() == [[0, 1, 2]]
     assert similarities[0, 0] > 0.95 and similarities[0, 2] < -0.9
+
+
+def test_top_k_neighbours_are_the_retrieval_protocols_whatever_the_other_queries():
+    generator = np.random.default_rng(3)
+    gallery, queries = generator.normal(2.0, 1.0, (12, 5)), generator.normal(2.0, 1.0, (4, 5))
+    indices, similarities = widgets.top_k_neighbours(queries, gallery, k=3)
+    expected = retrieval_neighbours(gallery, queries, 3)
+    assert np.array_equal(indices, expected[0]) and np.allclose(similarities, expected[1])
+    alone = widgets.top_k_neighbours(queries[:1], torch.from_numpy(gallery), k=3)
+    assert np.array_equal(alone[0], indices[:1]) and np.allclose(alone[1], similarities[:1])

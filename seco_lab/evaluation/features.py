@@ -13,6 +13,7 @@ frame features is the papers' protocol and cannot tell a video from its time rev
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from torch import nn
 from seco_lab.engine.device import resolve_device as resolve_training_device
 from seco_lab.engine.workers import end_with_parent
 from seco_lab.methods.base import (
-    INPUT_MODES, clip_frames_to_read, frame_pairs, frames_to_sample, stabilized, uses_differences,
+    INPUT_MODES, Method, clip_frames_to_read, frame_pairs, frames_to_sample, stabilized, uses_differences,
 )
 from seco_lab.samplers import evenly_spaced_frames, uniform_clip_indices
 from seco_lab.transforms.functional import (
@@ -183,12 +184,29 @@ def _module_device(module: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _run_seed(state: dict[str, Any]) -> int:
+    """The seed a checkpoint's run was trained with (0, ``pretrain``'s default, when it records none)."""
+    return int((state.get("train_config") or {}).get("seed", 0))
+
+
+def _initial_method(method_name: str, config: dict[str, Any], seed: int) -> Method:
+    """The method as ``pretrain`` builds it for ``config`` and ``seed``, on the CPU after seeding
+    torch's CPU generator with ``seed``; the caller's generators are left as they were."""
+    from seco_lab.methods import build_method
+
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        return build_method(method_name, config)
+
+
 def load_encoder(checkpoint_path: str | Path, weights: str = "checkpoint",
                  device: str | torch.device = "cpu") -> LoadedEncoder:
     """Rebuild a run's method from its checkpoint and return its evaluation trunk.
 
-    weights: ``"checkpoint"`` loads the trained weights; ``"random"`` keeps the freshly built
-    (randomly initialised) method with the same config — the random baseline of that run.
+    weights: ``"checkpoint"`` loads the trained weights; ``"random"`` rebuilds the run's random
+    initial weights from its config and seed (seed 0 when the checkpoint records none), the same
+    at every call: those ``pretrain --epochs 0`` writes with the run's settings and seed (except a
+    SeCo run's ``init_checkpoint``, which is not loaded: these are the random weights it replaces).
     The trunk is returned in eval mode.
     """
     from seco_lab.methods import build_method
@@ -212,8 +230,10 @@ def load_encoder(checkpoint_path: str | Path, weights: str = "checkpoint",
         )
     method_name = str(state["method"])
     config = dict(state["config"])
-    method = build_method(method_name, config)
-    if weights == "checkpoint":
+    if weights == "random":
+        method = _initial_method(method_name, config, _run_seed(state))
+    else:
+        method = build_method(method_name, config)
         method.load_state_dict(state["model"])
         if state.get("finished") is False:
             warnings.warn(f"{checkpoint_path}: its run stopped at step {state.get('step')} of "
@@ -229,6 +249,22 @@ def load_encoder(checkpoint_path: str | Path, weights: str = "checkpoint",
         config=config,
         checkpoint=checkpoint_path,
     )
+
+
+def evaluation_settings(profile: str | dict[str, Any] | None, encoder: LoadedEncoder) -> dict[str, Any]:
+    """The ``"eval"`` section: of the named profile, of a given profile dict, or (None) of the
+    checkpoint's own config, falling back to the ``standard`` profile's. A profile's
+    ``eval_<method>`` section (the paper profile's ``eval_dualvar``) wins for that method's encoders."""
+    from seco_lab.profiles import fold_method_sections, get_profile
+
+    if isinstance(profile, str):
+        settings = fold_method_sections(get_profile(profile), encoder.method)["eval"]
+    elif isinstance(profile, dict):
+        settings = copy.deepcopy(fold_method_sections(profile, encoder.method).get("eval", profile))
+    else:
+        settings = copy.deepcopy(encoder.config.get("eval", get_profile("standard")["eval"]))
+    base = get_profile("standard")["eval"]
+    return {**base, **settings}
 
 
 # --------------------------------------------------------------------------- pure pieces
@@ -437,9 +473,9 @@ def _views_per_video(dataset: Any) -> int:
 
 
 def extract_video_features(encoder: LoadedEncoder, records: Sequence[Any], input_spec: InputSpec | None = None,
-                           frames_per_video: int = 8, clips_per_video: int = 1, pooling: str = "mean",
-                           batch_size: int = 64, device: str | torch.device = "auto", progress: bool = False,
-                           num_frames: Sequence[int] | None = None, num_crops: int = 1,
+                           frames_per_video: int | None = None, clips_per_video: int | None = None,
+                           pooling: str = "mean", batch_size: int = 64, device: str | torch.device = "auto",
+                           progress: bool = False, num_frames: Sequence[int] | None = None, num_crops: int = 1,
                            keep_views: bool = False, num_workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per-video features of ``records`` from a frozen encoder.
 
@@ -447,7 +483,10 @@ def extract_video_features(encoder: LoadedEncoder, records: Sequence[Any], input
     by ``pooling`` -> features (N, D) for ``"mean"`` or (N, frames * D) for ``"concat"``.
     3D encoders: ``clips_per_video`` evenly spaced clips (x ``num_crops`` crops), clip features
     averaged -> (N, D); with ``keep_views=True`` the per-clip features are kept: (N, V, D)
-    (2D encoders then return (N, 1, D')). num_frames: frame count per record (probed if None).
+    (2D encoders then return (N, 1, D')). ``frames_per_video`` / ``clips_per_video`` left None
+    are the encoder's evaluation settings (:func:`evaluation_settings` without a profile: its
+    checkpoint's ``eval`` section), those ``run_protocol`` extracts with when given no profile.
+    num_frames: frame count per record (probed if None).
     ``records`` are a dataset's ``VideoRecord`` s, or any objects with a video file's ``path`` and
     an integer ``label`` (for frames already in memory, :meth:`LoadedEncoder.encode`).
     Returns (features float32, labels int64 (N,)).
@@ -455,6 +494,9 @@ def extract_video_features(encoder: LoadedEncoder, records: Sequence[Any], input
     if pooling not in POOLINGS:
         raise EvaluationError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
     spec = input_spec or encoder.input_spec
+    settings = evaluation_settings(None, encoder)
+    frames_per_video = int(settings["frames_per_video"]) if frames_per_video is None else frames_per_video
+    clips_per_video = int(settings["clips_per_video"]) if clips_per_video is None else clips_per_video
     counts = list(num_frames) if num_frames is not None else probe_num_frames(records)
     dataset = EvalViewDataset(records, counts, encoder.kind, spec, frames_per_video=frames_per_video,
                               clips_per_video=clips_per_video, num_crops=num_crops)
@@ -482,25 +524,38 @@ def recompute_bn_stats_from_batches(module: nn.Module, batches: Iterable[torch.T
 
     Running statistics are reset, BN layers run in train mode with a cumulative average
     (momentum None) while every other layer stays in eval mode; no parameter changes.
-    The module is returned in eval mode with its original momenta restored.
+    The module is returned in eval mode with its original momenta restored. When it fails (no
+    batches, or one the module cannot take) the module is left as it was given: statistics,
+    momenta and train/eval modes.
     """
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return module.eval()
-    module.eval()
+    statistics = [{name: buffer.clone() for name, buffer in norm.named_buffers()} for norm in norms]
+    modes = [(layer, layer.training) for layer in module.modules()]
     momenta = [norm.momentum for norm in norms]
+    module.eval()
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None
         norm.train()
-    seen = 0
-    for batch in batches:
-        module(batch.to(device))
-        seen += 1
-    for norm, momentum in zip(norms, momenta):
-        norm.momentum = momentum
-    if seen == 0:
-        raise EvaluationError("recompute_bn_stats: no batches were given")
+    try:
+        seen = 0
+        for batch in batches:
+            module(batch.to(device))
+            seen += 1
+        if seen == 0:
+            raise EvaluationError("recompute_bn_stats: no batches were given")
+    except BaseException:
+        for norm, buffers in zip(norms, statistics):
+            for name, buffer in norm.named_buffers():
+                buffer.copy_(buffers[name])
+        for layer, training in modes:
+            layer.train(training)
+        raise
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
     return module.eval()
 
 

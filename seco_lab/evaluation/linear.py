@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seco_lab.evaluation.metrics import top1_accuracy
+from seco_lab.evaluation.metrics import check_split_arrays, top1_accuracy
 
 
 def _as_views(features: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -66,8 +66,11 @@ def linear_protocol(train_features: np.ndarray, train_labels: np.ndarray, test_f
 
     train_features: (N, D) or (N, V, D) — each view is a training sample with its video's label;
     test_features: (M, D) or (M, V', D) — softmax averaged over the V' views of each video.
+    Labels are integers in [0, num_classes) (num_classes None: up to the largest label given).
     Returns {"top1", "top1_single_view" (first view only), "predictions" (M,)}.
     """
+    check_split_arrays("linear", train_features, train_labels, test_features, test_labels, num_classes,
+                       feature_dims=(2, 3))
     train_views = _as_views(train_features)
     test_views = _as_views(test_features)
     if normalize:

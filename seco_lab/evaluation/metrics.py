@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.utils import assert_all_finite
 
 
 def top1_accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -39,9 +40,17 @@ def chance_accuracy(train_labels: np.ndarray, test_labels: np.ndarray) -> float:
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int | None = None) -> np.ndarray:
-    """Counts (num_classes, num_classes): row = true class, column = predicted class."""
+    """Counts (num_classes, num_classes): row = true class, column = predicted class. Labels and
+    predictions (N,) are classes in [0, num_classes) (num_classes None: up to the largest given)."""
     labels = np.asarray(labels, dtype=np.int64)
     predictions = np.asarray(predictions, dtype=np.int64)
+    if labels.shape != predictions.shape:
+        raise ValueError(f"confusion_matrix: labels {labels.shape} and predictions {predictions.shape} differ in shape")
+    for name, classes in (("labels", labels), ("predictions", predictions)):
+        if classes.size and (classes.min() < 0 or (num_classes is not None and classes.max() >= num_classes)):
+            bound = f", below num_classes={num_classes}" if num_classes is not None else ""
+            raise ValueError(f"confusion_matrix: {name} must be classes >= 0{bound}, got {classes.min()} to "
+                             f"{classes.max()}")
     size = num_classes if num_classes is not None else int(max(labels.max(), predictions.max())) + 1
     matrix = np.zeros((size, size), dtype=np.int64)
     np.add.at(matrix, (labels, predictions), 1)
@@ -51,14 +60,15 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
 def check_split_arrays(protocol: str, train_features: Any, train_labels: Any, test_features: Any, test_labels: Any,
                        num_classes: int | None = None, feature_dims: tuple[int, ...] = (2,)) -> None:
     """Raise a ``ValueError`` naming ``protocol`` and the array at fault unless both splits hold
-    features (N, ..., D) with ``ndim`` in ``feature_dims``, one integer label in [0, num_classes)
-    per row, at least one row, and the same feature width."""
+    finite features (N, ..., D) with ``ndim`` in ``feature_dims``, one integer label in
+    [0, num_classes) per row, at least one row, and the same feature width."""
     dims = {}
     for split, features, labels in (("train", train_features, train_labels), ("test", test_features, test_labels)):
         features, labels = np.asarray(features), np.asarray(labels)
         if features.ndim not in feature_dims:
             raise ValueError(f"{protocol}: {split} features must have {' or '.join(map(str, feature_dims))} dims, "
                              f"got shape {features.shape}")
+        assert_all_finite(features, input_name=f"{protocol} {split} features")
         if labels.ndim != 1 or labels.shape[0] != features.shape[0] or not labels.size:
             raise ValueError(f"{protocol}: {split} labels {labels.shape} must give one label per row of the "
                              f"{split} features {features.shape}, and there must be at least one")

@@ -1,8 +1,9 @@
 """DualVar's retrieval protocol: nearest train videos of each test video, recall at k.
 
-Video features (clip features averaged per video) are centred by their own split's mean,
-L2-normalised and compared by cosine similarity; a test video scores a hit at k when any of
-its k most similar train videos has its class.
+Video features (clip features averaged per video) are centred by the train split's mean (train
+and test videos alike, so a test video's neighbours do not depend on the other test videos),
+L2-normalised and compared by cosine similarity; a test video scores a hit at k when any of its
+k most similar train videos has its class.
 
 R@k rises with k for any ranking, a random one included: ``chance_recall_at_k`` gives the value a
 ranking drawn at random is expected to reach, the baseline each R@k is read against. With N train
@@ -22,14 +23,17 @@ from seco_lab.evaluation.metrics import check_split_arrays
 DEFAULT_KS = (1, 5, 10, 20, 50)
 
 
-def _prepare(features: np.ndarray, center: bool) -> np.ndarray:
+def _video_features(features: np.ndarray) -> np.ndarray:
+    """(N, D) features, or (N, V, D) averaged over views -> (N, D) float64."""
     features = np.asarray(features, dtype=np.float64)
     if features.ndim == 3:
         features = features.mean(axis=1)  # (N, V, D) -> (N, D)
     if features.ndim != 2:
         raise ValueError(f"features must be (N, D) or (N, V, D), got shape {features.shape}")
-    if center:
-        features = features - features.mean(axis=0, keepdims=True)
+    return features
+
+
+def _unit_rows(features: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(features, axis=1, keepdims=True)
     return features / np.maximum(norms, 1e-12)
 
@@ -38,11 +42,15 @@ def retrieval_neighbours(train_features: np.ndarray, test_features: np.ndarray, 
                          center: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Indices (M, k') and cosine similarities (M, k') of each test video's nearest train videos.
 
-    k' = min(k, N). Ties keep the lower train index first.
+    k' = min(k, N). ``center``: both splits are first centred by the train features' mean.
+    Ties keep the lower train index first.
     """
-    train = _prepare(train_features, center)
-    test = _prepare(test_features, center)
-    similarity = test @ train.T  # (M, N)
+    train = _video_features(train_features)
+    test = _video_features(test_features)
+    if center:
+        train_mean = train.mean(axis=0, keepdims=True)  # (1, D)
+        train, test = train - train_mean, test - train_mean
+    similarity = _unit_rows(test) @ _unit_rows(train).T  # (M, N)
     k = min(k, train.shape[0])
     order = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
     return order, np.take_along_axis(similarity, order, axis=1)
@@ -100,12 +108,13 @@ def retrieval_protocol(train_features: np.ndarray, train_labels: np.ndarray, tes
     requested k is so large that any ranking scores every test video of a class with train
     videos, ``"R@k_certain_from"`` gives the smallest such k (``certain_recall_k``).
     Also returns "neighbours" (M, K) train indices and "similarities" (M, K) for plots.
+    center: centre both splits by the train features' mean first (``retrieval_neighbours``).
     """
     check_split_arrays("retrieval", train_features, train_labels, test_features, test_labels, feature_dims=(2, 3))
     train_labels = np.asarray(train_labels)
     ks = sorted(int(k) for k in ks)
-    if ks[0] < 1:
-        raise ValueError(f"every k must be >= 1, got {ks}")
+    if not ks or ks[0] < 1:
+        raise ValueError(f"retrieval: ks must hold at least one k, each >= 1, got {ks}")
     neighbours, similarities = retrieval_neighbours(train_features, test_features, max(ks), center)
     available = neighbours.shape[1]
     recalls = recall_at_k(train_labels[neighbours], test_labels, [min(k, available) for k in ks])

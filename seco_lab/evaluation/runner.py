@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from seco_lab.evaluation.features import (
-    POOLINGS, EvaluationError, LoadedEncoder, extract_video_features, load_encoder, pool_frame_features,
-    recompute_bn_stats, resolve_device,
+    POOLINGS, EvaluationError, LoadedEncoder, evaluation_settings, extract_video_features, load_encoder,
+    pool_frame_features, recompute_bn_stats, resolve_device,
 )
 from seco_lab.evaluation.finetune import finetune_protocol
 from seco_lab.evaluation.knn import knn_protocol
@@ -46,22 +46,6 @@ PROTOCOLS = ("linear-svm", "linear", "knn", "finetune", "retrieval", "tracking",
 UNPOOLED_PROTOCOLS = ("tracking", "target-probe")  # scored per frame or per sequence, not per pooled video
 RUN_OPTIONS = ("split", "layout", "weights", "progress", "seed", "results_file", "num_workers", "max_videos_per_class")
 BN_STATS = ("checkpoint", "train")
-
-
-def evaluation_settings(profile: str | dict[str, Any] | None, encoder: LoadedEncoder) -> dict[str, Any]:
-    """The ``"eval"`` section: of the named profile, of a given profile dict, or (None) of the
-    checkpoint's own config, falling back to the ``standard`` profile's. A profile's
-    ``eval_<method>`` section (the paper profile's ``eval_dualvar``) wins for that method's encoders."""
-    from seco_lab.profiles import fold_method_sections, get_profile
-
-    if isinstance(profile, str):
-        settings = fold_method_sections(get_profile(profile), encoder.method)["eval"]
-    elif isinstance(profile, dict):
-        settings = copy.deepcopy(fold_method_sections(profile, encoder.method).get("eval", profile))
-    else:
-        settings = copy.deepcopy(encoder.config.get("eval", get_profile("standard")["eval"]))
-    base = get_profile("standard")["eval"]
-    return {**base, **settings}
 
 
 def _scalars(result: dict[str, Any]) -> dict[str, Any]:
@@ -223,8 +207,9 @@ def _note_pretraining_subset(encoder: LoadedEncoder, checkpoint: Path) -> None:
               f"video (--max-videos-per-class {subset} evaluates on the same subset)", file=sys.stderr)
 
 
-def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str | dict[str, Any] | None = None,
-                 pooling: str = "mean", device: str = "auto", **options: Any) -> dict[str, Any]:
+def run_protocol(protocol: str, checkpoint: str | Path, data_root: str | Path,
+                 profile: str | dict[str, Any] | None = None, pooling: str = "mean", device: str = "auto",
+                 **options: Any) -> dict[str, Any]:
     """Evaluate a checkpoint's encoder with one protocol; returns a flat dict of metrics.
 
     protocol: linear-svm | linear | knn | finetune | retrieval | tracking | target-probe (the
@@ -233,9 +218,11 @@ def run_protocol(protocol: str, checkpoint: Path, data_root: Path, profile: str 
     pooling: 2D encoders' pooling over frames, "mean" (papers) or "concat" (temporal order kept).
     options: any key of the profile's "eval" section (e.g. ``bn_stats="train"`` to re-estimate
     BatchNorm statistics on train videos first, ``linear_lr=...``), and ``split`` (1), ``layout``
-    ("auto"), ``weights`` ("checkpoint" | "random": the same architecture untrained), ``seed``,
-    ``progress``, ``num_workers``, ``max_videos_per_class`` (None: every video; else a fixed
-    subset of each class and split), ``results_file`` (default: results.jsonl next to the checkpoint).
+    ("auto"), ``weights`` ("checkpoint" | "random": the run's untrained initial weights, drawn with
+    the run's own seed, see :func:`~seco_lab.evaluation.features.load_encoder`), ``seed`` (0; of the
+    protocols' classifiers, folds and subsets), ``progress``, ``num_workers``,
+    ``max_videos_per_class`` (None: every video; else a fixed subset of each class and split),
+    ``results_file`` (default: results.jsonl next to the checkpoint).
     The metrics name each eval setting given here as ``eval.KEY`` (``bn_stats`` is always named).
     """
     return run_protocols([protocol], checkpoint, data_root, profile, [pooling], device, **options)[0]
@@ -264,7 +251,7 @@ def _pooled(features: np.ndarray, encoder: LoadedEncoder, pooling: str, frames_p
     return pool_frame_features(frames, pooling).numpy()
 
 
-def run_protocols(protocols: Sequence[str], checkpoint: Path, data_root: Path,
+def run_protocols(protocols: Sequence[str], checkpoint: str | Path, data_root: str | Path,
                   profile: str | dict[str, Any] | None = None, poolings: Sequence[str] = ("mean",),
                   device: str = "auto", **options: Any) -> list[dict[str, Any]]:
     """Evaluate a checkpoint's encoder with several protocols (and, for 2D encoders' frozen
