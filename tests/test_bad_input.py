@@ -202,6 +202,19 @@ def test_run_check_checks_the_tracking_sequences_next_to_the_videos(tmp_path):
     assert "problem: Short: 1 frame(s) paired with a box" in out.getvalue()
 
 
+def test_checking_a_video_dataset_does_not_import_the_evaluation_protocols(tmp_path):
+    """`data check` of a folder without tracking sequences must not spend seconds importing
+    scikit-learn and the evaluation protocols; a folder with them still gets them checked (above)."""
+    root = make_ucf101(tmp_path / "ucf")
+    script = ("import io, sys\n"
+              "from seco_lab.video.check import run_check\n"
+              f"code = run_check({str(root)!r}, progress=False, out=io.StringIO())\n"
+              "print(code, 'sklearn' in sys.modules, 'seco_lab.evaluation' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "False", "False"], "exit code, then whether each was imported"
+
+
 class FirstFrames:
     """ViewMaker: the first two frames, plus a number from the torch RNG."""
 

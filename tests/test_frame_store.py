@@ -80,6 +80,99 @@ def test_a_build_removes_what_stopped_builds_of_its_store_left_but_not_a_live_or
     assert recent.exists() and running.exists()  # changed lately, or its process still runs
 
 
+def test_an_interrupted_build_leaves_no_partial_store(tmp_path, monkeypatch):
+    """Ctrl-C while decoding (KeyboardInterrupt after the first video) deletes the temporary file:
+    it would hold up to the whole store's size and no later run writes to it again."""
+    paths = _videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    decoded = []
+
+    def read_then_interrupt(path, indices, size):
+        if decoded:
+            raise KeyboardInterrupt
+        decoded.append(path)
+        return read_frames(path, indices, size)
+
+    monkeypatch.setattr(frame_store, "read_frames", read_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    assert decoded == [str(paths[0])], "the interrupt must come after a video was written"
+    assert not list(tmp_path.glob(".seco_lab_frames_*")), "nothing may be left behind"
+    monkeypatch.setattr(frame_store, "read_frames", read_frames)
+    store = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    assert torch.equal(store.read(paths[2], [0, 1]), read_frames(paths[2], [0, 1], 24))
+
+
+def test_reusing_a_store_removes_what_stopped_builds_of_it_left(tmp_path):
+    """A killed build of a store that another run has finished since is cleaned up by the runs that
+    reuse the store, not only by those that build it."""
+    paths = _videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    store = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    built = store.data_file.stat().st_mtime_ns
+    dead = 2**22 + 12345  # above the kernel's largest process id: no such process
+    long_ago = os.stat(paths[0]).st_mtime - 2 * frame_store.ABANDONED_AFTER_S
+    abandoned = store.data_file.with_name(f"{store.data_file.name}.tmp-{dead}")
+    recent = store.data_file.with_name(f"{store.data_file.name}.tmp-{dead + 1}")
+    for path in (abandoned, recent):
+        path.write_bytes(b"partial")
+    os.utime(abandoned, (long_ago, long_ago))
+    reused = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    assert reused.data_file == store.data_file and store.data_file.stat().st_mtime_ns == built, "the store is reused"
+    assert not abandoned.exists()
+    assert recent.exists(), "a temporary changed lately may belong to a build on another machine"
+
+
+def test_a_build_says_where_its_store_goes_how_large_it_is_and_how_to_do_without_it(tmp_path, capsys):
+    """The store is about four times the compressed videos: before writing it, a line names its file,
+    its size, --no-frame-cache and the command that deletes it; a run that reuses it says nothing, and
+    neither does a build without progress output."""
+    paths = _videos(tmp_path)
+    counts = [probe_video(p).num_frames for p in paths]
+    store = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=True,
+                             frame_sizes=[(32, 48)] * len(paths))
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("caching the decoded frames")]
+    assert len(notes) == 1
+    note = notes[0]
+    assert note.startswith("caching the decoded frames of 3 videos in ")
+    assert str(store.data_file) in note and f"({store.data_file.stat().st_size / 2**30:.2f} GiB," in note
+    assert "--no-frame-cache" in note and f"python -m seco_lab data cache {tmp_path} --remove" in note
+    assert "3.00 GiB" in frame_store._writing_note(store.data_file, 3, 3 * 2**30)
+    FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=True, frame_sizes=[(32, 48)] * len(paths))
+    assert "caching the decoded frames of" not in capsys.readouterr().err
+    FrameStore.build(paths, counts, size=32, folder=tmp_path, progress=False, frame_sizes=[(32, 48)] * len(paths))
+    assert capsys.readouterr().err == ""
+
+
+def test_a_subset_of_the_videos_of_a_store_is_read_from_it(tmp_path):
+    """A run on a subset (--max-videos-per-class) or a split whose videos an existing store of the same
+    frame size holds, unchanged, reads them from that store instead of writing another one."""
+    paths = _videos(tmp_path, count=5)
+    counts = [probe_video(p).num_frames for p in paths]
+    whole = FrameStore.build(paths, counts, size=24, folder=tmp_path, progress=False)
+    files = sorted(tmp_path.glob(".seco_lab_frames_*"))
+    subset = FrameStore.build(paths[3:0:-1], counts[3:0:-1], size=24, folder=tmp_path, progress=False)
+    assert subset.data_file == whole.data_file and sorted(tmp_path.glob(".seco_lab_frames_*")) == files
+    assert set(subset.entries) == {str(path) for path in paths[1:4]}
+    for path, count in zip(paths[1:4], counts[1:4]):
+        assert torch.equal(subset.read(path, range(count)), read_frames(path, range(count), 24))
+    assert [store.videos for store in frame_store.cached_stores(tmp_path)] == [5]
+
+    other_size = FrameStore.build(paths[1:3], counts[1:3], size=16, folder=tmp_path, progress=False)
+    assert other_size.data_file != whole.data_file, "a store of another frame size holds other frames"
+    write_video(paths[0], np.zeros((7, 32, 48, 3), dtype=np.uint8))  # outside the subset
+    unchanged_subset = FrameStore.build(paths[1:4], counts[1:4], size=24, folder=tmp_path, progress=False)
+    assert unchanged_subset.data_file == whole.data_file
+    write_video(paths[2], np.zeros((6, 32, 48, 3), dtype=np.uint8))  # inside it: the larger store is out of date
+    counts[2] = probe_video(paths[2]).num_frames
+    rebuilt = FrameStore.build(paths[1:4], counts[1:4], size=24, folder=tmp_path, progress=False)
+    assert rebuilt.data_file != whole.data_file
+    assert torch.equal(rebuilt.read(paths[2], range(counts[2])), read_frames(paths[2], range(counts[2]), 24))
+    smaller = FrameStore.build(paths[2:4], counts[2:4], size=24, folder=tmp_path, progress=False)
+    assert smaller.data_file == rebuilt.data_file, "the smallest store holding every video is read"
+    assert sorted(store.videos for store in frame_store.cached_stores(tmp_path)) == [2, 3, 5]
+
+
 def test_store_is_not_built_when_the_disk_has_no_room(tmp_path, monkeypatch):
     paths = _videos(tmp_path)
     counts = [probe_video(p).num_frames for p in paths]

@@ -164,6 +164,68 @@ def test_an_index_write_that_fails_midway_leaves_no_partial_file(folders_root, m
     assert [p.name for p in folders_root.iterdir() if p.name.startswith(".seco_lab_index")] == []
 
 
+def _many_listed_files(root: Path, count: int):
+    """A dataset spec of ``count`` empty files (their probing is faked)."""
+    from seco_lab.video.layouts import DatasetSpec, VideoRecord
+
+    root.mkdir()
+    records = []
+    for number in range(count):
+        path = root / f"v{number}.mp4"
+        path.touch()
+        records.append(VideoRecord(path, 0, "a", "train"))
+    return DatasetSpec(root=root, layout="folders", classes=["a"], records=records)
+
+
+def _fake_probing(monkeypatch, interrupt_after: int | None = None) -> list[str]:
+    """Probing that returns a fixed VideoInfo at once (and raises KeyboardInterrupt after
+    ``interrupt_after`` files); returns the names of the files probed."""
+    probed = []
+
+    def probe(path):
+        if interrupt_after is not None and len(probed) == interrupt_after:
+            raise KeyboardInterrupt
+        probed.append(path.name)
+        return VideoInfo(num_frames=10, fps=25.0, width=32, height=24), None
+
+    monkeypatch.setattr(index_module, "probe_video_with_note", probe)
+    return probed
+
+
+def test_the_index_saves_of_a_large_build_rewrite_a_number_of_entries_proportional_to_its_size(tmp_path, monkeypatch):
+    """Every save rewrites the whole cache file: saving every SAVE_EVERY new entries rewrote about
+    n^2 / (2 * SAVE_EVERY) entries (an hour of writing for Kinetics-400's 240k videos)."""
+    count = 40 * index_module.SAVE_EVERY
+    spec = _many_listed_files(tmp_path / "data", count)
+    _fake_probing(monkeypatch)
+    saved_sizes = []
+    save = index_module._save_cache
+
+    def counting_save(cache_file, root, entries):
+        saved_sizes.append(len(entries))
+        return save(cache_file, root, entries)
+
+    monkeypatch.setattr(index_module, "_save_cache", counting_save)
+    index = VideoIndex.build(spec, progress=False)
+    assert len(index.infos) == count and saved_sizes[-1] == count
+    assert sum(saved_sizes) <= 10 * count, f"{len(saved_sizes)} saves rewrote {sum(saved_sizes)} entries of {count}"
+    assert saved_sizes[0] == index_module.SAVE_EVERY, "a small index is still saved every SAVE_EVERY entries"
+
+
+def test_an_interrupted_index_build_keeps_most_of_its_work(tmp_path, monkeypatch):
+    count = 24 * index_module.SAVE_EVERY
+    done = 20 * index_module.SAVE_EVERY
+    spec = _many_listed_files(tmp_path / "data", count)
+    _fake_probing(monkeypatch, interrupt_after=done)
+    with pytest.raises(KeyboardInterrupt):
+        VideoIndex.build(spec, progress=False)
+    probed_again = _fake_probing(monkeypatch)
+    index = VideoIndex.build(spec, progress=False)
+    assert len(index.infos) == count
+    kept = count - len(probed_again)
+    assert kept >= done * 5 / 6, f"only {kept} of the {done} files probed before Ctrl-C were kept"
+
+
 def test_summary_names_classes_with_videos_in_one_split_only(tmp_path):
     """A class with no training video can never be predicted; one with no test video is never measured."""
     for folder in ("train/both", "test/both", "train/no_test", "test/no_train"):

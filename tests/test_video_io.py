@@ -1,5 +1,6 @@
 """write_video -> probe_video / read_frames round trips, frame accuracy, seeking and resizing."""
 
+import gc
 from dataclasses import replace
 from fractions import Fraction
 
@@ -7,6 +8,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from av.video.reformatter import VideoReformatter
 
 from seco_lab.video import io as video_io
 from seco_lab.video.io import (
@@ -366,6 +368,84 @@ def test_frames_of_a_file_whose_frame_size_changes_come_out_at_the_first_frames_
     assert read_frames(path, [0, 30]).shape == (2, 3, 64, 96)
     assert read_frames(path, [0, 30], size=64).shape == (2, 3, 64, 96)
     assert read_frames(path, [0, 30], size=32).shape == (2, 3, 32, 48)
+
+
+def _rotated_video(path, degrees: int, num_frames: int = 12) -> None:
+    """A phone-style file: 48x64 stored frames plus a display rotation of ``degrees``."""
+    frames = smooth_frames(num_frames, size=64)[:, :48]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(degrees)
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def _joined_video(path):
+    """Two MPEG files joined end to end: 64x96 frames, then 96x128 ones from frame 20 on."""
+    parts = []
+    for number, (height, width) in enumerate([(64, 96), (96, 128)]):
+        part = path.with_name(f"part{number}.mpg")
+        write_video(part, smooth_frames(20, size=max(height, width))[:, :height, :width], codec="mpeg1video")
+        parts.append(part.read_bytes())
+    path.write_bytes(b"".join(parts))
+
+
+def _all_decoded_then_converted(path, indices, size):
+    """What read_frames returns, computed by decoding every frame at its native size first and only
+    then converting the requested ones (at the size of the first one requested) and turning them upright."""
+    with av.open(str(path)) as container:
+        native = list(container.decode(video=0))
+    first = native[indices[0]]
+    height, width = resized_shape(first.height, first.width, size)
+    reformatter = VideoReformatter()
+    arrays = []
+    for index in indices:
+        frame = native[index]
+        scaling = {} if (frame.height, frame.width) == (height, width) else {
+            "width": width, "height": height, "interpolation": "AREA" if height < frame.height else "BICUBIC"}
+        arrays.append(reformatter.reformat(frame, format="rgb24", **scaling).to_ndarray())
+    clip = np.rot90(np.stack(arrays), round(first.rotation / 90) % 4, axes=(1, 2))
+    return torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))
+
+
+@pytest.mark.parametrize("kind", ["plain", "rotated 90", "rotated 180", "joined sizes"])
+@pytest.mark.parametrize("size", [None, 24])
+def test_frames_converted_as_they_decode_equal_frames_converted_after_decoding(tmp_path, kind, size):
+    path = tmp_path / ("clip.mpg" if kind == "joined sizes" else "clip.mp4")
+    if kind == "plain":
+        write_video(path, smooth_frames(12, size=40)[:, :32])
+    elif kind == "joined sizes":
+        _joined_video(path)
+    else:
+        _rotated_video(path, int(kind.split()[1]))
+    count = probe_video(path).num_frames
+    orders = [list(range(count)), [count - 1, 0, 5, 5, 2], [3, count - 1, 1]]  # the first not always the smallest
+    if kind == "joined sizes":
+        orders.append([25, 3, 30, 0])  # every frame at the size of the second file's frames
+    for indices in orders:
+        assert torch.equal(read_frames(path, indices, size), _all_decoded_then_converted(path, indices, size)), indices
+
+
+def test_read_frames_converts_each_frame_before_decoding_the_next(tmp_path, monkeypatch):
+    """A long high-resolution video read whole (the frame store reads every frame) must not keep its
+    native frames: at most a couple of native-size frames exist while each next one is decoded."""
+    path = tmp_path / "large.mp4"
+    write_video(path, smooth_frames(24, size=96))
+    decoded_frames = video_io._decoded_frames
+    native_alive = []
+
+    def counting_native_frames(container, stream):
+        for frame in decoded_frames(container, stream):
+            native_alive.append(sum(1 for thing in gc.get_objects()
+                                    if type(thing) is av.VideoFrame and thing.width == 96))
+            yield frame
+
+    monkeypatch.setattr(video_io, "_decoded_frames", counting_native_frames)
+    clip = read_frames(path, range(24), size=16)
+    assert clip.shape == (24, 3, 16, 16) and len(native_alive) == 24
+    assert max(native_alive) <= 3, f"native frames alive while decoding: {native_alive}"
 
 
 def test_read_frames_errors_name_the_file(tmp_path):

@@ -1,18 +1,27 @@
 """``python -m seco_lab data check ROOT``: index a dataset (its videos, its tracking sequences) and
-print what was found and every problem."""
+print what was found and every problem.
+
+The tracking code lives in :mod:`seco_lab.evaluation`, whose import (scikit-learn and the other
+protocols) takes seconds: it is imported only for a folder that may hold tracking sequences.
+"""
 
 from __future__ import annotations
 
 import sys
 import warnings
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from seco_lab.evaluation.tracking import TrackingCheck, check_tracking_sequences
 from seco_lab.video.index import MIN_USABLE_FRAMES, VideoIndex, problem_counts
 from seco_lab.video.layouts import LayoutError, discover
 
+if TYPE_CHECKING:
+    from seco_lab.evaluation.tracking import TrackingCheck
+
 __all__ = ["run_check"]
+
+# Matches every ground-truth file name of an OTB sequence (groundtruth_rect.txt, groundtruth_rect.<K>.txt).
+_TRUTH_FILES = "groundtruth_rect*.txt"
 
 
 def run_check(root: str | Path, layout: str = "auto", split: int = 1, min_frames: int = MIN_USABLE_FRAMES,
@@ -31,7 +40,11 @@ def run_check(root: str | Path, layout: str = "auto", split: int = 1, min_frames
     seco_lab understands (the error names the layouts) or nothing is usable.
     """
     out = out or sys.stdout
-    tracking = check_tracking_sequences(root, progress=progress)
+    tracking = None
+    if _may_hold_tracking_sequences(Path(root)):
+        from seco_lab.evaluation.tracking import check_tracking_sequences
+
+        tracking = check_tracking_sequences(root, progress=progress)
     try:
         with warnings.catch_warnings(record=True) as layout_notes:  # printed below the summary
             warnings.simplefilter("always")
@@ -60,6 +73,19 @@ def run_check(root: str | Path, layout: str = "auto", split: int = 1, min_frames
         code = 0
     # Unusable tracking sequences leave the videos usable: at worst "some files are damaged".
     return code if tracking is None else max(code, min(_print_tracking_check(tracking, out), 1))
+
+
+def _may_hold_tracking_sequences(root: Path) -> bool:
+    """Whether ``root`` has a ``tracking`` folder, or it or one of its folders a ground-truth file
+    (where :func:`~seco_lab.evaluation.tracking.discover_tracking_sequences` looks): without
+    either it finds no sequence."""
+    if (root / "tracking").is_dir():
+        return True
+    try:
+        folders = [root, *(path for path in root.iterdir() if path.is_dir())]
+    except OSError:
+        return False
+    return any(next(folder.glob(_TRUTH_FILES), None) is not None for folder in folders)
 
 
 def _print_tracking_check(check: TrackingCheck, out: TextIO) -> int:

@@ -11,8 +11,11 @@ The store lives next to the data (``<root>/.seco_lab_frames_<size>_<set>.bin`` a
 user cache folder when the dataset folder is read-only; it is rebuilt when a video's size or
 modification time changes. Before writing, the free space of that disk is checked against the
 frames' size: :class:`FrameStoreSpaceError` says how much is missing, and training then decodes
-from the files instead. Each set of videos keeps its own store (a subset, another split, another
-size): :func:`cached_stores` lists those of a dataset and :func:`remove_stores` deletes them
+from the files instead; when there is room, a warning names the file, its size and how to do
+without it. A build stopped by any exception (Ctrl-C too) deletes its partial file. Each set of
+videos keeps its own store (another split, another size), unless a store of the same frame size
+already holds every one of its videos unchanged (a subset of a stored set): that one is read.
+:func:`cached_stores` lists the stores of a dataset and :func:`remove_stores` deletes them
 (``python -m seco_lab data cache ROOT [--remove]``).
 
 The store also keeps, for every video, the camera's whole-pixel shift from each frame to the next
@@ -29,7 +32,9 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -127,7 +132,9 @@ class FrameStore:
     @classmethod
     def build(cls, paths: Sequence[Path], num_frames: Sequence[int], size: int, folder: Path,
               progress: bool = True, frame_sizes: Sequence[tuple[int, int]] | None = None) -> FrameStore:
-        """Decode ``paths`` (with their frame counts) into ``folder``, or reuse a matching store.
+        """Decode ``paths`` (with their frame counts) into ``folder``, or read them from a store of
+        frame size ``size`` there that holds every one of them unchanged. With ``progress``, a line
+        on stderr names a new store's file and size, and how to do without it, before writing.
 
         ``frame_sizes``: each video's native (height, width), to check the disk's free space
         before decoding; without them only a full disk during writing stops the build. Either
@@ -140,18 +147,18 @@ class FrameStore:
         folder = Path(folder)
         wanted = {str(Path(p)): (_fingerprint(Path(p)), int(n)) for p, n in zip(paths, num_frames)}
         data_file, index_file = _store_files(folder, size, wanted)
-        existing = cls._load_index(index_file, data_file)
-        if existing is not None and all(
-            key in existing[0] and existing[1][key] == fingerprint for key, (fingerprint, _) in wanted.items()
-        ):
-            entries, _, steps = existing
-            return cls(data_file, {key: entries[key] for key in wanted}, {key: steps[key] for key in wanted})
+        _remove_abandoned_builds(data_file, index_file)
+        existing = cls._covering_store(folder, size, wanted, data_file, index_file)
+        if existing is not None:
+            return existing
         for outdated in (f".seco_lab_frames_{size}.bin", f".seco_lab_frames_{size}.json"):  # version 1's one store
             (folder / outdated).unlink(missing_ok=True)
-        _remove_abandoned_builds(data_file, index_file)
+        needed = None
         if frame_sizes is not None:
             needed = sum(count * 3 * _pixels(shape, size) for (_, count), shape in zip(wanted.values(), frame_sizes))
             _check_free_space(folder, needed)
+        if progress:
+            tqdm.write(_writing_note(data_file, len(wanted), needed), file=sys.stderr)
 
         entries: dict[str, _Entry] = {}
         steps: dict[str, np.ndarray] = {}
@@ -171,9 +178,9 @@ class FrameStore:
                     steps[key] = _consecutive_steps(frames)
                     fingerprints[key] = fingerprint
                     offset += frames.numel()
-        except OSError as error:
+        except BaseException as error:  # a full disk, a failing read, Ctrl-C: no partial file is left
             temporary.unlink(missing_ok=True)
-            if error.errno == errno.ENOSPC:
+            if isinstance(error, OSError) and error.errno == errno.ENOSPC:
                 raise FrameStoreSpaceError(errno.ENOSPC, f"the disk of {folder} filled up while caching decoded "
                                            f"frames ({offset / 2**30:.1f} GiB written); the partial cache was deleted") from error
             raise
@@ -183,9 +190,38 @@ class FrameStore:
                             for key, e in entries.items()},
                  "steps": {key: value.reshape(-1).tolist() for key, value in steps.items()}}
         index_temporary = index_file.with_name(index_file.name + f".tmp-{os.getpid()}")
-        index_temporary.write_text(json.dumps(index))
-        os.replace(index_temporary, index_file)
+        try:
+            index_temporary.write_text(json.dumps(index))
+            os.replace(index_temporary, index_file)
+        except BaseException:
+            index_temporary.unlink(missing_ok=True)
+            raise
         return cls(data_file, entries, steps)
+
+    @classmethod
+    def _covering_store(cls, folder: Path, size: int, wanted: dict[str, tuple[list[int], int]], data_file: Path,
+                        index_file: Path) -> FrameStore | None:
+        """The videos ``wanted`` read from a finished store of frame size ``size`` in ``folder`` that
+        holds every one of them as it is now (same file size and modification time): the store of
+        exactly these videos (``data_file``, ``index_file``), else the smallest other one (a subset's
+        or another split's videos may all be in the store of a larger set); None when none does."""
+        other_sizes: dict[Path, int] = {}  # data file -> bytes
+        for other_index in folder.glob(f".seco_lab_frames_{size}_*.json"):
+            if other_index != index_file and _STORE_FILE.match(other_index.name):
+                try:
+                    other_sizes[other_index.with_suffix(".bin")] = other_index.with_suffix(".bin").stat().st_size
+                except FileNotFoundError:
+                    continue
+        others = sorted(other_sizes, key=lambda path: (other_sizes[path], str(path)))
+        for candidate_data, candidate_index in [(data_file, index_file)] + [(path, path.with_suffix(".json"))
+                                                                           for path in others]:
+            existing = cls._load_index(candidate_index, candidate_data)
+            if existing is None:
+                continue
+            entries, fingerprints, steps = existing
+            if all(fingerprints.get(key) == fingerprint for key, (fingerprint, _) in wanted.items()):
+                return cls(candidate_data, {key: entries[key] for key in wanted}, {key: steps[key] for key in wanted})
+        return None
 
     @staticmethod
     def _load_index(index_file: Path, data_file: Path) -> tuple[dict[str, _Entry], dict[str, list[int]],
@@ -212,6 +248,19 @@ def _consecutive_steps(frames: torch.Tensor) -> np.ndarray:
     forward = estimate_translations(frames[:-1], frames[1:])  # (T - 1, 2)
     backward = estimate_translations(frames[1:], frames[:-1])
     return torch.stack([forward, backward], dim=1).numpy()
+
+
+def _writing_note(data_file: Path, num_videos: int, num_bytes: int | None) -> str:
+    """What a build says before writing: where the store goes, how large it gets (when the frame
+    sizes are known) and how to do without it or delete it."""
+    from seco_lab.video.index import default_cache_dir
+
+    size = f"{num_bytes / 2**30:.2f} GiB, " if num_bytes is not None else ""
+    in_user_cache = default_cache_dir() in data_file.parents
+    root = "DATASET_FOLDER" if in_user_cache else shlex.quote(str(data_file.parent))
+    return (f"caching the decoded frames of {num_videos} videos in {data_file} ({size}kept for later runs): "
+            f"--no-frame-cache decodes from the video files instead, `python -m seco_lab data cache {root} --remove` "
+            "deletes the caches")
 
 
 def _store_files(folder: Path, size: int, videos: dict) -> tuple[Path, Path]:

@@ -41,7 +41,13 @@ CACHE_FILE_NAME = ".seco_lab_index.json"
 MIN_USABLE_FRAMES = 2
 PROBLEMS_FILE_SUFFIX = ".problems.txt"
 CACHE_VERSION = 1
-SAVE_EVERY = 500  # new entries between intermediate cache saves while building
+# While building, the cache is saved again once the entries probed since its last save reach
+# SAVE_EVERY, or SAVE_FRACTION of the entries it then held if more: each save rewrites the whole
+# file, so saves grow apart as it grows (their total cost stays proportional to the final size,
+# not its square) and an interrupted build loses at most the last SAVE_EVERY entries it probed,
+# or a sixth of them.
+SAVE_EVERY = 500
+SAVE_FRACTION = 0.2
 
 
 class DataProblemWarning(UserWarning):
@@ -221,13 +227,15 @@ class VideoIndex:
                 fresh = cached is not None and cached.size == -1
             if not fresh:
                 to_probe.append(path)
-        changed = 0
+        unsaved = 0  # entries probed since the last save
+        saved_size = len(entries)  # entries in the cache file (as loaded, or last saved)
         save_error = None
         for path in tqdm(to_probe, desc=f"indexing {root.name}", unit="video", disable=not progress or not to_probe):
             entries[_key(root, path)] = _probe_entry(path)
-            changed += 1
-            if changed % SAVE_EVERY == 0:
+            unsaved += 1
+            if unsaved >= max(SAVE_EVERY, SAVE_FRACTION * saved_size):
                 save_error = _save_cache(cache_file, root, entries)
+                unsaved, saved_size = 0, len(entries)
         if to_probe or not cache_file.exists():
             save_error = _save_cache(cache_file, root, entries)
         if save_error is not None:

@@ -18,7 +18,9 @@ varying frame rate, or a seek that lands after the requested frame, falls back t
 sequentially from the start, where the index is simply the count of decoded frames.
 
 Frames come out upright: a display rotation in the file (how phones store portrait video) is
-applied, and ``probe_video`` reports the size a player shows.
+applied, and ``probe_video`` reports the size a player shows. Each frame is resized and converted
+to RGB as soon as it decodes, so reading a whole long video at a small size never holds its
+native-size frames.
 
 Every call opens and closes its own container, so DataLoader worker processes never share
 an open file.
@@ -402,12 +404,13 @@ class _FrameReader:
         landing = int(self.keyframes[before - 1]) if before else -1
         return landing - self.position > SEEK_MIN_SKIP_FRAMES
 
-    def frames_at(self, sorted_unique: list[int]) -> dict[int, av.VideoFrame]:
+    def frames_at(self, sorted_unique: list[int]) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Yield ``(index, frame)`` for every index of ``sorted_unique``, in that order, each as soon
+        as it is decoded (the caller converts it before the next is decoded: native frames are large)."""
         # Only a jump over more than SEEK_MIN_SKIP_FRAMES frames can make a seek pay.
         jump = any(b - a > SEEK_MIN_SKIP_FRAMES for a, b in zip([-1, *sorted_unique], sorted_unique))
         if self.can_seek and jump and not self.timing_checked:
             self._check_timing()
-        wanted: dict[int, av.VideoFrame] = {}
         for target in sorted_unique:
             while True:
                 try:
@@ -420,8 +423,7 @@ class _FrameReader:
                 raise VideoDecodeError(
                     self.path, f"frame {target} requested but the file has only {self.position + 1} decodable frames"
                 )
-            wanted[target] = frame
-        return wanted
+            yield target, frame
 
     def _at_keyframe(self) -> bool:
         """Whether ``position`` is a keyframe of the seek map (True when the file flags none)."""
@@ -499,14 +501,24 @@ def read_frames(path: str | Path, indices: Sequence[int], size: int | None = Non
     if min(index_list) < 0:
         raise VideoDecodeError(path, f"negative frame index {min(index_list)} requested")
     reader = _FrameReader(path, *_open_video(path), num_frames=num_frames)
+    reformatter = VideoReformatter()  # one scaler context for all frames of the call
+    arrays: dict[int, np.ndarray] = {}
+    # Frames decoded before the first requested one, whose size every frame takes (only when
+    # ``indices`` does not start with its smallest index); the others are converted as they decode.
+    waiting: list[tuple[int, av.VideoFrame]] = []
+    output_shape: tuple[int, int] | None = None
+    turns = 0
     try:
-        frames = reader.frames_at(sorted(set(index_list)))
-        first = frames[index_list[0]]
-        height, width = resized_shape(first.height, first.width, size)
-        reformatter = VideoReformatter()  # one scaler context for all frames of the call
-        arrays = {index: reformatter.reformat(frame, format="rgb24", **_scaling(frame, height, width)).to_ndarray()
-                  for index, frame in frames.items()}
-        turns = _quarter_turns(first)
+        for index, frame in reader.frames_at(sorted(set(index_list))):
+            if index == index_list[0]:
+                output_shape = resized_shape(frame.height, frame.width, size)
+                turns = _quarter_turns(frame)
+            waiting.append((index, frame))
+            if output_shape is not None:
+                for waiting_index, waiting_frame in waiting:
+                    arrays[waiting_index] = reformatter.reformat(
+                        waiting_frame, format="rgb24", **_scaling(waiting_frame, *output_shape)).to_ndarray()
+                waiting.clear()
     finally:
         reader.container.close()
     clip = np.stack([arrays[i] for i in index_list])  # (T, H, W, C)
