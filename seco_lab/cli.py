@@ -161,6 +161,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    """argparse type of a number of processes: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
+
+
 def _names_from(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
     """argparse type of a comma-separated list of names from ``choices`` (one or more)."""
     def names(text: str) -> list[str]:
@@ -219,6 +230,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         split=args.split,
         weights=args.weights,
         max_videos_per_class=args.max_videos_per_class,
+        num_workers=args.num_workers,
         progress=not args.json,
         **overrides,
     )
@@ -352,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "cross-validation on the train split (default: the profile's)")
     evaluate.add_argument("--max-videos-per-class", type=_positive_int, default=None, metavar="N",
                           help=SUBSET_HELP)
+    evaluate.add_argument("--num-workers", type=_non_negative_int, default=None, metavar="N",
+                          help="processes decoding the videos beside the main one (0: the main process decodes "
+                               "them; default: data.num_workers of the profile, the checkpoint's unless --profile "
+                               "names another)")
     evaluate.add_argument("--set", action="append", metavar="eval.KEY=VALUE",
                           help="change an evaluation setting of the profile, e.g. eval.knn_k=50 or "
                                "eval.frames_per_video=16 (repeatable; --svm-c and --bn-stats win over it)")

@@ -482,6 +482,26 @@ def test_evaluate_prints_a_small_c_and_other_small_values_so_they_do_not_read_as
                        "small": "0.0001234", "zero": "0.0000", "large_c": "1.0000"}
 
 
+@pytest.mark.parametrize(("given", "passed"), [([], None), (["--num-workers", "0"], 0), (["--num-workers", "3"], 3)])
+def test_evaluate_passes_its_number_of_decoding_processes_to_the_protocols(given, passed, monkeypatch):
+    received = []
+
+    def recording_run_protocols(*args, **options):
+        received.append(options["num_workers"])
+        return [{"protocol": "linear-svm", "top1": 50.0}]
+
+    monkeypatch.setattr("seco_lab.evaluation.run_protocols", recording_run_protocols)
+    assert main(["evaluate", "--checkpoint", "c.pt", "--data", "d", *given]) == 0
+    assert received == [passed]
+
+
+@pytest.mark.parametrize("text", ["-1", "two", "1.5"])
+def test_evaluate_refuses_a_number_of_decoding_processes_below_zero_or_not_whole(text, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "--checkpoint", "c", "--data", "d", "--num-workers", text])
+    assert f"argument --num-workers: {text!r} is not a whole number >= 0" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def untrained_checkpoints(tmp_path_factory):
     """Checkpoints of untrained smoke SeCo encoders: input_mode -> checkpoint (frame differences, rgb)."""

@@ -176,7 +176,7 @@ def test_retrieval_ranks_a_query_alike_alone_or_among_other_queries():
     for query in range(len(test_y)):
         alone = retrieval_protocol(train_x, train_y, test_x[query:query + 1], test_y[query:query + 1], ks=(1, 5))
         np.testing.assert_array_equal(alone["neighbours"][0], together["neighbours"][query])
-        np.testing.assert_allclose(alone["similarities"][0], together["similarities"][query])
+        np.testing.assert_allclose(alone["similarities"][0], together["similarities"][query], rtol=1e-6)  # float32
         assert alone["R@1"] == 100.0 * (train_y[together["neighbours"][query, 0]] == test_y[query])
     assert together["R@1"] == 100.0
 
@@ -189,6 +189,82 @@ def test_retrieval_centres_both_splits_by_the_train_mean():
     centred = test - train.mean(axis=0)
     expected = centred[:, 1] / np.linalg.norm(centred, axis=1)  # cosine with the centred train video 0, (0, 1)
     np.testing.assert_allclose(similarities[:, 0], expected)
+
+
+def dense_neighbours(train_x, test_x, k, center=True):
+    """Every test-train cosine similarity at once, fully sorted (ties: lower train index first)."""
+    if center:
+        train_mean = train_x.mean(axis=0)
+        train_x, test_x = train_x - train_mean, test_x - train_mean
+    train_units = train_x / np.linalg.norm(train_x, axis=1, keepdims=True)
+    test_units = test_x / np.linalg.norm(test_x, axis=1, keepdims=True)
+    similarity = test_units @ train_units.T
+    order = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(similarity, order, axis=1)
+
+
+@pytest.fixture
+def chunk_rows(monkeypatch):
+    """The number of test rows each chunk of ``retrieval_neighbours`` ranks, in order."""
+    from seco_lab.evaluation import retrieval
+
+    rows = []
+    real_top_k_columns = retrieval._top_k_columns
+
+    def recording_top_k_columns(similarity, k):
+        rows.append(similarity.shape[0])
+        return real_top_k_columns(similarity, k)
+
+    monkeypatch.setattr(retrieval, "_top_k_columns", recording_top_k_columns)
+    return rows
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 40, 41, 100])
+def test_retrieval_neighbours_ranked_in_chunks_match_a_dense_ranking(chunk_rows, k):
+    rng = np.random.default_rng(7)
+    train_x, test_x = rng.normal(size=(41, 12)), rng.normal(size=(23, 12)) + 0.2
+    neighbours, similarities = retrieval_neighbours(train_x, test_x, k, chunk_size=5)
+    expected_neighbours, expected_similarities = dense_neighbours(train_x, test_x, min(k, 41))
+    np.testing.assert_array_equal(neighbours, expected_neighbours)
+    np.testing.assert_allclose(similarities, expected_similarities, rtol=1e-5, atol=1e-6)
+    assert chunk_rows == [5, 5, 5, 5, 3]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 12])
+def test_retrieval_neighbours_put_the_lower_train_index_first_among_equal_similarities(chunk_rows, k):
+    """Train videos on the axes, several per axis: a test video is equally similar to all of an
+    axis's videos (exactly, in any precision), so ties cross the k-th place in most rows."""
+    rng = np.random.default_rng(8)
+    axes = rng.integers(0, 4, 12)  # (N,) each train video's axis, about 3 per axis
+    train_x = np.eye(4)[axes]
+    test_x = rng.integers(0, 3, (9, 4)).astype(np.float64) + np.eye(4)[rng.integers(0, 4, 9)]  # ties among axes too
+    neighbours, similarities = retrieval_neighbours(train_x, test_x, k, center=False, chunk_size=4)
+    expected_neighbours, expected_similarities = dense_neighbours(train_x, test_x, k, center=False)
+    np.testing.assert_array_equal(neighbours, expected_neighbours)
+    np.testing.assert_allclose(similarities, expected_similarities, rtol=1e-6)
+    assert chunk_rows == [4, 4, 1]
+    for row, similarity in zip(neighbours, similarities):
+        for first, second in zip(range(k - 1), range(1, k)):  # equal similarities: ascending train index
+            assert similarity[first] > similarity[second] or row[first] < row[second]
+
+
+def test_retrieval_neighbours_chunks_hold_about_chunk_similarities_by_default(chunk_rows, monkeypatch):
+    from seco_lab.evaluation import retrieval
+
+    monkeypatch.setattr(retrieval, "CHUNK_SIMILARITIES", 3 * 10 + 2)  # 3 test rows of 10 train similarities
+    rng = np.random.default_rng(9)
+    train_x, test_x = rng.normal(size=(10, 4)), rng.normal(size=(8, 4))
+    neighbours, _ = retrieval_neighbours(train_x, test_x, 4)
+    np.testing.assert_array_equal(neighbours, dense_neighbours(train_x, test_x, 4)[0])
+    assert chunk_rows == [3, 3, 2]
+
+
+@pytest.mark.parametrize(("k", "chunk_size", "message"), [
+    (0, None, "k must be >= 1, got 0"), (-2, None, "k must be >= 1, got -2"), (1, 0, "chunk_size must be >= 1, got 0"),
+])
+def test_retrieval_neighbours_need_a_positive_k_and_chunk_size(k, chunk_size, message):
+    with pytest.raises(ValueError, match=re.escape(f"retrieval_neighbours: {message}")):
+        retrieval_neighbours(np.eye(3), np.eye(3), k, chunk_size=chunk_size)
 
 
 @pytest.mark.parametrize("ks", [[], [0, 5], [-1]])

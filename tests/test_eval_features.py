@@ -1,6 +1,7 @@
 """Feature extraction from real video files, pooling, BatchNorm re-estimation, run_protocol end to end."""
 
 import json
+import re
 from pathlib import Path
 from typing import get_type_hints
 
@@ -187,6 +188,89 @@ def tiny_checkpoint(tmp_path, monkeypatch):
     return path
 
 
+class TinyClipMethod(nn.Module):
+    """A stand-in method for run_protocols: a 3D trunk with BatchNorm."""
+
+    name = "eval_test_tiny3d"
+    encoder_kind = "3d"
+
+    def __init__(self, config):
+        super().__init__()
+        torch.manual_seed(0)
+        self.trunk = nn.Sequential(nn.Conv3d(3, 8, 3, stride=2, padding=1), nn.BatchNorm3d(8), nn.ReLU(),
+                                   nn.AdaptiveAvgPool3d((1, 2, 2)), nn.Flatten())
+
+    def encoder(self):
+        return self.trunk
+
+
+@pytest.fixture(params=["2d", "3d"])
+def tiny_checkpoint_of_each_kind(request, tmp_path, monkeypatch):
+    """A frame or clip encoder's checkpoint; the clip encoder crops 24 of 32 px, so its test crops differ."""
+    from seco_lab.methods import base
+
+    method = TinyFrameMethod if request.param == "2d" else TinyClipMethod
+    monkeypatch.setitem(base._REGISTRY, method.name, method)
+    config = {"data": {"size": SIZE, "crop_size": SIZE if request.param == "2d" else 24, "mean": None, "std": None},
+              method.name: {"clip_frames": 4}}
+    path = tmp_path / "run" / "checkpoint.pt"
+    path.parent.mkdir()
+    torch.save({"method": method.name, "config": config, "model": method(config).state_dict()}, path)
+    return path
+
+
+def counted_extractions(monkeypatch):
+    """Wrap the runner's ``extract_video_features``; returns the list of each call's ``keep_views``."""
+    from seco_lab.evaluation import runner
+
+    calls = []
+    real_extract = runner.extract_video_features
+
+    def counting_extract(*args, **kwargs):
+        calls.append(kwargs.get("keep_views", False))
+        return real_extract(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "extract_video_features", counting_extract)
+    return calls
+
+
+@pytest.mark.parametrize("test_crops", [1, 3])
+def test_run_protocols_extracts_the_features_once_for_every_frozen_protocol(
+        pair_dataset, tiny_checkpoint_of_each_kind, monkeypatch, tmp_path, test_crops):
+    from seco_lab.evaluation.runner import run_protocol, run_protocols
+
+    protocols = ["linear-svm", "linear", "knn", "retrieval"]
+    options = dict(profile="smoke", device="cpu", linear_epochs=3, knn_k=4, test_crops=test_crops,
+                   results_file=tmp_path / "results.jsonl")
+    one_by_one = [run_protocol(protocol, tiny_checkpoint_of_each_kind, pair_dataset[0], **options)
+                  for protocol in protocols]
+    calls = counted_extractions(monkeypatch)
+    together = run_protocols(protocols, tiny_checkpoint_of_each_kind, pair_dataset[0], **options)
+    clip_encoder = together[0]["encoder_kind"] == "3d"
+    # train and test once; a clip encoder's test split again for averaged features of the centre crop alone
+    assert calls == ([True, True] + [False] * (test_crops > 1) if clip_encoder else [False, False])
+    for alone, jointly in zip(one_by_one, together):
+        assert {key: value for key, value in jointly.items() if key not in ("wall_time_s", "time")} == \
+            {key: value for key, value in alone.items() if key not in ("wall_time_s", "time")}
+
+
+@pytest.mark.parametrize("test_crops", [1, 3])
+def test_clip_features_averaged_from_their_views_are_those_extracted_averaged(pair_dataset, test_crops):
+    from seco_lab.evaluation import runner
+
+    spec = InputSpec(size=SIZE, crop_size=24, clip_frames=4, stride=1, mean=None, std=None)
+    encoder = LoadedEncoder(TinyClipMethod({}).trunk.eval(), "3d", spec)
+    _, train, test = pair_dataset
+    splits = runner.VideoSplits(None, train, test, [FRAMES] * len(train), [FRAMES] * len(test))
+    settings = {"test_crops": test_crops}
+    common = dict(frames_per_video=FRAMES, clips_per_video=3, batch_size=6, device="cpu")  # 2 videos a batch
+    averaged = runner._frozen_features(encoder, splits, settings, False, **common)
+    derived = runner._view_averaged(runner._frozen_features(encoder, splits, settings, True, **common), encoder,
+                                    splits, settings, **common)
+    for extracted, from_views in zip(averaged, derived):
+        np.testing.assert_array_equal(from_views, extracted)
+
+
 def test_run_protocol_trains_the_linear_probe_on_the_evaluation_device(pair_dataset, tiny_checkpoint,
                                                                       linear_probe_devices):
     from seco_lab.evaluation import runner
@@ -213,6 +297,94 @@ def test_run_protocol_end_to_end_appends_results(pair_dataset, tiny_checkpoint, 
     assert 0.0 <= metrics[key] <= 100.0
     lines = read_results(tiny_checkpoint.parent / "results.jsonl")
     assert lines[-1] == json.loads(json.dumps(metrics))
+
+
+@pytest.mark.parametrize(("profile", "expected"), [
+    ("smoke", 1), ("paper", 4), ({"data": {"num_workers": 3}, "eval": {"knn_k": 4}}, 3), (None, 2)])
+def test_run_protocol_decodes_with_the_profiles_number_of_workers_when_given_none(
+        pair_dataset, tiny_checkpoint, monkeypatch, tmp_path, profile, expected):
+    """The profile's loader processes, at most one per usable core (4 here; the paper's 8 are capped)."""
+    from seco_lab.engine import workers as engine_workers
+    from seco_lab.evaluation import runner
+    from seco_lab.profiles import get_profile
+
+    monkeypatch.setattr(engine_workers, "usable_cores", lambda: 4)
+
+    checkpoint = torch.load(tiny_checkpoint, weights_only=True)
+    checkpoint["config"]["data"]["num_workers"] = 2
+    checkpoint["config"]["eval"] = {**get_profile("smoke")["eval"], "knn_k": 4}
+    torch.save(checkpoint, tiny_checkpoint)
+    workers = []
+    real_extract = runner.extract_video_features
+
+    def recording_extract(*args, num_workers, **kwargs):
+        workers.append(num_workers)
+        return real_extract(*args, num_workers=0, **kwargs)
+
+    monkeypatch.setattr(runner, "extract_video_features", recording_extract)
+    runner.run_protocol("knn", tiny_checkpoint, pair_dataset[0], profile=profile, device="cpu", knn_k=4,
+                        num_workers=None, results_file=tmp_path / "results.jsonl")
+    runner.run_protocol("knn", tiny_checkpoint, pair_dataset[0], profile=profile, device="cpu", knn_k=4,
+                        results_file=tmp_path / "results.jsonl")
+    assert workers == [expected, expected, 0, 0]  # train and test; none given: decoded in this process
+
+
+def finished_bar(description, done, unit):
+    """A tqdm bar's last line: ``description`` at 100 % with ``done`` of as many ``unit`` s."""
+    return re.compile(rf"{re.escape(description)}: 100%\|[^|\r]*\| {done}/{done} \[[^]\r]*{unit}/s[^]\r]*\]")
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_run_protocols_names_each_split_on_its_own_bar_counting_videos(pair_dataset, tiny_checkpoint, tmp_path,
+                                                                        capsys, progress):
+    from seco_lab.evaluation.runner import run_protocols
+
+    run_protocols(["knn"], tiny_checkpoint, pair_dataset[0], profile="smoke", device="cpu", knn_k=4, bn_stats="train",
+                  progress=progress, results_file=tmp_path / "results.jsonl")
+    error = capsys.readouterr().err
+    bars = [finished_bar("BatchNorm statistics: train", 8, "video"), finished_bar("features: train", 8, "video"),
+            finished_bar("features: test", 6, "video")]
+    if progress:
+        for bar in bars:
+            assert re.search(bar.pattern + "\n", error), bar.pattern  # drawn last at 100 %, and left on screen
+    else:
+        assert error == ""
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_fine_tuning_counts_its_steps_with_the_epoch_and_loss_and_shows_the_test_prediction(
+        pair_dataset, tiny_checkpoint, tmp_path, capsys, progress):
+    from seco_lab.evaluation.runner import run_protocol
+
+    run_protocol("finetune", tiny_checkpoint, pair_dataset[0], profile="smoke", device="cpu", finetune_epochs=2,
+                 finetune_batch_size=4, finetune_segments=2, progress=progress, results_file=tmp_path / "results.jsonl")
+    error = capsys.readouterr().err
+    if progress:  # 8 train videos in batches of 4: 2 steps an epoch
+        assert re.search(r"fine-tune: 100%\|[^|\r]*\| 4/4 \[[^]\r]*step/s, epoch=2/2, loss=\d[\d.e+-]*\]", error)
+        assert finished_bar("fine-tune: test", 6, "video").search(error)
+    else:
+        assert error == ""
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_the_knn_monitor_shows_bars_of_its_features_that_vanish_when_done(pair_dataset, capsys, progress):
+    from seco_lab.evaluation.monitor import knn_monitor
+    from seco_lab.profiles import get_profile
+    from seco_lab.video.index import load_dataset
+
+    spec, index = load_dataset(pair_dataset[0], progress=False)
+    config = {"data": {"size": SIZE, "crop_size": SIZE, "mean": None, "std": None}, TinyFrameMethod.name: {},
+              "eval": {**get_profile("smoke")["eval"], "knn_k": 4}}
+    method = TinyFrameMethod(config)
+    capsys.readouterr()
+    result = knn_monitor(TinyFrameMethod.name, config, spec, index, progress=progress)(method)
+    assert 0.0 <= result["knn_top1"] <= 100.0
+    error = capsys.readouterr().err
+    if progress:
+        assert "monitor: train features" in error and "monitor: test features" in error
+        assert "\n" not in error  # each bar is cleared where it was drawn
+    else:
+        assert error == ""
 
 
 def test_run_protocol_takes_its_paths_as_strings_or_paths(pair_dataset, tiny_checkpoint):

@@ -289,6 +289,7 @@ class _TrainingRun:
             self._flush_log()
             if self.monitor is not None and self.cfg.knn_every and self.epoch % self.cfg.knn_every == 0:
                 self._run_monitor()
+                self.bar.unpause()  # the step rate shown leaves the monitor's time out
             self._save(session_start)
             if self.epoch < self.cfg.epochs and self._stop_agreed():
                 raise self._stopped()

@@ -423,12 +423,12 @@ class EvalViewDataset(torch.utils.data.Dataset):
 # --------------------------------------------------------------------------- feature extraction
 
 
-def _progress(iterable: Iterable, progress: bool, total: int, desc: str) -> Iterable:
-    if not progress:
-        return iterable
+def video_progress_bar(progress: bool, total: int, description: str, keep: bool = True) -> Any:
+    """A tqdm bar counting ``total`` videos under ``description`` (nothing shown when ``progress``
+    is False); ``keep``: the finished bar stays on screen."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, leave=False)
+    return tqdm(total=total, desc=description, unit="video", leave=keep, dynamic_ncols=True, disable=not progress)
 
 
 @torch.no_grad()
@@ -446,9 +446,12 @@ def encode_views(module: nn.Module, kind: str, views: torch.Tensor, batch_size: 
 
 
 def iterate_view_features(encoder: LoadedEncoder, dataset: torch.utils.data.Dataset, batch_size: int = 64,
-                          device: str | torch.device = "auto", num_workers: int = 0,
-                          progress: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (features (B, T|V, D) on CPU, labels (B,)) for consecutive videos of ``dataset``."""
+                          device: str | torch.device = "auto", num_workers: int = 0, progress: bool = False,
+                          description: str = "features",
+                          keep_progress: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (features (B, T|V, D) on CPU, labels (B,)) for consecutive videos of ``dataset``;
+    ``progress`` shows a bar of the videos named ``description`` (``keep_progress``: it stays
+    on screen once finished)."""
     device = resolve_device(device)
     module = encoder.module.to(device)
     was_training = module.training
@@ -457,9 +460,12 @@ def iterate_view_features(encoder: LoadedEncoder, dataset: torch.utils.data.Data
     loader = torch.utils.data.DataLoader(dataset, batch_size=videos_per_batch, shuffle=False,
                                          num_workers=num_workers, worker_init_fn=end_with_parent)
     try:
-        for batch in _progress(loader, progress, len(loader), "features"):
-            views = batch["views"].to(device, non_blocking=True)
-            yield encode_views(module, encoder.kind, views, batch_size).cpu(), batch["label"]
+        with video_progress_bar(progress, len(dataset), description, keep_progress) as bar:
+            for batch in loader:
+                views = batch["views"].to(device, non_blocking=True)
+                features = encode_views(module, encoder.kind, views, batch_size).cpu()
+                bar.update(len(views))
+                yield features, batch["label"]
     finally:
         module.train(was_training)
 
@@ -476,7 +482,8 @@ def extract_video_features(encoder: LoadedEncoder, records: Sequence[Any], input
                            frames_per_video: int | None = None, clips_per_video: int | None = None,
                            pooling: str = "mean", batch_size: int = 64, device: str | torch.device = "auto",
                            progress: bool = False, num_frames: Sequence[int] | None = None, num_crops: int = 1,
-                           keep_views: bool = False, num_workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                           keep_views: bool = False, num_workers: int = 0, description: str = "features",
+                           keep_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per-video features of ``records`` from a frozen encoder.
 
     2D encoders: ``frames_per_video`` evenly spaced frames, centre crop, frame features pooled
@@ -489,7 +496,8 @@ def extract_video_features(encoder: LoadedEncoder, records: Sequence[Any], input
     num_frames: frame count per record (probed if None).
     ``records`` are a dataset's ``VideoRecord`` s, or any objects with a video file's ``path`` and
     an integer ``label`` (for frames already in memory, :meth:`LoadedEncoder.encode`).
-    Returns (features float32, labels int64 (N,)).
+    ``progress`` shows a bar of the videos named ``description`` (``keep_progress``: it stays on
+    screen once finished). Returns (features float32, labels int64 (N,)).
     """
     if pooling not in POOLINGS:
         raise EvaluationError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
@@ -502,7 +510,8 @@ def extract_video_features(encoder: LoadedEncoder, records: Sequence[Any], input
                               clips_per_video=clips_per_video, num_crops=num_crops)
     chunks: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
-    for features, batch_labels in iterate_view_features(encoder, dataset, batch_size, device, num_workers, progress):
+    for features, batch_labels in iterate_view_features(encoder, dataset, batch_size, device, num_workers, progress,
+                                                        description, keep_progress):
         if encoder.kind == "2d":
             video_features = pool_frame_features(features, pooling).unsqueeze(1)  # (B, 1, D')
         else:
@@ -561,13 +570,15 @@ def recompute_bn_stats_from_batches(module: nn.Module, batches: Iterable[torch.T
 
 def recompute_bn_stats(encoder: LoadedEncoder, train_records: Sequence[Any], num_frames: Sequence[int] | None = None,
                        frames_per_video: int = 8, clips_per_video: int = 1, max_videos: int | None = 512,
-                       batch_size: int = 64, device: str | torch.device = "auto", seed: int = 0) -> LoadedEncoder:
+                       batch_size: int = 64, device: str | torch.device = "auto", seed: int = 0,
+                       num_workers: int = 0, progress: bool = False) -> LoadedEncoder:
     """Re-estimate the encoder's BatchNorm statistics on training videos (the fair random baseline).
 
     A randomly initialised encoder's running statistics are the defaults (mean 0, var 1);
     re-estimating them on the data it will be evaluated on changes its linear score, so
     report which baseline is used. Uses the evaluation views of up to ``max_videos`` train
-    videos (a seeded random subset). Modifies ``encoder.module`` in place and returns ``encoder``.
+    videos (a seeded random subset), decoded by ``num_workers`` processes (0: this one);
+    ``progress`` shows a bar of the videos. Modifies ``encoder.module`` in place and returns ``encoder``.
     """
     device = resolve_device(device)
     counts = list(num_frames) if num_frames is not None else probe_num_frames(train_records)
@@ -578,13 +589,16 @@ def recompute_bn_stats(encoder: LoadedEncoder, train_records: Sequence[Any], num
                               encoder.input_spec, frames_per_video=frames_per_video,
                               clips_per_video=clips_per_video)
     videos_per_batch = max(1, batch_size // max(1, _views_per_video(dataset)))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=videos_per_batch, shuffle=False)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=videos_per_batch, shuffle=False,
+                                         num_workers=num_workers, worker_init_fn=end_with_parent)
 
-    def batches() -> Iterator[torch.Tensor]:
+    def batches(bar: Any) -> Iterator[torch.Tensor]:
         for batch in loader:
             views = batch["views"]
             yield views.reshape(-1, *views.shape[2:])  # (B * T, C, H, W) or (B * V, C, T, H, W)
+            bar.update(len(views))
 
     encoder.module.to(device)
-    recompute_bn_stats_from_batches(encoder.module, batches(), device)
+    with video_progress_bar(progress, len(dataset), "BatchNorm statistics: train") as bar:
+        recompute_bn_stats_from_batches(encoder.module, batches(bar), device)
     return encoder

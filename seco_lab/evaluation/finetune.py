@@ -16,11 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from seco_lab.engine.workers import end_with_parent
 from seco_lab.evaluation.features import (
     EvaluationError, InputSpec, LoadedEncoder, apply_input_mode, crop_offsets, normalise_frames, read_input_frames,
-    resolve_device,
+    resolve_device, video_progress_bar,
 )
 from seco_lab.evaluation.metrics import top1_accuracy
 from seco_lab.methods.base import clip_frames_to_read, frames_to_sample
@@ -186,26 +187,31 @@ class FinetuneTestVideos(torch.utils.data.Dataset):
 
 @torch.no_grad()
 def predict_views(model: nn.Module, dataset: torch.utils.data.Dataset, batch_size: int = 8,
-                  device: str | torch.device = "cpu", average: str = "logits") -> tuple[np.ndarray, np.ndarray]:
+                  device: str | torch.device = "cpu", average: str = "logits", num_workers: int = 0,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Scores averaged over each item's views: items {"views": (V, ...), "label"}.
 
     average: ``"logits"`` (SeCo's test) or ``"softmax"`` (the class probabilities, DualVar's).
-    Returns (mean scores (M, num_classes), labels (M,)).
+    ``num_workers`` processes decode the items (0: this one); ``progress`` shows a bar of the
+    videos ("fine-tune: test"). Returns (mean scores (M, num_classes), labels (M,)).
     """
     if average not in VIEW_AVERAGES:
         raise EvaluationError(f"average {average!r} is not one of {', '.join(VIEW_AVERAGES)}")
     model.eval()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                         worker_init_fn=end_with_parent)
     logits, labels = [], []
-    for batch in loader:
-        views = batch["views"].to(device)
-        count, per_video = views.shape[:2]
-        flat = views.reshape(count * per_video, *views.shape[2:])  # (B * V, ...)
-        scores = model(flat).float()  # (B * V, num_classes)
-        if average == "softmax":
-            scores = scores.softmax(dim=1)
-        logits.append(scores.reshape(count, per_video, -1).mean(dim=1).cpu())
-        labels.append(torch.as_tensor(batch["label"]))
+    with video_progress_bar(progress, len(dataset), "fine-tune: test") as bar:
+        for batch in loader:
+            views = batch["views"].to(device)
+            count, per_video = views.shape[:2]
+            flat = views.reshape(count * per_video, *views.shape[2:])  # (B * V, ...)
+            scores = model(flat).float()  # (B * V, num_classes)
+            if average == "softmax":
+                scores = scores.softmax(dim=1)
+            logits.append(scores.reshape(count, per_video, -1).mean(dim=1).cpu())
+            labels.append(torch.as_tensor(batch["label"]))
+            bar.update(count)
     return torch.cat(logits).numpy(), torch.cat(labels).numpy()
 
 
@@ -216,6 +222,7 @@ def train_classifier(model: nn.Module, train_data: torch.utils.data.Dataset, epo
     """Supervised training on items {"input", "label"} with a cosine lr; returns the mean loss per epoch.
 
     partial_bn: freeze every BatchNorm except the first (statistics and affine parameters).
+    progress: a bar of the training steps ("fine-tune") showing the epoch and its mean loss so far.
     """
     if optimizer not in OPTIMIZERS:
         raise EvaluationError(f"optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
@@ -236,27 +243,26 @@ def train_classifier(model: nn.Module, train_data: torch.utils.data.Dataset, epo
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)))
     epoch_losses = []
-    epochs_iter: Any = range(epochs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        epochs_iter = tqdm(epochs_iter, desc="fine-tune", leave=False)
-    for epoch in epochs_iter:
-        if hasattr(train_data, "set_epoch"):
-            train_data.set_epoch(epoch)
-        model.train()
-        if partial_bn:
-            freeze_batchnorm(model, except_first=True)
-        losses = []
-        for batch in loader:
-            logits = model(batch["input"].to(device))
-            loss = F.cross_entropy(logits, torch.as_tensor(batch["label"]).to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
-        epoch_losses.append(float(np.mean(losses)))
+    with tqdm(total=epochs * len(loader), desc="fine-tune", unit="step", dynamic_ncols=True,
+              disable=not progress) as bar:
+        for epoch in range(epochs):
+            if hasattr(train_data, "set_epoch"):
+                train_data.set_epoch(epoch)
+            model.train()
+            if partial_bn:
+                freeze_batchnorm(model, except_first=True)
+            losses = []
+            for batch in loader:
+                logits = model(batch["input"].to(device))
+                loss = F.cross_entropy(logits, torch.as_tensor(batch["label"]).to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                scheduler.step()
+                losses.append(float(loss.detach()))
+                bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{np.mean(losses):.4g}", refresh=False)
+                bar.update(1)
+            epoch_losses.append(float(np.mean(losses)))
     model.eval()
     return epoch_losses
 
@@ -284,6 +290,6 @@ def finetune_protocol(encoder: LoadedEncoder, train_records: Sequence[Any], test
     test_data = FinetuneTestVideos(test_records, test_num_frames, encoder.kind, encoder.input_spec,
                                    segments=segments, num_clips=test_clips, num_crops=test_crops)
     logits, labels = predict_views(model, test_data, batch_size=max(1, batch_size // max(1, test_clips)),
-                                   device=device, average=test_average)
+                                   device=device, average=test_average, num_workers=num_workers, progress=progress)
     predictions = logits.argmax(axis=1)
     return {"top1": top1_accuracy(predictions, labels), "predictions": predictions, "train_losses": losses}

@@ -21,12 +21,14 @@ def monitor_records(spec: DatasetSpec, max_videos: int) -> tuple[list[VideoRecor
 
 
 def knn_monitor(method_name: str, config: dict[str, Any], spec: DatasetSpec, index: Any,
-                max_videos: int = 400) -> Callable[[nn.Module], dict[str, float]]:
+                max_videos: int = 400, progress: bool = False) -> Callable[[nn.Module], dict[str, float]]:
     """A ``monitor(method) -> {"knn_top1": ...}`` for the engine.
 
     Frozen features of about ``max_videos`` train and test videos, balanced over the classes
     (:func:`monitor_records`), mean pooling for frame encoders as the papers, weighted kNN with
-    the profile's ``knn_k`` and temperature.
+    the profile's ``knn_k`` and temperature. ``progress`` shows a bar of each split's videos
+    while its features are extracted ("monitor: train features", "monitor: test features"),
+    gone once it finishes.
     """
     settings = config["eval"]
     train, test = monitor_records(spec, max_videos)
@@ -37,14 +39,15 @@ def knn_monitor(method_name: str, config: dict[str, Any], spec: DatasetSpec, ind
         was_training = trunk.training
         loaded = LoadedEncoder(trunk, method.encoder_kind, InputSpec.from_config(config, method_name))
         options = dict(frames_per_video=settings["frames_per_video"], clips_per_video=settings["clips_per_video"],
-                       batch_size=settings["batch_size"], device=next(trunk.parameters()).device)
+                       batch_size=settings["batch_size"], device=next(trunk.parameters()).device,
+                       progress=progress, keep_progress=False)
         try:
             trunk.eval()
             with torch.no_grad():
                 train_x, train_y = extract_video_features(loaded, train, num_frames=[counts[r.path] for r in train],
-                                                          **options)
+                                                          description="monitor: train features", **options)
                 test_x, test_y = extract_video_features(loaded, test, num_frames=[counts[r.path] for r in test],
-                                                        **options)
+                                                        description="monitor: test features", **options)
         finally:
             trunk.train(was_training)
         result = knn_protocol(train_x, train_y, test_x, test_y, k=settings["knn_k"],

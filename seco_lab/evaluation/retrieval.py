@@ -21,6 +21,7 @@ import numpy as np
 from seco_lab.evaluation.metrics import check_split_arrays
 
 DEFAULT_KS = (1, 5, 10, 20, 50)
+CHUNK_SIMILARITIES = 1 << 22  # test-train similarities ranked at once by default (16 MB of float32)
 
 
 def _video_features(features: np.ndarray) -> np.ndarray:
@@ -38,22 +39,54 @@ def _unit_rows(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(norms, 1e-12)
 
 
+def _top_k_columns(similarity: np.ndarray, k: int) -> np.ndarray:
+    """Column indices (m, k) of each row's k largest values, largest first; among equal values the
+    lower column comes first, at the k-th place too. 1 <= k <= number of columns."""
+    rows, columns = similarity.shape
+    if k < columns:
+        kth_largest = np.partition(similarity, columns - k, axis=1)[:, columns - k, None]  # (m, 1)
+        above = similarity > kth_largest  # (m, N), fewer than k per row
+        level = similarity == kth_largest  # (m, N), the lowest columns fill the k places left
+        places_left = k - above.sum(axis=1, keepdims=True)  # (m, 1)
+        chosen = above | (level & (np.cumsum(level, axis=1, dtype=np.int32) <= places_left))  # (m, N), k per row
+        candidates = np.nonzero(chosen)[1].reshape(rows, k)  # (m, k), ascending columns
+    else:
+        candidates = np.broadcast_to(np.arange(columns), (rows, columns))  # (m, N)
+    order = np.argsort(-np.take_along_axis(similarity, candidates, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(candidates, order, axis=1)
+
+
 def retrieval_neighbours(train_features: np.ndarray, test_features: np.ndarray, k: int,
-                         center: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (M, k') and cosine similarities (M, k') of each test video's nearest train videos.
+                         center: bool = True, chunk_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (M, k') and cosine similarities (M, k', float32) of each test video's nearest train videos.
 
     k' = min(k, N). ``center``: both splits are first centred by the train features' mean.
-    Ties keep the lower train index first.
+    Ties keep the lower train index first. Similarities are computed and ranked ``chunk_size``
+    test videos at a time (None: as many as hold about ``CHUNK_SIMILARITIES`` similarities), so
+    memory grows with ``chunk_size * N``, not ``M * N``.
     """
+    if k < 1:
+        raise ValueError(f"retrieval_neighbours: k must be >= 1, got {k}")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"retrieval_neighbours: chunk_size must be >= 1, got {chunk_size}")
     train = _video_features(train_features)
     test = _video_features(test_features)
     if center:
         train_mean = train.mean(axis=0, keepdims=True)  # (1, D)
         train, test = train - train_mean, test - train_mean
-    similarity = _unit_rows(test) @ _unit_rows(train).T  # (M, N)
+    train_units = _unit_rows(train).astype(np.float32).T  # (D, N)
+    test_units = _unit_rows(test).astype(np.float32)  # (M, D)
     k = min(k, train.shape[0])
-    order = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
-    return order, np.take_along_axis(similarity, order, axis=1)
+    if chunk_size is None:
+        chunk_size = max(1, CHUNK_SIMILARITIES // train.shape[0])
+    neighbours = np.empty((test.shape[0], k), dtype=np.int64)
+    similarities = np.empty((test.shape[0], k), dtype=np.float32)
+    for start in range(0, test.shape[0], chunk_size):
+        similarity = test_units[start:start + chunk_size] @ train_units  # (m, N)
+        order = _top_k_columns(similarity, k)  # (m, k)
+        neighbours[start:start + chunk_size] = order
+        similarities[start:start + chunk_size] = np.take_along_axis(similarity, order, axis=1)
+    return neighbours, similarities
 
 
 def recall_at_k(neighbour_labels: np.ndarray, test_labels: np.ndarray, ks: Sequence[int]) -> dict[int, float]:

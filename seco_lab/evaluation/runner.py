@@ -199,6 +199,22 @@ def tracking_details(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _profile_num_workers(profile: str | dict[str, Any] | None, encoder: LoadedEncoder) -> int:
+    """``data.num_workers`` of the profile the evaluation settings come from (``evaluation_settings``):
+    the named profile's, a profile dict's when it has a ``"data"`` section, else the checkpoint's (0
+    when it sets none); at most this process's usable cores (the paper profile's 8, sized for GPU
+    machines, would only queue up on a small CPU)."""
+    from seco_lab.engine.workers import usable_cores
+    from seco_lab.profiles import get_profile
+
+    if isinstance(profile, str):
+        workers = int(get_profile(profile)["data"]["num_workers"])
+    else:
+        data = profile.get("data", {}) if isinstance(profile, dict) else {}
+        workers = int(data.get("num_workers", encoder.config.get("data", {}).get("num_workers", 0)))
+    return min(workers, usable_cores())
+
+
 def _note_pretraining_subset(encoder: LoadedEncoder, checkpoint: Path) -> None:
     """Say so when a checkpoint pretrained on a subset is evaluated on every video."""
     subset = encoder.config.get("data", {}).get("max_videos_per_class")
@@ -220,7 +236,8 @@ def run_protocol(protocol: str, checkpoint: str | Path, data_root: str | Path,
     BatchNorm statistics on train videos first, ``linear_lr=...``), and ``split`` (1), ``layout``
     ("auto"), ``weights`` ("checkpoint" | "random": the run's untrained initial weights, drawn with
     the run's own seed, see :func:`~seco_lab.evaluation.features.load_encoder`), ``seed`` (0; of the
-    protocols' classifiers, folds and subsets), ``progress``, ``num_workers``,
+    protocols' classifiers, folds and subsets), ``progress``, ``num_workers`` (0: the videos are
+    decoded in this process; None: the profile's ``data.num_workers``, as ``evaluate`` by default),
     ``max_videos_per_class`` (None: every video; else a fixed subset of each class and split),
     ``results_file`` (default: results.jsonl next to the checkpoint).
     The metrics name each eval setting given here as ``eval.KEY`` (``bn_stats`` is always named).
@@ -236,10 +253,28 @@ def _frozen_features(encoder: LoadedEncoder, splits: VideoSplits, settings: dict
     pooling = "concat" if encoder.kind == "2d" else "mean"
     keep_views = views and encoder.kind == "3d"
     train_x, train_y = extract_video_features(encoder, splits.train, num_frames=splits.train_frames, pooling=pooling,
-                                              keep_views=keep_views, **common)
+                                              keep_views=keep_views, description="features: train", **common)
     test_x, test_y = extract_video_features(encoder, splits.test, num_frames=splits.test_frames, pooling=pooling,
                                             keep_views=keep_views,
-                                            num_crops=int(settings["test_crops"]) if keep_views else 1, **common)
+                                            num_crops=int(settings["test_crops"]) if keep_views else 1,
+                                            description="features: test", **common)
+    return train_x, train_y, test_x, test_y
+
+
+def _view_averaged(features_with_views: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                   encoder: LoadedEncoder, splits: VideoSplits, settings: dict[str, Any],
+                   **common: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A 3D encoder's ``_frozen_features`` without views, from those with views: the clip features
+    averaged (as extraction averages them). The test split's views hold ``test_crops`` crops per
+    clip where the averaged features have the centre crop alone: with more than one crop its
+    features are extracted again."""
+    train_views, train_y, test_views, test_y = features_with_views
+    train_x = torch.from_numpy(train_views).mean(dim=1).numpy()  # (N, V, D) -> (N, D)
+    if int(settings["test_crops"]) == 1:
+        test_x = torch.from_numpy(test_views).mean(dim=1).numpy()
+    else:
+        test_x, _ = extract_video_features(encoder, splits.test, num_frames=splits.test_frames, pooling="mean",
+                                           description="features: test, centre crop", **common)
     return train_x, train_y, test_x, test_y
 
 
@@ -259,7 +294,10 @@ def run_protocols(protocols: Sequence[str], checkpoint: str | Path, data_root: s
     then ``poolings``, each also appended to the results file.
 
     The encoder, the dataset index and the features are loaded or extracted once for all of
-    them: a frame encoder's frames are encoded once and pooled both ways. ``finetune`` and
+    them: a frame encoder's frames are encoded once and pooled both ways; a clip encoder's clips
+    are encoded once, kept per clip for ``linear`` and averaged for the other protocols (with
+    ``test_crops`` above 1 the test split's averaged features, of the centre crop alone, are
+    extracted apart from its cropped views). ``finetune`` and
     ``tracking`` do not pool frozen features and give one result each, as do the protocols of a
     3D encoder. Arguments as :func:`run_protocol`; ``wall_time_s`` counts from the start of the
     call to each result.
@@ -304,7 +342,8 @@ def run_protocols(protocols: Sequence[str], checkpoint: str | Path, data_root: s
             "CPU anyway")
     progress = bool(options.get("progress", False))
     seed = int(options.get("seed", 0))
-    num_workers = int(options.get("num_workers", 0))
+    num_workers = options.get("num_workers", 0)
+    num_workers = _profile_num_workers(profile, encoder) if num_workers is None else int(num_workers)
     context: dict[str, Any] = {
         "checkpoint": str(checkpoint), "data": str(data_root),
         **{f"eval.{key}": value for key, value in options.items() if key in settings and key != "bn_stats"},
@@ -353,7 +392,8 @@ def run_protocols(protocols: Sequence[str], checkpoint: str | Path, data_root: s
             recompute_bn_stats(encoder, splits.train, splits.train_frames,
                                frames_per_video=int(settings["frames_per_video"]),
                                clips_per_video=int(settings["clips_per_video"]),
-                               batch_size=int(settings["batch_size"]), device=device_t, seed=seed)
+                               batch_size=int(settings["batch_size"]), device=device_t, seed=seed,
+                               num_workers=num_workers, progress=progress)
         video_context.update({"bn_stats": settings["bn_stats"], "num_classes": splits.num_classes,
                               "num_train_classes": splits.num_train_classes, "num_train": len(splits.train),
                               "num_test": len(splits.test), "chance": splits.chance})
@@ -366,6 +406,17 @@ def run_protocols(protocols: Sequence[str], checkpoint: str | Path, data_root: s
     common = dict(frames_per_video=int(settings["frames_per_video"]), clips_per_video=int(settings["clips_per_video"]),
                   batch_size=int(settings["batch_size"]), device=device_t, progress=progress, num_workers=num_workers)
     extracted: dict[bool, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    keeps_views = encoder.kind == "3d" and "linear" in protocols  # the linear probe scores a 3D encoder's clips
+
+    def frozen_features(views: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The frozen features with or without views, extracted once for every protocol."""
+        if views not in extracted:
+            if keeps_views and not views:
+                extracted[views] = _view_averaged(frozen_features(True), encoder, splits, settings, **common)
+            else:
+                extracted[views] = _frozen_features(encoder, splits, settings, views, **common)
+        return extracted[views]
+
     pooled: dict[tuple[bool, str], tuple[np.ndarray, np.ndarray]] = {}  # (views, pooling) -> train, test
     for protocol in protocols:
         if protocol == "tracking":
@@ -391,12 +442,10 @@ def run_protocols(protocols: Sequence[str], checkpoint: str | Path, data_root: s
                                                       f"{encoder.method!r} has a {encoder.kind} encoder"}, {})
             continue
         views = protocol == "linear" and encoder.kind == "3d"
-        if views not in extracted:
-            extracted[views] = _frozen_features(encoder, splits, settings, views, **common)
-        train_x, train_y, test_x, test_y = extracted[views]
+        train_x, train_y, test_x, test_y = frozen_features(views)
         if protocol == "target-probe":
             try:
-                probed = probe_targets(encoder, data_root, splits, extracted[views], settings, seed)
+                probed = probe_targets(encoder, data_root, splits, frozen_features(views), settings, seed)
             except SynthDatasetError as error:
                 if len(protocols) == 1:
                     raise
