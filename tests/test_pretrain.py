@@ -152,6 +152,19 @@ def test_a_run_with_other_settings_is_refused(smoke_data, tmp_path):
                  overrides={"seco": {"width": 0.5}})
 
 
+def test_a_run_is_reused_whatever_its_kernel_choice_and_from_before_that_setting(smoke_data, tmp_path):
+    """train.deterministic picks kernels, not what is trained: a finished run is reused with the other
+    value, and so is one saved before the setting existed."""
+    settings = dict(epochs=1, batch_size=4, max_videos_per_class=2, progress=False)
+    run = pretrain("seco", smoke_data, "smoke", tmp_path / "run", **settings).run_dir
+    assert pretrain("seco", smoke_data, "smoke", run, resume=True, overrides={"train": {"deterministic": True}},
+                    **settings).action == "reused"
+    checkpoint = torch.load(run / "checkpoint.pt", weights_only=True)
+    del checkpoint["config"]["train"]["deterministic"]
+    torch.save(checkpoint, run / "checkpoint.pt")
+    assert pretrain("seco", smoke_data, "smoke", run, resume=True, **settings).action == "reused"
+
+
 def test_cli_settings_reach_the_run_config_and_a_changed_one_is_refused(smoke_data, tmp_path, capsys):
     run = tmp_path / "run"
     command = ["pretrain", "--method", "seco", "--data", str(smoke_data), "--profile", "smoke", "--out", str(run),

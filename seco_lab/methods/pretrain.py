@@ -108,8 +108,12 @@ def training_sections(config: dict[str, Any]) -> list[str]:
     return sections
 
 
-# Data settings that change how fast batches arrive, never what they hold.
-LOADING_ONLY_DATA_KEYS = tuple(name.removeprefix("data.") for name in LOADING_ONLY_SETTINGS if name.startswith("data."))
+# Settings that change how fast batches arrive or which kernels compute a step, never what is
+# trained, by section: {"data": ("frame_cache", "num_workers"), "train": ("deterministic",)}.
+LOADING_ONLY_KEYS: dict[str, tuple[str, ...]] = {
+    section: tuple(name.split(".", 1)[1] for name in LOADING_ONLY_SETTINGS if name.split(".", 1)[0] == section)
+    for section in {name.split(".", 1)[0] for name in LOADING_ONLY_SETTINGS}
+}
 # Settings newer than some saved runs: a run saved without one trained with this value.
 SECTION_DEFAULTS: dict[str, dict[str, Any]] = {"data": {"max_videos_per_class": None},
                                                "train": {"decay_norm_and_bias": False}}
@@ -126,9 +130,7 @@ def _existing_config_differences(checkpoint: dict[str, Any], config: dict[str, A
         if section not in SECTION_DEFAULTS or not isinstance(values, dict):
             return values
         merged = {**SECTION_DEFAULTS[section], **values}
-        if section == "data":
-            merged = {key: value for key, value in merged.items() if key not in LOADING_ONLY_DATA_KEYS}
-        return merged
+        return {key: value for key, value in merged.items() if key not in LOADING_ONLY_KEYS.get(section, ())}
 
     sections = training_sections(config)
     return config_changes({key: trained(key, existing.get(key)) for key in sections},
@@ -280,7 +282,7 @@ def pretrain(
         elif monitor and cfg.knn_every:
             from seco_lab.evaluation.monitor import knn_monitor as make_knn_monitor
 
-            knn_monitor = make_knn_monitor(method, config, spec, index)
+            knn_monitor = make_knn_monitor(method, config, spec, index, progress=progress)
         resumed = checkpoint_path.exists()
         result = fit(model, dataset, cfg, run_dir, config, resume=resume, monitor=knn_monitor, progress=progress)
         action = "reused" if result.already_finished else ("resumed" if resumed else "trained")
