@@ -14,6 +14,7 @@ import signal
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from _toy_method import INPUT_DIM, ToyMoCo, ToyPairDataset
 from seco_lab.engine import TrainConfig, TrainingStopped, fit, load_history
 from seco_lab.engine.checkpoint import CheckpointError, load_checkpoint
 from seco_lab.engine.distributed import (
-    MainRankFailed, all_gather_no_grad, all_gather_with_grad, init_from_env, is_distributed, main_rank_first, rank,
+    all_gather_no_grad, all_gather_with_grad, init_from_env, is_distributed, main_rank_first, rank,
     shuffle_bn_forward, world_size,
 )
 
@@ -42,6 +43,12 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def set_torchrun_env(rank_index: int, port: int) -> None:
+    """The variables torchrun sets for process ``rank_index`` of ``WORLD`` on this machine."""
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(WORLD),
+                       "RANK": str(rank_index), "LOCAL_RANK": str(rank_index)})
 
 
 def ddp_config() -> TrainConfig:
@@ -76,9 +83,7 @@ def projector() -> nn.Module:
 
 
 def worker(rank_index: int, out_dir: str, port: int) -> None:
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                       "WORLD_SIZE": str(WORLD), "RANK": str(rank_index),
-                       "LOCAL_RANK": str(rank_index)})
+    set_torchrun_env(rank_index, port)
     out = Path(out_dir)
     method, dataset = build_toy()
     fit(method, dataset, ddp_config(), out / "ddp_run", {"method": "toy"}, progress=False)
@@ -147,9 +152,7 @@ def gloo_worker_threads() -> int:
 def unshared_folder_worker(rank_index: int, out_dir: str, port: int) -> None:
     """A finished run, then a resume where rank 1's run folder is not rank 0's (each machine's own
     disk): rank 0 sees the finished checkpoint, rank 1 none. Each rank writes the error it got."""
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                       "WORLD_SIZE": str(WORLD), "RANK": str(rank_index),
-                       "LOCAL_RANK": str(rank_index)})
+    set_torchrun_env(rank_index, port)
     out = Path(out_dir)
     config = TrainConfig.from_dict({**ddp_config().to_dict(), "epochs": 1})
     fit(*build_toy(), config, out / "shared", {"method": "toy"}, progress=False)
@@ -163,12 +166,20 @@ def unshared_folder_worker(rank_index: int, out_dir: str, port: int) -> None:
     dist.destroy_process_group()
 
 
+def raised_error(call: Callable[[], object]) -> str:
+    """``"Type: message"`` of the error ``call`` raises (rank 0's own, or ``MainRankFailed`` on the
+    others), "" when it raises none."""
+    try:
+        call()
+    except (ValueError, RuntimeError) as raised:  # MainRankFailed is a RuntimeError
+        return f"{type(raised).__name__}: {raised}"
+    return ""
+
+
 def main_rank_first_worker(rank_index: int, out_dir: str, port: int) -> None:
     """Rank 0 leaves a file after a pause; every rank's work records whether it was there when
     the work began. Then rank 0's work fails, and each rank records the error it got."""
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                       "WORLD_SIZE": str(WORLD), "RANK": str(rank_index),
-                       "LOCAL_RANK": str(rank_index)})
+    set_torchrun_env(rank_index, port)
     out = Path(out_dir)
     init_from_env(use_cuda=False)
     left_by_rank0 = out / "index.json"
@@ -186,11 +197,7 @@ def main_rank_first_worker(rank_index: int, out_dir: str, port: int) -> None:
         if rank_index == 0:
             raise ValueError("no layout fits /data")
 
-    try:
-        main_rank_first(fail)
-        error = ""
-    except (ValueError, MainRankFailed) as raised:
-        error = f"{type(raised).__name__}: {raised}"
+    error = raised_error(lambda: main_rank_first(fail))
     (out / f"first_rank{rank_index}.json").write_text(json.dumps({"found": found, "error": error}))
     dist.destroy_process_group()
 
@@ -210,9 +217,7 @@ RANK0_PAUSE = SHORT_COLLECTIVE_TIMEOUT + 3.0
 def slow_rank0_worker(rank_index: int, out_dir: str, port: int) -> None:
     """A default group whose collectives time out after 3 s; rank 0's work (an index build, the
     monitor) takes 6 s. Each rank records what it saw; a timeout raises in the waiting rank."""
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                       "WORLD_SIZE": str(WORLD), "RANK": str(rank_index),
-                       "LOCAL_RANK": str(rank_index)})
+    set_torchrun_env(rank_index, port)
     out = Path(out_dir)
     dist.init_process_group(backend="gloo", timeout=timedelta(seconds=SHORT_COLLECTIVE_TIMEOUT))
 
@@ -234,12 +239,8 @@ def slow_rank0_worker(rank_index: int, out_dir: str, port: int) -> None:
     def failing_monitor(method: nn.Module) -> dict[str, float]:
         raise RuntimeError("features of /data/v_1.avi: out of memory")
 
-    try:
-        fit(method, dataset, config, out / "failing_run", {"method": "toy"}, monitor=failing_monitor,
-            progress=False)
-        error = ""
-    except (RuntimeError, MainRankFailed) as raised:
-        error = f"{type(raised).__name__}: {raised}"
+    error = raised_error(lambda: fit(method, dataset, config, out / "failing_run", {"method": "toy"},
+                                     monitor=failing_monitor, progress=False))
     (out / f"slow_rank{rank_index}.json").write_text(json.dumps({"built_by": built_by, "error": error}))
     dist.destroy_process_group()
 
@@ -260,9 +261,7 @@ STOP_RUN_STEPS = 8  # 4 epochs of 2 steps, a log flush every 2 steps
 def stopped_worker(rank_index: int, out_dir: str, port: int) -> None:
     """A slow run that the parent stops by sending SIGTERM to rank 1 only; each rank writes the
     step and signal its ``TrainingStopped`` names."""
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                       "WORLD_SIZE": str(WORLD), "RANK": str(rank_index),
-                       "LOCAL_RANK": str(rank_index)})
+    set_torchrun_env(rank_index, port)
     out = Path(out_dir)
     method, _ = build_toy()
     config = TrainConfig.from_dict({**ddp_config().to_dict(), "epochs": 4, "log_every": 2})

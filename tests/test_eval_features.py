@@ -168,8 +168,12 @@ class TinyFrameMethod(nn.Module):
     def __init__(self, config):
         super().__init__()
         torch.manual_seed(0)
-        self.trunk = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                   nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.trunk = self.build_trunk()
+
+    @staticmethod
+    def build_trunk() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(2), nn.Flatten())
 
     def encoder(self):
         return self.trunk
@@ -188,20 +192,16 @@ def tiny_checkpoint(tmp_path, monkeypatch):
     return path
 
 
-class TinyClipMethod(nn.Module):
+class TinyClipMethod(TinyFrameMethod):
     """A stand-in method for run_protocols: a 3D trunk with BatchNorm."""
 
     name = "eval_test_tiny3d"
     encoder_kind = "3d"
 
-    def __init__(self, config):
-        super().__init__()
-        torch.manual_seed(0)
-        self.trunk = nn.Sequential(nn.Conv3d(3, 8, 3, stride=2, padding=1), nn.BatchNorm3d(8), nn.ReLU(),
-                                   nn.AdaptiveAvgPool3d((1, 2, 2)), nn.Flatten())
-
-    def encoder(self):
-        return self.trunk
+    @staticmethod
+    def build_trunk() -> nn.Module:
+        return nn.Sequential(nn.Conv3d(3, 8, 3, stride=2, padding=1), nn.BatchNorm3d(8), nn.ReLU(),
+                             nn.AdaptiveAvgPool3d((1, 2, 2)), nn.Flatten())
 
 
 @pytest.fixture(params=["2d", "3d"])
