@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from seco_lab.video import index as index_module
-from seco_lab.video.index import CACHE_FILE_NAME, DataProblemWarning, VideoIndex, load_dataset
+from seco_lab.video.index import CACHE_FILE_NAME, MIN_USABLE_FRAMES, DataProblemWarning, VideoIndex, load_dataset
 from seco_lab.video.io import VideoInfo
 from seco_lab.video.layouts import discover
 from tests._video_fixtures import make_video
@@ -129,6 +129,15 @@ def test_summary_and_load_dataset(folders_root):
     assert "frames per video: min 9, median 9.5, max 10" in text
     assert "32x32 (4)" in text
     assert "a0.mp4: too short: 8 decodable frame(s), need at least 9" in text
+
+
+def test_load_dataset_keeps_by_default_the_videos_training_and_evaluation_can_use(folders_root):
+    """Two decodable frames (MIN_USABLE_FRAMES), as pretraining, evaluation and the notebooks ask."""
+    make_video(folders_root / "a" / "still.mp4", num_frames=1, seed=9)
+    with pytest.warns(DataProblemWarning, match="1 file"):
+        spec, index = load_dataset(folders_root, progress=False)
+    assert MIN_USABLE_FRAMES == 2 and len(spec.records) == 6
+    assert "still.mp4" not in {Path(record.path).name for record in spec.records}
 
 
 def test_cache_file_gets_the_usual_permissions_of_new_files(folders_root):

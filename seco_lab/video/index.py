@@ -388,7 +388,7 @@ def _unevaluated_classes(classes: list[str], counts: Counter[tuple[str, str]]) -
     return lines
 
 
-def load_dataset(root: str | Path, layout: str = "auto", split: int = 1, min_frames: int = 1,
+def load_dataset(root: str | Path, layout: str = "auto", split: int = 1, min_frames: int = MIN_USABLE_FRAMES,
                  cache_dir: str | Path | None = None, progress: bool = True,
                  max_videos_per_class: int | None = None) -> tuple[DatasetSpec, VideoIndex]:
     """Discover, index, and keep only usable records.
@@ -399,7 +399,8 @@ def load_dataset(root: str | Path, layout: str = "auto", split: int = 1, min_fra
 
     Returns:
         ``(spec, index)`` where ``spec.records`` holds only videos with at least
-        ``min_frames`` decodable frames and ``index.problems`` lists everything left out.
+        ``min_frames`` decodable frames (by default the two that pretraining, evaluation and the
+        notebooks need) and ``index.problems`` lists everything left out.
     """
     spec = discover(root, layout=layout, split=split).limited(max_videos_per_class)
     index = VideoIndex.build(spec, cache_dir=cache_dir, progress=progress, min_frames=min_frames)
