@@ -286,9 +286,11 @@ def test_run_protocol_end_to_end_appends_results(pair_dataset, tiny_checkpoint, 
     from seco_lab.evaluation.runner import read_results, run_protocol
 
     root, _, _ = pair_dataset
+    callers_rng = torch.get_rng_state()
     metrics = run_protocol(protocol, tiny_checkpoint, root, profile="smoke", pooling="concat", device="cpu",
                            bn_stats="train", linear_epochs=5, finetune_segments=2, weights="random", knn_k=4,
                            progress=False)
+    assert torch.equal(torch.get_rng_state(), callers_rng), "the protocols seed generators of their own"
     assert metrics["protocol"] == protocol and metrics["num_train"] == 8 and metrics["num_test"] == 6
     assert metrics["weights"] == "random" and metrics["method"] == TinyFrameMethod.name
     pooling = "segment-mean" if protocol == "finetune" else "concat"  # fine-tuning averages its segments

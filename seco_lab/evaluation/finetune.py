@@ -278,18 +278,21 @@ def finetune_protocol(encoder: LoadedEncoder, train_records: Sequence[Any], test
 
     The test averages each video's ``test_clips x test_crops`` views by ``test_average``
     (``"logits"`` or ``"softmax"``). Returns {"top1", "predictions" (M,), "train_losses" (per epoch)}.
+    The classifier's initial weights and dropout draw from torch's generators seeded with ``seed``;
+    the caller's generators are restored afterwards.
     """
     device = resolve_device(device)
-    torch.manual_seed(seed)
-    model = VideoClassifier(encoder.module, encoder.kind, encoder.feature_dim, num_classes, dropout)
-    train_data = FinetuneTrainVideos(train_records, train_num_frames, encoder.kind, encoder.input_spec,
-                                     segments=segments, hflip=hflip, seed=seed)
-    losses = train_classifier(model, train_data, epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size,
-                              weight_decay=weight_decay, partial_bn=partial_bn, device=device, seed=seed,
-                              num_workers=num_workers, progress=progress)
-    test_data = FinetuneTestVideos(test_records, test_num_frames, encoder.kind, encoder.input_spec,
-                                   segments=segments, num_clips=test_clips, num_crops=test_crops)
-    logits, labels = predict_views(model, test_data, batch_size=max(1, batch_size // max(1, test_clips)),
-                                   device=device, average=test_average, num_workers=num_workers, progress=progress)
-    predictions = logits.argmax(axis=1)
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = VideoClassifier(encoder.module, encoder.kind, encoder.feature_dim, num_classes, dropout)
+        train_data = FinetuneTrainVideos(train_records, train_num_frames, encoder.kind, encoder.input_spec,
+                                         segments=segments, hflip=hflip, seed=seed)
+        losses = train_classifier(model, train_data, epochs=epochs, lr=lr, optimizer=optimizer, batch_size=batch_size,
+                                  weight_decay=weight_decay, partial_bn=partial_bn, device=device, seed=seed,
+                                  num_workers=num_workers, progress=progress)
+        test_data = FinetuneTestVideos(test_records, test_num_frames, encoder.kind, encoder.input_spec,
+                                       segments=segments, num_clips=test_clips, num_crops=test_crops)
+        logits, labels = predict_views(model, test_data, batch_size=max(1, batch_size // max(1, test_clips)),
+                                       device=device, average=test_average, num_workers=num_workers, progress=progress)
+        predictions = logits.argmax(axis=1)
     return {"top1": top1_accuracy(predictions, labels), "predictions": predictions, "train_losses": losses}

@@ -300,8 +300,17 @@ def run_protocols(protocols: Sequence[str], checkpoint: str | Path, data_root: s
     extracted apart from its cropped views). ``finetune`` and
     ``tracking`` do not pool frozen features and give one result each, as do the protocols of a
     3D encoder. Arguments as :func:`run_protocol`; ``wall_time_s`` counts from the start of the
-    call to each result.
+    call to each result. The protocols draw from generators seeded by ``seed``: the caller's
+    torch generators are left as they were.
     """
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        return _run_protocols(protocols, checkpoint, data_root, profile, poolings, device, **options)
+
+
+def _run_protocols(protocols: Sequence[str], checkpoint: str | Path, data_root: str | Path,
+                   profile: str | dict[str, Any] | None, poolings: Sequence[str], device: str,
+                   **options: Any) -> list[dict[str, Any]]:
     protocols, poolings = list(dict.fromkeys(protocols)), list(dict.fromkeys(poolings))
     unknown_protocols = [name for name in protocols if name not in PROTOCOLS]
     if unknown_protocols or not protocols:
