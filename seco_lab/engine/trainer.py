@@ -86,8 +86,9 @@ def fit(
     every epoch start. ``full_config`` (JSON-able) is written to ``run_dir/config.json`` and
     into every checkpoint. With ``resume=True`` an existing ``run_dir/checkpoint.pt`` is
     continued exactly (on CUDA: with ``cfg.deterministic``), and a finished run loads its weights
-    into ``method`` and returns; ``resume=False`` starts afresh and overwrites it. ``monitor(method) -> dict`` runs on
-    rank 0 every ``cfg.knn_every`` epochs, without disturbing the training RNG.
+    into ``method`` and returns; ``resume=False`` starts afresh and overwrites it.
+    ``monitor(method) -> dict`` runs on rank 0 every ``cfg.knn_every`` epochs, without disturbing
+    the training RNG, while the other ranks wait for it.
     A SIGTERM or SIGUSR1 received while training saves a checkpoint after the step in progress
     (under torchrun: at the next log flush, every ``cfg.log_every`` steps, so that every process
     stops after the same step) and raises ``TrainingStopped``; ``fit`` again continues from it.
