@@ -2,6 +2,7 @@
 from another folder, outside any checkout."""
 
 import ast
+import importlib
 import importlib.metadata
 import os
 import re
@@ -159,3 +160,11 @@ def test_the_wheel_carries_the_license_that_its_metadata_names(installed):
     assert "\nLicense-Expression: MIT\n" in metadata.read_text()
     (license_file,) = installed["site"].glob("seco_lab-*.dist-info/licenses/LICENSE")
     assert license_file.read_text().startswith("MIT License\n")
+
+
+@pytest.mark.parametrize("package", ["seco_lab.engine", "seco_lab.evaluation", "seco_lab.losses", "seco_lab.methods",
+                                     "seco_lab.video"])
+def test_every_subpackage_exports_the_names_it_lists(package):
+    module = importlib.import_module(package)
+    assert module.__all__ and module.__doc__
+    assert all(hasattr(module, name) for name in module.__all__)
