@@ -11,8 +11,9 @@ The store lives next to the data (``<root>/.seco_lab_frames_<size>_<set>.bin`` a
 user cache folder when the dataset folder is read-only; it is rebuilt when a video's size or
 modification time changes. Before writing, the free space of that disk is checked against the
 frames' size: :class:`FrameStoreSpaceError` says how much is missing, and training then decodes
-from the files instead; when there is room, a warning names the file, its size and how to do
-without it. A build stopped by any exception (Ctrl-C too) deletes its partial file. Each set of
+from the files instead; when there is room, a line on stderr (with the progress bars) names
+the file, its size and how to do without it. A build stopped by any exception (Ctrl-C too)
+deletes its partial file. Each set of
 videos keeps its own store (another split, another size), unless a store of the same frame size
 already holds every one of its videos unchanged (a subset of a stored set): that one is read.
 :func:`cached_stores` lists the stores of a dataset and :func:`remove_stores` deletes them
