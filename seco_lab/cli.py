@@ -150,26 +150,22 @@ def _folder_path(text: str) -> str:
     return text
 
 
-def _positive_int(text: str) -> int:
-    """argparse type of a count: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
-    return value
+def _whole_number_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type of a whole number >= ``minimum`` (a count: 1, a number of processes: 0)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= {minimum}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    """argparse type of a number of processes: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
-    return value
+_positive_int = _whole_number_at_least(1)
+_non_negative_int = _whole_number_at_least(0)
 
 
 def _names_from(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
