@@ -2,7 +2,9 @@
 
 Generates its own videos in a temporary folder (a ``folders`` layout), then prints a table:
 
-- index build time per 1,000 videos (first build, and a rebuild served from the cache);
+- index build time per 1,000 videos (first build, and a rebuild served from the cache), and the
+  first build and the frame store's build in one process and in one per usable core (median of
+  ``--rounds``);
 - random-clip decoding with ``read_frames`` relative to a plain sequential PyAV decode of the
   same frames (decode from the first frame, convert the wanted ones); >= 0.8 is the goal;
   the same for SeCo's frame triplets (one frame in each half: read_frames seeks to the far ones),
@@ -11,13 +13,14 @@ Generates its own videos in a temporary folder (a ``folders`` layout), then prin
 - DataLoader clips/s with 0, 1 and 2 workers (VideoDataset reading one clip per item);
 - peak resident memory of this process and of its (worker) children.
 
-Usage: ``python benchmarks/bench_data.py [--videos 200] [--frames 40] [--size 64]``
+Usage: ``python benchmarks/bench_data.py [--videos 200] [--frames 40] [--size 64] [--rounds 3]``
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,7 +33,9 @@ from av.video.reformatter import VideoReformatter
 from torch.utils.data import DataLoader
 
 from seco_lab.samplers import evenly_spaced_frames, seco_frame_triplet
+from seco_lab.engine.workers import usable_cores
 from seco_lab.video.dataset import VideoDataset, VideoSource
+from seco_lab.video.frame_store import FrameStore
 from seco_lab.video.index import VideoIndex
 from seco_lab.video.io import THREADED_DECODE_MIN_PIXELS, read_frames, write_video
 from seco_lab.video.layouts import discover
@@ -133,6 +138,39 @@ def decode_rows(label: str, rates: dict[str, float]) -> list[tuple[str, str]]:
     ]
 
 
+def build_seconds(build: Callable[[Path], object], folder: Path, rounds: int) -> float:
+    """Median wall time of ``build(empty_folder)`` over ``rounds`` fresh folders under ``folder``."""
+    seconds = []
+    for round_number in range(rounds):
+        target = folder / f"round{round_number}"
+        target.mkdir(parents=True)
+        start = time.perf_counter()
+        build(target)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def parallel_build_rows(spec, index: VideoIndex, size: int, folder: Path, rounds: int) -> list[tuple[str, str]]:
+    """Index and frame-store builds per 1,000 videos, in one process and in one per usable core."""
+    cores = usable_cores()
+    paths = [record.path for record in spec.records]
+    counts = [index[path].num_frames for path in paths]
+    builds = {
+        "index build (first)": lambda processes: lambda target: VideoIndex.build(
+            spec, cache_dir=target, progress=False, processes=processes),
+        "frame store build": lambda processes: lambda target: FrameStore.build(
+            paths, counts, size, target, progress=False, processes=processes),
+    }
+    rows = []
+    for name, build in builds.items():
+        one = build_seconds(build(1), folder / name / "one", rounds)
+        many = build_seconds(build(cores), folder / name / "many", rounds)
+        rows.append((f"{name} per 1,000 videos, 1 process", f"{one * 1000 / len(paths):.2f} s"))
+        rows.append((f"{name} per 1,000 videos, {cores} processes", f"{many * 1000 / len(paths):.2f} s"))
+        rows.append((f"  speed-up with {cores} processes", f"{one / many:.2f}x"))
+    return rows
+
+
 class OneClip:
     """ViewMaker for the DataLoader benchmark: one strided clip."""
 
@@ -157,6 +195,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--long-videos", type=int, default=20, help="videos of 10x the frames, for seeking")
+    parser.add_argument("--rounds", type=int, default=3, help="builds timed per process count (median)")
     args = parser.parse_args()
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="seco_lab_bench_") as temporary:
@@ -174,6 +213,7 @@ def main() -> None:
         cached = time.perf_counter() - start
         rows.append(("index build per 1,000 videos (first build)", f"{build * 1000 / args.videos:.2f} s"))
         rows.append(("index build per 1,000 videos (from cache)", f"{cached * 1000 / args.videos:.3f} s"))
+        rows.extend(parallel_build_rows(spec, index, args.size, Path(temporary) / "builds", args.rounds))
 
         paths = [record.path for record in spec.records]
         rows.extend(decode_rows(f"random clips of {args.frames}-frame videos", decode_rates(paths, args.frames)))

@@ -35,6 +35,7 @@ def probe_counter(monkeypatch):
         return original(path)
 
     monkeypatch.setattr(index_module, "probe_video_with_note", counting)
+    monkeypatch.setattr(index_module, "default_processes", lambda num_calls: 1)  # counted in this process
     return calls
 
 
@@ -49,6 +50,29 @@ def test_index_records_frame_counts_and_caches_next_to_data(folders_root, probe_
     probe_counter.clear()
     again = VideoIndex.build(spec, progress=False)
     assert probe_counter == [] and again.infos == index.infos
+
+
+def test_videos_probed_in_several_processes_give_the_same_index(folders_root, tmp_path, monkeypatch):
+    """Probing decodes every frame of every video (minutes for UCF101): it runs in other processes,
+    and the index, its problems and its cache are those of probing here."""
+    (folders_root / "a" / "broken.mp4").write_bytes(b"not a video")
+    (folders_root / "b" / "empty.mp4").touch()
+    here = VideoIndex.build(discover(folders_root), cache_dir=tmp_path / "here", progress=False, processes=1,
+                            warn=False)
+    caller = os.getpid()
+    probe = index_module.probe_video_with_note
+
+    def probe_elsewhere(path):
+        assert os.getpid() != caller, "probed in the calling process"
+        return probe(path)
+
+    monkeypatch.setattr(index_module, "probe_video_with_note", probe_elsewhere)
+    with pytest.warns(DataProblemWarning):
+        elsewhere = VideoIndex.build(discover(folders_root), cache_dir=tmp_path / "elsewhere", progress=False,
+                                     processes=3)
+    assert elsewhere.infos == here.infos and len(elsewhere.infos) == 6
+    assert elsewhere.problems == here.problems and len(elsewhere.problems) == 2
+    assert json.loads(elsewhere.cache_file.read_text()) == json.loads(here.cache_file.read_text())
 
 
 def test_changed_file_is_probed_again_alone(folders_root, probe_counter):
@@ -198,6 +222,7 @@ def _fake_probing(monkeypatch, interrupt_after: int | None = None) -> list[str]:
         return VideoInfo(num_frames=10, fps=25.0, width=32, height=24), None
 
     monkeypatch.setattr(index_module, "probe_video_with_note", probe)
+    monkeypatch.setattr(index_module, "default_processes", lambda num_calls: 1)  # counted in this process
     return probed
 
 

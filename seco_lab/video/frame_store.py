@@ -28,6 +28,7 @@ epoch.
 from __future__ import annotations
 
 import errno
+import functools
 import glob
 import hashlib
 import json
@@ -46,6 +47,7 @@ import torch
 
 from seco_lab.transforms.functional import estimate_translations
 from seco_lab.video.io import VideoDecodeError, read_frames, resized_shape
+from seco_lab.video.parallel import default_processes, results_in_order
 
 # Raised whenever decoding returns other frames or the file format changes, so an older store
 # is rebuilt, never read: 2 = byte offsets, 3 = frames turned upright by a display rotation,
@@ -132,7 +134,8 @@ class FrameStore:
 
     @classmethod
     def build(cls, paths: Sequence[Path], num_frames: Sequence[int], size: int, folder: Path,
-              progress: bool = True, frame_sizes: Sequence[tuple[int, int]] | None = None) -> FrameStore:
+              progress: bool = True, frame_sizes: Sequence[tuple[int, int]] | None = None,
+              processes: int | None = None) -> FrameStore:
         """Decode ``paths`` (with their frame counts) into ``folder``, or read them from a store of
         frame size ``size`` there that holds every one of them unchanged. With ``progress``, a line
         on stderr names a new store's file and size, and how to do without it, before writing.
@@ -141,7 +144,8 @@ class FrameStore:
         before decoding; without them only a full disk during writing stops the build. Either
         way :class:`FrameStoreSpaceError` is raised and no partial file is left. A video that fails
         to decode is left out (it is then read from its file, where the dataset's bad-file
-        handling applies).
+        handling applies). ``processes`` decode the videos (default: one per usable core on
+        Linux); the store is the same for any number.
         """
         from tqdm.auto import tqdm
 
@@ -168,17 +172,18 @@ class FrameStore:
         offset = 0
         try:
             with open(temporary, "wb") as handle:
-                for key, (fingerprint, count) in tqdm(wanted.items(), desc="caching decoded frames", unit="video",
-                                                      disable=not progress):
-                    try:
-                        frames = read_frames(key, list(range(count)), size)  # (T, C, H, W)
-                    except VideoDecodeError:
+                calls = [functools.partial(_decoded_video, key, count, size) for key, (_, count) in wanted.items()]
+                if processes is None:
+                    processes = default_processes(len(calls))
+                decoded = results_in_order(calls, processes, progress, "caching decoded frames", unit="video")
+                for (key, (fingerprint, count)), video in zip(wanted.items(), decoded):
+                    if video is None:
                         continue
-                    handle.write(frames.permute(0, 2, 3, 1).contiguous().numpy().tobytes())  # (T, H, W, C)
-                    entries[key] = _Entry(offset, count, int(frames.shape[2]), int(frames.shape[3]))
-                    steps[key] = _consecutive_steps(frames)
+                    frames, steps[key] = video
+                    handle.write(frames.data)
+                    entries[key] = _Entry(offset, count, frames.shape[1], frames.shape[2])
                     fingerprints[key] = fingerprint
-                    offset += frames.numel()
+                    offset += frames.size
         except BaseException as error:  # a full disk, a failing read, Ctrl-C: no partial file is left
             temporary.unlink(missing_ok=True)
             if isinstance(error, OSError) and error.errno == errno.ENOSPC:
@@ -238,6 +243,16 @@ class FrameStore:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):  # unreadable or damaged: rebuilt
             return None
         return (entries, fingerprints, steps) if steps.keys() == entries.keys() else None
+
+
+def _decoded_video(path: str, count: int, size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The ``(T, H, W, C)`` frames of a video at frame size ``size`` and its camera steps; None when
+    it does not decode."""
+    try:
+        frames = read_frames(path, list(range(count)), size)  # (T, C, H, W)
+    except VideoDecodeError:
+        return None
+    return frames.permute(0, 2, 3, 1).contiguous().numpy(), _consecutive_steps(frames)  # (T, H, W, C)
 
 
 def _consecutive_steps(frames: torch.Tensor) -> np.ndarray:

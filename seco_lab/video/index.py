@@ -1,6 +1,7 @@
 """A cached index of every video of a dataset: decodable frame count, fps and frame size.
 
-Building the index decodes each video once with PyAV (:func:`~seco_lab.video.io.probe_video`).
+Building the index decodes each video once with PyAV (:func:`~seco_lab.video.io.probe_video`),
+in one process per usable core on Linux.
 The result is cached as JSON, in ``<root>/.seco_lab_index.json`` when the dataset folder is
 writable, else in ``~/.cache/seco_lab/`` (``$XDG_CACHE_HOME`` respected); when neither can be
 written, a one-line notice says so and every build probes the videos again. Each entry is keyed
@@ -15,6 +16,7 @@ issued per build, and the full list is written next to the cache as a text file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -27,10 +29,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from seco_lab.video.io import VideoDecodeError, VideoInfo, probe_video_with_note
 from seco_lab.video.layouts import SPLITS, DatasetSpec, Problem, VideoRecord, discover
+from seco_lab.video.parallel import default_processes, results_in_order
 
 __all__ = ["CACHE_FILE_NAME", "MIN_USABLE_FRAMES", "DataProblemWarning", "Problem", "VideoIndex", "default_cache_dir", "load_dataset"]
 
@@ -200,7 +201,7 @@ class VideoIndex:
 
     @classmethod
     def build(cls, spec: DatasetSpec, cache_dir: str | Path | None = None, progress: bool = True,
-              min_frames: int = 1, warn: bool = True) -> VideoIndex:
+              min_frames: int = 1, warn: bool = True, processes: int | None = None) -> VideoIndex:
         """Index every record of ``spec``, reusing cached entries whose size and mtime still match.
 
         Args:
@@ -210,6 +211,7 @@ class VideoIndex:
             progress: show a tqdm progress bar while probing.
             min_frames: files with fewer decodable frames are skipped as too short.
             warn: issue one :class:`DataProblemWarning` summarising the problems.
+            processes: how many processes probe the videos (default: one per usable core on Linux).
         """
         if min_frames < 1:
             raise ValueError(f"min_frames must be >= 1, got {min_frames}")
@@ -230,8 +232,11 @@ class VideoIndex:
         unsaved = 0  # entries probed since the last save
         saved_size = len(entries)  # entries in the cache file (as loaded, or last saved)
         save_error = None
-        for path in tqdm(to_probe, desc=f"indexing {root.name}", unit="video", disable=not progress or not to_probe):
-            entries[_key(root, path)] = _probe_entry(path)
+        calls = [functools.partial(_probe_entry, path) for path in to_probe]
+        probed = results_in_order(calls, default_processes(len(calls)) if processes is None else processes,
+                                  progress and bool(to_probe), f"indexing {root.name}", unit="video")
+        for path, entry in zip(to_probe, probed):
+            entries[_key(root, path)] = entry
             unsaved += 1
             if unsaved >= max(SAVE_EVERY, SAVE_FRACTION * saved_size):
                 save_error = _save_cache(cache_file, root, entries)

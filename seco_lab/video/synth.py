@@ -60,23 +60,22 @@ the encoded files are the same bytes in every generation (see ``write_video``).
 from __future__ import annotations
 
 import colorsys
+import functools
 import json
 import math
 import os
 import re
 import secrets
 import shutil
-import sys
 import zlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 from seco_lab.video.io import write_video
+from seco_lab.video.parallel import results_in_order
 
 __all__ = [
     "GENERATOR_VERSION", "MANIFEST_NAME", "SHAPES", "CLASS_DESCRIPTIONS", "SYNTH_PRESETS",
@@ -822,26 +821,6 @@ def _complete(root: Path, manifest: dict) -> bool:
     return videos == counts.get("videos") and sequences == counts.get("tracking_sequences")
 
 
-def _pool_context():
-    """Fork where it is the platform default (Linux): workers need no re-import of torch."""
-    return get_context("fork" if sys.platform.startswith("linux") else "spawn")
-
-
-def _run_jobs(jobs: list[tuple[Callable, tuple]], workers: int, progress: bool, description: str) -> list[int]:
-    """Run ``fn(*args)`` for every job, in ``workers`` processes; results in job order."""
-    from tqdm.auto import tqdm
-
-    if workers <= 1:
-        results = []
-        for fn, args in tqdm(jobs, desc=description, unit="job", disable=not progress):
-            results.append(fn(*args))
-        return results
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        # Submit (and so start the workers) before the progress bar starts its monitor thread.
-        futures = [pool.submit(fn, *args) for fn, args in jobs]
-        return [future.result() for future in tqdm(futures, desc=description, unit="job", disable=not progress)]
-
-
 def generate_dataset(
     out: Path,
     preset: str | SynthConfig = "standard",
@@ -878,11 +857,11 @@ def generate_dataset(
     partial = out.parent / f".{out.name}.partial-{secrets.token_hex(8)}"
     partial.mkdir()  # the umask's permissions, as every other folder (mkdtemp's are the owner's only)
     try:
-        jobs: list[tuple[Callable, tuple]] = [
-            (_render_group, (config, seed, group, str(partial))) for group in range(1, config.num_groups + 1)
-        ]
-        jobs += [(_render_tracking, (config, seed, index, str(partial))) for index in range(config.tracking_sequences)]
-        frames = _run_jobs(jobs, workers, progress, f"synth {preset_name}")
+        jobs = [functools.partial(_render_group, config, seed, group, str(partial))
+                for group in range(1, config.num_groups + 1)]
+        jobs += [functools.partial(_render_tracking, config, seed, index, str(partial))
+                 for index in range(config.tracking_sequences)]
+        frames = list(results_in_order(jobs, workers, progress, f"synth {preset_name}", unit="job"))
         num_train, num_test = _write_split_lists(partial, config)
         manifest = {
             "generator": "seco_lab.video.synth",
