@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import warnings
 from types import SimpleNamespace
 
@@ -17,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from _processes import all_ended
 from _toy_method import INPUT_DIM, ToyMoCo, ToyPairDataset
 from seco_lab.engine import (
     CheckpointError, DeviceError, TrainConfig, TrainConfigError, autocast_dtype, fit, load_checkpoint, load_history, lr_at,
@@ -485,14 +485,6 @@ ORPHAN_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux only")
 @pytest.mark.parametrize("nice", [0, 19])
 def test_a_training_worker_ends_when_its_main_process_is_killed_outright(tmp_path, nice):
@@ -501,10 +493,7 @@ def test_a_training_worker_ends_when_its_main_process_is_killed_outright(tmp_pat
     completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert completed.returncode == -9, completed.stderr
     worker = int(completed.stdout.split()[0])
-    deadline = time.monotonic() + 20  # without it the worker sleeps on for two minutes
-    while _alive(worker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(worker)
+    assert all_ended([worker], within_s=20)  # without it the worker sleeps on for two minutes
     assert "Traceback" not in completed.stderr
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from _processes import all_ended
 from seco_lab.video import io
 from seco_lab.video.parallel import results_in_order
 
@@ -94,14 +95,6 @@ KILLED_CALLER = textwrap.dedent("""
 """)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux only")
 def test_the_processes_end_when_the_calling_process_is_killed_outright(tmp_path):
     """A notebook kernel or training run killed while indexing or caching frames (SIGKILL, the
@@ -112,10 +105,7 @@ def test_the_processes_end_when_the_calling_process_is_killed_outright(tmp_path)
     assert completed.returncode == -9, completed.stderr
     processes = [int(pid) for pid in completed.stdout.split()]
     assert len(processes) == 2, completed.stdout
-    deadline = time.monotonic() + 20  # without it they sleep on for two minutes
-    while any(_alive(pid) for pid in processes) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(pid) for pid in processes)
+    assert all_ended(processes, within_s=20)  # without it they sleep on for two minutes
     assert "Traceback" not in completed.stderr
 
 
