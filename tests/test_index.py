@@ -75,6 +75,15 @@ def test_videos_probed_in_several_processes_give_the_same_index(folders_root, tm
     assert json.loads(elsewhere.cache_file.read_text()) == json.loads(here.cache_file.read_text())
 
 
+@pytest.mark.parametrize("processes", [1, 2])
+def test_the_indexing_bar_ends_full(folders_root, tmp_path, capsys, processes):
+    (folders_root / "a" / "broken.mp4").write_bytes(b"not a video")
+    with pytest.warns(DataProblemWarning):
+        VideoIndex.build(discover(folders_root), cache_dir=tmp_path, progress=True, processes=processes)
+    bar = capsys.readouterr().err
+    assert "7/7" in bar, bar  # the bar closed after the last video (it stopped at 6/7)
+
+
 def test_changed_file_is_probed_again_alone(folders_root, probe_counter):
     spec = discover(folders_root)
     VideoIndex.build(spec, progress=False)

@@ -117,3 +117,74 @@ def test_work_spreads_over_the_usable_cores_only_where_processes_are_forked(monk
     assert [parallel.default_processes(calls) for calls in (0, 1, 4, 100)] == [1, 1, 4, 6]
     monkeypatch.setattr(parallel.sys, "platform", "darwin")
     assert parallel.default_processes(100) == 1
+
+
+def _mark_then_sleep(folder: str, number: int, seconds: float) -> int:
+    Path(folder, str(number)).touch()
+    time.sleep(seconds)
+    return number
+
+
+def test_no_call_runs_on_once_the_results_stop_early(tmp_path):
+    """A caller that stops reading (or gets an error, or Ctrl-C) leaves no call running or queued:
+    the generator dataset's clean-up ran while processes still wrote into its folder, and a
+    frame-store build that gave up kept decoding in the background."""
+    calls = [functools.partial(_mark_then_sleep, str(tmp_path), number, 0.5) for number in range(40)]
+    results = results_in_order(calls, 2)
+    assert next(results) == 0
+    results.close()
+    started = set(os.listdir(tmp_path))
+    time.sleep(1.5)  # three calls' time: queued calls would have started by now
+    assert set(os.listdir(tmp_path)) == started and len(started) < 40
+
+
+KILLED_PROCESS = textwrap.dedent("""
+    import functools, os, signal, time
+    from concurrent.futures.process import BrokenProcessPool
+    from seco_lab.video.parallel import results_in_order
+
+    def frames_or_death(number):
+        if number == 3:
+            os.kill(os.getpid(), signal.SIGKILL)  # the out-of-memory killer
+        time.sleep(0.5)  # the other process is inside a call when this one dies
+        return bytes(1 << 20)  # more than a pipe holds: a process writing it blocks until it is read
+
+    if __name__ == "__main__":
+        try:
+            list(results_in_order([functools.partial(frames_or_death, n) for n in range(12)], 2))
+        except BrokenProcessPool as error:
+            print("raised:", type(error).__name__, flush=True)
+""")
+
+
+def test_a_pool_process_killed_outright_raises_and_the_caller_can_exit(tmp_path):
+    """The surviving process blocked writing a result no one read, and ignored the SIGTERM the
+    executor sends: the caller never exited."""
+    script = tmp_path / "killed_process.py"
+    script.write_text(KILLED_PROCESS)
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "raised: BrokenProcessPool"
+
+
+def _start_then_report(caller: int, folder: str) -> None:
+    from seco_lab.video import parallel
+
+    parallel._start_process(caller)
+    Path(folder, "went on").touch()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux only")
+def test_a_process_whose_caller_ended_before_it_started_ends_at_once(tmp_path):
+    """Killed between the fork and the request to end with it, the caller would leave the process
+    waiting for calls for ever."""
+    from seco_lab.video.parallel import pool_context
+
+    context = pool_context()
+    for caller, goes_on in ((os.getpid(), True), (os.getpid() + 1, False)):
+        folder = tmp_path / str(caller)
+        folder.mkdir()
+        process = context.Process(target=_start_then_report, args=(caller, str(folder)))
+        process.start()
+        process.join(60)
+        assert process.exitcode == 0 and (folder / "went on").exists() == goes_on

@@ -3,6 +3,7 @@
 import gc
 from dataclasses import replace
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -457,3 +458,13 @@ def test_read_frames_errors_name_the_file(tmp_path):
         read_frames(path, [-1])
     with pytest.raises(VideoDecodeError, match="does not exist"):
         read_frames(tmp_path / "missing.mp4", [0])
+
+
+def test_a_decode_error_survives_the_trip_from_another_process():
+    """Errors of calls run in other processes come back pickled: a VideoDecodeError that cannot be
+    rebuilt from its pickle turns into a BrokenProcessPool that names nothing."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(VideoDecodeError(Path("clips/a.avi"), "no decodable video frame")))
+    assert isinstance(error, VideoDecodeError) and str(error) == "clips/a.avi: no decodable video frame"
+    assert error.path == Path("clips/a.avi") and error.reason == "no decodable video frame"

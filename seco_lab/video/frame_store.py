@@ -176,7 +176,7 @@ class FrameStore:
                 if processes is None:
                     processes = default_processes(len(calls))
                 decoded = results_in_order(calls, processes, progress, "caching decoded frames", unit="video")
-                for (key, (fingerprint, count)), video in zip(wanted.items(), decoded):
+                for (key, (fingerprint, count)), video in zip(wanted.items(), decoded, strict=True):
                     if video is None:
                         continue
                     frames, steps[key] = video

@@ -235,7 +235,7 @@ class VideoIndex:
         calls = [functools.partial(_probe_entry, path) for path in to_probe]
         probed = results_in_order(calls, default_processes(len(calls)) if processes is None else processes,
                                   progress and bool(to_probe), f"indexing {root.name}", unit="video")
-        for path, entry in zip(to_probe, probed):
+        for path, entry in zip(to_probe, probed, strict=True):  # strict: the generator ends, its bar closes
             entries[_key(root, path)] = entry
             unsaved += 1
             if unsaved >= max(SAVE_EVERY, SAVE_FRACTION * saved_size):

@@ -82,6 +82,9 @@ class VideoDecodeError(RuntimeError):
         self.path = Path(path)
         self.reason = reason
 
+    def __reduce__(self) -> tuple:  # rebuilt from its own arguments when it comes from another process
+        return type(self), (self.path, self.reason)
+
 
 @dataclass(frozen=True)
 class VideoInfo:

@@ -3,13 +3,14 @@ several processes, with results in the order of the videos.
 
 The processes are forked where that is the platform's default (Linux), so they start without
 importing torch again. Each is one core's worth of work: torch and FFmpeg run on one thread
-there. They end with the calling process, however it ends (on Linux), and leave Ctrl-C and
-the stop signals to it: it cancels what has not started and raises. At most a few calls per process run ahead of the oldest unfinished one,
-so results waiting for their turn never pile up in memory.
+there. They end with the calling process, however it ends (on Linux), and leave Ctrl-C to it.
+At most a few calls per process run ahead of the oldest unfinished one, so results waiting for
+their turn never pile up in memory.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections import deque
@@ -29,18 +30,28 @@ def pool_context():
     return get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 
-def _start_process() -> None:
+def _start_process(caller: int) -> None:
     import torch
 
-    from seco_lab.engine.preemption import ignore_stop_signals
     from seco_lab.engine.workers import end_with_parent
     from seco_lab.video.io import decode_on_one_thread
 
     if end_with_parent():  # killed with the calling process (even by SIGKILL), which handles Ctrl-C
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    ignore_stop_signals()
+        if os.getppid() != caller:  # the caller ended before the request was made: nothing would end this one
+            os._exit(0)
     torch.set_num_threads(1)
     decode_on_one_thread()
+
+
+def _kill_processes(pool: ProcessPoolExecutor) -> None:
+    """End the pool's processes at once, in the middle of their calls."""
+    kill_workers = getattr(pool, "kill_workers", None)  # Python 3.14
+    if kill_workers is not None:
+        kill_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
 
 
 def default_processes(num_calls: int) -> int:
@@ -60,8 +71,10 @@ def results_in_order(calls: Sequence[Callable[[], Result]], processes: int, prog
     processes (1: here, one after the other). Each call must pickle (a ``functools.partial`` of a
     module-level function). With ``progress``, a tqdm bar counts the finished calls.
 
-    An exception raised by a call is raised here when its turn comes, after the calls not yet
-    started are cancelled; so is one raised in the caller (Ctrl-C) while waiting.
+    An exception raised by a call is raised here when its turn comes; so is one raised in the
+    caller (Ctrl-C) while waiting. Whenever the results stop before the last (that, or the caller
+    stops reading), the calls not yet started are cancelled and the processes killed, so no call
+    runs on after this generator ends.
     """
     from tqdm.auto import tqdm
 
@@ -71,11 +84,12 @@ def results_in_order(calls: Sequence[Callable[[], Result]], processes: int, prog
         for call in tqdm(calls, desc=description, unit=unit, disable=not progress):
             yield call()
         return
-    pool = ProcessPoolExecutor(max_workers=processes, mp_context=pool_context(), initializer=_start_process)
+    pool = ProcessPoolExecutor(max_workers=processes, mp_context=pool_context(), initializer=_start_process,
+                               initargs=(os.getpid(),))
     pending: deque[Future] = deque()
     upcoming = iter(calls)
     try:
-        for call in upcoming:  # started before the progress bar's monitor thread: fork copies no thread
+        for call in upcoming:
             pending.append(pool.submit(call))
             if len(pending) == processes * (1 + CALLS_AHEAD_PER_PROCESS):
                 break
@@ -88,4 +102,8 @@ def results_in_order(calls: Sequence[Callable[[], Result]], processes: int, prog
                 bar.update()
                 yield result
     finally:
-        pool.shutdown(wait=not pending, cancel_futures=True)
+        if pending:  # stopped early (an error, Ctrl-C, the caller stopped reading): no call runs on
+            for future in pending:
+                future.cancel()
+            _kill_processes(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
