@@ -16,6 +16,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import TypeVar
 
@@ -95,7 +96,13 @@ def results_in_order(calls: Sequence[Callable[[], Result]], processes: int, prog
                 break
         with tqdm(total=len(calls), desc=description, unit=unit, disable=not progress) as bar:
             while pending:
-                result = pending.popleft().result()
+                try:
+                    result = pending.popleft().result()
+                except BrokenProcessPool as error:
+                    raise BrokenProcessPool(
+                        f"{description or 'work in processes'}: one of its {processes} processes ended in the middle "
+                        "of a call (killed by a signal, or by the system when memory ran out); fewer processes use "
+                        "less memory") from error
                 next_call = next(upcoming, None)
                 if next_call is not None:
                     pending.append(pool.submit(next_call))
